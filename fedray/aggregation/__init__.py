@@ -1,0 +1,1 @@
+"""Deterministic robust aggregation strategies over fixed-point updates (see base.py)."""

@@ -1,0 +1,109 @@
+"""The aggregation interface: fixed-point updates in, a fixed-point aggregate and per-update verdicts out.
+
+Every strategy works on model *deltas* in signed fixed point (int32, value = q * 2**-FRAC_BITS, so
+|value| < 2**(31 - FRAC_BITS) = 128). Clients quantize before hashing and signing, so the payload that
+is hashed is the canonical form and validators never see floats. A strategy is a pure function of the
+*multiset* of updates: it sorts them by `Update.key` (the payload or transaction hash) first, reduces
+exactly in integers, and rounds every float decision (clip factors, weights, selections) to fixed point,
+so every honest validator on any machine gets byte-identical results.
+
+Strategies may carry state across rounds (server momentum): it is a dict of int arrays that the chain
+stores by hash, passed in and returned, never hidden in the object.
+
+Deliberately ignored here: transport, hashing of payloads, Ray. See `fedray/aggregation/fixedpoint.py`
+for quantization and exact integer reductions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from fedray.errors import FedrayError
+
+FRAC_BITS = 24
+"""Fixed-point fraction bits: one unit is 2**-24 (about 6e-8)."""
+SCALE = 1 << FRAC_BITS
+INT32_MAX = (1 << 31) - 1
+WEIGHT_BITS = 16
+"""Fraction bits of verdict weights and factors: weight 1.0 is 1 << 16."""
+WEIGHT_ONE = 1 << WEIGHT_BITS
+
+Tensors = Mapping[str, np.ndarray]
+
+
+class AggregationError(FedrayError):
+    """Updates cannot be aggregated (none given, inconsistent, or rejected before arithmetic)."""
+
+    code = "aggregation"
+
+
+class UpdateShapeError(AggregationError):
+    """An update's tensor names, dtypes or shapes differ from the reference model's."""
+
+    code = "bad_shape"
+
+
+class NonFiniteUpdateError(AggregationError):
+    """An update holds NaN or infinite values (float input) or is out of the fixed-point range."""
+
+    code = "non_finite"
+
+
+@dataclass(frozen=True)
+class Update:
+    """One client's contribution to a round.
+
+    key: bytes that order updates deterministically (the payload hash); unique per round.
+    tensors: parameter name -> int32 fixed-point delta, same names/shapes as the model.
+    n_samples: the client's claimed local sample count (> 0), used by sample-weighted rules.
+    """
+
+    key: bytes
+    tensors: Tensors
+    n_samples: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a strategy decided about one update; incentives and slashing read it.
+
+    weight: the update's share in the aggregate in units of 2**-16 (0 when rejected).
+    score: a rule-specific fixed-point quality score in units of 2**-16 (higher is better), e.g.
+      the clip factor for centered clipping or the negative Krum score rank; 0 when not defined.
+    """
+
+    key: bytes
+    accepted: bool
+    clipped: bool
+    rejected: bool
+    weight: int
+    score: int = 0
+
+
+@dataclass(frozen=True)
+class AggregationResult:
+    """The aggregate delta (int32 fixed point, same layout as the inputs) and one verdict per update,
+    in the deterministic order (sorted by key). `state` is the strategy state for the next round."""
+
+    delta: dict[str, np.ndarray]
+    verdicts: tuple[Verdict, ...]
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Strategy(Protocol):
+    """An aggregation rule. Implementations are small frozen dataclasses built from a typed config."""
+
+    name: str
+
+    def aggregate(
+        self,
+        updates: Sequence[Update],
+        state: Mapping[str, np.ndarray] | None = None,
+    ) -> AggregationResult:
+        """Aggregate `updates` (any order); raise an `AggregationError` subclass before any
+        arithmetic when an update is malformed."""
+        ...

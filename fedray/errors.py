@@ -1,0 +1,161 @@
+"""The one error hierarchy of fedray.
+
+Every rule that rejects input raises a `FedrayError` subclass whose name says which rule failed and
+whose message says why, so callers can catch broadly (`FedrayError`) or narrowly (`NonceReplayError`)
+and tests can assert the exact rule. `code` is a stable machine-readable name used in conformance
+vectors, ingress logs and `fedray chain verify` output.
+
+This module imports nothing from fedray, so every ring may import it.
+"""
+
+from __future__ import annotations
+
+
+class FedrayError(Exception):
+    """Root of every error fedray raises on purpose."""
+
+    code = "fedray_error"
+
+
+# --- encoding ---------------------------------------------------------------------------------
+class EncodingError(FedrayError):
+    """Bytes are not the canonical encoding of a value (malformed, non-canonical, trailing data)."""
+
+    code = "malformed"
+
+
+class IntegerOverflowError(EncodingError):
+    """An integer falls outside the range a field or the encoding allows (uint64 for amounts)."""
+
+    code = "integer_overflow"
+
+
+# --- crypto -----------------------------------------------------------------------------------
+class CryptoError(FedrayError):
+    """Key material is unusable."""
+
+    code = "crypto"
+
+
+class KeyFileError(CryptoError):
+    """A key file cannot be read: missing, wrong passphrase, wrong key type, unsafe permissions."""
+
+    code = "key_file"
+
+
+class SignatureError(FedrayError):
+    """A signature does not verify for the claimed signer, domain and chain id."""
+
+    code = "bad_signature"
+
+
+# --- transactions -----------------------------------------------------------------------------
+class TxError(FedrayError):
+    """A transaction breaks a validity rule; the state is left unchanged."""
+
+    code = "invalid_tx"
+
+
+class ChainIdError(TxError):
+    """A transaction, vote or block names another chain."""
+
+    code = "wrong_chain_id"
+
+
+class UnknownTxKindError(TxError):
+    """The transaction kind is not in the registry."""
+
+    code = "unknown_kind"
+
+
+class PayloadError(TxError):
+    """The kind's payload has missing, extra or mistyped fields."""
+
+    code = "bad_payload"
+
+
+class OversizedError(TxError):
+    """The encoded transaction or block exceeds its size limit."""
+
+    code = "oversized"
+
+
+class NonceReplayError(TxError):
+    """The nonce was already used by this sender (replay)."""
+
+    code = "nonce_replay"
+
+
+class NonceGapError(TxError):
+    """The nonce skips ahead of the sender's next nonce."""
+
+    code = "nonce_gap"
+
+
+class GasError(TxError):
+    """The gas limit is below the transaction's cost, or the block's gas limit is exceeded."""
+
+    code = "out_of_gas"
+
+
+class InsufficientBalanceError(TxError):
+    """The sender's balance cannot cover the amount plus the fee."""
+
+    code = "insufficient_balance"
+
+
+class InsufficientStakeError(TxError):
+    """The account's stake is below what the action needs (unstake too much, register below minimum)."""
+
+    code = "insufficient_stake"
+
+
+class UnknownAccountError(TxError):
+    """The sender has no account in the state."""
+
+    code = "unknown_account"
+
+
+class JailedError(TxError):
+    """The sender is jailed or banned and may not act."""
+
+    code = "jailed"
+
+
+class RegistrationError(TxError):
+    """A registration breaks a rule (already registered, unknown role)."""
+
+    code = "registration"
+
+
+# --- blocks and certificates ------------------------------------------------------------------
+class BlockError(FedrayError):
+    """A block breaks a validity rule (header link, roots, proposer, one of its transactions)."""
+
+    code = "invalid_block"
+
+
+class CertificateError(BlockError):
+    """A commit certificate does not carry >2/3 of voting power in valid precommits for the block."""
+
+    code = "bad_certificate"
+
+
+# --- storage ----------------------------------------------------------------------------------
+class StorageError(FedrayError):
+    """A store is missing, corrupt, or asked for something it does not hold."""
+
+    code = "storage"
+
+
+class BlobError(StorageError):
+    """A blob is missing or its content does not match its hash."""
+
+    code = "blob"
+
+
+# --- config -----------------------------------------------------------------------------------
+class ConfigError(FedrayError):
+    """A configuration key is unknown or has the wrong type or value."""
+
+    code = "config"

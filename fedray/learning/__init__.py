@@ -1,0 +1,1 @@
+"""Federated learning building blocks: datasets, partitioners, models, local training, attacks."""
