@@ -1,0 +1,78 @@
+"""Model parameters as plain numpy: `Params` = ordered `dict[str, np.ndarray]` of float32.
+
+Keys are torch `state_dict` names of the model's *parameters* (fedray models have no buffers), in
+the model's order. Everything outside torch (attacks, quantization, aggregation, hashing) speaks this
+type, so it stays serializable and zero-copy in Ray. Arithmetic helpers keep the key order of their
+first argument. Deliberately ignored: dtypes other than float32, nested structures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from fedray.learning.errors import ModelError
+
+Params = dict[str, np.ndarray]
+
+
+def check_layout(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> None:
+    """Raise `ModelError` unless `a` and `b` have the same names (in order) and shapes."""
+    if list(a) != list(b):
+        raise ModelError(f"parameter names differ: {list(a)} vs {list(b)}")
+    for k in a:
+        if a[k].shape != b[k].shape:
+            raise ModelError(f"shape of {k!r} differs: {a[k].shape} vs {b[k].shape}")
+
+
+def num_values(p: Mapping[str, np.ndarray]) -> int:
+    return int(sum(v.size for v in p.values()))
+
+
+def flatten(p: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Concatenate all tensors (key order) into one float32 vector."""
+    return np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in p.values()])
+
+
+def unflatten(vec: np.ndarray, like: Mapping[str, np.ndarray]) -> Params:
+    """Inverse of `flatten`: cut `vec` into tensors with the names and shapes of `like`."""
+    if vec.ndim != 1 or vec.size != num_values(like):
+        raise ModelError(f"vector of shape {vec.shape} does not fit {num_values(like)} values")
+    out: Params = {}
+    i = 0
+    for k, v in like.items():
+        out[k] = vec[i : i + v.size].reshape(v.shape).astype(np.float32, copy=True)
+        i += v.size
+    return out
+
+
+def stack(ps: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
+    """(len(ps), D) float32 matrix of flattened parameter dicts, which must share one layout."""
+    if not ps:
+        raise ModelError("cannot stack an empty sequence of parameters")
+    for p in ps[1:]:
+        check_layout(ps[0], p)
+    return np.stack([flatten(p) for p in ps])
+
+
+def add(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> Params:
+    check_layout(a, b)
+    return {k: (a[k] + b[k]).astype(np.float32) for k in a}
+
+
+def sub(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> Params:
+    check_layout(a, b)
+    return {k: (a[k] - b[k]).astype(np.float32) for k in a}
+
+
+def scale(a: Mapping[str, np.ndarray], s: float) -> Params:
+    return {k: (v * np.float32(s)).astype(np.float32) for k, v in a.items()}
+
+
+def zeros_like(a: Mapping[str, np.ndarray]) -> Params:
+    return {k: np.zeros(v.shape, np.float32) for k, v in a.items()}
+
+
+def l2_norm(a: Mapping[str, np.ndarray]) -> float:
+    return float(np.sqrt(sum(float(np.dot(v.ravel(), v.ravel())) for v in a.values())))
