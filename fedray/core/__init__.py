@@ -1,0 +1,9 @@
+"""The deterministic ledger: canonical encoding, Ed25519 signing, transactions, blocks, state and the
+state transition. Imports only the standard library, PyNaCl and cryptography: no Ray, torch, numpy,
+clock or unseeded randomness, and no floats in anything hashed or signed.
+
+Importing this package registers the built-in transaction kinds and state sections.
+"""
+
+from fedray.core import evidence as evidence
+from fedray.core.contracts import accounts as accounts

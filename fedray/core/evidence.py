@@ -1,0 +1,156 @@
+"""Equivocation evidence: two conflicting signed consensus messages from one validator.
+
+The consensus engine produces evidence when it sees a validator sign two different votes (same type,
+height, round) or two different proposals (same height, round); a later block carries it, and
+`process_evidence` verifies it and records it once in the `evidence` state section, where the
+slashing contract reads it. Evidence is canonical: the pair is ordered by encoded bytes, so the same
+misbehaviour always has the same hash and is recorded exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from fedray.core.block import Block, Proposal, Vote
+from fedray.core.encoding import decode, digest, encode
+from fedray.core.journal import Journal
+from fedray.core.state import SectionSpec, register_section
+from fedray.errors import BlockError, EncodingError, FedrayError
+
+DUPLICATE_VOTE = "duplicate_vote"
+DUPLICATE_PROPOSAL = "duplicate_proposal"
+MAX_EVIDENCE_AGE = 10_000
+"""Blocks after which evidence is too old to be carried."""
+
+
+class EvidenceError(BlockError):
+    """Evidence in a block is malformed, not a real conflict, unsigned, stale or already recorded."""
+
+    code = "bad_evidence"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Two conflicting messages `a`, `b` (Vote or Proposal) of one validator, `a` < `b` canonically."""
+
+    kind: str
+    a: Vote | Proposal
+    b: Vote | Proposal
+
+    @staticmethod
+    def of(first: Vote | Proposal, second: Vote | Proposal) -> Evidence:
+        kind = DUPLICATE_VOTE if isinstance(first, Vote) else DUPLICATE_PROPOSAL
+        a, b = sorted((first, second), key=lambda m: encode(m.to_canonical()))
+        return Evidence(kind, a, b)
+
+    @property
+    def offender(self) -> bytes:
+        return self.a.validator if isinstance(self.a, Vote) else self.a.proposer
+
+    @property
+    def height(self) -> int:
+        return self.a.height
+
+    def to_bytes(self) -> bytes:
+        return encode([self.kind, self.a.to_canonical(), self.b.to_canonical()])
+
+    def hash(self) -> bytes:
+        return digest(self.to_bytes())
+
+    @staticmethod
+    def from_bytes(raw: bytes) -> Evidence:
+        value = decode(raw)
+        if not isinstance(value, list) or len(value) != 3:
+            raise EncodingError("evidence is [kind, message, message]")
+        kind, a, b = value
+        if kind == DUPLICATE_VOTE:
+            return Evidence(kind, Vote.from_canonical(a), Vote.from_canonical(b))
+        if kind == DUPLICATE_PROPOSAL:
+            return Evidence(kind, Proposal.from_canonical(a), Proposal.from_canonical(b))
+        raise EncodingError(f"unknown evidence kind {kind!r}")
+
+    def verify(self, chain_id: str) -> None:
+        """Raise `EvidenceError` unless `a` and `b` are validly signed, conflicting messages of one
+        validator for the same height, round (and vote type), in canonical order."""
+        a, b = self.a, self.b
+        if encode(a.to_canonical()) >= encode(b.to_canonical()):
+            raise EvidenceError("evidence messages are not in canonical order (or identical)")
+        if isinstance(a, Vote) and isinstance(b, Vote):
+            same_slot = (a.type, a.height, a.round, a.validator) == (
+                b.type, b.height, b.round, b.validator)  # fmt: skip
+        elif isinstance(a, Proposal) and isinstance(b, Proposal):
+            same_slot = (a.height, a.round, a.proposer) == (b.height, b.round, b.proposer)
+        else:
+            raise EvidenceError("evidence mixes a vote and a proposal")
+        if not same_slot:
+            raise EvidenceError("evidence messages are for different slots or validators")
+        if a.block_hash == b.block_hash:
+            raise EvidenceError("evidence messages do not conflict (same block)")
+        if not (a.is_valid(chain_id) and b.is_valid(chain_id)):
+            raise EvidenceError("evidence carries an invalid signature")
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """What the chain keeps of a piece of evidence: enough to penalize once and to audit."""
+
+    kind: str
+    height: int  # height of the misbehaviour
+    offender: bytes
+    proof_digest: bytes  # hash of the evidence bytes
+    included_at: int  # height of the block that carried it
+
+
+def _records_to_canonical(records: Any) -> list[Any]:
+    return [[r.kind, r.height, r.offender, r.proof_digest, r.included_at]
+            for r in records.values()]  # fmt: skip
+
+
+def _records_from_canonical(value: Any) -> Any:
+    records = {
+        bytes(v[3]): EvidenceRecord(v[0], v[1], bytes(v[2]), bytes(v[3]), v[4]) for v in value
+    }
+    return MappingProxyType(dict(sorted(records.items())))
+
+
+EVIDENCE_SECTION = register_section(
+    SectionSpec(
+        "evidence",
+        default=lambda: MappingProxyType({}),
+        to_canonical=_records_to_canonical,
+        from_canonical=_records_from_canonical,
+    )
+)
+
+EvidenceHandler = Callable[[Journal, EvidenceRecord], None]
+EVIDENCE_HANDLERS: list[EvidenceHandler] = []
+"""Called once per newly recorded evidence (the slashing contract registers here)."""
+
+
+def process_evidence(journal: Journal, block: Block) -> None:
+    """Verify and record each evidence item of `block`; any bad item rejects the block."""
+    records = dict(journal.section("evidence"))
+    for raw in block.evidence:
+        try:
+            ev = Evidence.from_bytes(raw)
+        except FedrayError as exc:
+            raise EvidenceError(f"malformed evidence: {exc}") from None
+        ev.verify(journal.chain_id)  # rule: a real, signed conflict
+        if not 0 < ev.height < block.height:  # rule: evidence is about the past
+            raise EvidenceError(f"evidence height {ev.height} is not before {block.height}")
+        if block.height - ev.height > MAX_EVIDENCE_AGE:  # rule: not stale
+            raise EvidenceError(f"evidence from height {ev.height} is too old")
+        offender = journal.account(ev.offender)
+        if offender is None or not offender.is_validator:  # rule: offender is a validator
+            raise EvidenceError("evidence offender is not a validator account")
+        key = ev.hash()
+        if key in records:  # rule: recorded exactly once
+            raise EvidenceError("evidence is already recorded")
+        record = EvidenceRecord(ev.kind, ev.height, ev.offender, key, block.height)
+        records[key] = record
+        journal.set_section("evidence", MappingProxyType(dict(sorted(records.items()))))
+        for handler in EVIDENCE_HANDLERS:
+            handler(journal, record)

@@ -1,0 +1,378 @@
+"""The frozen world state, its canonical form, its root, and genesis.
+
+State = chain metadata (chain id, height, last block hash and time), accounts (balance, stake, nonce,
+roles, jail), the validator set that signs the next block and the one that signed the last, parameters,
+and named *sections* owned by contracts (FL rounds, governance, ...; see `register_section`).
+
+The state root must be cheap to update per block, so accounts live in a two-level hash tree: each
+account has a leaf hash, accounts fall into 4096 buckets by the first 12 bits of their key, a bucket
+hash covers its sorted (key, leaf) pairs, and the accounts root hashes the 4096 bucket hashes. A block
+rehashes only the leaves and buckets it touched (`AccountsTree.updated`).
+
+Deliberately ignored: proofs of inclusion for light clients (the bucket tree could serve them later).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from fedray.core.crypto import PUBLIC_KEY_SIZE
+from fedray.core.encoding import UINT64_MAX, decode, digest, encode, hash_value
+from fedray.errors import EncodingError, FedrayError, IntegerOverflowError
+
+BUCKET_BITS = 12
+N_BUCKETS = 1 << BUCKET_BITS
+_EMPTY_BUCKET = digest(b"")
+
+
+def check_uint64(value: int, what: str) -> int:
+    """Raise `IntegerOverflowError` unless 0 <= value < 2**64."""
+    if not 0 <= value <= UINT64_MAX:
+        raise IntegerOverflowError(f"{what}={value} is outside 0..2**64-1")
+    return value
+
+
+@dataclass(frozen=True)
+class Account:
+    """One participant. `jailed_until`: height before which the account may not act (0: free)."""
+
+    balance: int = 0
+    stake: int = 0
+    nonce: int = 0
+    is_client: bool = False
+    is_validator: bool = False
+    jailed_until: int = 0
+    banned: bool = False
+
+    def to_canonical(self) -> list[Any]:
+        return [self.balance, self.stake, self.nonce, self.is_client, self.is_validator,
+                self.jailed_until, self.banned]  # fmt: skip
+
+    @staticmethod
+    def from_canonical(value: Any) -> Account:
+        if not isinstance(value, list) or len(value) != 7:
+            raise EncodingError("an account is an array of 7 fields")
+        return Account(*value)
+
+    def is_jailed(self, height: int) -> bool:
+        return self.banned or height < self.jailed_until
+
+
+@dataclass(frozen=True)
+class Params:
+    """Chain parameters (integers and strings only: they are hashed). Later contracts add theirs."""
+
+    gas_price: int = 1
+    gas_per_byte: int = 10
+    block_gas_limit: int = 50_000_000
+    max_tx_bytes: int = 4096
+    max_block_bytes: int = 4 * 1024 * 1024
+    max_block_txs: int = 5000
+    min_stake_client: int = 100
+    min_stake_validator: int = 1000
+
+    def to_canonical(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_canonical(value: Mapping[str, Any]) -> Params:
+        names = {f.name for f in dataclasses.fields(Params)}
+        unknown = set(value) - names
+        if unknown:
+            raise EncodingError(f"unknown parameters {sorted(unknown)}")
+        return Params(**value)
+
+
+@dataclass(frozen=True)
+class ValidatorSet:
+    """Validators (public key, voting power), sorted by key. Power is the validator's stake."""
+
+    members: tuple[tuple[bytes, int], ...]
+
+    @property
+    def total_power(self) -> int:
+        return sum(p for _, p in self.members)
+
+    def power(self, key: bytes) -> int:
+        return dict(self.members).get(key, 0)
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k, _ in self.members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        return tuple(k for k, _ in self.members)
+
+    def to_canonical(self) -> list[list[Any]]:
+        return [[k, p] for k, p in self.members]
+
+    @staticmethod
+    def from_canonical(value: Any) -> ValidatorSet:
+        return ValidatorSet(tuple((bytes(k), int(p)) for k, p in value))
+
+    def hash(self) -> bytes:
+        return hash_value(self.to_canonical())
+
+    @staticmethod
+    def from_accounts(
+        accounts: Mapping[bytes, Account], params: Params, height: int
+    ) -> ValidatorSet:
+        members = [
+            (key, acct.stake)
+            for key, acct in accounts.items()
+            if acct.is_validator
+            and acct.stake >= params.min_stake_validator
+            and not acct.is_jailed(height)
+        ]
+        return ValidatorSet(tuple(sorted(members)))
+
+
+def _leaf(key: bytes, account: Account) -> bytes:
+    return digest(encode([key, account.to_canonical()]))
+
+
+def _bucket_of(key: bytes) -> int:
+    return int.from_bytes(key[:2], "big") >> (16 - BUCKET_BITS)
+
+
+@dataclass(frozen=True)
+class AccountsTree:
+    """Accounts with cached leaf and bucket hashes; treat as immutable (use `updated`)."""
+
+    accounts: Mapping[bytes, Account]
+    _leaves: dict[bytes, bytes] = field(repr=False)
+    _buckets: list[bytes] = field(repr=False)
+    _members: list[frozenset[bytes]] = field(repr=False)
+
+    @staticmethod
+    def build(accounts: Mapping[bytes, Account]) -> AccountsTree:
+        empty = AccountsTree(MappingProxyType({}), {}, [_EMPTY_BUCKET] * N_BUCKETS,
+                             [frozenset()] * N_BUCKETS)  # fmt: skip
+        return empty.updated(accounts)
+
+    def updated(self, changes: Mapping[bytes, Account]) -> AccountsTree:
+        """A new tree with `changes` applied; rehashes only touched leaves and buckets."""
+        if not changes:
+            return self
+        accounts = dict(self.accounts)
+        leaves = dict(self._leaves)
+        buckets = list(self._buckets)
+        members = list(self._members)
+        dirty: set[int] = set()
+        for key, account in changes.items():
+            if len(key) != PUBLIC_KEY_SIZE:
+                raise EncodingError(f"account keys are {PUBLIC_KEY_SIZE}-byte public keys")
+            b = _bucket_of(key)
+            if key not in accounts:
+                members[b] = members[b] | {key}
+            accounts[key] = account
+            leaves[key] = _leaf(key, account)
+            dirty.add(b)
+        for b in dirty:
+            buckets[b] = digest(b"".join(k + leaves[k] for k in sorted(members[b])))
+        return AccountsTree(MappingProxyType(accounts), leaves, buckets, members)
+
+    def root(self) -> bytes:
+        return digest(b"".join(self._buckets))
+
+    def get(self, key: bytes) -> Account | None:
+        return self.accounts.get(key)
+
+
+# --- sections owned by contracts --------------------------------------------------------------
+@dataclass(frozen=True)
+class SectionSpec:
+    """A named part of the state owned by one contract: a default value and canonical codecs."""
+
+    name: str
+    default: Callable[[], Any]
+    to_canonical: Callable[[Any], Any]
+    from_canonical: Callable[[Any], Any]
+
+
+_SECTIONS: dict[str, SectionSpec] = {}
+
+
+def register_section(spec: SectionSpec) -> SectionSpec:
+    if spec.name in _SECTIONS and _SECTIONS[spec.name] != spec:
+        raise ValueError(f"state section {spec.name!r} is already registered")
+    _SECTIONS[spec.name] = spec
+    return spec
+
+
+def section_specs() -> Mapping[str, SectionSpec]:
+    return MappingProxyType(_SECTIONS)
+
+
+@dataclass(frozen=True)
+class State:
+    """The world state after block `height` (0: genesis). Never mutated: see `journal.Journal`."""
+
+    chain_id: str
+    height: int
+    last_block_hash: bytes
+    last_block_time: int
+    accounts: AccountsTree
+    validators: ValidatorSet
+    last_validators: ValidatorSet
+    params: Params
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def account(self, key: bytes) -> Account | None:
+        return self.accounts.get(key)
+
+    def section(self, name: str) -> Any:
+        if name in self.sections:
+            return self.sections[name]
+        return _SECTIONS[name].default()
+
+    def root(self) -> bytes:
+        """The state root: one digest over the metadata and each part's digest."""
+        cached: bytes | None = self.__dict__.get("_root")
+        if cached is not None:
+            return cached
+        parts: dict[str, Any] = {
+            "meta": [self.chain_id, self.height, self.last_block_hash, self.last_block_time],
+            "accounts": self.accounts.root(),
+            "validators": self.validators.hash(),
+            "last_validators": self.last_validators.hash(),
+            "params": hash_value(self.params.to_canonical()),
+        }
+        for name, spec in sorted(_SECTIONS.items()):
+            parts["section/" + name] = hash_value(spec.to_canonical(self.section(name)))
+        root = hash_value(parts)
+        object.__setattr__(self, "_root", root)
+        return root
+
+    def to_bytes(self) -> bytes:
+        """The full canonical state (for snapshots); `State.from_bytes` inverts it."""
+        return encode(
+            {
+                "meta": [self.chain_id, self.height, self.last_block_hash, self.last_block_time],
+                "accounts": [
+                    [k, a.to_canonical()] for k, a in sorted(self.accounts.accounts.items())
+                ],
+                "validators": self.validators.to_canonical(),
+                "last_validators": self.last_validators.to_canonical(),
+                "params": self.params.to_canonical(),
+                "sections": {
+                    name: spec.to_canonical(self.section(name))
+                    for name, spec in sorted(_SECTIONS.items())
+                },
+            }
+        )
+
+    @staticmethod
+    def from_bytes(raw: bytes) -> State:
+        try:
+            value = decode(raw)
+            chain_id, height, last_hash, last_time = value["meta"]
+            sections = {
+                name: _SECTIONS[name].from_canonical(v) for name, v in value["sections"].items()
+            }
+            return State(
+                chain_id=chain_id,
+                height=height,
+                last_block_hash=last_hash,
+                last_block_time=last_time,
+                accounts=AccountsTree.build(
+                    {bytes(k): Account.from_canonical(a) for k, a in value["accounts"]}
+                ),
+                validators=ValidatorSet.from_canonical(value["validators"]),
+                last_validators=ValidatorSet.from_canonical(value["last_validators"]),
+                params=Params.from_canonical(value["params"]),
+                sections=MappingProxyType(sections),
+            )
+        except FedrayError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EncodingError(f"not a canonical state snapshot: {exc!r}") from None
+
+
+# --- genesis ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GenesisAccount:
+    public_key: bytes
+    balance: int = 0
+    stake: int = 0
+    is_client: bool = False
+    is_validator: bool = False
+
+
+@dataclass(frozen=True)
+class Genesis:
+    """The chain's first state, from config. Its hash stands in as block 0's hash."""
+
+    chain_id: str
+    genesis_time: int
+    accounts: tuple[GenesisAccount, ...]
+    params: Params = Params()
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "genesis_time": self.genesis_time,
+            "accounts": [
+                [a.public_key, a.balance, a.stake, a.is_client, a.is_validator]
+                for a in self.accounts
+            ],
+            "params": self.params.to_canonical(),
+            "sections": {
+                name: _SECTIONS[name].to_canonical(v) for name, v in sorted(self.sections.items())
+            },
+        }
+
+    @staticmethod
+    def from_canonical(value: Mapping[str, Any]) -> Genesis:
+        return Genesis(
+            chain_id=value["chain_id"],
+            genesis_time=value["genesis_time"],
+            accounts=tuple(GenesisAccount(bytes(a[0]), *a[1:]) for a in value["accounts"]),
+            params=Params.from_canonical(value["params"]),
+            sections={
+                name: _SECTIONS[name].from_canonical(v)
+                for name, v in value.get("sections", {}).items()
+            },
+        )
+
+    def hash(self) -> bytes:
+        return hash_value(self.to_canonical())
+
+    def state(self) -> State:
+        """Genesis state: accounts as configured, validators from staked validator accounts."""
+        accounts: dict[bytes, Account] = {}
+        for a in self.accounts:
+            if a.public_key in accounts:
+                raise FedrayError(f"genesis lists account {a.public_key.hex()} twice")
+            accounts[a.public_key] = Account(
+                balance=check_uint64(a.balance, "balance"),
+                stake=check_uint64(a.stake, "stake"),
+                is_client=a.is_client,
+                is_validator=a.is_validator,
+            )
+        validators = ValidatorSet.from_accounts(accounts, self.params, 0)
+        if not validators.members:
+            raise FedrayError("genesis has no validator with the minimum stake")
+        return State(
+            chain_id=self.chain_id,
+            height=0,
+            last_block_hash=self.hash(),
+            last_block_time=self.genesis_time,
+            accounts=AccountsTree.build(accounts),
+            validators=validators,
+            last_validators=validators,
+            params=self.params,
+            sections=MappingProxyType(dict(self.sections)),
+        )
+
+
+def total_supply(accounts: Iterable[Account]) -> int:
+    return sum(a.balance + a.stake for a in accounts)

@@ -1,0 +1,227 @@
+"""Signed transaction envelopes, their canonical bytes, and the registry of transaction kinds.
+
+The envelope (chain id, sender public key, nonce, gas limit, kind, payload) never changes when a kind
+is added: a kind is a `KindSpec` registered by the contract module that owns it, naming its payload
+dataclass, its base gas and its handler. Payload dataclasses declare typed fields; `decode_payload`
+checks names, types and ranges strictly, so a handler only ever sees well-formed input.
+
+Gas: `gas_used = kind.base_gas + params.gas_per_byte * len(signed tx bytes)`; the fee
+`gas_used * params.gas_price` moves from the sender to the block proposer (supply is conserved).
+
+Deliberately ignored here: state rules (nonce, balance): see `transition.py` and `contracts/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from fedray.core.crypto import DOMAIN_TX, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify
+from fedray.core.encoding import UINT64_MAX, decode, digest, encode
+from fedray.errors import EncodingError, PayloadError, UnknownTxKindError
+
+if TYPE_CHECKING:
+    from fedray.core.journal import Journal
+    from fedray.core.transition import ExecContext
+
+MAX_KIND_LENGTH = 32
+MAX_CHAIN_ID_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class Tx:
+    """The signed part of a transaction. `payload` is the kind's canonical field map."""
+
+    chain_id: str
+    sender: bytes
+    nonce: int
+    gas_limit: int
+    kind: str
+    payload: Mapping[str, Any]
+
+    def body_bytes(self) -> bytes:
+        return encode(
+            [self.chain_id, self.sender, self.nonce, self.gas_limit, self.kind, dict(self.payload)]
+        )
+
+    def sign(self, key: PrivateKey) -> SignedTx:
+        if key.public_key != self.sender:
+            raise PayloadError("signing key does not match the transaction's sender")
+        return SignedTx(self, key.sign(DOMAIN_TX, self.chain_id, self.body_bytes()))
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A transaction with its Ed25519 signature; `raw` is its canonical wire form, `hash` its id."""
+
+    tx: Tx
+    signature: bytes
+
+    @cached_property
+    def raw(self) -> bytes:
+        t = self.tx
+        return encode(
+            [t.chain_id, t.sender, t.nonce, t.gas_limit, t.kind, dict(t.payload), self.signature]
+        )
+
+    @cached_property
+    def hash(self) -> bytes:
+        return digest(self.raw)
+
+    def verify_signature(self) -> None:
+        """Raise `SignatureError` unless the sender signed exactly this body on this chain."""
+        verify(self.tx.sender, DOMAIN_TX, self.tx.chain_id, self.tx.body_bytes(), self.signature)
+
+    @staticmethod
+    def decode(raw: bytes) -> SignedTx:
+        """Parse wire bytes strictly (shape and field types; not the signature or state rules)."""
+        value = decode(raw)
+        if not isinstance(value, list) or len(value) != 7:
+            raise EncodingError("a signed transaction is an array of 7 fields")
+        chain_id, sender, nonce, gas_limit, kind, payload, signature = value
+        _expect(chain_id, str, "chain_id")
+        _expect(kind, str, "kind")
+        _expect(sender, bytes, "sender")
+        _expect(signature, bytes, "signature")
+        _expect(payload, dict, "payload")
+        for name, number in (("nonce", nonce), ("gas_limit", gas_limit)):
+            if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+                raise EncodingError(f"transaction field {name} must be a non-negative integer")
+        if len(chain_id) > MAX_CHAIN_ID_LENGTH or len(kind) > MAX_KIND_LENGTH:
+            raise EncodingError("chain id or kind too long")
+        if len(sender) != PUBLIC_KEY_SIZE:
+            raise EncodingError(f"sender must be a {PUBLIC_KEY_SIZE}-byte Ed25519 public key")
+        if len(signature) != SIGNATURE_SIZE:
+            raise EncodingError(f"signature must have {SIGNATURE_SIZE} bytes")
+        stx = SignedTx(Tx(chain_id, sender, nonce, gas_limit, kind, payload), signature)
+        # Cache the exact bytes: decode() refuses non-canonical input, so they equal encode().
+        stx.__dict__["raw"] = bytes(raw)
+        return stx
+
+
+def _expect(value: Any, typ: type, name: str) -> None:
+    if not isinstance(value, typ):
+        raise EncodingError(f"transaction field {name} must be {typ.__name__}")
+
+
+# --- payloads ---------------------------------------------------------------------------------
+Handler = Callable[["Journal", SignedTx, Any, "ExecContext"], None]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """A registered transaction kind: its payload type, base gas, and state handler."""
+
+    name: str
+    payload_type: type
+    base_gas: int
+    handler: Handler
+
+
+_REGISTRY: dict[str, KindSpec] = {}
+
+
+def register_kind(spec: KindSpec) -> KindSpec:
+    """Add a kind; registering a different spec under a taken name is an error."""
+    existing = _REGISTRY.get(spec.name)
+    if existing is not None and existing != spec:
+        raise ValueError(f"transaction kind {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def kind_spec(name: str) -> KindSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UnknownTxKindError(f"unknown transaction kind {name!r}{hint}") from None
+
+
+def registered_kinds() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def _check_field(kind: str, name: str, annotation: Any, value: Any) -> Any:
+    """Check one payload field against its annotation (int = uint64, bytes, str, bool,
+    `X | None`, `tuple[X, ...]`)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _check_field(kind, name, inner, value)
+    if origin is tuple:
+        inner = typing.get_args(annotation)[0]
+        if not isinstance(value, list | tuple):
+            raise PayloadError(f"{kind}.{name} must be a list")
+        return tuple(_check_field(kind, name, inner, v) for v in value)
+    if annotation is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise PayloadError(f"{kind}.{name} must be an integer")
+        if not 0 <= value <= UINT64_MAX:
+            raise PayloadError(f"{kind}.{name}={value} is outside 0..2**64-1")
+        return value
+    if annotation in (bytes, str, bool):
+        if not isinstance(value, annotation) or (
+            annotation is not bool and isinstance(value, bool)
+        ):
+            raise PayloadError(f"{kind}.{name} must be {annotation.__name__}")
+        return value
+    raise TypeError(f"unsupported payload annotation {annotation!r} for {kind}.{name}")
+
+
+def decode_payload(spec: KindSpec, payload: Mapping[str, Any]) -> Any:
+    """Build `spec.payload_type` from a canonical map, refusing missing, extra or mistyped fields."""
+    fields = dataclasses.fields(spec.payload_type)
+    hints = typing.get_type_hints(spec.payload_type)
+    names = {f.name for f in fields}
+    extra = set(payload) - names
+    if extra:
+        raise PayloadError(f"{spec.name} payload has unknown fields {sorted(map(str, extra))}")
+    missing = names - set(payload)
+    if missing:
+        raise PayloadError(f"{spec.name} payload lacks fields {sorted(missing)}")
+    values = {
+        f.name: _check_field(spec.name, f.name, hints[f.name], payload[f.name]) for f in fields
+    }
+    obj = spec.payload_type(**values)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        validate()
+    return obj
+
+
+def payload_to_map(payload: Any) -> dict[str, Any]:
+    """The canonical map of a payload dataclass (tuples become lists)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(payload):
+        value = getattr(payload, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def make_tx(
+    key: PrivateKey,
+    chain_id: str,
+    nonce: int,
+    payload: Any,
+    gas_limit: int = 1_000_000,
+    kind: str | None = None,
+) -> SignedTx:
+    """Sign a transaction whose kind is found from the payload's type (or given explicitly)."""
+    if kind is None:
+        matches = [s.name for s in _REGISTRY.values() if s.payload_type is type(payload)]
+        if len(matches) != 1:
+            raise UnknownTxKindError(f"no unique kind for payload type {type(payload).__name__}")
+        kind = matches[0]
+    tx = Tx(chain_id, key.public_key, nonce, gas_limit, kind, payload_to_map(payload))
+    return tx.sign(key)
