@@ -16,13 +16,14 @@ for quantization and exact integer reductions.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from fedray.errors import FedrayError
+from fedray.errors import ConfigError, FedrayError
 
 FRAC_BITS = 24
 """Fixed-point fraction bits: one unit is 2**-24 (about 6e-8)."""
@@ -51,6 +52,43 @@ class NonFiniteUpdateError(AggregationError):
     """An update holds NaN or infinite values (float input) or is out of the fixed-point range."""
 
     code = "non_finite"
+
+
+class DuplicateUpdateError(AggregationError):
+    """Two updates of one aggregation share a key (the same payload would count twice)."""
+
+    code = "duplicate_update"
+
+
+class SampleCountError(AggregationError):
+    """An update's `n_samples` is not a positive int, or the round's total exceeds `MAX_TOTAL_SAMPLES`."""
+
+    code = "bad_sample_count"
+
+
+class TooFewUpdatesError(AggregationError):
+    """A rule needs more updates than were given (none at all, or Krum with K < 2f + 3)."""
+
+    code = "too_few_updates"
+
+
+class BoundError(AggregationError):
+    """A proven no-overflow bound of the integer arithmetic would not hold (too many updates,
+    parameters or samples); raised before the arithmetic, never silently wrapped."""
+
+    code = "arithmetic_bound"
+
+
+class StrategyConfigError(AggregationError, ConfigError):
+    """A strategy name or config key is unknown, or a config value has the wrong type or range."""
+
+    code = "bad_strategy_config"
+
+
+MAX_UPDATES = (1 << 15) - 1
+"""Most updates one aggregation takes: keeps K * 2**16 * 2**32 (clip-weighted sums) below 2**63."""
+MAX_TOTAL_SAMPLES = (1 << 32) - 1
+"""Largest sum of `n_samples` per round: keeps sum(n_k * q_k) with |q_k| <= 2**31 below 2**63."""
 
 
 @dataclass(frozen=True)
@@ -107,3 +145,34 @@ class Strategy(Protocol):
         """Aggregate `updates` (any order); raise an `AggregationError` subclass before any
         arithmetic when an update is malformed."""
         ...
+
+
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+}
+
+
+def check_config_fields(config: object) -> None:
+    """Type-check a flat config dataclass (fields annotated int, float, bool or str); coerce int to
+    float where a float is declared. Called from each config's `__post_init__`."""
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        allowed = _SCALAR_TYPES.get(str(f.type))
+        if allowed is None:
+            continue  # nested or free-form fields are checked by their owner
+        value = getattr(config, f.name)
+        # bool is an int subclass: reject it where a number is declared, and numbers where a bool is.
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise StrategyConfigError(
+                f"{type(config).__name__}.{f.name} must be {f.type}, got {type(value).__name__} {value!r}"
+            )
+        if f.type == "float":
+            object.__setattr__(config, f.name, float(value))
+
+
+def config_error(config: object, field_name: str, why: str) -> StrategyConfigError:
+    """A `StrategyConfigError` naming the config class, the field and its value."""
+    value = getattr(config, field_name)
+    return StrategyConfigError(f"{type(config).__name__}.{field_name}={value!r}: {why}")

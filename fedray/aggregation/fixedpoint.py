@@ -1,0 +1,380 @@
+"""Fixed-point conversion, update validation and exact integer reductions.
+
+Owns: float <-> int32 fixed point (`quantize`, `dequantize`), the checks every update passes before
+any arithmetic (`validate_updates`), the `Batch` view that strategies reduce over, integer rounding
+(`div_round_half_even`), sample-weighted sums with proven int64 bounds (`weighted_mean`) and exact
+dot products / Gram matrices (`exact_gram`, `exact_cross`, `exact_sqnorms`).
+
+Determinism: every result here is an exact integer (or an exactly rounded one), so it cannot depend
+on summation order, chunking or thread count. Work is cut into fixed chunks of `CHUNK` coordinates
+that never straddle tensors; chunks may run on a thread pool (numpy and BLAS release the GIL) and
+their partial results are combined exactly in plan order.
+
+Exact dot products use float64 BLAS on 16-bit halves: x = hi * 2**16 + lo with lo in [0, 2**16)
+and |hi| <= 2**15, so every product is an integer of magnitude <= 2**32 and every partial sum over a
+chunk of at most 2**20 coordinates stays below 2**53: float64 holds all of them exactly, whatever
+order or blocking BLAS uses. Chunk results are exact int64 (|sum| <= P * 2**32 < 2**63 for
+P < 2**31) and the halves are combined in Python ints, which cannot overflow.
+
+Ignores: hashing, transport, which rule uses which reduction.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from fedray.aggregation.base import (
+    FRAC_BITS,
+    MAX_TOTAL_SAMPLES,
+    MAX_UPDATES,
+    SCALE,
+    BoundError,
+    DuplicateUpdateError,
+    NonFiniteUpdateError,
+    SampleCountError,
+    Tensors,
+    TooFewUpdatesError,
+    Update,
+    UpdateShapeError,
+)
+
+T = TypeVar("T")
+Spec = Mapping[str, tuple[int, ...]]
+Chunk = tuple[int, int, int]  # (tensor index, start, stop) in the flattened tensor
+
+CHUNK = 1 << 14
+"""Coordinates per chunk: a (CHUNK, 32) int32 block is 2 MiB, cache sized; must stay <= 2**20."""
+MAX_PARAMS = (1 << 31) - 1
+"""Most coordinates per update: keeps the int64 sums of 16-bit half products below 2**63."""
+RANGE = 1 << (31 - FRAC_BITS)
+"""Exclusive bound on |x| for float inputs to `quantize` (128)."""
+INT32 = np.dtype(np.int32)
+
+
+# --- float <-> fixed point --------------------------------------------------------------------
+def quantize(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Float arrays -> int32 fixed point (value * 2**24, rounded half to even).
+
+    Every tensor is checked for NaN, inf and |x| >= 128 before anything is converted, and a value
+    that rounds up to +128 is rejected too: all raise `NonFiniteUpdateError`.
+    """
+    for name, a in tensors.items():
+        if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+            raise UpdateShapeError(f"quantize: tensor {name!r} must be a float numpy array")
+        if not np.isfinite(a).all():
+            raise NonFiniteUpdateError(f"tensor {name!r} holds NaN or infinite values")
+        if a.size and float(np.abs(a).max()) >= RANGE:
+            raise NonFiniteUpdateError(f"tensor {name!r} has |x| >= {RANGE}, outside fixed point")
+    out: dict[str, np.ndarray] = {}
+    for name, a in tensors.items():
+        # float32/float64 * 2**24 is exact (no overflow below 128) and rint rounds half to even.
+        q = np.rint(a.astype(np.float64) * SCALE)
+        if q.size and float(q.max()) > np.iinfo(np.int32).max:
+            raise NonFiniteUpdateError(f"tensor {name!r} rounds to +{RANGE}, outside fixed point")
+        out[name] = q.astype(np.int32)
+    return out
+
+
+def dequantize(
+    tensors: Mapping[str, np.ndarray], dtype: type = np.float32
+) -> dict[str, np.ndarray]:
+    """int32 fixed point -> float arrays (q * 2**-24, one rounding to `dtype`)."""
+    out: dict[str, np.ndarray] = {}
+    for name, q in tensors.items():
+        if not isinstance(q, np.ndarray) or q.dtype != INT32:
+            raise UpdateShapeError(f"dequantize: tensor {name!r} must be an int32 numpy array")
+        out[name] = (q.astype(np.float64) * (1.0 / SCALE)).astype(dtype)
+    return out
+
+
+def spec_of(tensors: Tensors) -> dict[str, tuple[int, ...]]:
+    """The reference spec (name -> shape) of a model or update."""
+    return {name: tuple(int(d) for d in a.shape) for name, a in tensors.items()}
+
+
+# --- validation -------------------------------------------------------------------------------
+def validate_updates(updates: Sequence[Update], reference_spec: Spec) -> tuple[Update, ...]:
+    """Sort updates by key and check them, before any arithmetic, in this order: at least one
+    update, no duplicate keys, then per update its sample count, tensor names, dtypes (plain
+    int32 numpy arrays), shapes; finally the round's total sample count."""
+    if not updates:
+        raise TooFewUpdatesError("no updates to aggregate")
+    if len(updates) > MAX_UPDATES:
+        raise BoundError(f"{len(updates)} updates exceed MAX_UPDATES={MAX_UPDATES}")
+    for u in updates:
+        if not isinstance(u, Update) or not isinstance(u.key, bytes) or not u.key:
+            raise UpdateShapeError("every update must be an Update with a non-empty bytes key")
+    ordered = tuple(sorted(updates, key=lambda u: u.key))
+    for prev, cur in zip(ordered, ordered[1:], strict=False):
+        if prev.key == cur.key:
+            raise DuplicateUpdateError(f"key {cur.key.hex()} appears twice")
+    names = sorted(reference_spec)
+    if sum(math.prod(reference_spec[n]) for n in names) > MAX_PARAMS:
+        raise BoundError(f"model has more than MAX_PARAMS={MAX_PARAMS} coordinates")
+    for u in ordered:
+        who = u.key.hex()[:16]
+        n = u.n_samples
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise SampleCountError(f"update {who}: n_samples must be a positive int, got {n!r}")
+        if sorted(u.tensors) != names:  # rule: tensor names match the model
+            raise UpdateShapeError(f"update {who}: tensors {sorted(u.tensors)} != model {names}")
+        for name in names:  # rule: plain numpy int32 (native byte order) only
+            a = u.tensors[name]
+            if type(a) is not np.ndarray or a.dtype != INT32:
+                kind = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+                raise UpdateShapeError(f"update {who}: tensor {name!r} is {kind}, not int32")
+        for name in names:  # rule: shapes match the model
+            if tuple(u.tensors[name].shape) != tuple(reference_spec[name]):
+                raise UpdateShapeError(
+                    f"update {who}: tensor {name!r} has shape {u.tensors[name].shape}, "
+                    f"model has {tuple(reference_spec[name])}"
+                )
+    if sum(u.n_samples for u in ordered) > MAX_TOTAL_SAMPLES:
+        raise SampleCountError(f"total n_samples exceeds MAX_TOTAL_SAMPLES={MAX_TOTAL_SAMPLES}")
+    return ordered
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Validated updates in key order, each flattened per tensor (views, no copies)."""
+
+    updates: tuple[Update, ...]
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    flats: tuple[tuple[np.ndarray, ...], ...]  # flats[k][t]: update k, tensor t, 1-D int32
+
+    @property
+    def k(self) -> int:
+        return len(self.updates)
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        return tuple(u.key for u in self.updates)
+
+    @functools.cached_property
+    def chunks(self) -> tuple[Chunk, ...]:
+        """The fixed work plan: every tensor cut into pieces of at most CHUNK coordinates."""
+        plan: list[Chunk] = []
+        for t, shape in enumerate(self.shapes):
+            size = math.prod(shape)
+            plan.extend((t, a, min(a + CHUNK, size)) for a in range(0, size, CHUNK))
+        return tuple(plan)
+
+    def rows(self, chunk: Chunk, members: Sequence[int] | None = None) -> list[np.ndarray]:
+        """The chunk's slice of each update (or of `members`), in key order."""
+        t, a, b = chunk
+        idx = range(self.k) if members is None else members
+        return [self.flats[i][t][a:b] for i in idx]
+
+    def outputs(self, dtype: type = np.int32) -> list[np.ndarray]:
+        """Uninitialised flat output arrays, one per tensor, that chunk functions fill."""
+        return [np.empty(math.prod(s), dtype=dtype) for s in self.shapes]
+
+    def to_tensors(self, flats: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        return {n: f.reshape(s) for n, s, f in zip(self.names, self.shapes, flats, strict=True)}
+
+
+def make_batch(updates: Sequence[Update], reference_spec: Spec | None = None) -> Batch:
+    """Validate (against `reference_spec`, else the spec of the lowest-key update) and flatten."""
+    if reference_spec is None:
+        if not updates:
+            raise TooFewUpdatesError("no updates to aggregate")
+        first = min(updates, key=lambda u: u.key if isinstance(u.key, bytes) else b"")
+        reference_spec = spec_of(first.tensors)
+    ordered = validate_updates(updates, reference_spec)
+    names = tuple(sorted(reference_spec))
+    return Batch(
+        updates=ordered,
+        names=names,
+        shapes=tuple(tuple(reference_spec[n]) for n in names),
+        flats=tuple(tuple(u.tensors[n].reshape(-1) for n in names) for u in ordered),
+    )
+
+
+def check_center(batch: Batch, center: Sequence[np.ndarray]) -> None:
+    """A carried-over center (strategy state) must be flat int32 of the model's per-tensor sizes."""
+    for name, shape, c in zip(batch.names, batch.shapes, center, strict=True):
+        if type(c) is not np.ndarray or c.dtype != INT32 or c.shape != (math.prod(shape),):
+            raise UpdateShapeError(f"state tensor {name!r} does not match the model")
+
+
+# --- threads ----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fedray-agg")
+
+
+def run_chunks(fn: Callable[[Chunk], T], chunks: Sequence[Chunk], threads: int = 1) -> list[T]:
+    """`fn` over every chunk, results in plan order. Chunks write disjoint outputs and return
+    exact partial results, so the outcome is independent of `threads`."""
+    if threads < 1:
+        raise BoundError(f"threads must be >= 1, got {threads}")
+    if threads == 1 or len(chunks) == 1:
+        return [fn(c) for c in chunks]
+    return list(_pool(threads).map(fn, chunks))
+
+
+# --- rounding ---------------------------------------------------------------------------------
+def div_round_half_even(num: np.ndarray, den: int) -> np.ndarray:
+    """num / den for int64 `num` and 0 < den < 2**62, rounded to the nearest integer, ties to
+    even. Sign-symmetric and unbiased; this is the one rounding rule of every mean here."""
+    q = np.floor_divide(num, den)
+    r = num - q * den  # 0 <= r < den, exact
+    twice = 2 * r
+    q += (twice > den) | ((twice == den) & (q & 1 == 1))
+    return q
+
+
+def round_half_even(num: int, den: int) -> int:
+    """Python-int twin of `div_round_half_even` (den > 0)."""
+    q, r = divmod(num, den)
+    return q + (2 * r > den or (2 * r == den and q & 1 == 1))
+
+
+def to_int32(values: np.ndarray, out: np.ndarray) -> None:
+    """Store int64 results into int32 `out`; a value outside int32 is a broken bound, not a wrap."""
+    if values.size and (values.max() > np.iinfo(np.int32).max or values.min() < -(1 << 31)):
+        raise BoundError("an aggregate left the int32 range")
+    out[...] = values
+
+
+# --- weighted sums ----------------------------------------------------------------------------
+def weighted_sum(rows: Sequence[np.ndarray], weights: Sequence[int]) -> np.ndarray:
+    """Exact int64 sum of w_k * rows[k] over int32 rows; the caller proves sum|w_k| * 2**31 < 2**63."""
+    acc = np.zeros(rows[0].shape[0], dtype=np.int64)
+    tmp = np.empty_like(acc) if any(w != 1 for w in weights) else acc
+    for r, w in zip(rows, weights, strict=True):
+        if w == 1:
+            np.add(acc, r, out=acc, dtype=np.int64)
+        elif w != 0:
+            np.multiply(r, w, out=tmp, dtype=np.int64)
+            acc += tmp
+    return acc
+
+
+def weighted_mean(
+    batch: Batch, members: Sequence[int], weights: Sequence[int], threads: int = 1
+) -> dict[str, np.ndarray]:
+    """sum_k w_k x_k / sum_k w_k over `members` (indices in key order), rounded half to even.
+
+    Weights are reduced by their gcd first (same rational, smaller numbers; equal weights take the
+    plain int64 add path). Bound: sum(w) * 2**31 < 2**63, checked. The mean of int32 values stays
+    in [min, max], so it fits int32.
+    """
+    if not members or len(members) != len(weights) or any(w < 0 for w in weights):
+        raise BoundError("weighted_mean needs one non-negative weight per member")
+    g = math.gcd(*weights)
+    if g == 0:
+        raise BoundError("weighted_mean: all weights are zero")
+    ws = [w // g for w in weights]
+    den = sum(ws)
+    if den > MAX_TOTAL_SAMPLES:
+        raise BoundError(f"sum of reduced weights {den} exceeds {MAX_TOTAL_SAMPLES}")
+    outs = batch.outputs()
+
+    def chunk(c: Chunk) -> None:
+        t, a, b = c
+        outs[t][a:b] = div_round_half_even(weighted_sum(batch.rows(c, members), ws), den)
+
+    run_chunks(chunk, batch.chunks, threads)
+    return batch.to_tensors(outs)
+
+
+# --- order statistics -------------------------------------------------------------------------
+def sorted_block(batch: Batch, chunk: Chunk) -> np.ndarray:
+    """(c, K) int32: each coordinate's K values sorted ascending. The (coordinates, updates)
+    layout lets numpy sort many short contiguous rows with SIMD networks; sorting values (not
+    indices) has no ties to break, so the result is unique."""
+    rows = batch.rows(chunk)
+    block = np.empty((rows[0].shape[0], len(rows)), dtype=np.int32)
+    for k, r in enumerate(rows):
+        block[:, k] = r
+    block.sort(axis=1)
+    return block
+
+
+# --- exact dot products -----------------------------------------------------------------------
+def _halves(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """(2r, c) float64: hi halves (x >> 16, |hi| <= 2**15) then lo halves (x & 0xFFFF)."""
+    r, c = len(rows), rows[0].shape[0]
+    s = np.empty((2 * r, c), dtype=np.float64)
+    for i, x in enumerate(rows):
+        s[i] = np.right_shift(x, 16)
+        s[r + i] = np.bitwise_and(x, 0xFFFF)
+    return s
+
+
+def _combine(hh: int, hl: int, lh: int, ll: int) -> int:
+    return (hh << 32) + ((hl + lh) << 16) + ll
+
+
+def exact_cross(
+    batch: Batch, others: Sequence[Sequence[np.ndarray]], threads: int = 1
+) -> list[list[int]]:
+    """<x_k, y_j> exactly for every update k and every vector y_j (given as flat int32 arrays per
+    tensor, like `Batch.outputs()`): a K x J matrix of Python ints."""
+    kk, jj = batch.k, len(others)
+
+    def chunk(c: Chunk) -> np.ndarray:
+        t, a, b = c
+        sx = _halves(batch.rows(c))
+        sy = _halves([y[t][a:b] for y in others])
+        return (sx @ sy.T).astype(np.int64)  # exact integers < 2**53, see module docstring
+
+    acc = sum(run_chunks(chunk, batch.chunks, threads), np.zeros((2 * kk, 2 * jj), np.int64))
+    m = [[int(v) for v in row] for row in acc]
+    return [
+        [_combine(m[i][j], m[i][jj + j], m[kk + i][j], m[kk + i][jj + j]) for j in range(jj)]
+        for i in range(kk)
+    ]
+
+
+def exact_gram(batch: Batch, threads: int = 1) -> list[list[int]]:
+    """The exact K x K Gram matrix <x_i, x_j> of the updates, as Python ints."""
+    kk = batch.k
+
+    def chunk(c: Chunk) -> np.ndarray:
+        s = _halves(batch.rows(c))
+        return (s @ s.T).astype(np.int64)  # A @ A.T: numpy uses syrk; exact as above
+
+    acc = sum(run_chunks(chunk, batch.chunks, threads), np.zeros((2 * kk, 2 * kk), np.int64))
+    m = [[int(v) for v in row] for row in acc]
+    return [
+        [_combine(m[i][j], m[i][kk + j], m[kk + i][j], m[kk + i][kk + j]) for j in range(kk)]
+        for i in range(kk)
+    ]
+
+
+def exact_sqnorms(batch: Batch, threads: int = 1) -> list[int]:
+    """||x_k||**2 exactly for every update, as Python ints (the Gram diagonal, in O(K P))."""
+    kk = batch.k
+
+    def chunk(c: Chunk) -> np.ndarray:
+        s = _halves(batch.rows(c))
+        hi, lo = s[:kk], s[kk:]
+        sums = [np.einsum("ij,ij->i", hi, hi), np.einsum("ij,ij->i", hi, lo)]
+        sums.append(np.einsum("ij,ij->i", lo, lo))
+        return np.stack(sums).astype(np.int64)
+
+    acc = sum(run_chunks(chunk, batch.chunks, threads), np.zeros((3, kk), np.int64))
+    return [
+        _combine(int(acc[0, i]), int(acc[1, i]), int(acc[1, i]), int(acc[2, i])) for i in range(kk)
+    ]
+
+
+def vector_sqnorm(flats: Sequence[np.ndarray]) -> int:
+    """||v||**2 exactly for one int32 vector given per tensor (Python ints, chunk by chunk)."""
+    total = 0
+    for f in flats:
+        for a in range(0, f.shape[0], CHUNK):
+            s = _halves([f[a : a + CHUNK]])
+            hh, hl, ll = (int(v) for v in (s[0] @ s[0], s[0] @ s[1], s[1] @ s[1]))
+            total += _combine(hh, hl, hl, ll)
+    return total
