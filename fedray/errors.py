@@ -159,3 +159,40 @@ class ConfigError(FedrayError):
     """A configuration key is unknown or has the wrong type or value."""
 
     code = "config"
+
+
+# --- tensor payloads (validated at trust boundaries in this order) -----------------------------
+class PayloadValidationError(FedrayError):
+    """A tensor payload from an untrusted party failed validation."""
+
+    code = "invalid_payload"
+
+
+class PayloadSizeError(PayloadValidationError):
+    """The payload is larger than allowed (checked first, before parsing)."""
+
+    code = "payload_size"
+
+
+class PayloadHashError(PayloadValidationError):
+    """The payload's digest differs from the hash that was signed."""
+
+    code = "payload_hash"
+
+
+class PayloadDtypeError(PayloadValidationError):
+    """A tensor has the wrong dtype."""
+
+    code = "payload_dtype"
+
+
+class PayloadShapeError(PayloadValidationError):
+    """Tensor names or shapes differ from the model's."""
+
+    code = "payload_shape"
+
+
+class PayloadNonFiniteError(PayloadValidationError):
+    """A tensor holds NaN or infinity, or fixed-point values out of range."""
+
+    code = "payload_non_finite"

@@ -248,10 +248,13 @@ def apply_block(state: State, block: Block, env: BlockEnv | None = None) -> Stat
     process_txs(journal, block, ctx)
     for _, _, hook in END_BLOCK_HOOKS:
         hook(journal, ctx)
+    validators = journal.next_validator_set(block.height + 1)
+    if not validators.members:  # rule: the chain keeps at least one validator
+        raise BlockError(f"block {block.height} would leave the validator set empty")
     return journal.finish(
         height=block.height,
         last_block_hash=block.hash,
         last_block_time=block.header.time,
         last_validators=state.validators,
-        validators=journal.next_validator_set(block.height + 1),
+        validators=validators,
     )

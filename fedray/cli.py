@@ -1,0 +1,160 @@
+"""The `fedray` command line: `chain verify | show | export` (and, as they land, `run`, `bench`).
+
+Each subcommand is a small function taking parsed arguments and returning an exit status; the
+heavy imports (Ray, torch, pyarrow) happen inside the subcommand that needs them, so `fedray --help`
+and `fedray chain verify` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fedray.errors import FedrayError
+
+
+def find_chain_dirs(path: Path) -> list[Path]:
+    """`path` itself if it holds a block store, else every block store below it (a run directory
+    holds one per validator)."""
+    from fedray.storage.blockstore import DB_NAME
+
+    if (path / DB_NAME).exists():
+        return [path]
+    return sorted(p.parent for p in path.rglob(DB_NAME))
+
+
+def _chain_dirs_or_fail(path: Path) -> list[Path]:
+    dirs = find_chain_dirs(path)
+    if not dirs:
+        raise FedrayError(f"no block store (chain.sqlite) found in {path}")
+    return dirs
+
+
+def cmd_chain_verify(args: argparse.Namespace) -> int:
+    from fedray.node.replay import verify_chain
+    from fedray.storage.blockstore import BlockStore
+
+    dirs = _chain_dirs_or_fail(Path(args.dir))
+    status = 0
+    tips: dict[Path, tuple[int, bytes]] = {}
+    for d in dirs:
+        with BlockStore(d) as store:
+            report = verify_chain(store)
+        label = str(d)
+        if report.ok:
+            tips[d] = (report.height, report.tip_hash)
+            print(f"OK {label}: {report.height} blocks, tip {report.tip_hash.hex()[:16]}, "
+                  f"state root {report.state_root.hex()[:16]}")  # fmt: skip
+        else:
+            status = 1
+            print(f"FAIL {label}: height {report.height}: {report.rule}: {report.message}")
+    if len(tips) > 1 and status == 0:
+        # Nodes of one chain may differ in length; at common heights they must agree.
+        common = min(h for h, _ in tips.values())
+        hashes = set()
+        for d in tips:
+            with BlockStore(d) as store:
+                hashes.add(store.get(common).hash if common else b"")
+        if len(hashes) > 1:
+            print(f"FAIL: validators disagree on the block at height {common}")
+            return 1
+        print(f"OK: {len(tips)} block stores agree up to height {common}")
+    return status
+
+
+def _describe_tx(raw: bytes) -> str:
+    from fedray.core.tx import SignedTx
+
+    stx = SignedTx.decode(raw)
+    t = stx.tx
+    fields = ", ".join(
+        f"{k}={v.hex()[:16] if isinstance(v, bytes) else v}" for k, v in sorted(t.payload.items())
+    )
+    return (
+        f"{stx.hash.hex()[:16]} {t.kind:<12} from {t.sender.hex()[:16]} nonce {t.nonce} ({fields})"
+    )
+
+
+def cmd_chain_show(args: argparse.Namespace) -> int:
+    from fedray.storage.blockstore import BlockStore
+
+    d = _chain_dirs_or_fail(Path(args.dir))[0]
+    with BlockStore(d) as store:
+        genesis = store.genesis()
+        tip = store.height()
+        if args.height is None:
+            print(f"chain {genesis.chain_id} in {d}")
+            print(f"  genesis hash {genesis.hash().hex()}, {len(genesis.accounts)} accounts")
+            print(f"  height {tip}")
+            if tip:
+                last = store.get(tip)
+                print(f"  tip {last.hash.hex()}  state root {last.state_root.hex()}")
+            return 0
+        stored = store.get(args.height)
+    block, cert = stored.block(), stored.cert()
+    h = block.header
+    print(f"block {h.height} {stored.hash.hex()}")
+    for name in ("time", "prev_hash", "tx_root", "state_root", "proposer", "validators_hash",
+                 "last_commit_hash", "evidence_root"):  # fmt: skip
+        value = getattr(h, name)
+        print(f"  {name:<17} {value.hex() if isinstance(value, bytes) else value}")
+    print(f"  state root after  {stored.state_root.hex()}")
+    print(f"  certificate       round {cert.round}, {len(cert.signatures)} signers")
+    print(f"  transactions      {len(block.txs)}")
+    for raw in block.txs:
+        print("    " + _describe_tx(raw))
+    if block.evidence:
+        print(f"  evidence          {len(block.evidence)}")
+    return 0
+
+
+def cmd_chain_export(args: argparse.Namespace) -> int:
+    from fedray.node.export import export_chain
+
+    d = _chain_dirs_or_fail(Path(args.dir))[0]
+    paths = export_chain(d, Path(args.out))
+    for p in paths:
+        print(p)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fedray",
+        description="Federated learning governed by a BFT blockchain, on Ray.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    chain = sub.add_parser("chain", help="inspect, verify and export a chain")
+    chain_sub = chain.add_subparsers(dest="chain_command", required=True, metavar="ACTION")
+    verify = chain_sub.add_parser(
+        "verify",
+        help="replay from genesis and check links, signatures, nonces, certificates, roots",
+    )
+    verify.add_argument("dir", help="a chain directory or a run directory")
+    verify.set_defaults(func=cmd_chain_verify)
+    show = chain_sub.add_parser("show", help="summarize the chain or print one block")
+    show.add_argument("dir")
+    show.add_argument("--height", type=int, default=None)
+    show.set_defaults(func=cmd_chain_show)
+    export = chain_sub.add_parser("export", help="write blocks and transactions as Parquet")
+    export.add_argument("dir")
+    export.add_argument("--out", required=True, help="output directory")
+    export.set_defaults(func=cmd_chain_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except FedrayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

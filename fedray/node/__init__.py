@@ -1,0 +1,1 @@
+"""The ledger application: binds the core transition, consensus, aggregation and storage (no Ray)."""

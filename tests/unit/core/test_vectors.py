@@ -1,0 +1,69 @@
+"""Run every conformance vector in tests/vectors and check the files match their generator."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import fedray.core  # noqa: F401
+from fedray.core.block import Block
+from fedray.core.transition import ExecContext, apply_block, apply_tx
+from fedray.errors import FedrayError
+
+VECTOR_DIR = Path(__file__).resolve().parents[2] / "vectors"
+sys.path.insert(0, str(VECTOR_DIR))
+from codec import state_from_json, state_to_json  # noqa: E402
+
+VECTORS = sorted(VECTOR_DIR.glob("*.json"))
+
+
+def test_there_are_enough_vectors() -> None:
+    assert len(VECTORS) >= 40
+    rejects = [p for p in VECTORS if json.loads(p.read_text())["post"] is None]
+    assert len(rejects) >= 25
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
+def test_vector(path: Path) -> None:
+    vector = json.loads(path.read_text())
+    pre = state_from_json(vector["pre"])
+    assert pre.root().hex() == vector["pre"]["root"], "pre-state does not round-trip"
+    pre_root = pre.root()
+    result = None
+    error: tuple[int | None, str] | None = None
+    if "block" in vector:
+        try:
+            result = apply_block(pre, Block.from_bytes(bytes.fromhex(vector["block"])))
+        except FedrayError as exc:
+            error = (None, exc.code)
+    else:
+        c = vector["context"]
+        ctx = ExecContext(c["height"], c["time"], bytes.fromhex(c["proposer"]))
+        state = pre
+        for index, raw in enumerate(vector["txs"]):
+            try:
+                state = apply_tx(state, bytes.fromhex(raw), ctx)
+            except FedrayError as exc:
+                error = (index, exc.code)
+                break
+        result = state
+    if vector["post"] is None:
+        assert error is not None, "input must be rejected"
+        assert error == (vector["error"]["index"], vector["error"]["code"])
+    else:
+        assert error is None, f"unexpected rejection {error}"
+        assert state_to_json(result) == vector["post"]
+    assert pre.root() == pre_root  # the input state is never modified
+
+
+def test_files_match_generator() -> None:
+    import generate
+
+    files = generate.generate()
+    on_disk = {p.stem: p.read_text() for p in VECTORS}
+    assert set(files) == set(on_disk)
+    for name, text in files.items():
+        assert on_disk[name] == text, f"{name}.json is stale: run python tests/vectors/generate.py"

@@ -1,0 +1,363 @@
+"""Generate the conformance vectors in this folder: `python tests/vectors/generate.py`.
+
+Each vector is a JSON file: a pre-state, then either transactions (hex wire bytes applied in order
+in the block described by `context`) or a block (hex), and either the post-state or `"post": null`
+with the expected error code and, for transactions, the index of the rejected one. Keys are derived
+from fixed seeds, so the output is byte-identical on every run (a test checks that the committed
+files match this generator).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+import fedray.core  # noqa: E402,F401  (registers kinds and sections)
+from fedray.core.block import PRECOMMIT, PREVOTE, Block, Vote, make_block  # noqa: E402
+from fedray.core.contracts.accounts import Register, Stake, Transfer, Unstake  # noqa: E402
+from fedray.core.crypto import DOMAIN_TX, key_from_seed  # noqa: E402
+from fedray.core.devchain import DevChain, certify, dev_genesis  # noqa: E402
+from fedray.core.encoding import UINT64_MAX, encode  # noqa: E402
+from fedray.core.evidence import Evidence  # noqa: E402
+from fedray.core.state import Params, State  # noqa: E402
+from fedray.core.transition import ExecContext, apply_block, apply_tx  # noqa: E402
+from fedray.core.tx import SignedTx, Tx, make_tx  # noqa: E402
+from fedray.errors import FedrayError  # noqa: E402
+
+sys.path.insert(0, str(HERE))
+from codec import state_to_json  # noqa: E402
+
+CHAIN = "fedray-vectors"
+GENESIS, VKEYS, AKEYS = dev_genesis(CHAIN, n_validators=4, n_accounts=6)
+A, B, C, D = AKEYS[0], AKEYS[1], AKEYS[2], AKEYS[3]
+STRANGER = key_from_seed(b"vectors/stranger")
+PROPOSER = VKEYS[0].public_key
+CTX = ExecContext(height=1, time=GENESIS.genesis_time + 1000, proposer=PROPOSER)
+
+VECTORS: dict[str, dict[str, Any]] = {}
+
+
+def base_state() -> State:
+    return GENESIS.state()
+
+
+def with_account(state: State, key: bytes, **changes: Any) -> State:
+    acct = state.account(key)
+    assert acct is not None
+    accounts = state.accounts.updated({key: dataclasses.replace(acct, **changes)})
+    return dataclasses.replace(state, accounts=accounts)
+
+
+def tx(key: Any, nonce: int, payload: Any, **kw: Any) -> bytes:
+    return make_tx(key, CHAIN, nonce, payload, **kw).raw
+
+
+def raw_tx(key: Any, nonce: int, kind: str, payload: dict[str, Any], chain: str = CHAIN,
+           gas_limit: int = 1_000_000, signer: Any = None) -> bytes:  # fmt: skip
+    """A signed transaction with an arbitrary (possibly invalid) payload map."""
+    t = Tx(chain, key.public_key, nonce, gas_limit, kind, payload)
+    sig = (signer or key).sign(DOMAIN_TX, chain, t.body_bytes())
+    return SignedTx(t, sig).raw
+
+
+def tx_vector(name: str, description: str, pre: State, txs: list[bytes],
+              ctx: ExecContext = CTX) -> None:  # fmt: skip
+    vector: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "pre": state_to_json(pre),
+        "context": {"height": ctx.height, "time": ctx.time, "proposer": ctx.proposer.hex()},
+        "txs": [t.hex() for t in txs],
+    }
+    state = pre
+    for index, raw in enumerate(txs):
+        try:
+            state = apply_tx(state, raw, ctx)
+        except FedrayError as exc:
+            vector.update(post=None, error={"index": index, "code": exc.code})
+            break
+    else:
+        vector["post"] = state_to_json(state)
+    VECTORS[name] = vector
+
+
+def block_vector(name: str, description: str, pre: State, block: Block | bytes) -> None:
+    raw = block.raw if isinstance(block, Block) else block
+    vector: dict[str, Any] = {"name": name, "description": description,
+                              "pre": state_to_json(pre), "block": raw.hex()}  # fmt: skip
+    try:
+        vector["post"] = state_to_json(apply_block(pre, Block.from_bytes(raw)))
+    except FedrayError as exc:
+        vector.update(post=None, error={"index": None, "code": exc.code})
+    VECTORS[name] = vector
+
+
+def expect(name: str, code: str | None) -> None:
+    """Guard: the generator must produce the outcome the vector is named for."""
+    got = VECTORS[name].get("error", {}).get("code") if VECTORS[name]["post"] is None else None
+    if got != code:
+        raise SystemExit(f"vector {name}: expected {code}, got {got}")
+
+
+def tx_cases() -> None:
+    s = base_state()
+    big = 2**63
+    cases: list[tuple[str, str, State, list[bytes], str | None]] = [
+        ("transfer_ok", "a transfer moves the amount; the fee goes to the proposer",
+         s, [tx(A, 0, Transfer(B.public_key, 500))], None),
+        ("transfer_creates_account", "a transfer to an unknown key creates the account",
+         s, [tx(A, 0, Transfer(STRANGER.public_key, 7))], None),
+        ("transfer_self", "a transfer to oneself only costs the fee",
+         s, [tx(A, 0, Transfer(A.public_key, 10))], None),
+        ("transfer_sequence", "three transactions with consecutive nonces all apply",
+         s, [tx(A, i, Transfer(B.public_key, 1 + i)) for i in range(3)], None),
+        ("transfer_insufficient_balance", "amount above balance after the fee",
+         s, [tx(A, 0, Transfer(B.public_key, 1_000_000))], "insufficient_balance"),
+        ("fee_unpayable", "balance cannot pay the fee",
+         with_account(s, A.public_key, balance=10), [tx(A, 0, Transfer(B.public_key, 1))],
+         "insufficient_balance"),
+        ("transfer_zero_amount", "zero transfers are refused",
+         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 0})], "bad_payload"),
+        ("transfer_negative_amount", "negative integers are refused by the payload rules",
+         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": -5})], "bad_payload"),
+        ("transfer_bad_recipient", "recipient must be a 32-byte key",
+         s, [raw_tx(A, 0, "transfer", {"to": b"\x01" * 31, "amount": 5})], "bad_payload"),
+        ("transfer_extra_field", "unknown payload fields are refused",
+         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 5, "memo": "x"})],
+         "bad_payload"),
+        ("transfer_missing_field", "missing payload fields are refused",
+         s, [raw_tx(A, 0, "transfer", {"to": B.public_key})], "bad_payload"),
+        ("transfer_wrong_type", "an amount given as text is refused",
+         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": "5"})], "bad_payload"),
+        ("transfer_recipient_overflow", "a credit past 2**64-1 is refused and fully undone",
+         with_account(s, B.public_key, balance=UINT64_MAX - 10),
+         [tx(A, 0, Transfer(B.public_key, 100))], "integer_overflow"),
+        ("nonce_replay", "a used nonce is a replay",
+         s, [tx(A, 0, Transfer(B.public_key, 1)), tx(A, 0, Transfer(B.public_key, 2))],
+         "nonce_replay"),
+        ("nonce_replay_identical", "the identical transaction twice is a replay",
+         s, [tx(A, 0, Transfer(B.public_key, 1))] * 2, "nonce_replay"),
+        ("nonce_gap", "a nonce that skips ahead is refused",
+         s, [tx(A, 1, Transfer(B.public_key, 1))], "nonce_gap"),
+        ("wrong_chain_id", "a transaction signed for another chain",
+         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 1}, chain="other-chain")],
+         "wrong_chain_id"),
+        ("bad_signature_flipped", "one flipped signature bit",
+         s, [_flip_last_byte(tx(A, 0, Transfer(B.public_key, 1)))], "bad_signature"),
+        ("bad_signature_other_signer", "signed by a key other than the sender",
+         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 1}, signer=B)],
+         "bad_signature"),
+        ("unknown_kind", "a kind nobody registered",
+         s, [raw_tx(A, 0, "mint", {"amount": 1})], "unknown_kind"),
+        ("malformed_truncated", "truncated wire bytes",
+         s, [tx(A, 0, Transfer(B.public_key, 1))[:-3]], "malformed"),
+        ("malformed_trailing", "bytes after the transaction",
+         s, [tx(A, 0, Transfer(B.public_key, 1)) + b"\x00"], "malformed"),
+        ("malformed_not_array", "a map where the envelope array belongs",
+         s, [encode({"kind": "transfer"})], "malformed"),
+        ("malformed_non_canonical_int", "a nonce in a longer-than-shortest encoding",
+         s, [_non_canonical_nonce(tx(A, 0, Transfer(B.public_key, 1)))], "malformed"),
+        ("malformed_float", "a float inside the payload",
+         s, [_with_float_amount(tx(A, 0, Transfer(B.public_key, 1)))], "malformed"),
+        ("oversized", "a transaction above max_tx_bytes",
+         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 1, "pad": b"x" * 5000})],
+         "oversized"),
+        ("out_of_gas", "gas limit below the transaction's cost",
+         s, [tx(A, 0, Transfer(B.public_key, 1), gas_limit=100)], "out_of_gas"),
+        ("unknown_sender", "a sender without an account",
+         s, [tx(STRANGER, 0, Transfer(B.public_key, 1))], "unknown_account"),
+        ("jailed_sender", "a jailed account may not act",
+         with_account(s, A.public_key, jailed_until=50), [tx(A, 0, Transfer(B.public_key, 1))],
+         "jailed"),
+        ("banned_sender", "a banned account may not act",
+         with_account(s, A.public_key, banned=True), [tx(A, 0, Transfer(B.public_key, 1))],
+         "jailed"),
+        ("jail_expired", "jail ends at jailed_until",
+         with_account(s, A.public_key, jailed_until=1), [tx(A, 0, Transfer(B.public_key, 1))],
+         None),
+        ("stake_ok", "stake moves balance to stake",
+         s, [tx(A, 0, Stake(300))], None),
+        ("stake_insufficient_balance", "cannot stake more than the balance",
+         s, [tx(A, 0, Stake(2_000_000))], "insufficient_balance"),
+        ("stake_zero", "zero stake is refused",
+         s, [raw_tx(A, 0, "stake", {"amount": 0})], "bad_payload"),
+        ("stake_overflow", "stake past 2**64-1 is refused",
+         with_account(s, A.public_key, stake=UINT64_MAX - 5, balance=big),
+         [tx(A, 0, Stake(100))], "integer_overflow"),
+        ("unstake_ok", "unstake moves stake back to balance",
+         with_account(s, A.public_key, stake=500), [tx(A, 0, Unstake(200))], None),
+        ("unstake_too_much", "cannot unstake more than staked",
+         with_account(s, A.public_key, stake=50), [tx(A, 0, Unstake(200))], "insufficient_stake"),
+        ("unstake_zero", "zero unstake is refused",
+         s, [raw_tx(A, 0, "unstake", {"amount": 0})], "bad_payload"),
+        ("register_client_ok", "stake the minimum, then register as a client",
+         s, [tx(A, 0, Stake(100)), tx(A, 1, Register("client"))], None),
+        ("register_client_below_min", "registration without the minimum stake is refused",
+         s, [tx(A, 0, Stake(99)), tx(A, 1, Register("client"))], "insufficient_stake"),
+        ("register_validator_ok", "stake the validator minimum, then register",
+         s, [tx(A, 0, Stake(1000)), tx(A, 1, Register("validator"))], None),
+        ("register_validator_below_min", "validator minimum applies",
+         s, [tx(A, 0, Stake(999)), tx(A, 1, Register("validator"))], "insufficient_stake"),
+        ("register_twice", "registering a role twice is refused",
+         s, [tx(A, 0, Stake(100)), tx(A, 1, Register("client")), tx(A, 2, Register("client"))],
+         "registration"),
+        ("register_unknown_role", "roles are client or validator",
+         s, [raw_tx(A, 0, "register", {"role": "miner"})], "bad_payload"),
+        ("zero_gas_price", "with gas price 0 a transaction is free",
+         dataclasses.replace(s, params=Params(gas_price=0)),
+         [tx(A, 0, Transfer(B.public_key, 5))], None),
+    ]  # fmt: skip
+    for name, description, pre, txs, code in cases:
+        tx_vector(name, description, pre, txs)
+        expect(name, code)
+
+
+def _flip_last_byte(raw: bytes) -> bytes:
+    return raw[:-1] + bytes([raw[-1] ^ 0x01])
+
+
+def _non_canonical_nonce(raw: bytes) -> bytes:
+    # Nonce 0 is encoded as 0x00; 0x18 0x00 is the same value in a non-shortest form.
+    stx = SignedTx.decode(raw)
+    prefix = encode([stx.tx.chain_id, stx.tx.sender])[1:]  # array items before the nonce
+    head = bytes([raw[0]])
+    assert raw[1 : 1 + len(prefix)] == prefix and raw[1 + len(prefix)] == 0
+    return head + prefix + b"\x18\x00" + raw[2 + len(prefix) :]
+
+
+def _with_float_amount(raw: bytes) -> bytes:
+    # Replace the amount (1 = 0x01 after the "amount" key) with a half-float 1.0 (0xf9 0x3c00).
+    marker = encode("amount") + b"\x01"
+    assert marker in raw
+    return raw.replace(marker, encode("amount") + b"\xf9\x3c\x00")
+
+
+def block_cases() -> None:
+    chain = DevChain(GENESIS, VKEYS)
+    pre1 = chain.state
+    b1 = chain.propose([tx(A, 0, Transfer(B.public_key, 10))])
+    block_vector("block_ok", "a block with one transfer at height 1", pre1, b1)
+    expect("block_ok", None)
+    chain.commit(b1)
+    pre = chain.state
+    good = chain.propose([tx(A, 1, Transfer(B.public_key, 10))])
+    block_vector("block_ok_height2", "height 2 carries the certificate of block 1", pre, good)
+    expect("block_ok_height2", None)
+
+    def variant(name: str, description: str, code: str, **header_changes: Any) -> None:
+        header = dataclasses.replace(good.header, **header_changes)
+        block_vector(name, description, pre, Block(header, good.txs, good.last_commit))
+        expect(name, code)
+
+    variant("block_wrong_height", "height must be the next one", "invalid_block", height=3)
+    variant("block_bad_prev_hash", "hash link to the previous block", "invalid_block",
+            prev_hash=b"\x11" * 32)  # fmt: skip
+    variant("block_bad_state_root", "state root of the previous block", "invalid_block",
+            state_root=b"\x22" * 32)  # fmt: skip
+    variant("block_time_not_increasing", "time must grow", "invalid_block",
+            time=pre.last_block_time)  # fmt: skip
+    variant("block_wrong_chain", "block for another chain", "wrong_chain_id", chain_id="other")
+    variant("block_bad_tx_root", "tx root must match the body", "invalid_block",
+            tx_root=b"\x33" * 32)  # fmt: skip
+    variant("block_proposer_not_validator", "proposer must be a validator", "invalid_block",
+            proposer=A.public_key)  # fmt: skip
+    variant("block_wrong_validator_set", "block names another validator set", "invalid_block",
+            validators_hash=b"\x44" * 32)  # fmt: skip
+
+    def body(txs: list[bytes], commit: Any = "same", evidence: tuple[bytes, ...] = (),
+             state: State = pre) -> Block:  # fmt: skip
+        last = good.last_commit if commit == "same" else commit
+        return make_block(CHAIN, state.height + 1, state.last_block_time + 1000,
+                          state.last_block_hash, state.root(), PROPOSER, state.validators, txs,
+                          last, evidence)  # fmt: skip
+
+    cases: list[tuple[str, str, Block | bytes, str | None]] = [
+        ("block_missing_last_commit", "height 2 must carry block 1's certificate",
+         body([], commit=None), "invalid_block"),
+        ("block_commit_two_of_four", "2 of 4 equal-power signers is not more than 2/3",
+         body([], commit=certify(chain.blocks[0], VKEYS[:2], CHAIN)), "bad_certificate"),
+        ("block_commit_three_of_four", "3 of 4 equal-power signers is enough",
+         body([], commit=certify(chain.blocks[0], VKEYS[:3], CHAIN)), None),
+        ("block_commit_bad_signature", "a certificate signed for another chain",
+         body([], commit=certify(chain.blocks[0], VKEYS, "other")), "bad_certificate"),
+        ("block_commit_non_validator", "a signer outside the validator set",
+         body([], commit=certify(chain.blocks[0], VKEYS[:3] + [A], CHAIN)), "bad_certificate"),
+        ("block_commit_wrong_block", "a certificate for another block",
+         body([], commit=certify(good, VKEYS, CHAIN)), "bad_certificate"),
+        ("block_invalid_tx", "one invalid transaction rejects the block",
+         body([tx(A, 1, Transfer(B.public_key, 1)), tx(A, 5, Transfer(B.public_key, 1))]),
+         "nonce_gap"),
+        ("block_duplicate_tx", "the same transaction twice",
+         body([tx(A, 1, Transfer(B.public_key, 1))] * 2), "nonce_replay"),
+        ("block_malformed", "bytes that are not a block", good.raw[:-7], "malformed"),
+        ("block_register_validator", "a new validator joins the set after the block",
+         body([tx(A, 1, Stake(1000)), tx(A, 2, Register("validator"))]), None),
+    ]  # fmt: skip
+    for name, description, blk, code in cases:
+        block_vector(name, description, pre, blk)
+        expect(name, code)
+
+    # Block limits with tightened parameters.
+    tight = dataclasses.replace(pre, params=dataclasses.replace(pre.params, max_block_txs=2))
+    blk = body([tx(A, 1 + i, Transfer(B.public_key, 1)) for i in range(3)], state=tight)
+    block_vector("block_too_many_txs", "more transactions than max_block_txs", tight, blk)
+    expect("block_too_many_txs", "oversized")
+    low_gas = dataclasses.replace(pre, params=dataclasses.replace(pre.params, block_gas_limit=5000))
+    blk = body([tx(A, 1 + i, Transfer(B.public_key, 1)) for i in range(3)], state=low_gas)
+    block_vector("block_gas_limit", "transactions above the block gas limit", low_gas, blk)
+    expect("block_gas_limit", "out_of_gas")
+
+    # Equivocation evidence.
+    v = VKEYS[1]
+    vote_a = Vote(PREVOTE, 1, 0, b"\x01" * 32, v.public_key).signed(v, CHAIN)
+    vote_b = Vote(PREVOTE, 1, 0, b"\x02" * 32, v.public_key).signed(v, CHAIN)
+    ev = Evidence.of(vote_a, vote_b).to_bytes()
+    block_vector("block_evidence_ok", "a double prevote is recorded as evidence", pre,
+                 body([], evidence=(ev,)))  # fmt: skip
+    expect("block_evidence_ok", None)
+    same = Evidence.of(vote_a, vote_a)
+    block_vector("block_evidence_no_conflict", "two identical votes are no evidence", pre,
+                 body([], evidence=(same.to_bytes(),)))  # fmt: skip
+    expect("block_evidence_no_conflict", "bad_evidence")
+    other_type = Vote(PRECOMMIT, 1, 0, b"\x02" * 32, v.public_key).signed(v, CHAIN)
+    block_vector("block_evidence_different_slots", "a prevote and a precommit do not conflict",
+                 pre, body([], evidence=(Evidence.of(vote_a, other_type).to_bytes(),)))  # fmt: skip
+    expect("block_evidence_different_slots", "bad_evidence")
+    block_vector("block_evidence_twice", "the same evidence twice in one block", pre,
+                 body([], evidence=(ev, ev)))  # fmt: skip
+    expect("block_evidence_twice", "bad_evidence")
+    forged = Vote(PREVOTE, 1, 0, b"\x02" * 32, v.public_key, vote_a.signature)
+    block_vector("block_evidence_forged", "evidence with a forged signature", pre,
+                 body([], evidence=(Evidence.of(vote_a, forged).to_bytes(),)))  # fmt: skip
+    expect("block_evidence_forged", "bad_evidence")
+
+
+GENERATORS: list[Callable[[], None]] = [tx_cases, block_cases]
+
+
+def generate() -> dict[str, str]:
+    """Vector name -> file text."""
+    VECTORS.clear()
+    for gen in GENERATORS:
+        gen()
+    return {name: json.dumps(v, indent=1, sort_keys=True) + "\n" for name, v in VECTORS.items()}
+
+
+def main() -> None:
+    files = generate()
+    for old in HERE.glob("*.json"):
+        old.unlink()
+    for name, text in files.items():
+        (HERE / f"{name}.json").write_text(text)
+    print(f"wrote {len(files)} vectors to {HERE}")
+
+
+if __name__ == "__main__":
+    main()
