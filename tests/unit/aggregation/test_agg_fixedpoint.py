@@ -1,0 +1,238 @@
+"""Fixed point, validation order, rounding and exact reductions against Python-int references."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedray.aggregation import fixedpoint as fp
+from fedray.aggregation.base import (
+    BoundError,
+    DuplicateUpdateError,
+    NonFiniteUpdateError,
+    SampleCountError,
+    TooFewUpdatesError,
+    Update,
+    UpdateShapeError,
+)
+
+ULP = 2.0**-24
+I32_MIN, I32_MAX = -(2**31), 2**31 - 1
+
+
+# --- quantize / dequantize ---------------------------------------------------------------------
+def test_quantize_scales_by_2_pow_24_and_rounds_half_to_even() -> None:
+    x = np.array(
+        [0.5, -0.25, 1.5 * ULP, 2.5 * ULP, -1.5 * ULP, -2.5 * ULP, 127.0], dtype=np.float64
+    )
+    q = fp.quantize({"w": x})["w"]
+    assert q.dtype == np.int32
+    assert q.tolist() == [2**23, -(2**22), 2, 2, -2, -2, 127 * 2**24]
+
+
+def test_quantize_float32_is_exact_for_representable_values() -> None:
+    x = np.array([1.0 / 3.0, -7.125, 1e-3], dtype=np.float32)
+    q = fp.quantize({"w": x})["w"]
+    assert q.tolist() == [round(Fraction(float(v)) * 2**24) for v in x]
+    back = fp.dequantize({"w": q})["w"]
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back, x, atol=ULP)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 128.0, -128.0, 1000.0, 128.0 - 2.0**-30])
+def test_quantize_rejects_non_finite_and_out_of_range(bad: float) -> None:
+    x = np.array([0.1, bad], dtype=np.float64)
+    with pytest.raises(NonFiniteUpdateError):
+        fp.quantize({"ok": np.zeros(3, np.float32), "w": x})
+
+
+def test_quantize_rejects_non_float_input() -> None:
+    with pytest.raises(UpdateShapeError):
+        fp.quantize({"w": np.arange(3)})
+
+
+def test_dequantize_rejects_non_int32() -> None:
+    with pytest.raises(UpdateShapeError):
+        fp.dequantize({"w": np.zeros(3, np.int64)})
+
+
+# --- validation order --------------------------------------------------------------------------
+class _Exploding(np.ndarray):
+    """An ndarray subclass that fails on any ufunc: proves validation ran no arithmetic."""
+
+    def __array_ufunc__(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("arithmetic on an unvalidated update")
+
+
+SPEC = {"b": (2,), "w": (2, 3)}
+
+
+def _good(key: bytes = b"k", n: int = 1) -> Update:
+    return Update(key, {"b": np.zeros(2, np.int32), "w": np.ones((2, 3), np.int32)}, n)
+
+
+def _with(tensors: dict[str, object], key: bytes = b"x", n: int = 1) -> Update:
+    return Update(key, tensors, n)  # type: ignore[arg-type]
+
+
+def test_validate_sorts_by_key() -> None:
+    ups = [_good(b"c"), _good(b"a"), _good(b"b")]
+    assert [u.key for u in fp.validate_updates(ups, SPEC)] == [b"a", b"b", b"c"]
+
+
+@pytest.mark.parametrize(
+    ("update", "error", "words"),
+    [
+        # names are checked before dtypes: a wrongly named float tensor reports the names
+        (
+            _with({"b": np.zeros(2, np.float32), "v": np.ones((2, 3), np.int32)}),
+            UpdateShapeError,
+            "tensors",
+        ),
+        (_with({"b": np.zeros(2, np.int32)}), UpdateShapeError, "tensors"),
+        # dtypes are checked before shapes: a float tensor of the wrong shape reports the dtype
+        (
+            _with({"b": np.full(5, np.nan, np.float32), "w": np.ones((2, 3), np.int32)}),
+            UpdateShapeError,
+            "float32",
+        ),
+        (
+            _with({"b": np.zeros(2, np.int64), "w": np.ones((2, 3), np.int32)}),
+            UpdateShapeError,
+            "int64",
+        ),
+        (
+            _with({"b": np.zeros(2, ">i4"), "w": np.ones((2, 3), np.int32)}),
+            UpdateShapeError,
+            "not int32",
+        ),
+        (_with({"b": [0, 0], "w": np.ones((2, 3), np.int32)}), UpdateShapeError, "list"),
+        (
+            _with({"b": np.zeros(2, np.int32).view(_Exploding), "w": np.ones((2, 3), np.int32)}),
+            UpdateShapeError,
+            "not int32",
+        ),
+        (
+            _with({"b": np.zeros(2, np.int32), "w": np.ones((3, 2), np.int32)}),
+            UpdateShapeError,
+            "shape",
+        ),
+        (_with({"b": np.zeros(2, np.int32), "w": np.ones(6, np.int32)}), UpdateShapeError, "shape"),
+        (_good(n=0), SampleCountError, "n_samples"),
+        (_good(n=True), SampleCountError, "n_samples"),
+        (_good(n=2.0), SampleCountError, "n_samples"),  # type: ignore[arg-type]
+    ],
+)
+def test_validate_rejects_with_typed_error(update: Update, error: type, words: str) -> None:
+    with pytest.raises(error, match=words):
+        fp.validate_updates([_good(b"a"), update], SPEC)
+
+
+def test_validate_rejects_empty_duplicates_and_sample_overflow() -> None:
+    with pytest.raises(TooFewUpdatesError):
+        fp.validate_updates([], SPEC)
+    with pytest.raises(DuplicateUpdateError):
+        fp.validate_updates([_good(b"a"), _good(b"b"), _good(b"a")], SPEC)
+    with pytest.raises(SampleCountError, match="total"):
+        fp.validate_updates([_good(b"a", 2**31), _good(b"b", 2**31)], SPEC)
+    with pytest.raises(UpdateShapeError):
+        fp.validate_updates([Update(b"", _good().tensors, 1)], SPEC)
+
+
+def test_make_batch_uses_the_lowest_key_as_reference() -> None:
+    odd = Update(b"b", {"w": np.zeros(4, np.int32)}, 1)
+    with pytest.raises(UpdateShapeError):
+        fp.make_batch([odd, _good(b"a")])
+
+
+# --- rounding ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("num", "den", "want"),
+    [
+        (5, 2, 2),
+        (7, 2, 4),
+        (-5, 2, -2),
+        (-7, 2, -4),
+        (3, 2, 2),
+        (-3, 2, -2),
+        (1, 3, 0),
+        (2, 3, 1),
+        (-2, 3, -1),
+        (0, 5, 0),
+        (10, 4, 2),
+        (14, 4, 4),
+        (-10, 4, -2),
+        (9, 1, 9),
+    ],
+)
+def test_round_half_even_by_hand(num: int, den: int, want: int) -> None:
+    assert fp.round_half_even(num, den) == want
+    assert fp.div_round_half_even(np.array([num], np.int64), den).tolist() == [want]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-(2**62), 2**62), st.integers(1, 2**40))
+def test_round_half_even_matches_fraction_rounding(num: int, den: int) -> None:
+    want = round(Fraction(num, den))  # Python rounds Fractions half to even
+    assert fp.round_half_even(num, den) == want
+    assert int(fp.div_round_half_even(np.array([num], np.int64), den)[0]) == want
+
+
+# --- exact reductions --------------------------------------------------------------------------
+def _extreme_updates(k: int, size: int, seed: int) -> list[Update]:
+    rng = np.random.default_rng(seed)
+    ups = []
+    for i in range(k):
+        w = rng.integers(I32_MIN, I32_MAX, size=size, endpoint=True, dtype=np.int64).astype(
+            np.int32
+        )
+        w[: 3 + i] = [I32_MIN, I32_MAX, -1, *([I32_MAX] * i)][: 3 + i]
+        ups.append(Update(bytes([i + 1]), {"w": w, "z": w[:7].copy()}, 1))
+    return ups
+
+
+def _py(u: Update) -> list[int]:
+    return [int(v) for name in sorted(u.tensors) for v in u.tensors[name].ravel()]
+
+
+def test_exact_gram_norms_and_cross_match_python_ints_across_chunks() -> None:
+    ups = _extreme_updates(3, 2 * fp.CHUNK + 5, seed=1)
+    batch = fp.make_batch(ups)
+    vecs = [_py(u) for u in batch.updates]
+    want = [[sum(a * b for a, b in zip(x, y, strict=True)) for y in vecs] for x in vecs]
+    assert want[0][0] > 2**70  # far beyond int64: the halves must be combined exactly
+    for threads in (1, 2):
+        assert fp.exact_gram(batch, threads) == want
+        assert fp.exact_sqnorms(batch, threads) == [want[i][i] for i in range(3)]
+        other = [list(batch.flats[2])]
+        assert fp.exact_cross(batch, other, threads) == [[row[2]] for row in want]
+    assert fp.vector_sqnorm(batch.flats[1]) == want[1][1]
+
+
+def test_weighted_mean_by_hand_and_int64_bound() -> None:
+    batch = fp.make_batch(
+        [
+            Update(b"a", {"w": np.array([1, 2, I32_MAX], np.int32)}, 1),
+            Update(b"b", {"w": np.array([4, 7, I32_MAX], np.int32)}, 3),
+        ]
+    )
+    # (1*1 + 3*4)/4 = 3.25 -> 3; (2 + 21)/4 = 5.75 -> 6; the int32 max stays exact.
+    assert fp.weighted_mean(batch, [0, 1], [1, 3])["w"].tolist() == [3, 6, I32_MAX]
+    # weights 2:6 reduce by their gcd to 1:3 -> same result
+    assert fp.weighted_mean(batch, [0, 1], [2, 6])["w"].tolist() == [3, 6, I32_MAX]
+    with pytest.raises(BoundError):
+        fp.weighted_mean(batch, [0, 1], [2**32, 1])
+
+
+def test_run_chunks_rejects_zero_threads() -> None:
+    with pytest.raises(BoundError):
+        fp.run_chunks(lambda c: c, [(0, 0, 1)], threads=0)
+
+
+def test_isqrt_floor_is_what_norms_use() -> None:
+    assert math.isqrt(24) == 4 and math.isqrt(25) == 5
