@@ -41,7 +41,12 @@ def cmd_chain_verify(args: argparse.Namespace) -> int:
     tips: dict[Path, tuple[int, bytes]] = {}
     for d in dirs:
         with BlockStore(d) as store:
-            report = verify_chain(store)
+            env = None
+            if args.recompute or (d / "outcomes").exists():
+                from fedray.node.app import make_block_env
+
+                env = make_block_env(d, recompute=args.recompute)
+            report = verify_chain(store, env)
         label = str(d)
         if report.ok:
             tips[d] = (report.height, report.tip_hash)
@@ -134,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay from genesis and check links, signatures, nonces, certificates, roots",
     )
     verify.add_argument("dir", help="a chain directory or a run directory")
+    verify.add_argument(
+        "--recompute",
+        action="store_true",
+        help="recompute every aggregation from the stored payloads and compare",
+    )
     verify.set_defaults(func=cmd_chain_verify)
     show = chain_sub.add_parser("show", help="summarize the chain or print one block")
     show.add_argument("dir")

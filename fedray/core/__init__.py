@@ -7,3 +7,4 @@ Importing this package registers the built-in transaction kinds and state sectio
 
 from fedray.core import evidence as evidence
 from fedray.core.contracts import accounts as accounts
+from fedray.core.contracts import rounds as rounds

@@ -74,6 +74,17 @@ class Params:
     max_block_txs: int = 5000
     min_stake_client: int = 100
     min_stake_validator: int = 1000
+    # Federated rounds (contracts/rounds.py). Real-valued settings are decimal strings: they are
+    # hashed, and text has one canonical form where floats do not.
+    fl_clients_per_round: int = 10
+    fl_round_deadline: int = 20  # blocks after opening
+    fl_max_rounds: int = 0  # 0: no limit
+    fl_rule: str = "fedavg"
+    fl_rule_config: str = "{}"  # canonical JSON of the strategy config
+    fl_local_epochs: int = 1
+    fl_batch_size: int = 32
+    fl_learning_rate: str = "0.05"
+    fl_max_samples: int = 1_000_000
 
     def to_canonical(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -246,7 +257,7 @@ class State:
             "params": hash_value(self.params.to_canonical()),
         }
         for name, spec in sorted(_SECTIONS.items()):
-            parts["section/" + name] = hash_value(spec.to_canonical(self.section(name)))
+            parts["section/" + name] = _section_digest(spec, self.section(name))
         root = hash_value(parts)
         object.__setattr__(self, "_root", root)
         return root
@@ -294,6 +305,17 @@ class State:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise EncodingError(f"not a canonical state snapshot: {exc!r}") from None
+
+
+def _section_digest(spec: SectionSpec, value: Any) -> bytes:
+    """Digest of a section value, cached on the (immutable) value when it can hold attributes:
+    most blocks leave most sections untouched."""
+    cached = getattr(value, "__dict__", {}).get("_fedray_digest")
+    if cached is None:
+        cached = hash_value(spec.to_canonical(value))
+        if hasattr(value, "__dict__"):
+            object.__setattr__(value, "_fedray_digest", cached)
+    return cached
 
 
 # --- genesis ----------------------------------------------------------------------------------

@@ -1,0 +1,257 @@
+"""Federated-learning rounds on the chain: opening, client selection, update transactions, closing.
+
+Lifecycle, all inside `apply_block` so every validator agrees:
+- A round opens in the end-of-block step of block h when none is open (and `fl_max_rounds` allows):
+  it records the global model hash and `fl_clients_per_round` clients drawn from h's own hash (known
+  to nobody before h is proposed, reproducible by everyone after), with deadline h + fl_round_deadline.
+- Each selected client submits one `update` transaction (round, payload hash, sample count, size)
+  before the deadline; the payload itself travels off-chain and is pinned by every validator.
+- The round closes at the end of the block where its quota is in or its deadline is reached: the
+  aggregation precompile turns the pinned payloads into the new global model hash and one verdict per
+  update, which the state records. The next round opens in the same block.
+
+Deliberately ignored here: rewards and penalties (incentives/slashing contracts read `results`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from fedray.core.encoding import DIGEST_SIZE, digest, hash_value
+from fedray.core.journal import Journal
+from fedray.core.precompiles import (
+    AGGREGATION,
+    AggregationOutcome,
+    AggregationPrecompile,
+    AggregationRequest,
+    UpdateVerdict,
+)
+from fedray.core.state import SectionSpec, register_section
+from fedray.core.transition import ExecContext, register_end_block_hook
+from fedray.core.tx import KindSpec, SignedTx, register_kind
+from fedray.errors import BlockError, PayloadError, TxError
+
+UPDATE_BASE_GAS = 10_000
+
+
+class RoundError(TxError):
+    """An update transaction does not fit the open round."""
+
+    code = "round"
+
+
+class RoundClosedError(RoundError):
+    """No round is open, the update names another round, or the deadline has passed."""
+
+    code = "round_closed"
+
+
+class NotSelectedError(RoundError):
+    """The sender is not among the round's selected clients."""
+
+    code = "not_selected"
+
+
+class DuplicateUpdateError(RoundError):
+    """The sender already submitted an update this round, or the payload hash was already used."""
+
+    code = "duplicate_update"
+
+
+class UpdateSizeError(RoundError):
+    """The declared payload size differs from the model's, or the sample count is out of range."""
+
+    code = "update_size"
+
+
+@dataclass(frozen=True)
+class UpdateRecord:
+    client: bytes
+    payload_hash: bytes
+    n_samples: int
+    size: int
+    tx_hash: bytes
+
+    def to_canonical(self) -> list[Any]:
+        return [self.client, self.payload_hash, self.n_samples, self.size, self.tx_hash]
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """A closed round: what went in, what came out, and why it closed ("quota" or "deadline")."""
+
+    round: int
+    opened_at: int
+    closed_at: int
+    reason: str
+    global_before: bytes
+    global_after: bytes
+    selected: tuple[bytes, ...]
+    updates: tuple[UpdateRecord, ...]
+    verdicts: tuple[UpdateVerdict, ...]
+
+    def to_canonical(self) -> list[Any]:
+        return [self.round, self.opened_at, self.closed_at, self.reason, self.global_before,
+                self.global_after, list(self.selected), [u.to_canonical() for u in self.updates],
+                [v.to_canonical() for v in self.verdicts]]  # fmt: skip
+
+    @staticmethod
+    def from_canonical(v: Any) -> RoundResult:
+        return RoundResult(v[0], v[1], v[2], v[3], bytes(v[4]), bytes(v[5]),
+                           tuple(bytes(k) for k in v[6]),
+                           tuple(UpdateRecord(*u) for u in v[7]),
+                           tuple(UpdateVerdict.from_canonical(x) for x in v[8]))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RoundsState:
+    """The `rounds` section. `round` is the open round's number (or the next one when closed)."""
+
+    model_nbytes: int = 0  # exact payload size of an update (int32 fixed point, whole model)
+    global_hash: bytes = b""
+    strategy_state_hash: bytes = b""
+    round: int = 0
+    open: bool = False
+    opened_at: int = 0
+    deadline: int = 0
+    selected: tuple[bytes, ...] = ()
+    updates: tuple[UpdateRecord, ...] = ()
+    results: tuple[RoundResult, ...] = ()
+    used_payloads: frozenset[bytes] = field(default_factory=frozenset)
+
+    def to_canonical(self) -> list[Any]:
+        return [self.model_nbytes, self.global_hash, self.strategy_state_hash, self.round,
+                self.open, self.opened_at, self.deadline, list(self.selected),
+                [u.to_canonical() for u in self.updates],
+                [r.to_canonical() for r in self.results],
+                sorted(self.used_payloads)]  # fmt: skip
+
+    @staticmethod
+    def from_canonical(v: Any) -> RoundsState:
+        return RoundsState(v[0], bytes(v[1]), bytes(v[2]), v[3], v[4], v[5], v[6],
+                           tuple(bytes(k) for k in v[7]), tuple(UpdateRecord(*u) for u in v[8]),
+                           tuple(RoundResult.from_canonical(r) for r in v[9]),
+                           frozenset(bytes(h) for h in v[10]))  # fmt: skip
+
+
+ROUNDS = register_section(
+    SectionSpec("rounds", RoundsState, RoundsState.to_canonical, RoundsState.from_canonical)
+)
+
+
+def genesis_rounds(global_hash: bytes, model_nbytes: int) -> RoundsState:
+    """The section a genesis names: the initial model's digest and the update size it implies."""
+    return RoundsState(model_nbytes=model_nbytes, global_hash=global_hash)
+
+
+# --- the update transaction -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Update:
+    round: int
+    payload_hash: bytes
+    n_samples: int
+    size: int
+
+    def validate(self) -> None:
+        if len(self.payload_hash) != DIGEST_SIZE:
+            raise PayloadError(f"update.payload_hash must be a {DIGEST_SIZE}-byte digest")
+        if self.n_samples == 0:
+            raise PayloadError("update.n_samples must be positive")
+
+
+def apply_update(journal: Journal, stx: SignedTx, p: Update, ctx: ExecContext) -> None:
+    rs: RoundsState = journal.section("rounds")
+    sender = stx.tx.sender
+    if not rs.open or p.round != rs.round:  # rule: the named round is open
+        raise RoundClosedError(
+            f"round {p.round} is not open (open: {rs.round if rs.open else None})"
+        )
+    if ctx.height > rs.deadline:  # rule: before the deadline
+        raise RoundClosedError(f"round {p.round} closed at height {rs.deadline}")
+    if sender not in rs.selected:  # rule: only selected clients
+        raise NotSelectedError(f"client {sender.hex()[:16]} is not selected for round {p.round}")
+    if any(u.client == sender for u in rs.updates):  # rule: one update per client per round
+        raise DuplicateUpdateError(f"client {sender.hex()[:16]} already submitted round {p.round}")
+    if p.payload_hash in rs.used_payloads or any(
+        u.payload_hash == p.payload_hash for u in rs.updates
+    ):  # rule: a payload is used once (replays and copies of an identical update)
+        raise DuplicateUpdateError(f"payload {p.payload_hash.hex()[:16]} was already submitted")
+    if p.size != rs.model_nbytes:  # rule: the payload is a whole model delta
+        raise UpdateSizeError(f"update size {p.size} differs from the model's {rs.model_nbytes}")
+    if p.n_samples > journal.params.fl_max_samples:  # rule: plausible sample count
+        raise UpdateSizeError(f"n_samples {p.n_samples} exceeds {journal.params.fl_max_samples}")
+    record = UpdateRecord(sender, p.payload_hash, p.n_samples, p.size, stx.hash)
+    journal.set_section("rounds", replace(rs, updates=rs.updates + (record,)))
+
+
+UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update))
+
+
+# --- opening and closing ----------------------------------------------------------------------
+def eligible_clients(journal: Journal, height: int) -> list[bytes]:
+    params = journal.params
+    return sorted(
+        key
+        for key, acct in journal.all_accounts().items()
+        if acct.is_client and not acct.is_jailed(height) and acct.stake >= params.min_stake_client
+    )
+
+
+def select_clients(candidates: list[bytes], k: int, seed: bytes) -> tuple[bytes, ...]:
+    """The k candidates with the smallest H(seed || key): a uniform sample fixed by the seed."""
+    ranked = sorted(candidates, key=lambda key: digest(seed + key))
+    return tuple(sorted(ranked[:k]))
+
+
+def open_round(journal: Journal, ctx: ExecContext) -> None:
+    rs: RoundsState = journal.section("rounds")
+    params = journal.params
+    if params.fl_max_rounds and rs.round >= params.fl_max_rounds:
+        return
+    candidates = eligible_clients(journal, ctx.height + 1)
+    if not candidates or not rs.global_hash:
+        return
+    k = min(params.fl_clients_per_round, len(candidates))
+    seed = hash_value(["fedray/select", ctx.block_hash, rs.round])
+    journal.set_section("rounds", replace(
+        rs, open=True, opened_at=ctx.height, deadline=ctx.height + params.fl_round_deadline,
+        selected=select_clients(candidates, k, seed), updates=()))  # fmt: skip
+
+
+def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
+    rs: RoundsState = journal.section("rounds")
+    params = journal.params
+    updates = tuple(sorted(rs.updates, key=lambda u: u.payload_hash))
+    if updates:
+        precompile: AggregationPrecompile | None = ctx.env.precompiles.get(AGGREGATION)
+        if precompile is None:
+            raise BlockError("closing a round needs the aggregation precompile")
+        request = AggregationRequest(rs.round, params.fl_rule, params.fl_rule_config, rs.global_hash,
+                                     rs.strategy_state_hash,
+                                     tuple((u.payload_hash, u.n_samples) for u in updates))  # fmt: skip
+        outcome = precompile.aggregate(request)
+        if [v.payload_hash for v in outcome.verdicts] != [u.payload_hash for u in updates]:
+            raise BlockError("aggregation outcome does not match the round's updates")
+    else:
+        outcome = AggregationOutcome(rs.global_hash, rs.strategy_state_hash, ())
+    result = RoundResult(rs.round, rs.opened_at, ctx.height, reason, rs.global_hash,
+                         outcome.global_hash, rs.selected, updates, outcome.verdicts)  # fmt: skip
+    journal.set_section("rounds", replace(
+        rs, global_hash=outcome.global_hash, strategy_state_hash=outcome.state_hash,
+        round=rs.round + 1, open=False, selected=(), updates=(), results=rs.results + (result,),
+        used_payloads=rs.used_payloads | {u.payload_hash for u in updates}))  # fmt: skip
+
+
+def rounds_end_block(journal: Journal, ctx: ExecContext) -> None:
+    rs: RoundsState = journal.section("rounds")
+    if rs.open:
+        if len(rs.updates) >= len(rs.selected):
+            close_round(journal, ctx, "quota")
+        elif ctx.height >= rs.deadline:
+            close_round(journal, ctx, "deadline")
+    if not journal.section("rounds").open:
+        open_round(journal, ctx)
+
+
+register_end_block_hook(100, "rounds", rounds_end_block)

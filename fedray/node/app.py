@@ -1,0 +1,185 @@
+"""The ledger application: the consensus `Application` implemented with the core transition, the
+node's stores, its mempool and the aggregation precompile. Ray-free: the validator actor wraps it.
+
+One node directory holds everything a validator needs to restart:
+    chain.sqlite   committed blocks, certificates, state roots, snapshots (storage.blockstore)
+    blobs/         pinned update payloads and global models (storage.blobs)
+    outcomes/      recorded aggregation outcomes (node.precompile)
+    keys/          the validator key, encrypted (storage.keystore)
+    signer.json    last signed (height, round, step) (storage.signer_state)
+    rejections.jsonl  every transaction the node refused, with the rule broken
+
+Proposals are checked by executing them (`apply_block` on the committed state) after making sure
+every update payload they reference is pinned here (data availability); the resulting state is kept
+so `finalize_block` does not execute twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fedray.core.block import Block, CommitCertificate, make_block
+from fedray.core.evidence import Evidence
+from fedray.core.precompiles import AGGREGATION
+from fedray.core.state import Genesis, State, ValidatorSet
+from fedray.core.transition import BlockEnv, ExecContext, apply_block, select_txs
+from fedray.core.tx import SignedTx
+from fedray.errors import FedrayError, StorageError
+from fedray.node.mempool import Mempool, Rejection
+from fedray.node.precompile import BlobAggregation
+from fedray.node.replay import load_state
+from fedray.storage.blobs import BlobStore
+from fedray.storage.blockstore import BlockStore
+
+MAX_PROPOSAL_CACHE = 8
+
+
+class LedgerApp:
+    """A validator's replicated state machine (see module docstring). Calls are serialized by a
+    lock, so the actor shell may call from its event loop and from worker threads."""
+
+    def __init__(self, node_dir: str | Path, genesis: Genesis, *, aggregation_threads: int = 1,
+                 snapshot_interval: int = 100, recompute: bool = False) -> None:  # fmt: skip
+        self.dir = Path(node_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.store = BlockStore(self.dir, snapshot_interval=snapshot_interval)
+        self.store.init_genesis(genesis)
+        self.blobs = BlobStore(self.dir / "blobs")
+        self.aggregation = BlobAggregation(self.blobs, self.dir / "outcomes", recompute=recompute,
+                                           threads=aggregation_threads)  # fmt: skip
+        self.verified: set[bytes] = set()
+        self.env = BlockEnv(precompiles={AGGREGATION: self.aggregation}, verified=self.verified)
+        self.state: State = load_state(self.store, self.env)
+        tip = self.store.height()
+        self.last_commit: CommitCertificate | None = self.store.get(tip).cert() if tip else None
+        self._rejections = open(self.dir / "rejections.jsonl", "a", buffering=1)  # noqa: SIM115
+        self.mempool = Mempool(on_reject=self._record_rejection)
+        self.evidence_pool: dict[bytes, Evidence] = {}
+        self._checked: dict[bytes, State] = {}  # proposal hash -> state after it
+        self._pending: tuple[Block, CommitCertificate, State] | None = None
+        self._lock = threading.RLock()
+
+    # --- Application protocol -----------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return self.state.height
+
+    def validators(self, height: int) -> ValidatorSet:
+        if height == self.state.height + 1:
+            return self.state.validators
+        if height == self.state.height:
+            return self.state.last_validators
+        raise StorageError(
+            f"validator set of height {height} is not at hand (at {self.state.height})"
+        )
+
+    def prepare_proposal(self, height: int, round_: int, proposer: bytes, time_ms: int) -> Block:
+        with self._lock:
+            s = self.state
+            time = max(s.last_block_time + 1, time_ms)
+            ctx = ExecContext(height, time, proposer, self.env)
+            candidates = [raw for raw in self.mempool.candidates() if self._available(raw)]
+            txs, _ = select_txs(s, candidates, ctx)
+            recorded = s.section("evidence")
+            evidence = [e.to_bytes() for h, e in self.evidence_pool.items() if h not in recorded]
+            return make_block(s.chain_id, height, time, s.last_block_hash, s.root(), proposer,
+                              s.validators, txs, self.last_commit, evidence)  # fmt: skip
+
+    def process_proposal(self, block: Block) -> bool:
+        with self._lock:
+            if block.hash in self._checked:
+                return True
+            try:
+                for raw in block.txs:  # data availability before execution
+                    if not self._available(raw):
+                        return False
+                new_state = apply_block(self.state, block, self.env)
+            except FedrayError:
+                return False
+            if len(self._checked) >= MAX_PROPOSAL_CACHE:
+                self._checked.pop(next(iter(self._checked)))
+            self._checked[block.hash] = new_state
+            return True
+
+    def finalize_block(self, block: Block, certificate: CommitCertificate) -> None:
+        with self._lock:
+            new_state = self._checked.get(block.hash)
+            if new_state is None:  # decided without our prevote (catch-up): execute now
+                new_state = apply_block(self.state, block, self.env)
+            self._pending = (block, certificate, new_state)
+
+    def commit(self) -> None:
+        with self._lock:
+            if self._pending is None:
+                raise StorageError("commit without a finalized block")
+            block, certificate, new_state = self._pending
+            self.store.append(block, certificate, new_state)
+            self.state, self.last_commit, self._pending = new_state, certificate, None
+            self._checked.clear()
+            included = [SignedTx.decode(raw).hash for raw in block.txs]
+            self.mempool.committed(included, new_state, self.env)
+            self.verified.intersection_update(self.mempool.hashes())
+            recorded = new_state.section("evidence")
+            for key in [k for k in self.evidence_pool if k in recorded]:
+                del self.evidence_pool[key]
+
+    def add_evidence(self, evidence: Evidence) -> None:
+        with self._lock:
+            self.evidence_pool.setdefault(evidence.hash(), evidence)
+
+    # --- transactions -------------------------------------------------------------------------
+    def submit(self, raw: bytes, signature_verified: bool = False) -> Rejection | None:
+        """Admit a transaction into the mempool (the ingress verified its signature and pinned
+        its payload when `signature_verified`)."""
+        with self._lock:
+            if signature_verified:
+                self.verified.add(SignedTx.decode(raw).hash)
+            return self.mempool.add(raw, self.state, self.env)
+
+    def _available(self, raw: bytes) -> bool:
+        """Whether an update's payload is pinned here (other kinds carry no payload)."""
+        try:
+            stx = SignedTx.decode(raw)
+        except FedrayError:
+            return True  # malformed bytes fail execution with their own rule
+        if stx.tx.kind != "update":
+            return True
+        payload_hash = stx.tx.payload.get("payload_hash")
+        return isinstance(payload_hash, bytes) and self.blobs.has(payload_hash)
+
+    def _record_rejection(self, r: Rejection) -> None:
+        record: dict[str, Any] = asdict(r)
+        for k in ("tx_hash", "sender"):
+            record[k] = record[k].hex()
+        self._rejections.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def record_rejection(self, r: Rejection) -> None:
+        """Record a rejection decided outside the mempool (ingress payload checks)."""
+        with self._lock:
+            self.mempool.rejected += 1
+            self._record_rejection(r)
+
+    # --- queries ------------------------------------------------------------------------------
+    def committed(self, height: int) -> tuple[Block, CommitCertificate] | None:
+        if not 1 <= height <= self.state.height:
+            return None
+        stored = self.store.get(height)
+        return stored.block(), stored.cert()
+
+    def close(self) -> None:
+        with self._lock:
+            self._rejections.close()
+            self.store.close()
+
+
+def make_block_env(node_dir: str | Path, recompute: bool) -> BlockEnv:
+    """The environment `fedray chain verify` replays a node's chain with: its blob store and its
+    recorded aggregation outcomes (reused, or recomputed and compared when `recompute`)."""
+    node_dir = Path(node_dir)
+    blobs = BlobStore(node_dir / "blobs")
+    return BlockEnv(precompiles={
+        AGGREGATION: BlobAggregation(blobs, node_dir / "outcomes", recompute=recompute)})  # fmt: skip

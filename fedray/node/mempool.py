@@ -1,0 +1,117 @@
+"""The mempool: admitted transactions waiting for a block, with stateful prechecks and a record of
+every rejection.
+
+Admission runs a transaction against the last committed state in a scratch journal that also holds
+the pending transactions before it, so a sender can queue several nonces and a transaction that could
+never apply (replayed nonce, unselected client, closed round) is refused at once with its typed
+error instead of sitting in the pool. After each commit the pool drops what the block included and
+rechecks the rest against the new state.
+
+Deliberately ignored: fee-based priority and eviction (transactions are proposed in arrival order
+per sender, nonce order within a sender).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from fedray.core.journal import Journal
+from fedray.core.state import State
+from fedray.core.transition import BlockEnv, ExecContext, check_tx_stateless, execute_tx
+from fedray.core.tx import SignedTx
+from fedray.errors import FedrayError, OversizedError
+
+
+@dataclass(frozen=True)
+class Rejection:
+    tx_hash: bytes
+    sender: bytes
+    kind: str
+    code: str
+    message: str
+    height: int  # committed height when it was rejected
+
+
+class Mempool:
+    """Pending transactions in arrival order; thread-compatible (the owner serializes calls)."""
+
+    def __init__(self, max_txs: int = 100_000,
+                 on_reject: Callable[[Rejection], None] | None = None) -> None:  # fmt: skip
+        self.max_txs = max_txs
+        self.on_reject = on_reject
+        self._txs: OrderedDict[bytes, SignedTx] = OrderedDict()
+        self._journal: Journal | None = None
+        self._state: State | None = None
+        self.rejected = 0
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self._txs
+
+    def _ctx(self, state: State, env: BlockEnv) -> ExecContext:
+        proposer = state.validators.keys[0]
+        return ExecContext(state.height + 1, state.last_block_time + 1, proposer, env)
+
+    def _reject(self, stx: SignedTx | None, raw: bytes, exc: FedrayError, height: int) -> Rejection:
+        self.rejected += 1
+        sender = stx.tx.sender if stx else b""
+        kind = stx.tx.kind if stx else ""
+        tx_hash = stx.hash if stx else b""
+        rejection = Rejection(tx_hash, sender, kind, exc.code, str(exc), height)
+        if self.on_reject is not None:
+            self.on_reject(rejection)
+        return rejection
+
+    def add(self, raw: bytes, state: State, env: BlockEnv) -> Rejection | None:
+        """Admit `raw` if it applies after the pending transactions; else record why not."""
+        stx: SignedTx | None = None
+        try:
+            if len(self._txs) >= self.max_txs:
+                raise OversizedError(f"mempool is full ({self.max_txs} transactions)")
+            checked = check_tx_stateless(
+                raw, state.chain_id, state.params.max_tx_bytes, env.verified
+            )
+            stx = checked.stx
+            if stx.hash in self._txs:
+                return None
+            if self._state is not state or self._journal is None:
+                self._rebuild(state, env)
+            assert self._journal is not None
+            execute_tx(self._journal, checked, self._ctx(state, env))
+        except FedrayError as exc:
+            return self._reject(stx, raw, exc, state.height)
+        self._txs[stx.hash] = stx
+        return None
+
+    def _rebuild(self, state: State, env: BlockEnv) -> None:
+        """Re-run the pending transactions on `state`; drop (and record) those that no longer apply."""
+        self._state, self._journal = state, Journal(state)
+        ctx = self._ctx(state, env)
+        verified = set(self._txs)  # signatures were checked on admission
+        for tx_hash, stx in list(self._txs.items()):
+            try:
+                checked = check_tx_stateless(stx.raw, state.chain_id, state.params.max_tx_bytes,
+                                             verified)  # fmt: skip
+                execute_tx(self._journal, checked, ctx)
+            except FedrayError as exc:
+                del self._txs[tx_hash]
+                self._reject(stx, stx.raw, exc, state.height)
+
+    def committed(self, included: Iterable[bytes], state: State, env: BlockEnv) -> None:
+        """Drop the transactions a committed block included; recheck the rest on the new state."""
+        for tx_hash in included:
+            self._txs.pop(tx_hash, None)
+        self._rebuild(state, env)
+
+    def hashes(self) -> set[bytes]:
+        return set(self._txs)
+
+    def candidates(self, limit: int | None = None) -> list[bytes]:
+        """Pending transactions in arrival order (each sender's nonces stay in order, since they
+        were admitted in order)."""
+        out = [stx.raw for stx in self._txs.values()]
+        return out if limit is None else out[:limit]

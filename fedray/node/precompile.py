@@ -1,0 +1,117 @@
+"""The aggregation precompile over a validator's blob store.
+
+`BlobAggregation.aggregate(request)` loads the pinned int32 fixed-point payloads named by the request,
+runs the chain's configured strategy (`fedray.aggregation`), adds the aggregate delta to the global
+model with int32 saturation, stores the new global model and strategy state as blobs, and returns
+their digests and the verdicts. Every step is exact integer arithmetic, so all honest validators get
+the same digests.
+
+Outcomes are also written to `<outcomes>/<request hash>.cbor`. Replaying a chain can then either
+reuse them (fast verification of links, signatures and roots) or recompute every aggregation from the
+stored payloads (`fedray chain verify --recompute`), in which case a stored outcome that differs from
+the recomputed one is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from fedray.aggregation.base import Update
+from fedray.aggregation.registry import make_strategy
+from fedray.core.encoding import decode, encode
+from fedray.core.precompiles import AggregationOutcome, AggregationRequest, UpdateVerdict
+from fedray.errors import BlobError, FedrayError
+from fedray.storage.blobs import BlobStore, atomic_write
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+class AggregationMismatchError(FedrayError):
+    """A recomputed aggregation differs from the outcome recorded when the block was executed."""
+
+    code = "aggregation_mismatch"
+
+
+def apply_delta(
+    global_model: dict[str, np.ndarray], delta: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """global + delta in int32 fixed point, saturating at the int32 range (exact, deterministic)."""
+    out = {}
+    for name, g in global_model.items():
+        total = g.astype(np.int64) + delta[name].astype(np.int64)
+        out[name] = np.clip(total, INT32_MIN, INT32_MAX).astype(np.int32)
+    return out
+
+
+class BlobAggregation:
+    """An `AggregationPrecompile` reading and writing one validator's blob store."""
+
+    def __init__(self, blobs: BlobStore, outcomes_dir: str | Path, *, recompute: bool = True,
+                 threads: int = 1) -> None:  # fmt: skip
+        self.blobs = blobs
+        self.outcomes_dir = Path(outcomes_dir)
+        self.outcomes_dir.mkdir(parents=True, exist_ok=True)
+        self.recompute = recompute
+        self.threads = threads
+        self.seconds = 0.0  # time spent aggregating (metrics)
+        self._lock = threading.Lock()
+
+    def _outcome_path(self, request: AggregationRequest) -> Path:
+        return self.outcomes_dir / f"{request.hash().hex()}.cbor"
+
+    def stored_outcome(self, request: AggregationRequest) -> AggregationOutcome | None:
+        path = self._outcome_path(request)
+        if not path.exists():
+            return None
+        return AggregationOutcome.from_canonical(decode(path.read_bytes()))
+
+    def aggregate(self, request: AggregationRequest) -> AggregationOutcome:
+        with self._lock:
+            stored = self.stored_outcome(request)
+            if stored is not None and not self.recompute:
+                if not self.blobs.has(stored.global_hash):
+                    raise BlobError(
+                        f"stored outcome names a missing model {stored.global_hash.hex()[:16]}"
+                    )
+                return stored
+            outcome = self._compute(request)
+            if stored is not None and stored != outcome:
+                raise AggregationMismatchError(
+                    f"round {request.round}: recomputed aggregation differs from the recorded outcome"
+                )
+            if stored is None:
+                atomic_write(self._outcome_path(request), encode(outcome.to_canonical()))
+            return outcome
+
+    def _compute(self, request: AggregationRequest) -> AggregationOutcome:
+        import time
+
+        start = time.perf_counter()
+        global_model = self.blobs.get(request.global_hash)
+        state = self.blobs.get(request.state_hash) if request.state_hash else None
+        updates = [Update(h, self.blobs.get(h), n) for h, n in request.updates]
+        strategy = make_strategy(
+            request.rule, json.loads(request.rule_config), threads=self.threads
+        )
+        result = strategy.aggregate(updates, state)
+        new_global = apply_delta(global_model, result.delta)
+        global_hash = self.blobs.put(new_global)
+        state_hash = self.blobs.put(result.state) if result.state else b""
+        by_key = {v.key: v for v in result.verdicts}
+        verdicts = tuple(
+            UpdateVerdict(
+                h,
+                by_key[h].accepted,
+                by_key[h].clipped,
+                by_key[h].rejected,
+                by_key[h].weight,
+                by_key[h].score,
+            )  # fmt: skip
+            for h, _ in request.updates
+        )
+        self.seconds += time.perf_counter() - start
+        return AggregationOutcome(global_hash, state_hash, verdicts)
