@@ -48,8 +48,7 @@ from fedray.aggregation.fixedpoint import (
     Chunk,
     check_center,
     div_round_half_even,
-    exact_cross,
-    exact_sqnorms,
+    exact_products,
     make_batch,
     round_half_even,
     run_chunks,
@@ -133,10 +132,11 @@ class CenteredClipping:
         cfg, batch = self.config, make_batch(updates)
         k = batch.k
         center = load_center(batch, state)
-        norms2 = exact_sqnorms(batch, self.threads)
-        v, factors, tau = center, [WEIGHT_ONE] * k, 0
+        v, factors, tau, norms2 = center, [WEIGHT_ONE] * k, 0, []
         for it in range(cfg.iterations):
-            cross = exact_cross(batch, [v], self.threads)
+            # the first pass also yields the exact ||x_i||**2, reused by later iterations
+            cross, norms = exact_products(batch, [v], self.threads, sqnorms=it == 0)
+            norms2 = norms or norms2
             vv = vector_sqnorm(v)
             dist2 = [norms2[i] - 2 * cross[i][0] + vv for i in range(k)]
             if it == 0:

@@ -51,4 +51,4 @@ class FedAvg:
             Verdict(key, True, False, False, round_half_even(n * WEIGHT_ONE, total))
             for key, n in zip(batch.keys, ns, strict=True)
         )
-        return AggregationResult(delta, verdicts, dict(state or {}))
+        return AggregationResult(delta, verdicts, {})  # stateless: a stale center is dropped

@@ -12,9 +12,10 @@ their partial results are combined exactly in plan order.
 
 Exact dot products use float64 BLAS on 16-bit halves: x = hi * 2**16 + lo with lo in [0, 2**16)
 and |hi| <= 2**15, so every product is an integer of magnitude <= 2**32 and every partial sum over a
-chunk of at most 2**20 coordinates stays below 2**53: float64 holds all of them exactly, whatever
-order or blocking BLAS uses. Chunk results are exact int64 (|sum| <= P * 2**32 < 2**63 for
-P < 2**31) and the halves are combined in Python ints, which cannot overflow.
+block of DOT_BLOCK = 2**12 coordinates stays below 2**44 < 2**53: float64 holds all of them exactly,
+whatever order, blocking or FMA use BLAS picks. Block results are summed in int64 (|sum| <= P * 2**32
+< 2**63 for P <= MAX_PARAMS < 2**31) and the halves are combined in Python ints, which cannot
+overflow.
 
 Ignores: hashing, transport, which rule uses which reduction.
 """
@@ -50,7 +51,7 @@ Spec = Mapping[str, tuple[int, ...]]
 Chunk = tuple[int, int, int]  # (tensor index, start, stop) in the flattened tensor
 
 CHUNK = 1 << 14
-"""Coordinates per chunk: a (CHUNK, 32) int32 block is 2 MiB, cache sized; must stay <= 2**20."""
+"""Coordinates per unit of work (a (CHUNK, 32) int32 block is 2 MiB). Any value gives the same bytes."""
 MAX_PARAMS = (1 << 31) - 1
 """Most coordinates per update: keeps the int64 sums of 16-bit half products below 2**63."""
 RANGE = 1 << (31 - FRAC_BITS)
@@ -90,7 +91,8 @@ def dequantize(
     for name, q in tensors.items():
         if not isinstance(q, np.ndarray) or q.dtype != INT32:
             raise UpdateShapeError(f"dequantize: tensor {name!r} must be an int32 numpy array")
-        out[name] = (q.astype(np.float64) * (1.0 / SCALE)).astype(dtype)
+        # cast then scale by 2**-24 (exact): one correctly rounded conversion to `dtype`
+        out[name] = np.multiply(q, 1.0 / SCALE, dtype=dtype)
     return out
 
 
@@ -123,6 +125,8 @@ def validate_updates(updates: Sequence[Update], reference_spec: Spec) -> tuple[U
         n = u.n_samples
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise SampleCountError(f"update {who}: n_samples must be a positive int, got {n!r}")
+        if not isinstance(u.tensors, Mapping) or not all(isinstance(n, str) for n in u.tensors):
+            raise UpdateShapeError(f"update {who}: tensors must map str names to arrays")
         if sorted(u.tensors) != names:  # rule: tensor names match the model
             raise UpdateShapeError(f"update {who}: tensors {sorted(u.tensors)} != model {names}")
         for name in names:  # rule: plain numpy int32 (native byte order) only
@@ -238,13 +242,6 @@ def round_half_even(num: int, den: int) -> int:
     return q + (2 * r > den or (2 * r == den and q & 1 == 1))
 
 
-def to_int32(values: np.ndarray, out: np.ndarray) -> None:
-    """Store int64 results into int32 `out`; a value outside int32 is a broken bound, not a wrap."""
-    if values.size and (values.max() > np.iinfo(np.int32).max or values.min() < -(1 << 31)):
-        raise BoundError("an aggregate left the int32 range")
-    out[...] = values
-
-
 # --- weighted sums ----------------------------------------------------------------------------
 def weighted_sum(rows: Sequence[np.ndarray], weights: Sequence[int]) -> np.ndarray:
     """Exact int64 sum of w_k * rows[k] over int32 rows; the caller proves sum|w_k| * 2**31 < 2**63."""
@@ -301,39 +298,74 @@ def sorted_block(batch: Batch, chunk: Chunk) -> np.ndarray:
 
 
 # --- exact dot products -----------------------------------------------------------------------
+DOT_BLOCK = 1 << 12
+"""Coordinates per BLAS call: keeps the float64 halves of 32 updates (1 MiB) in cache."""
+
+
 def _halves(rows: Sequence[np.ndarray]) -> np.ndarray:
     """(2r, c) float64: hi halves (x >> 16, |hi| <= 2**15) then lo halves (x & 0xFFFF)."""
-    r, c = len(rows), rows[0].shape[0]
-    s = np.empty((2 * r, c), dtype=np.float64)
-    for i, x in enumerate(rows):
-        s[i] = np.right_shift(x, 16)
-        s[r + i] = np.bitwise_and(x, 0xFFFF)
+    block = np.stack(rows)
+    r = block.shape[0]
+    s = np.empty((2 * r, block.shape[1]), dtype=np.float64)
+    np.right_shift(block, 16, out=s[:r], casting="unsafe")
+    np.bitwise_and(block, 0xFFFF, out=s[r:], casting="unsafe")
     return s
+
+
+def _blocks(c: Chunk) -> list[Chunk]:
+    t, a, b = c
+    return [(t, i, min(i + DOT_BLOCK, b)) for i in range(a, b, DOT_BLOCK)]
 
 
 def _combine(hh: int, hl: int, lh: int, ll: int) -> int:
     return (hh << 32) + ((hl + lh) << 16) + ll
 
 
-def exact_cross(
-    batch: Batch, others: Sequence[Sequence[np.ndarray]], threads: int = 1
-) -> list[list[int]]:
-    """<x_k, y_j> exactly for every update k and every vector y_j (given as flat int32 arrays per
-    tensor, like `Batch.outputs()`): a K x J matrix of Python ints."""
+def exact_products(
+    batch: Batch, others: Sequence[Sequence[np.ndarray]], threads: int = 1, sqnorms: bool = False
+) -> tuple[list[list[int]], list[int]]:
+    """<x_k, y_j> exactly for every update k and every vector y_j (flat int32 arrays per tensor,
+    like `Batch.outputs()`), as a K x J matrix of Python ints; with `sqnorms`, also ||x_k||**2
+    (else []). One pass over the updates serves both."""
     kk, jj = batch.k, len(others)
 
     def chunk(c: Chunk) -> np.ndarray:
-        t, a, b = c
-        sx = _halves(batch.rows(c))
-        sy = _halves([y[t][a:b] for y in others])
-        return (sx @ sy.T).astype(np.int64)  # exact integers < 2**53, see module docstring
+        acc = np.zeros((2 * kk, 2 * jj + 3), dtype=np.int64)
+        for t, a, b in _blocks(c):
+            sx = _halves(batch.rows((t, a, b)))
+            if jj:
+                sy = _halves([y[t][a:b] for y in others])
+                acc[:, : 2 * jj] += (sx @ sy.T).astype(np.int64)  # exact, see module docstring
+            if sqnorms:
+                hi, lo = sx[:kk], sx[kk:]
+                acc[:kk, 2 * jj] += np.einsum("ij,ij->i", hi, hi).astype(np.int64)
+                acc[:kk, 2 * jj + 1] += np.einsum("ij,ij->i", hi, lo).astype(np.int64)
+                acc[:kk, 2 * jj + 2] += np.einsum("ij,ij->i", lo, lo).astype(np.int64)
+        return acc
 
-    acc = sum(run_chunks(chunk, batch.chunks, threads), np.zeros((2 * kk, 2 * jj), np.int64))
-    m = [[int(v) for v in row] for row in acc]
-    return [
+    total = sum(run_chunks(chunk, batch.chunks, threads), np.zeros((2 * kk, 2 * jj + 3), np.int64))
+    m = [[int(v) for v in row] for row in total]
+    cross = [
         [_combine(m[i][j], m[i][jj + j], m[kk + i][j], m[kk + i][jj + j]) for j in range(jj)]
         for i in range(kk)
     ]
+    norms = [
+        _combine(m[i][2 * jj], m[i][2 * jj + 1], m[i][2 * jj + 1], m[i][2 * jj + 2])
+        for i in range(kk)
+    ]
+    return cross, norms if sqnorms else []
+
+
+def exact_cross(
+    batch: Batch, others: Sequence[Sequence[np.ndarray]], threads: int = 1
+) -> list[list[int]]:
+    """<x_k, y_j> exactly (see `exact_products`)."""
+    return exact_products(batch, others, threads)[0]
+
+
+def exact_sqnorms(batch: Batch, threads: int = 1) -> list[int]:
+    """||x_k||**2 exactly for every update, as Python ints (the Gram diagonal, in O(K P))."""
+    return exact_products(batch, [], threads, sqnorms=True)[1]
 
 
 def exact_gram(batch: Batch, threads: int = 1) -> list[list[int]]:
@@ -341,40 +373,26 @@ def exact_gram(batch: Batch, threads: int = 1) -> list[list[int]]:
     kk = batch.k
 
     def chunk(c: Chunk) -> np.ndarray:
-        s = _halves(batch.rows(c))
-        return (s @ s.T).astype(np.int64)  # A @ A.T: numpy uses syrk; exact as above
+        acc = np.zeros((2 * kk, 2 * kk), dtype=np.int64)
+        for block in _blocks(c):
+            s = _halves(batch.rows(block))
+            acc += (s @ s.T).astype(np.int64)  # A @ A.T: numpy calls syrk; exact as above
+        return acc
 
-    acc = sum(run_chunks(chunk, batch.chunks, threads), np.zeros((2 * kk, 2 * kk), np.int64))
-    m = [[int(v) for v in row] for row in acc]
+    total = sum(run_chunks(chunk, batch.chunks, threads), np.zeros((2 * kk, 2 * kk), np.int64))
+    m = [[int(v) for v in row] for row in total]
     return [
         [_combine(m[i][j], m[i][kk + j], m[kk + i][j], m[kk + i][kk + j]) for j in range(kk)]
         for i in range(kk)
     ]
 
 
-def exact_sqnorms(batch: Batch, threads: int = 1) -> list[int]:
-    """||x_k||**2 exactly for every update, as Python ints (the Gram diagonal, in O(K P))."""
-    kk = batch.k
-
-    def chunk(c: Chunk) -> np.ndarray:
-        s = _halves(batch.rows(c))
-        hi, lo = s[:kk], s[kk:]
-        sums = [np.einsum("ij,ij->i", hi, hi), np.einsum("ij,ij->i", hi, lo)]
-        sums.append(np.einsum("ij,ij->i", lo, lo))
-        return np.stack(sums).astype(np.int64)
-
-    acc = sum(run_chunks(chunk, batch.chunks, threads), np.zeros((3, kk), np.int64))
-    return [
-        _combine(int(acc[0, i]), int(acc[1, i]), int(acc[1, i]), int(acc[2, i])) for i in range(kk)
-    ]
-
-
 def vector_sqnorm(flats: Sequence[np.ndarray]) -> int:
-    """||v||**2 exactly for one int32 vector given per tensor (Python ints, chunk by chunk)."""
-    total = 0
+    """||v||**2 exactly for one int32 vector given per tensor (Python ints, block by block)."""
+    acc = np.zeros(3, dtype=np.int64)  # |sums| <= P * 2**32 < 2**63
     for f in flats:
-        for a in range(0, f.shape[0], CHUNK):
-            s = _halves([f[a : a + CHUNK]])
-            hh, hl, ll = (int(v) for v in (s[0] @ s[0], s[0] @ s[1], s[1] @ s[1]))
-            total += _combine(hh, hl, hl, ll)
-    return total
+        for a in range(0, f.shape[0], DOT_BLOCK):
+            hi, lo = _halves([f[a : a + DOT_BLOCK]])
+            acc += np.array([hi @ hi, hi @ lo, lo @ lo]).astype(np.int64)
+    hh, hl, ll = (int(v) for v in acc)
+    return _combine(hh, hl, hl, ll)

@@ -95,6 +95,12 @@ def test_validate_sorts_by_key() -> None:
             "tensors",
         ),
         (_with({"b": np.zeros(2, np.int32)}), UpdateShapeError, "tensors"),
+        (_with([np.zeros(2, np.int32)]), UpdateShapeError, "map str names"),  # type: ignore[list-item]
+        (
+            _with({0: np.zeros(2, np.int32), "w": np.ones((2, 3), np.int32)}),
+            UpdateShapeError,
+            "map str names",
+        ),
         # dtypes are checked before shapes: a float tensor of the wrong shape reports the dtype
         (
             _with({"b": np.full(5, np.nan, np.float32), "w": np.ones((2, 3), np.int32)}),
