@@ -43,16 +43,15 @@ from fedray.aggregation.base import (
     check_config_fields,
     config_error,
 )
+from fedray.aggregation.dots import exact_products, vector_sqnorm
 from fedray.aggregation.fixedpoint import (
     Batch,
     Chunk,
     check_center,
     div_round_half_even,
-    exact_products,
     make_batch,
     round_half_even,
     run_chunks,
-    vector_sqnorm,
     weighted_sum,
 )
 

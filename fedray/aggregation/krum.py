@@ -29,7 +29,8 @@ from fedray.aggregation.base import (
     check_config_fields,
     config_error,
 )
-from fedray.aggregation.fixedpoint import exact_gram, make_batch, round_half_even, weighted_mean
+from fedray.aggregation.dots import exact_gram
+from fedray.aggregation.fixedpoint import make_batch, round_half_even, weighted_mean
 
 
 @dataclass(frozen=True)

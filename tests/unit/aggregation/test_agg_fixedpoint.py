@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedray.aggregation import dots
 from fedray.aggregation import fixedpoint as fp
 from fedray.aggregation.base import (
     BoundError,
@@ -213,11 +214,11 @@ def test_exact_gram_norms_and_cross_match_python_ints_across_chunks() -> None:
     want = [[sum(a * b for a, b in zip(x, y, strict=True)) for y in vecs] for x in vecs]
     assert want[0][0] > 2**70  # far beyond int64: the halves must be combined exactly
     for threads in (1, 2):
-        assert fp.exact_gram(batch, threads) == want
-        assert fp.exact_sqnorms(batch, threads) == [want[i][i] for i in range(3)]
+        assert dots.exact_gram(batch, threads) == want
+        assert dots.exact_sqnorms(batch, threads) == [want[i][i] for i in range(3)]
         other = [list(batch.flats[2])]
-        assert fp.exact_cross(batch, other, threads) == [[row[2]] for row in want]
-    assert fp.vector_sqnorm(batch.flats[1]) == want[1][1]
+        assert dots.exact_cross(batch, other, threads) == [[row[2]] for row in want]
+    assert dots.vector_sqnorm(batch.flats[1]) == want[1][1]
 
 
 def test_weighted_mean_by_hand_and_int64_bound() -> None:
