@@ -1,0 +1,139 @@
+"""Everything a run derives deterministically from its config: data split and partition, model,
+client keys, which clients are Byzantine, how clients are spread over pool actors, the initial model
+and the genesis. The driver and every client pool call the same functions, so they agree without
+shipping data around: each pool rebuilds only its own clients' shards, and raw training data never
+leaves a pool actor.
+
+Client keys come from the run seed (`key_from_seed`): right for simulations, where the driver must
+know every public key for the genesis; a real deployment registers clients' own keys on chain.
+
+Ray-free: pools and the driver import it inside their actors/processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fedray.aggregation.fixedpoint import quantize
+from fedray.config import RunConfig
+from fedray.core.contracts.rounds import genesis_rounds
+from fedray.core.crypto import PrivateKey, key_from_seed
+from fedray.core.state import Genesis, GenesisAccount, Params
+from fedray.learning.datasets import DatasetSpec, DataSplit, SyntheticConfig, load_dataset
+from fedray.learning.models import ModelSpec, build_model, get_params
+from fedray.learning.partition import PartitionConfig, partition
+from fedray.learning.training import TrainConfig
+from fedray.storage.tensors import nbytes, tensors_digest
+
+GENESIS_TIME_MS = 1_700_000_000_000
+
+
+@functools.lru_cache(maxsize=4)
+def _split(name: str, seed: int, test_fraction: float, s_alpha: float, s_beta: float) -> DataSplit:
+    synthetic = SyntheticConfig(alpha=s_alpha, beta=s_beta, seed=seed)
+    return load_dataset(DatasetSpec(name, seed, test_fraction, synthetic))
+
+
+@dataclass(frozen=True)
+class Federation:
+    cfg: RunConfig
+
+    # --- data and model -----------------------------------------------------------------------
+    def split(self) -> DataSplit:
+        d = self.cfg.data
+        return _split(d.name, self.cfg.seed, d.test_fraction, d.synthetic_alpha, d.synthetic_beta)
+
+    def shards(self, clients: list[int] | None = None) -> dict[int, Any]:
+        """The training shard of each client in `clients` (all when None)."""
+        d = self.cfg.data
+        fed = partition(self.split(), PartitionConfig(
+            scheme=d.partition, num_clients=self.cfg.clients, alpha=d.alpha,
+            min_size=d.min_partition_size, classes_per_client=d.classes_per_client,
+            seed=self.cfg.seed))  # fmt: skip
+        wanted = range(fed.num_clients) if clients is None else clients
+        return {i: fed.client(i) for i in wanted}
+
+    def model_spec(self) -> ModelSpec:
+        split = self.split()
+        shape = split.input_shape
+        if self.cfg.model.name == "cnn" and len(shape) == 1:
+            side = int(round(shape[0] ** 0.5))
+            shape = (1, side, side)
+        return ModelSpec(
+            self.cfg.model.name, tuple(shape), split.num_classes, self.cfg.model.hidden
+        )
+
+    def train_config(self, epochs: int | None = None, lr: float | None = None) -> TrainConfig:
+        t = self.cfg.training
+        return TrainConfig(epochs=epochs or t.epochs, batch_size=t.batch_size, lr=lr or t.lr,
+                           momentum=t.momentum, prox_mu=t.prox_mu)  # fmt: skip
+
+    def initial_model(self) -> dict[str, np.ndarray]:
+        """The seeded initial model in int32 fixed point (the chain's canonical form)."""
+        return quantize(get_params(build_model(self.model_spec(), self.cfg.seed)))
+
+    # --- participants -------------------------------------------------------------------------
+    def client_key(self, index: int) -> PrivateKey:
+        return key_from_seed(f"{self.cfg.chain.chain_id}/{self.cfg.seed}/client/{index}".encode())
+
+    def attackers(self) -> tuple[int, ...]:
+        """A seeded sample of round(fraction * clients) client indices."""
+        if self.cfg.attack.name == "none" or self.cfg.attack.fraction <= 0:
+            return ()
+        count = int(round(self.cfg.attack.fraction * self.cfg.clients))
+        rng = np.random.default_rng([self.cfg.seed, 0xA77AC])
+        return tuple(sorted(int(i) for i in rng.choice(self.cfg.clients, count, replace=False)))
+
+    def pools(self) -> list[list[int]]:
+        """Client indices per pool actor: honest clients split evenly over `client_pools`, and
+        attackers together in one extra pool, since colluding attackers coordinate anyway."""
+        bad = set(self.attackers())
+        honest = [i for i in range(self.cfg.clients) if i not in bad]
+        n = max(1, min(self.cfg.runtime.client_pools, len(honest)))
+        pools = [
+            list(chunk) for chunk in np.array_split(np.array(honest, dtype=int), n) if len(chunk)
+        ]
+        pools = [[int(i) for i in p] for p in pools]
+        if bad:
+            pools.append(sorted(bad))
+        return pools
+
+    # --- chain --------------------------------------------------------------------------------
+    def params(self) -> Params:
+        c, t = self.cfg.chain, self.cfg.training
+        per_round = c.clients_per_round or self.cfg.clients
+        return Params(
+            max_block_txs=c.max_block_txs,
+            min_stake_client=min(100, c.client_stake),
+            min_stake_validator=min(1000, c.validator_stake),
+            fl_clients_per_round=per_round,
+            fl_round_deadline=c.round_deadline_blocks,
+            fl_max_rounds=self.cfg.rounds,
+            fl_rule=self.cfg.strategy.name,
+            fl_rule_config=json.dumps(dict(self.cfg.strategy.params), sort_keys=True),
+            fl_local_epochs=t.epochs,
+            fl_batch_size=t.batch_size,
+            fl_learning_rate=repr(float(t.lr)),
+        )
+
+    def genesis(self, validator_keys: list[bytes], initial: dict[str, np.ndarray]) -> Genesis:
+        c = self.cfg.chain
+        accounts = [GenesisAccount(k, balance=c.client_balance, stake=c.validator_stake,
+                                   is_validator=True) for k in validator_keys]  # fmt: skip
+        accounts += [
+            GenesisAccount(
+                self.client_key(i).public_key,
+                balance=c.client_balance,
+                stake=c.client_stake,
+                is_client=True,
+            )  # fmt: skip
+            for i in range(self.cfg.clients)
+        ]
+        rounds = genesis_rounds(tensors_digest(initial), nbytes(initial))
+        return Genesis(c.chain_id, GENESIS_TIME_MS, tuple(accounts), self.params(),
+                       {"rounds": rounds})  # fmt: skip
