@@ -95,7 +95,9 @@ class FederatedData:
         return [self.client(k) for k in range(self.num_clients)]
 
 
-def _split(name: str, x: np.ndarray, y: np.ndarray, classes: int, seed: int, test: float) -> DataSplit:
+def _split(
+    name: str, x: np.ndarray, y: np.ndarray, classes: int, seed: int, test: float
+) -> DataSplit:
     # Stratified so that small test sets still hold every class in proportion.
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=test, random_state=seed, stratify=y, shuffle=True

@@ -80,13 +80,18 @@ def build_model(spec: ModelSpec, seed: int = 0) -> nn.Module:
         else:
             raise ModelError(f"unknown model {spec.name!r}; known: {', '.join(MODELS)}")
     if any(True for _ in model.buffers()):
-        raise ModelError("fedray models must not have buffers")  # the Params convention relies on it
+        raise ModelError(
+            "fedray models must not have buffers"
+        )  # the Params convention relies on it
     return model
 
 
 def get_params(model: nn.Module) -> Params:
     """The model's parameters as an ordered dict of float32 numpy copies."""
-    return {k: v.detach().cpu().numpy().astype(np.float32, copy=True) for k, v in model.named_parameters()}
+    return {
+        k: v.detach().cpu().numpy().astype(np.float32, copy=True)
+        for k, v in model.named_parameters()
+    }
 
 
 def set_params(model: nn.Module, params: Mapping[str, np.ndarray]) -> None:

@@ -58,7 +58,9 @@ def dirichlet(
     """NIID-Bench label-skew partition (`partition_data(..., "noniid-labeldir")`)."""
     n = len(y)
     if alpha <= 0 or num_clients < 1 or min_size * num_clients > n:
-        raise PartitionError(f"dirichlet: bad alpha={alpha}, clients={num_clients}, min_size={min_size}")
+        raise PartitionError(
+            f"dirichlet: bad alpha={alpha}, clients={num_clients}, min_size={min_size}"
+        )
     classes = int(num_classes if num_classes is not None else y.max() + 1)
     by_class = [np.flatnonzero(y == c) for c in range(classes)]
     for _ in range(max_draws):

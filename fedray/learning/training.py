@@ -180,5 +180,9 @@ def centralized_baseline(
     _sgd(model, split.train, cfg, seed, None, None)
     params = get_params(model)
     return BaselineResult(
-        spec, cfg.epochs, evaluate(model, None, split.test), evaluate(model, None, split.train), params
+        spec,
+        cfg.epochs,
+        evaluate(model, None, split.test),
+        evaluate(model, None, split.train),
+        params,
     )

@@ -21,7 +21,9 @@ class LabelFlipConfig:
     pairs: tuple[tuple[int, int], ...] = ()  # (source, target); empty means y -> C - 1 - y
 
 
-def flip_labels(y: np.ndarray, num_classes: int, pairs: tuple[tuple[int, int], ...] = ()) -> np.ndarray:
+def flip_labels(
+    y: np.ndarray, num_classes: int, pairs: tuple[tuple[int, int], ...] = ()
+) -> np.ndarray:
     if not pairs:
         return (num_classes - 1 - y).astype(np.int64)
     table = np.arange(num_classes)

@@ -30,4 +30,6 @@ class SignFlip(Attack):
 
     def craft(self, ctx: AttackContext) -> AttackResult:
         self._require_honest(ctx)
-        return AttackResult(tuple(scale(u, -self.config.scale) for u in ctx.honest), dict(ctx.state))
+        return AttackResult(
+            tuple(scale(u, -self.config.scale) for u in ctx.honest), dict(ctx.state)
+        )
