@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fedray.learning.datasets import DataSplit, Dataset
+from fedray.learning.datasets import Dataset, DataSplit
 from fedray.learning.errors import LearningError
 from fedray.learning.models import ModelSpec, build_model, get_params, set_params
 from fedray.learning.params import Params, sub

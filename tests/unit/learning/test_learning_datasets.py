@@ -22,7 +22,7 @@ def test_image_datasets_shapes_ranges_and_split(name, shape, n_total):
     assert s.input_shape == shape
     assert len(s.train) + len(s.test) == n_total
     assert s.train.x.dtype == np.float32 and s.train.y.dtype == np.int64
-    assert 0.0 <= s.train.x.min() and s.train.x.max() <= 1.0 and s.train.x.max() > 0.9
+    assert s.train.x.min() >= 0.0 and s.train.x.max() <= 1.0 and s.train.x.max() > 0.9
     # Stratified: every class in the test set, in roughly the pooled proportion.
     assert (s.test.label_counts() > 0).all()
 
