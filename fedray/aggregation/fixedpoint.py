@@ -118,7 +118,7 @@ def validate_updates(updates: Sequence[Update], reference_spec: Spec) -> tuple[U
         n = u.n_samples
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise SampleCountError(f"update {who}: n_samples must be a positive int, got {n!r}")
-        if not isinstance(u.tensors, Mapping) or not all(isinstance(n, str) for n in u.tensors):
+        if not isinstance(u.tensors, Mapping) or not all(isinstance(t, str) for t in u.tensors):
             raise UpdateShapeError(f"update {who}: tensors must map str names to arrays")
         if sorted(u.tensors) != names:  # rule: tensor names match the model
             raise UpdateShapeError(f"update {who}: tensors {sorted(u.tensors)} != model {names}")
