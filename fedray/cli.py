@@ -125,12 +125,40 @@ def cmd_chain_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from fedray.config import load_config
+
+    items = list(args.items)
+    path = None
+    if items and "=" not in items[0]:
+        path = items.pop(0)
+    overrides = items + ([f"runtime.address={args.address}"] if args.address else [])
+    cfg = load_config(path, overrides)  # config errors surface before Ray starts
+
+    from fedray.runtime.run import run, summary_text
+
+    result = run(cfg)
+    print(summary_text(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedray",
         description="Federated learning governed by a BFT blockchain, on Ray.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run chain-governed federated training (embedded local Ray by default)",
+        description="Run chain-governed federated training. CONFIG is any YAML merged over the "
+        "defaults; key=value items override single keys (rounds=3, strategy.params.radius=2.0) "
+        "or pick a config group file (strategy=krum, attack=sign_flip, data=mnist5k).",
+    )
+    run.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]")
+    run.add_argument("--address", default=None, help="an existing Ray cluster (or set RAY_ADDRESS)")
+    run.set_defaults(func=cmd_run)
 
     chain = sub.add_parser("chain", help="inspect, verify and export a chain")
     chain_sub = chain.add_subparsers(dest="chain_command", required=True, metavar="ACTION")

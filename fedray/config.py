@@ -97,10 +97,19 @@ class RuntimeConfig:
     num_cpus: int | None = None  # embedded Ray only; None: all cores
     object_store_mb: int = 256  # embedded Ray only
     client_pools: int = 2  # actors hosting the virtual clients
-    pool_num_cpus: float = 0.5
-    validator_num_cpus: float = 0.25
+    pool_num_cpus: float = 0.3
+    validator_num_cpus: float = 0.2
     aggregation_threads: int = 1
     progress: bool = True  # tqdm progress bar
+
+
+@dataclass(frozen=True)
+class FaultsConfig:
+    """Fault injection for tests and demos (-1: off). Rounds count from 0."""
+
+    kill_pool_round: int = -1  # ray.kill the first client pool when this round opens
+    kill_validator_round: int = -1  # ray.kill the last validator when this round opens
+    corrupt_payload_round: int = -1  # the first pool alters one payload after signing it
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,8 @@ class RunConfig:
     attack: AttackConfig = field(default_factory=AttackConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
+    baseline: bool = True  # also train the centralized baseline (same model, epoch budget)
 
 
 def conf_dir() -> Path:
@@ -207,6 +218,25 @@ def validate(cfg: RunConfig) -> None:
         make_config(cfg.strategy.name, dict(cfg.strategy.params))
     except Exception as exc:  # the registry names the closest valid rule or key
         raise ConfigError(f"config key 'strategy': {exc}") from None
+    from fedray.learning.attacks import make_attack
+    from fedray.learning.datasets import DATASETS
+    from fedray.learning.models import MODELS
+    from fedray.learning.partition import SCHEMES
+
+    for key, value, options in (("data.name", cfg.data.name, DATASETS),
+                                ("data.partition", cfg.data.partition, SCHEMES),
+                                ("model.name", cfg.model.name, MODELS)):  # fmt: skip
+        near = difflib.get_close_matches(value, options, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        need(value in options, key, f"unknown value {value!r}{hint}; valid: {', '.join(options)}")
+    if cfg.attack.name != "none":
+        try:
+            make_attack(cfg.attack.name, dict(cfg.attack.params))
+        except Exception as exc:
+            raise ConfigError(f"config key 'attack': {exc}") from None
+    if cfg.data.partition == "natural":
+        need(cfg.data.name == "synthetic", "data.partition", "natural needs data.name=synthetic")
+        need(cfg.clients == 30, "clients", "Synthetic has 30 natural users: set clients=30")
 
 
 def to_yaml(cfg: RunConfig) -> str:

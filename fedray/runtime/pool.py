@@ -1,0 +1,76 @@
+"""The client-pool actor: many virtual clients in one process (`runtime/clients.ClientPool`).
+
+Per round it reads the round from a validator (the chain, not the driver, says which global model
+hash to trust), receives the global model by object reference (put once per round by the driver),
+trains its selected clients, puts each update into the object store as numpy arrays and sends the
+signed transactions with the payload references to every validator's ingress in one call each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import ray
+
+from fedray.config import RunConfig
+from fedray.runtime.clients import ClientPool
+
+
+async def first_alive(validators: list[Any], method: str, *args: Any) -> Any:
+    """Call `method` on the first validator that answers."""
+    last: Exception | None = None
+    for v in validators:
+        try:
+            return await getattr(v, method).remote(*args)
+        except ray.exceptions.RayActorError as exc:
+            last = exc
+    raise RuntimeError(f"no validator answered {method}") from last
+
+
+class PoolNode:
+    def __init__(self, cfg: RunConfig, clients: list[int], corrupt_round: int = -1) -> None:
+        self.pool = ClientPool(cfg, clients)
+        self.corrupt_round = corrupt_round  # fault injection: one payload altered after signing
+
+    def public_keys(self) -> dict[int, bytes]:
+        return self.pool.public_keys()
+
+    async def train_round(self, round_: int, global_model: dict[str, np.ndarray],
+                          validators: list[Any], ingresses: list[Any]) -> dict[str, Any]:  # fmt: skip
+        info = await first_alive(validators, "round_info")
+        if not info["open"] or info["round"] != round_:
+            return {"round": round_, "clients": 0, "skipped": "round not open"}
+        mine = [k for k in info["selected"] if k in self.pool.public]
+        if not mine:
+            return {"round": round_, "clients": 0}
+        nonces = await first_alive(validators, "account_nonces", mine)
+        start = time.perf_counter()
+        subs = self.pool.train_round(round_, global_model, info["global_hash"], mine, nonces,
+                                     info["fl_local_epochs"], float(info["fl_learning_rate"]))  # fmt: skip
+        train_s = time.perf_counter() - start
+        batch = []
+        for s in subs:
+            payload = s.payload
+            if round_ == self.corrupt_round and not batch:
+                name = next(iter(payload))
+                payload = {**payload, name: payload[name] + np.int32(1)}  # hash no longer matches
+            batch.append((s.tx, ray.put(payload)))
+        sent_at = time.time()
+        answers = await asyncio.gather(*(i.submit.remote(batch) for i in ingresses),
+                                       return_exceptions=True)  # fmt: skip
+        results = [a if isinstance(a, dict) else {"admitted": 0, "rejected": ["ingress_unavailable"]}
+                   for a in answers]  # fmt: skip
+        return {
+            "round": round_,
+            "clients": len(subs),
+            "train_s": train_s,
+            "sent_at": sent_at,
+            "payload_bytes": int(sum(a.nbytes for s in subs for a in s.payload.values())),
+            "ingress": results,
+        }
+
+
+PoolActor = ray.remote(PoolNode)
