@@ -339,7 +339,65 @@ def block_cases() -> None:
     expect("block_evidence_forged", "bad_evidence")
 
 
-GENERATORS: list[Callable[[], None]] = [tx_cases, block_cases]
+def round_cases() -> None:
+    """Update transactions against an open round (no aggregation: rounds close in end-of-block)."""
+    from fedray.core.contracts.rounds import Update, genesis_rounds
+    from fedray.core.state import GenesisAccount
+
+    clients = [key_from_seed(f"vectors/client/{i}".encode()) for i in range(5)]
+    accounts = GENESIS.accounts + tuple(
+        GenesisAccount(k.public_key, balance=10**6, stake=100, is_client=True) for k in clients
+    )
+    params = Params(fl_clients_per_round=3, fl_round_deadline=4)
+    genesis = dataclasses.replace(
+        GENESIS, accounts=accounts, params=params,
+        sections={"rounds": genesis_rounds(b"\x07" * 32, 1024)},
+    )  # fmt: skip
+    chain = DevChain(genesis, VKEYS)
+    chain.advance()  # block 1 opens round 0 and selects 3 of the 5 clients
+    pre = chain.state
+    rounds = pre.section("rounds")
+    by_pub = {k.public_key: k for k in clients}
+    chosen = [by_pub[k] for k in rounds.selected]
+    outsider = next(k for k in clients if k.public_key not in rounds.selected)
+    ctx = ExecContext(height=2, time=pre.last_block_time + 1000, proposer=PROPOSER)
+    late = ExecContext(height=rounds.deadline + 1, time=pre.last_block_time + 1000, proposer=PROPOSER)
+    h = [bytes([i]) * 32 for i in range(1, 6)]
+    u = chosen[0]
+    cases: list[tuple[str, str, State, list[bytes], str | None, ExecContext]] = [
+        ("update_ok", "a selected client submits its update for the open round",
+         pre, [tx(u, 0, Update(0, h[0], 50, 1024))], None, ctx),
+        ("update_all_selected", "every selected client submits once",
+         pre, [tx(c, 0, Update(0, h[i], 50, 1024)) for i, c in enumerate(chosen)], None, ctx),
+        ("update_wrong_round", "an update for a round that is not open",
+         pre, [tx(u, 0, Update(1, h[0], 50, 1024))], "round_closed", ctx),
+        ("update_after_deadline", "an update after the round's deadline",
+         pre, [tx(u, 0, Update(0, h[0], 50, 1024))], "round_closed", late),
+        ("update_not_selected", "a registered client that was not selected",
+         pre, [tx(outsider, 0, Update(0, h[0], 50, 1024))], "not_selected", ctx),
+        ("update_twice", "one update per client per round",
+         pre, [tx(u, 0, Update(0, h[0], 50, 1024)), tx(u, 1, Update(0, h[1], 50, 1024))],
+         "duplicate_update", ctx),
+        ("update_copied_payload", "a second client submitting the same payload hash",
+         pre, [tx(chosen[0], 0, Update(0, h[0], 50, 1024)),
+               tx(chosen[1], 0, Update(0, h[0], 50, 1024))], "duplicate_update", ctx),
+        ("update_wrong_size", "the declared size must be the model's",
+         pre, [tx(u, 0, Update(0, h[0], 50, 1000))], "update_size", ctx),
+        ("update_too_many_samples", "sample counts above fl_max_samples",
+         pre, [tx(u, 0, Update(0, h[0], 10**7, 1024))], "update_size", ctx),
+        ("update_zero_samples", "zero samples is refused",
+         pre, [raw_tx(u, 0, "update", {"round": 0, "payload_hash": h[0], "n_samples": 0,
+                                       "size": 1024})], "bad_payload", ctx),
+        ("update_short_hash", "the payload hash is a 32-byte digest",
+         pre, [raw_tx(u, 0, "update", {"round": 0, "payload_hash": b"\x01" * 31,
+                                       "n_samples": 5, "size": 1024})], "bad_payload", ctx),
+    ]  # fmt: skip
+    for name, description, state, txs, code, c in cases:
+        tx_vector(name, description, state, txs, c)
+        expect(name, code)
+
+
+GENERATORS: list[Callable[[], None]] = [tx_cases, block_cases, round_cases]
 
 
 def generate() -> dict[str, str]:
