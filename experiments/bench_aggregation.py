@@ -1,8 +1,8 @@
 """Benchmark the deterministic aggregation rules against a plain float mean.
 
 K updates of P float32 parameters are quantized to int32 fixed point (not timed); every rule then
-aggregates them, and `X.mean(0)` over the same values as a (K, P) float32 array runs in the same
-process as the yardstick. Each timing is the median of `--repeats` runs. A figure, not a test.
+aggregates them, and `X.mean(0)` over the same values as a (K, P) float32 array is timed right
+before each run as the yardstick (ratio = median of the paired ratios). A figure, not a test.
 
     python experiments/bench_aggregation.py                 # K=32, P=1M, threads 1 and 2
     python experiments/bench_aggregation.py --threads 1 --repeats 3
@@ -29,27 +29,38 @@ from fedray.aggregation.base import Update  # noqa: E402
 from fedray.aggregation.fixedpoint import quantize  # noqa: E402
 from fedray.aggregation.registry import make_strategy  # noqa: E402
 
-RULES: list[tuple[str, str, dict[str, object]]] = [
-    ("fedavg (equal n)", "fedavg", {"weighted": False}),
-    ("fedavg (sample-weighted)", "fedavg", {}),
-    ("median", "median", {}),
-    ("trimmed_mean beta=0.1", "trimmed_mean", {"beta": 0.1}),
-    ("krum f=4", "krum", {"f": 4}),
-    ("multi_krum f=4 m=16", "multi_krum", {"f": 4, "m": 16}),
-    ("centered_clipping 1x median", "centered_clipping", {"radius": 1.0}),
-    ("bucketing s=2 + median", "bucketing", {"s": 2, "inner": "median"}),
-]
+
+def rules(k: int) -> list[tuple[str, str, dict[str, object]]]:
+    """(label, name, config) per row; Krum tolerates f = K/8 (4 of 32)."""
+    f, m = k // 8, k // 2
+    return [
+        ("fedavg (equal n)", "fedavg", {"weighted": False}),
+        ("fedavg (sample-weighted)", "fedavg", {}),
+        ("median", "median", {}),
+        ("trimmed_mean beta=0.1", "trimmed_mean", {"beta": 0.1}),
+        (f"krum f={f}", "krum", {"f": f}),
+        (f"multi_krum f={f} m={m}", "multi_krum", {"f": f, "m": m}),
+        ("centered_clipping 1x median", "centered_clipping", {"radius": 1.0}),
+        ("bucketing s=2 + median", "bucketing", {"s": 2, "inner": "median"}),
+    ]
 
 
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time in ms over `repeats` runs (after one warm-up run)."""
+def paired(
+    fn: Callable[[], object], baseline: Callable[[], object], repeats: int
+) -> list[tuple[float, float]]:
+    """`repeats` (baseline ms, fn ms) pairs measured back to back after one warm-up of each, so
+    that load from other processes on a shared host hits both sides of each ratio alike."""
     fn()
-    times = []
+    baseline()
+    pairs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
+        baseline()
+        t1 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        t2 = time.perf_counter()
+        pairs.append((1e3 * (t1 - t0), 1e3 * (t2 - t1)))
+    return pairs
 
 
 def main() -> None:
@@ -73,29 +84,30 @@ def main() -> None:
         for i in range(args.k)
     ]
 
-    rows: list[tuple[str, int, float]] = []
-    base = [timed(lambda: floats.mean(0), args.repeats)]
-    for label, name, config in RULES:
-        for t in threads:
-            strategy = make_strategy(name, config, threads=t)
-            rows.append((label, t, timed(lambda s=strategy: s.aggregate(updates), args.repeats)))
-        base.append(timed(lambda: floats.mean(0), args.repeats))  # re-measure: the host is shared
-    if args.naive_median:
-        rows.append(("float np.median (inexact)", 1, timed(lambda: np.median(floats, axis=0), 1)))
-    float_mean = statistics.median(base)
+    def float_mean() -> object:
+        return floats.mean(0)
 
     blas = os.environ["OPENBLAS_NUM_THREADS"]
     print(
-        f"K={args.k} updates x P={args.params:,} params; median of {args.repeats} runs; "
+        f"K={args.k} updates x P={args.params:,} params; {args.repeats} paired runs per row; "
         f"OPENBLAS_NUM_THREADS={blas}; {os.cpu_count()} CPUs"
     )
-    print(
-        f"float32 X.mean(0): {float_mean:.1f} ms (median of {len(base)} measurements, "
-        f"range {min(base):.1f}-{max(base):.1f})"
-    )
-    print(f"{'rule':<30} {'threads':>7} {'ms':>9} {'x float mean':>13}")
-    for label, t, ms in rows:
-        print(f"{label:<30} {t:>7} {ms:>9.1f} {ms / float_mean:>13.2f}")
+    print("ms: median (min) of the rule; ratio: median over runs of rule / float32 X.mean(0)")
+    print(f"{'rule':<30} {'threads':>7} {'ms':>16} {'float mean ms':>14} {'ratio':>7}")
+    jobs: list[tuple[str, int, Callable[[], object]]] = []
+    for label, name, config in rules(args.k):
+        for t in threads:
+            strategy = make_strategy(name, config, threads=t)
+            jobs.append((label, t, lambda s=strategy: s.aggregate(updates)))
+    if args.naive_median:
+        jobs.append(("float np.median (inexact)", 1, lambda: np.median(floats, axis=0)))
+    for label, t, fn in jobs:
+        pairs = paired(fn, float_mean, args.repeats)
+        base = statistics.median(p[0] for p in pairs)
+        ms = [p[1] for p in pairs]
+        ratio = statistics.median(p[1] / p[0] for p in pairs)
+        timing = f"{statistics.median(ms):.1f} ({min(ms):.1f})"
+        print(f"{label:<30} {t:>7} {timing:>16} {base:>14.1f} {ratio:>7.2f}")
 
 
 if __name__ == "__main__":
