@@ -6,6 +6,9 @@ DOT_BLOCK = 2**12 coordinates stays below 2**44 < 2**53: float64 holds all of th
 order, blocking or FMA use BLAS picks (and however many BLAS threads). Block results are summed in
 int64 (|sum| <= P * 2**32 < 2**63 for P <= MAX_PARAMS < 2**31) and the halves are combined in Python
 ints, which cannot overflow. So results are exact integers, independent of threads and chunking.
+Speed only: the products are many small GEMMs, so BLAS should run single-threaded (as in a Ray
+worker, OMP_NUM_THREADS=1) and parallelism come from `threads`; OpenBLAS's own threads spin against
+other processes on a shared host (5x slower measured on 2 busy cores).
 
 Ignores: what the products are used for (Krum distances, clipping radii).
 """
