@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from fedray.aggregation.base import Update
+from fedray.aggregation.base import TooFewUpdatesError, Update
+from fedray.aggregation.fixedpoint import spec_of, validate_updates
 from fedray.aggregation.registry import make_strategy
 from fedray.core.encoding import decode, encode
 from fedray.core.precompiles import AggregationOutcome, AggregationRequest, UpdateVerdict
@@ -94,10 +96,16 @@ class BlobAggregation:
         global_model = self.blobs.get(request.global_hash)
         state = self.blobs.get(request.state_hash) if request.state_hash else None
         updates = [Update(h, self.blobs.get(h), n) for h, n in request.updates]
-        strategy = make_strategy(
-            request.rule, json.loads(request.rule_config), threads=self.threads
-        )
-        result = strategy.aggregate(updates, state)
+        validate_updates(updates, spec_of(global_model))  # typed errors before any arithmetic
+        config = json.loads(request.rule_config)
+        strategy = make_strategy(request.rule, config, threads=self.threads)
+        try:
+            result = strategy.aggregate(updates, state)
+        except TooFewUpdatesError:
+            # Rules like Krum need K >= 2f+3; with fewer updates the round falls back to the
+            # coordinate-wise median, deterministically, rather than stalling the chain.
+            fallback = make_strategy("median", threads=self.threads).aggregate(updates, None)
+            result = replace(fallback, state=dict(state) if state else {})
         new_global = apply_delta(global_model, result.delta)
         global_hash = self.blobs.put(new_global)
         state_hash = self.blobs.put(result.state) if result.state else b""
