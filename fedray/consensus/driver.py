@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from fedray.consensus.app import Application
 from fedray.consensus.engine import step
@@ -38,11 +39,12 @@ from fedray.consensus.messages import (
     Start,
 )  # fmt: skip
 from fedray.consensus.proposer import ProposerSchedule
-from fedray.consensus.signer import SignerState
+from fedray.consensus.signer import STEP_NAMES, SignerState
 from fedray.consensus.state import EngineConfig, EngineState, initial_state
 from fedray.consensus.sync import SyncBuffer
 from fedray.core.block import Block, CommitCertificate
 from fedray.core.evidence import Evidence
+from fedray.storage.signer_state import FileSignerStore
 
 
 class SignerStore(Protocol):
@@ -62,6 +64,28 @@ class MemorySignerStore:
 
     def save(self, state: SignerState) -> None:
         self.state = state
+
+
+class SignerStateCodec:
+    """`SignerState` for `fedray.storage.signer_state.FileSignerStore`."""
+
+    def empty(self) -> SignerState:
+        return SignerState()
+
+    def to_bytes(self, state: SignerState) -> bytes:
+        return state.to_bytes()
+
+    def from_bytes(self, raw: bytes) -> SignerState:
+        return SignerState.from_bytes(raw)
+
+    def summary(self, state: SignerState) -> dict[str, Any]:
+        step = STEP_NAMES.get(state.step, str(state.step))
+        return {"height": state.height, "round": state.round, "step": step}
+
+
+def file_signer_store(path: str | Path) -> FileSignerStore[SignerState]:
+    """The durable signer store of a validator: one file, replaced atomically on every save."""
+    return FileSignerStore(path, SignerStateCodec())
 
 
 class Transport(Protocol):

@@ -47,14 +47,29 @@ from fedray.consensus.signer import (
     sign_proposal,
     sign_vote,
 )
-from fedray.consensus.state import EngineState, gossip, initial_state, verified
+from fedray.consensus.state import (
+    EngineConfig,
+    EngineState,
+    TimeoutConfig,
+    gossip,
+    initial_state,
+    verified,
+)
 from fedray.consensus.sync import verify_certified
 from fedray.consensus.votes import EMPTY_VOTE_SET, is_one_third
 from fedray.core.block import NIL, PRECOMMIT, PREVOTE, Block, CommitCertificate, Proposal, Vote
 from fedray.core.evidence import Evidence
 from fedray.errors import FedrayError
 
-__all__ = ["EngineState", "gossip", "initial_state", "step"]
+# The engine's public face; the state module holds the value types.
+__all__ = [
+    "EngineConfig",
+    "EngineState",
+    "TimeoutConfig",
+    "gossip",
+    "initial_state",
+    "step",
+]
 
 
 def step(state: EngineState, event: Event) -> tuple[EngineState, tuple[OutboxItem, ...]]:
