@@ -2,8 +2,10 @@
 
 Keys are torch `state_dict` names of the model's *parameters* (fedray models have no buffers), in
 the model's order. Everything outside torch (attacks, quantization, aggregation, hashing) speaks this
-type, so it stays serializable and zero-copy in Ray. Arithmetic helpers keep the key order of their
-first argument. Deliberately ignored: dtypes other than float32, nested structures.
+type, so it stays serializable and zero-copy in Ray. Two dicts have the same layout when they hold
+the same names with the same shapes, in any order (fedray.aggregation returns names sorted);
+helpers follow the key order of their first argument. Deliberately ignored: dtypes other than
+float32, nested structures.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ Params = dict[str, np.ndarray]
 
 
 def check_layout(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> None:
-    """Raise `ModelError` unless `a` and `b` have the same names (in order) and shapes."""
-    if list(a) != list(b):
-        raise ModelError(f"parameter names differ: {list(a)} vs {list(b)}")
+    """Raise `ModelError` unless `a` and `b` have the same names and shapes (order may differ)."""
+    if set(a) != set(b):
+        raise ModelError(f"parameter names differ: {sorted(a)} vs {sorted(b)}")
     for k in a:
         if a[k].shape != b[k].shape:
             raise ModelError(f"shape of {k!r} differs: {a[k].shape} vs {b[k].shape}")
@@ -30,9 +32,10 @@ def num_values(p: Mapping[str, np.ndarray]) -> int:
     return int(sum(v.size for v in p.values()))
 
 
-def flatten(p: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Concatenate all tensors (key order) into one float32 vector."""
-    return np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in p.values()])
+def flatten(p: Mapping[str, np.ndarray], order: Sequence[str] | None = None) -> np.ndarray:
+    """Concatenate all tensors (in `order`, default the key order of `p`) into one float32 vector."""
+    keys = list(p) if order is None else list(order)
+    return np.concatenate([np.asarray(p[k], dtype=np.float32).ravel() for k in keys])
 
 
 def unflatten(vec: np.ndarray, like: Mapping[str, np.ndarray]) -> Params:
@@ -48,12 +51,14 @@ def unflatten(vec: np.ndarray, like: Mapping[str, np.ndarray]) -> Params:
 
 
 def stack(ps: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
-    """(len(ps), D) float32 matrix of flattened parameter dicts, which must share one layout."""
+    """(len(ps), D) float32 matrix of flattened parameter dicts, which must share one layout;
+    columns follow the key order of `ps[0]`."""
     if not ps:
         raise ModelError("cannot stack an empty sequence of parameters")
     for p in ps[1:]:
         check_layout(ps[0], p)
-    return np.stack([flatten(p) for p in ps])
+    order = list(ps[0])
+    return np.stack([flatten(p, order) for p in ps])
 
 
 def add(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> Params:

@@ -81,12 +81,14 @@ class Attack(ABC):
 
 
 def per_coordinate_stats(updates: tuple[Params, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and (population) standard deviation per coordinate of flattened updates."""
+    """Mean and (population) standard deviation per coordinate of flattened updates (in the key
+    order of `updates[0]`)."""
     m = stack(updates).astype(np.float64)
     return m.mean(axis=0), m.std(axis=0)
 
 
 def same_for_all(ctx: AttackContext, vec: np.ndarray) -> tuple[Params, ...]:
-    """Every attacker submits the same crafted vector (what colluders do)."""
-    p = unflatten(vec.astype(np.float32), ctx.global_params)
+    """Every attacker submits the same crafted vector (what colluders do); `vec` is laid out like
+    `per_coordinate_stats` output, i.e. in the key order of `ctx.honest[0]`."""
+    p = unflatten(vec.astype(np.float32), ctx.honest[0])
     return tuple({k: v.copy() for k, v in p.items()} for _ in ctx.attackers)

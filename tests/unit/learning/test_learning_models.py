@@ -57,3 +57,17 @@ def test_set_params_rejects_bad_layout():
         set_params(m, {**p, "1.weight": np.zeros((10, 63), np.float32)})
     with pytest.raises(ModelError):
         build_model(ModelSpec("resnet", (1, 8, 8), 10))
+
+
+def test_params_helpers_accept_any_key_order():
+    from fedray.learning.params import add, stack, unflatten
+
+    a = {"x": np.ones((2, 2), np.float32), "y": np.arange(3, dtype=np.float32)}
+    b = {"y": np.ones(3, np.float32), "x": np.full((2, 2), 2, np.float32)}  # sorted differently
+    s = add(a, b)
+    assert list(s) == ["x", "y"] and np.array_equal(s["x"], np.full((2, 2), 3))
+    m = stack([a, b])
+    assert np.array_equal(m[1], [2, 2, 2, 2, 1, 1, 1])
+    assert np.array_equal(unflatten(m[1], a)["y"], np.ones(3))
+    with pytest.raises(ModelError):
+        add(a, {"x": a["x"]})
