@@ -100,6 +100,19 @@ class BlockStore:
             raise StorageError(f"{self.path} has no genesis")
         return Genesis.from_canonical(decode(bytes(row[0])))
 
+    # --- meta -----------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: bytes) -> None:
+        """Keep a small named value beside the chain (the runtime stores its proposer schedule)."""
+        if key == "genesis":
+            raise StorageError("the genesis is written only by init_genesis")
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
     # --- blocks -------------------------------------------------------------------------------
     def height(self) -> int:
         """The last committed height (0 when only genesis)."""

@@ -1,0 +1,169 @@
+"""What a validator needs beyond the ledger to restart and to catch up: its proposer schedule, and
+the update payloads that blocks from peers reference.
+
+Proposer schedule: the engine's `ProposerSchedule` evolves per height (priorities), so a restarted
+node needs the schedule of the height it resumes at. The node writes it into the block store's meta
+table right after each commit (`save_schedule`), tagged with its height. A crash between the block's
+commit and that write leaves the schedule of the committed height, which `load_schedule` advances
+by one step with the next height's validator set; any older tag (a directory written without the
+runtime) falls back to replaying the validator sets of the whole chain.
+
+Catch-up (`catch_up`): ask every peer for its committed height, fetch (block, certificate) pairs
+from the one furthest ahead and hand them to the driver in height order; the engine verifies each
+certificate against the validator set of its height before the block is executed, so a lying peer
+costs time, never a wrong block.
+
+Payloads: a block closing a round aggregates payloads that must be in the local blob store; a node
+that was down while they arrived lacks them. `missing_payloads` lists what a block references and the
+store lacks; `fetch_payloads` gets them from peers and keeps each only if it hashes to its name.
+
+Deliberately ignored: state sync from peers' snapshots (a restart replays from its own disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from fedray.consensus.proposer import ProposerSchedule
+from fedray.core.block import Block, CommitCertificate
+from fedray.core.encoding import decode, encode
+from fedray.core.transition import apply_block
+from fedray.core.tx import SignedTx
+from fedray.errors import BlobError, EncodingError, FedrayError
+from fedray.node.app import LedgerApp
+from fedray.runtime.transport import Peers, PeerUnavailableError, gather_from
+from fedray.storage.tensors import tensors_digest
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_KEY = "runtime/proposer_schedule"
+
+
+def encode_schedule(height: int, schedule: ProposerSchedule) -> bytes:
+    members = [[key, power, priority] for key, power, priority in schedule.members]
+    return encode([height, members, schedule.proposer0])
+
+
+def decode_schedule(raw: bytes) -> tuple[int, ProposerSchedule]:
+    value = decode(raw)
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], int)
+            and isinstance(value[1], list) and isinstance(value[2], bytes)):  # fmt: skip
+        raise EncodingError("a stored schedule is [height, members, proposer0]")
+    members = []
+    for m in value[1]:
+        if not (isinstance(m, list) and len(m) == 3 and isinstance(m[0], bytes)):
+            raise EncodingError("a schedule member is [key, power, priority]")
+        members.append((m[0], int(m[1]), int(m[2])))
+    return value[0], ProposerSchedule(tuple(members), value[2])
+
+
+def save_schedule(app: LedgerApp, height: int, schedule: ProposerSchedule) -> None:
+    """Record `schedule` as the one of `height` (call right after committing `height - 1`)."""
+    app.store.set_meta(SCHEDULE_KEY, encode_schedule(height, schedule))
+
+
+def load_schedule(app: LedgerApp) -> ProposerSchedule:
+    """The proposer schedule of the height after the application's last commit."""
+    tip = app.height
+    raw = app.store.get_meta(SCHEDULE_KEY)
+    if raw is not None:
+        at, schedule = decode_schedule(raw)
+        if at == tip + 1:
+            return schedule
+        if at == tip and tip > 0:  # crashed between the commit and the schedule write
+            return schedule.next_height(app.validators(tip + 1))
+    if tip == 0:
+        return ProposerSchedule.genesis(app.validators(1))
+    return replay_schedule(app)
+
+
+def replay_schedule(app: LedgerApp) -> ProposerSchedule:
+    """The schedule of height tip + 1 from the validator sets of every height (a full replay)."""
+    state = app.store.genesis().state()
+    sets = [state.validators]
+    for stored in app.store.iter_blocks(1, app.height):
+        state = apply_block(state, stored.block(), app.env)
+        sets.append(state.validators)
+    return ProposerSchedule.replay(sets)
+
+
+def missing_payloads(app: LedgerApp, block: Block) -> list[bytes]:
+    """Digests of update payloads `block` references that the local blob store lacks."""
+    out = []
+    for raw in block.txs:
+        try:
+            stx = SignedTx.decode(raw)
+        except FedrayError:
+            continue  # execution rejects it with its own rule
+        digest = stx.tx.payload.get("payload_hash") if stx.tx.kind == "update" else None
+        if isinstance(digest, bytes) and not app.blobs.has(digest) and digest not in out:
+            out.append(digest)
+    return out
+
+
+def pin_fetched(app: LedgerApp, digest: bytes, tensors: Mapping[str, np.ndarray]) -> None:
+    """Store a payload fetched from a peer, only if it is the one named `digest`."""
+    if not isinstance(tensors, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, np.ndarray) for k, v in tensors.items()
+    ):
+        raise BlobError("a fetched payload is a mapping of names to numpy arrays")
+    if tensors_digest(tensors) != digest:
+        raise BlobError(f"fetched payload does not hash to {digest.hex()[:16]}")
+    app.blobs.put(tensors)
+
+
+async def fetch_payloads(
+    peers: Peers, app: LedgerApp, digests: list[bytes], prefer: str | None = None
+) -> None:
+    """Fetch each payload from the first peer that has one hashing to its name (`prefer` first)."""
+    names = sorted(peers.names, key=lambda n: n != prefer)
+    for digest in digests:
+        for name in names:
+            try:
+                tensors = await peers.call(name, "get_blob", digest, timeout_s=30.0)
+                await asyncio.to_thread(pin_fetched, app, digest, tensors)
+                break
+            except FedrayError as exc:  # unavailable, or a payload that does not hash
+                log.info("payload %s from %s: %s", digest.hex()[:12], name, exc)
+
+
+async def catch_up(
+    peers: Peers,
+    app: LedgerApp,
+    deliver: Callable[[Block, CommitCertificate], None],
+    running: Callable[[], bool],
+    status_timeout_s: float = 2.0,
+) -> int:
+    """Fetch committed (block, certificate) pairs from the peer furthest ahead and `deliver` them in
+    height order (the engine verifies each certificate); returns how many heights were applied."""
+    statuses = dict(await gather_from(peers, "status", timeout_s=status_timeout_s))
+    applied = 0
+    while running():
+        ahead = {n: st["height"] for n, st in statuses.items() if st["height"] > app.height}
+        if not ahead:
+            break
+        peer = max(ahead, key=lambda n: ahead[n])
+        before = app.height
+        try:
+            pairs = await peers.call(peer, "committed_range", before + 1, ahead[peer],
+                                     timeout_s=30.0)  # fmt: skip
+        except PeerUnavailableError:
+            pairs = []
+        for raw_block, raw_cert in pairs:
+            try:
+                block = Block.from_bytes(raw_block)
+                cert = CommitCertificate.from_bytes(raw_cert)
+            except (FedrayError, TypeError):
+                break
+            missing = missing_payloads(app, block)
+            if missing:
+                await fetch_payloads(peers, app, missing, prefer=peer)
+            deliver(block, cert)
+        applied += app.height - before
+        if app.height == before:
+            statuses.pop(peer)  # its answer did not advance us: try the next peer
+    return applied
