@@ -55,7 +55,7 @@ def draw_plan(
     partitions: list[Partition] = []
     if twin_pairs and rng.random() < 0.8:  # split the twins from the start
         partitions.append(
-            Partition(0, rng.randint(300, max(400, gst)), _twin_sides(rng, n_nodes, twin_pairs))
+            Partition(0, rng.randint(1000, max(2000, gst)), _twin_sides(rng, n_nodes, twin_pairs))
         )
     for _ in range(rng.randint(0, max_partitions)):
         start = rng.randint(0, max(gst, 1))
