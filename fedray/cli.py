@@ -142,6 +142,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_consensus(args: argparse.Namespace) -> int:
+    from fedray.runtime.consensus_bench import run as bench
+
+    bench(args.validators, args.seconds, args.block_interval)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedray",
@@ -181,6 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dir")
     export.add_argument("--out", required=True, help="output directory")
     export.set_defaults(func=cmd_chain_export)
+
+    bench = sub.add_parser("bench", help="benchmarks: figures, not pass/fail")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    consensus = bench_sub.add_parser(
+        "consensus", help="empty-block commit latency (p50, p99) and blocks/s on local Ray"
+    )
+    consensus.add_argument("--validators", type=int, nargs="+", default=[4, 7])
+    consensus.add_argument("--seconds", type=float, default=20.0, help="measured window per figure")
+    consensus.add_argument("--block-interval", type=float, nargs="+", default=[0.0, 0.05],
+                           help="pause before an empty block (0: none; 0.05: the run default)")  # fmt: skip
+    consensus.set_defaults(func=cmd_bench_consensus)
     return parser
 
 
