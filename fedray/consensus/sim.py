@@ -28,6 +28,7 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -68,11 +69,20 @@ class SimConfig:
     liveness_window_ms: int = 60_000
     max_events: int = 400_000
     timeouts: TimeoutConfig = SIM_TIMEOUTS
+    round_bound: int | None = None  # rounds after GST before a new commit; None: 2(f+1)+2
 
     @property
     def within_bound(self) -> bool:
         """Faulty keys (Byzantine + twinned) are at most f of 3f+1 equal-power validators."""
         return 3 * (self.byzantine + self.twins) < self.validators
+
+    @property
+    def rounds_allowed(self) -> int:
+        """After GST a round with an honest proposer and long enough timeouts decides; with equal
+        powers the rotation reaches an honest proposer within f+1 rounds. Twice that, plus two
+        rounds for the honest nodes to line up their rounds, is the bound checked."""
+        f = (self.validators - 1) // 3
+        return self.round_bound if self.round_bound is not None else 2 * (f + 1) + 2
 
 
 @dataclass
@@ -189,7 +199,10 @@ class Simulation:
                            f"{block.hash.hex()[:12]}, another honest node {first.hex()[:12]}")  # fmt: skip
 
     def on_evidence(self, node: SimNode, ev: Evidence) -> None:
-        self.evidence_seen.add(ev.hash())
+        h = ev.hash()
+        if h in self.evidence_seen:
+            return  # the same evidence from another node: already checked
+        self.evidence_seen.add(h)
         try:
             ev.verify(CHAIN_ID)
         except FedrayError as exc:
@@ -241,9 +254,13 @@ class Simulation:
         r.events, r.gst_ms, r.end_ms = events, plan.gst_ms, net.now
         r.evidence = len(self.evidence_seen)
         r.heights_committed = min((n.app.height for n in self.honest), default=0)
-        if cfg.within_bound and r.heights_committed < cfg.heights and not r.safety_violations:
-            r.liveness_failure = True
-            r.notes.append(f"stalled at height {r.heights_committed + 1} (t={net.now} ms)")
+        if cfg.within_bound and not r.safety_violations:
+            if r.heights_committed < cfg.heights:
+                r.liveness_failure = True
+                r.notes.append(f"stalled at height {r.heights_committed + 1} (t={net.now} ms)")
+            if r.rounds_after_gst > cfg.rounds_allowed:
+                r.liveness_failure = True
+                r.notes.append(f"{r.rounds_after_gst} rounds after GST before a new commit")
         return r
 
     def dispatch(self, item: tuple[Any, ...]) -> None:
@@ -255,8 +272,7 @@ class Simulation:
             _, node_id, inc, fired = item
             node = self.nodes[node_id]
             if node.driver is not None and node.incarnation == inc:
-                node.driver.handle(fired)
-                self.after(node)
+                self.guarded(node, node.driver.handle, fired)
         elif kind == _GOSSIP:
             _, node_id, inc = item
             self.gossip_tick(self.nodes[node_id], inc)
@@ -278,11 +294,24 @@ class Simulation:
             return
         if isinstance(message, SyncBatch):
             for block, cert in message.items:
-                d.deliver_certified(block, cert)
+                if node.driver is not d:
+                    break
+                self.guarded(node, d.deliver_certified, block, cert)
         else:
             if message.height < d.state.height:
                 self.answer_sync(node, src, message.height)
-            d.handle(message)
+            self.guarded(node, d.handle, message)
+
+    def guarded(self, node: SimNode, fn: Callable[..., None], *args: Any) -> None:
+        """Run a driver call; a block the application cannot execute after consensus certified it
+        means the chain forked (more than f faulty), which is a safety violation, not a crash."""
+        try:
+            fn(*args)
+        except FedrayError as exc:
+            if node.kind == HONEST:
+                self.violation(f"node {node.id} cannot apply a certified block: {exc}")
+            node.driver = None  # this incarnation is wedged
+            return
         self.after(node)
 
     def answer_sync(self, node: SimNode, peer: int, their_height: int) -> None:
@@ -325,6 +354,7 @@ def summary(cfg: SimConfig, results: list[ScheduleResult], seconds: float) -> st
         f"false_evidence={sum(r.false_evidence for r in results)} "
         f"liveness_failures={sum(r.liveness_failure for r in results)} "
         f"max_rounds_after_gst={max((r.rounds_after_gst for r in results), default=0)} "
+        f"round_bound={cfg.rounds_allowed} "
         f"evidence={sum(r.evidence for r in results)} "
         f"schedules_per_s={len(results) / max(seconds, 1e-9):.1f}"
     )
@@ -341,13 +371,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heights", type=int, default=4)
     ap.add_argument("--crashes", type=int, default=1, help="max crashes per schedule")
     ap.add_argument("--partitions", type=int, default=2, help="max extra partitions per schedule")
+    ap.add_argument(
+        "--round-bound",
+        type=int,
+        default=None,
+        help="max rounds after GST before a new commit (default 2(f+1)+2)",
+    )
     ap.add_argument("--verbose", action="store_true", help="print each failing schedule")
     a = ap.parse_args(argv)
     if a.byzantine + a.twins > a.validators:
         ap.error("more faulty validators than validators")
     cfg = SimConfig(validators=a.validators, byzantine=a.byzantine, twins=a.twins,
                     heights=a.heights, seed=a.seed, max_crashes=a.crashes,
-                    max_partitions=a.partitions)  # fmt: skip
+                    max_partitions=a.partitions, round_bound=a.round_bound)  # fmt: skip
     t0 = time.perf_counter()
     results = run(cfg, a.schedules, a.verbose)
     print(summary(cfg, results, time.perf_counter() - t0))
