@@ -21,14 +21,19 @@ def totals(cfg: SimConfig, schedules: int) -> dict[str, int]:
 
 
 def test_one_byzantine_of_four_is_safe_and_live() -> None:
-    t = totals(SimConfig(byzantine=1, heights=3, seed=11), 40)
+    t = totals(SimConfig(byzantine=1, heights=3, seed=11), 150)
     assert t["safety"] == t["false_evidence"] == t["liveness"] == 0
     assert t["evidence"] > 0  # the equivocations were seen and proven
     assert t["min_height"] >= 3
 
 
 def test_one_twin_of_four_is_safe_and_live() -> None:
-    t = totals(SimConfig(twins=1, heights=3, seed=12), 30)
+    t = totals(SimConfig(twins=1, heights=3, seed=12), 80)
+    assert t["safety"] == t["false_evidence"] == t["liveness"] == 0
+
+
+def test_two_faulty_of_seven_are_safe_and_live() -> None:
+    t = totals(SimConfig(validators=7, byzantine=1, twins=1, heights=2, seed=13), 25)
     assert t["safety"] == t["false_evidence"] == t["liveness"] == 0
 
 
