@@ -1,5 +1,6 @@
 """Moving consensus messages between validators: the wire encoding, per-peer batching, and the two
-ways of reaching a peer (Ray actors by name, or objects in the same event loop for tests).
+ways of reaching a peer (`RayPeers`: actor handles or names; `LocalPeers`: objects in the same event
+loop, for tests without Ray).
 
 Wire: a proposal or vote crosses actors as canonical bytes built from the core types' own encodings
 (`encode_message`), and is decoded strictly on receipt (`decode_message` raises `EncodingError` on
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from fedray.consensus.messages import Message, ProposalMessage, VoteMessage
@@ -158,13 +159,14 @@ class Outbox:
         self.sent_batches = 0
         self.dropped = 0
 
-    def send(self, raw: bytes, to: Sequence[str] | None = None) -> None:
-        for name in self.peers.names if to is None else to:
+    def send(self, raw: bytes) -> None:
+        """Queue `raw` for every peer; flushing starts once the current handler yields."""
+        for name in self.peers.names:
             buf = self._buffers[name]
             buf.append(raw)
             if len(buf) > MAX_BUFFERED:
+                self.dropped += len(buf) - MAX_BUFFERED
                 del buf[: len(buf) - MAX_BUFFERED]
-                self.dropped += 1
             if name not in self._flushing:
                 self._flushing[name] = asyncio.get_running_loop().create_task(self._flush(name))
 
