@@ -41,7 +41,7 @@ class ValidatorNet:
                 self.handles[i] = ValidatorActor.options(**self.actor_options).remote(
                     str(self.dirs[i]), self.raw_genesis, **self.settings
                 )
-        live = [self.handles[i] for i in self.live]
+        live = [h for h in self.handles if h is not None]
         ray.get([h.connect.remote(live) for h in live])
         ray.get([self.handles[i].start.remote() for i in todo])  # type: ignore[union-attr]
 

@@ -149,7 +149,7 @@ class ValidatorNode:
     async def connect(self, peers: Sequence[Any], namespace: str | None = None) -> int:
         """Set the peers: actor handles, actor names, or (in-process) `ValidatorNode` objects; this
         node itself may be in the list. Call again after a peer restarts with a new handle."""
-        entries = {}
+        entries: dict[str, Any] = {}
         me = self._own_actor_id()
         for p in peers:
             if p is self:
@@ -408,4 +408,4 @@ class ValidatorNode:
         return await asyncio.to_thread(self.app.blobs.put, tensors)
 
 
-ValidatorActor = ray.remote(max_concurrency=MAX_CONCURRENCY)(ValidatorNode)
+ValidatorActor = ray.remote(max_concurrency=MAX_CONCURRENCY)(ValidatorNode)  # type: ignore[call-overload]
