@@ -81,7 +81,7 @@ class ChainConfig:
     validators: int = 4
     clients_per_round: int = 0  # 0: every client
     round_deadline_blocks: int = 40
-    block_interval_s: float = 0.05  # pause before an empty block (blocks with txs go at once)
+    block_interval_s: float = 0.2  # pause before an empty block (blocks with txs go at once)
     timeout_propose_s: float = 1.0  # round timeouts; they grow by the delta per round
     timeout_vote_s: float = 0.5
     timeout_delta_s: float = 0.5

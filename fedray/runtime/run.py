@@ -106,8 +106,6 @@ class Run:
                                        name=None).remote(**self._validator_kwargs(i))  # fmt: skip
             self.validators.append(v)
         ray.get([v.put_blob.remote(self.initial) for v in self.validators])
-        ray.get([v.connect.remote(self.validators) for v in self.validators])
-        ray.get([v.start.remote() for v in self.validators])
         layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in self.initial.items()}
         for i, v in enumerate(self.validators):
             strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
@@ -117,6 +115,11 @@ class Run:
                 layout, v))  # fmt: skip
         for idx in range(len(self.pool_clients)):
             self.pools.append(self._new_pool(idx))
+        # Everyone is ready before the first block opens round 0.
+        ray.get([p.public_keys.remote() for p in self.pools] +
+                [g.stats.remote() for g in self.ingresses])  # fmt: skip
+        ray.get([v.connect.remote(self.validators) for v in self.validators])
+        ray.get([v.start.remote() for v in self.validators])
 
     def _validator_kwargs(self, i: int) -> dict[str, Any]:
         c = self.cfg.chain
