@@ -210,9 +210,8 @@ class _Work:
                 self.requested_round = round_
                 assert self.me is not None
                 self.out.append(BuildProposal(self.height, round_, self.me))
-        self.timeout(
-            STEP_PROPOSE
-        )  # also for the proposer, as CometBFT: a refused sign cannot stall
+        # Also for the proposer, as in CometBFT: a proposal the signer refuses cannot stall it.
+        self.timeout(STEP_PROPOSE)
 
     def propose(self, block: Block, pol_round: int) -> None:
         assert self.me is not None

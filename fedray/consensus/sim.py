@@ -11,12 +11,13 @@ the committed chain and the proposer schedule survive (the node's "disk"). Laggi
 `sync` batches, verified against certificates. Nodes that make no progress for a gossip interval
 resend what they hold (the paper's eventual-delivery assumption after GST).
 
-Checkers: *safety*: no two honest nodes commit different blocks at a height, and every decided
-certificate verifies; *evidence*: every piece verifies and names a faulty key; *liveness* (only when
-faulty keys are within f): every honest node commits all `--heights` heights before
-GST + `liveness_window_ms`, and the rounds each honest node advances after GST before its next commit
-are recorded (`max_rounds_after_gst`, the observed bound). Prints one summary line and exits 1 on any
-safety violation, false evidence or liveness failure.
+Checkers: *safety*: no two honest nodes commit different blocks at a height, every decided
+certificate verifies, and no honest node is handed a certified block it cannot execute; *evidence*:
+every piece verifies and names a faulty key; *liveness* (only when faulty keys are within f): every
+honest node commits all `--heights` heights before GST + `liveness_window_ms`, and the rounds each
+honest node advances after GST before its next commit (`max_rounds_after_gst`, the observed bound)
+stay within `--round-bound` (default 2(f+1)+2). Prints one summary line and exits 1 on any safety
+violation, false evidence or liveness failure.
 
 Deliberately ignored: message sizes and bandwidth, and Byzantine behaviour beyond equivocation
 (silence is covered by crashes and drops).
