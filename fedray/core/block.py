@@ -101,7 +101,10 @@ class Proposal:
     @staticmethod
     def from_canonical(value: Any) -> Proposal:
         _expect_array(value, 6, "proposal")
-        return Proposal(*value)
+        proposal = Proposal(*value)
+        _expect_ints(proposal.height, proposal.round, proposal.pol_round)
+        _expect_bytes(proposal.block_hash, proposal.proposer, proposal.signature)
+        return proposal
 
 
 @dataclass(frozen=True)
