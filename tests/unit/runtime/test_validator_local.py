@@ -88,9 +88,13 @@ async def _scenario(tmp: Path) -> None:
     roots = {n.app.store.get(target).state_root for n in nodes}
     assert len(roots) == 1
     assert [(await n.status())["failed"] for n in nodes] == [None] * 4
+    for _ in range(100):  # the subscriber's queue drains in its own task
+        if len(sub.heights) >= target:
+            break
+        await asyncio.sleep(0.05)
+    assert sub.heights == list(range(1, len(sub.heights) + 1)) and len(sub.heights) >= target
     for n in nodes:
         await n.shutdown()
-    assert sub.heights == list(range(1, len(sub.heights) + 1)) and len(sub.heights) >= target
 
 
 def _check_schedule_recovery(node_dir: Path) -> None:
