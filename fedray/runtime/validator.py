@@ -363,6 +363,8 @@ class ValidatorNode:
 
     async def block_hashes(self, lo: int = 1, hi: int | None = None) -> dict[int, bytes]:
         """height -> block hash of every committed block in lo..hi (the tip if None)."""
+        if self.closed:
+            return {}
         hi = self.app.height if hi is None else min(hi, self.app.height)
         return {b.height: b.hash for b in self.app.store.iter_blocks(lo, hi)}
 
