@@ -55,9 +55,10 @@ def decode_schedule(raw: bytes) -> tuple[int, ProposerSchedule]:
         raise EncodingError("a stored schedule is [height, members, proposer0]")
     members = []
     for m in value[1]:
-        if not (isinstance(m, list) and len(m) == 3 and isinstance(m[0], bytes)):
+        if not (isinstance(m, list) and len(m) == 3 and isinstance(m[0], bytes)
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in m[1:])):  # fmt: skip
             raise EncodingError("a schedule member is [key, power, priority]")
-        members.append((m[0], int(m[1]), int(m[2])))
+        members.append((m[0], m[1], m[2]))
     return value[0], ProposerSchedule(tuple(members), value[2])
 
 
