@@ -109,5 +109,5 @@ class Journal:
             **meta,
         )
 
-    def next_validator_set(self, height: int) -> ValidatorSet:
-        return ValidatorSet.from_accounts(self.all_accounts(), self._params, height)
+    def next_validator_set(self) -> ValidatorSet:
+        return ValidatorSet.from_accounts(self.all_accounts(), self._params)

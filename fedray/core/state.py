@@ -38,7 +38,7 @@ def check_uint64(value: int, what: str) -> int:
 
 @dataclass(frozen=True)
 class Account:
-    """One participant. `jailed_until`: height before which the account may not act (0: free)."""
+    """One participant. `jailed_until` > 0: jailed, may unjail from that height on (0: free)."""
 
     balance: int = 0
     stake: int = 0
@@ -58,8 +58,11 @@ class Account:
             raise EncodingError("an account is an array of 7 fields")
         return Account(*value)
 
-    def is_jailed(self, height: int) -> bool:
-        return self.banned or height < self.jailed_until
+    @property
+    def jailed(self) -> bool:
+        """Banned, or jailed and not yet unjailed (an `unjail` transaction, allowed from height
+        `jailed_until` on, clears it)."""
+        return self.banned or self.jailed_until > 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,38 @@ class Params:
     fl_batch_size: int = 32
     fl_learning_rate: str = "0.05"
     fl_max_samples: int = 1_000_000
+    # Incentives (contracts/incentives.py): new tokens, the only source of supply growth.
+    reward_pool: int = 10_000  # minted per closed round, split among clients by contribution
+    block_reward: int = 100  # minted per block, split among the signers of its last commit
+    # Slashing (contracts/slashing.py); fractions in basis points of stake, periods in blocks.
+    slash_double_sign_bps: int = 500
+    slash_downtime_bps: int = 100
+    downtime_window: int = 100
+    downtime_min_signed_bps: int = 5_000
+    downtime_jail_blocks: int = 100
+    flag_window: int = 5  # w: a client's last w rounds ...
+    flag_threshold: int = 3  # k: ... of which k flagged -> slash and jail
+    slash_flagged_bps: int = 1_000
+    flagged_jail_blocks: int = 200
+    slash_invalid_payload_bps: int = 1_000
+    slash_copy_bps: int = 1_000
+    freeride_penalty_bps: int = 200
+    # Contribution flags computed by the aggregation precompile (fixed point, basis points).
+    flag_cos_low_bps: int = 0  # cosine to the robust aggregate below this
+    flag_cos_high_bps: int = 10_000  # ... or above this (10000: off)
+    flag_norm_ratio_bps: int = 30_000  # norm outside [1/r, r] x the round's median norm
+    flag_uncorrelated_bps: int = 500  # largest |cosine| with any other update below this
+    flag_copy_bps: int = 9_990  # cosine with an earlier update of the round above this
+    # Governance (contracts/governance.py).
+    gov_min_deposit: int = 10_000
+    gov_deposit_period: int = 50
+    gov_voting_period: int = 20
+    gov_quorum_bps: int = 3_340
+    gov_threshold_bps: int = 5_000
+    gov_veto_bps: int = 3_340
+    gov_expedited_threshold_bps: int = 6_670
+    gov_expedited_voting_period: int = 10
+    gov_timelock: int = 0
 
     def to_canonical(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -132,15 +167,11 @@ class ValidatorSet:
         return hash_value(self.to_canonical())
 
     @staticmethod
-    def from_accounts(
-        accounts: Mapping[bytes, Account], params: Params, height: int
-    ) -> ValidatorSet:
+    def from_accounts(accounts: Mapping[bytes, Account], params: Params) -> ValidatorSet:
         members = [
             (key, acct.stake)
             for key, acct in accounts.items()
-            if acct.is_validator
-            and acct.stake >= params.min_stake_validator
-            and not acct.is_jailed(height)
+            if acct.is_validator and acct.stake >= params.min_stake_validator and not acct.jailed
         ]
         return ValidatorSet(tuple(sorted(members)))
 
@@ -380,7 +411,7 @@ class Genesis:
                 is_client=a.is_client,
                 is_validator=a.is_validator,
             )
-        validators = ValidatorSet.from_accounts(accounts, self.params, 0)
+        validators = ValidatorSet.from_accounts(accounts, self.params)
         if not validators.members:
             raise FedrayError("genesis has no validator with the minimum stake")
         return State(

@@ -118,7 +118,7 @@ def _execute(journal: Journal, checked: CheckedTx, ctx: ExecContext) -> int:
         raise NonceReplayError(f"nonce {tx.nonce} already used (next is {sender.nonce})")
     if tx.nonce > sender.nonce:  # rule: gap
         raise NonceGapError(f"nonce {tx.nonce} skips ahead (next is {sender.nonce})")
-    if sender.is_jailed(ctx.height) and not getattr(checked.spec, "allowed_when_jailed", False):
+    if sender.jailed and not getattr(checked.spec, "allowed_when_jailed", False):
         raise JailedError(  # rule: jailed accounts may not act
             f"sender {tx.sender.hex()[:16]} is "
             + ("banned" if sender.banned else f"jailed until height {sender.jailed_until}")
@@ -248,7 +248,7 @@ def apply_block(state: State, block: Block, env: BlockEnv | None = None) -> Stat
     process_txs(journal, block, ctx)
     for _, _, hook in END_BLOCK_HOOKS:
         hook(journal, ctx)
-    validators = journal.next_validator_set(block.height + 1)
+    validators = journal.next_validator_set()
     if not validators.members:  # rule: the chain keeps at least one validator
         raise BlockError(f"block {block.height} would leave the validator set empty")
     return journal.finish(

@@ -189,12 +189,12 @@ UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update)
 
 
 # --- opening and closing ----------------------------------------------------------------------
-def eligible_clients(journal: Journal, height: int) -> list[bytes]:
+def eligible_clients(journal: Journal) -> list[bytes]:
     params = journal.params
     return sorted(
         key
         for key, acct in journal.all_accounts().items()
-        if acct.is_client and not acct.is_jailed(height) and acct.stake >= params.min_stake_client
+        if acct.is_client and not acct.jailed and acct.stake >= params.min_stake_client
     )
 
 
@@ -209,7 +209,7 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
     params = journal.params
     if params.fl_max_rounds and rs.round >= params.fl_max_rounds:
         return
-    candidates = eligible_clients(journal, ctx.height + 1)
+    candidates = eligible_clients(journal)
     if not candidates or not rs.global_hash:
         return
     k = min(params.fl_clients_per_round, len(candidates))

@@ -1,0 +1,177 @@
+"""Token supply bookkeeping and the one way to penalize: mint, burn, and `penalize`.
+
+Supply changes only here: `mint` (rewards) adds to an account and to `minted`; `burn_stake` and
+`burn_amount` (slashes, vetoed deposits) remove tokens and add to `burned`. So at every height
+    sum of balances and stakes + tokens escrowed by contracts == genesis supply + minted - burned,
+which the tests check over random transaction sequences. Contracts that escrow tokens (governance
+deposits) report them through `ESCROW_VIEWS`.
+
+Every penalty goes through `penalize`, which burns a fraction of the offender's stake, optionally
+jails or bans, and appends a `PenaltyRecord` (kind, height, offender, digest of the proof) to the
+`penalties` section; its `key` makes a repeated penalty for the same proof a no-op, so each piece of
+evidence is applied exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
+
+from fedray.core.journal import Journal
+from fedray.core.state import Account, SectionSpec, State, register_section
+
+BPS = 10_000
+
+
+@dataclass(frozen=True)
+class Supply:
+    """The `economy` section: totals since genesis."""
+
+    minted: int = 0
+    burned: int = 0
+
+    def to_canonical(self) -> list[int]:
+        return [self.minted, self.burned]
+
+    @staticmethod
+    def from_canonical(v: Any) -> Supply:
+        return Supply(int(v[0]), int(v[1]))
+
+
+ECONOMY = register_section(
+    SectionSpec("economy", Supply, Supply.to_canonical, Supply.from_canonical)
+)
+
+
+@dataclass(frozen=True)
+class PenaltyRecord:
+    """One applied penalty. `key` identifies the misbehaviour (the same key is never penalized
+    twice); `proof_digest` is the digest of what proves it."""
+
+    key: bytes
+    kind: str
+    height: int  # height (or round, for learning evidence) of the misbehaviour
+    offender: bytes
+    proof_digest: bytes
+    burned: int
+    jailed_until: int
+    banned: bool
+    included_at: int
+
+    def to_canonical(self) -> list[Any]:
+        return [self.key, self.kind, self.height, self.offender, self.proof_digest, self.burned,
+                self.jailed_until, self.banned, self.included_at]  # fmt: skip
+
+    @staticmethod
+    def from_canonical(v: Any) -> PenaltyRecord:
+        return PenaltyRecord(bytes(v[0]), v[1], v[2], bytes(v[3]), bytes(v[4]), v[5], v[6],
+                             bool(v[7]), v[8])  # fmt: skip
+
+
+def _penalties_to_canonical(records: Any) -> list[Any]:
+    return [r.to_canonical() for r in records.values()]
+
+
+def _penalties_from_canonical(v: Any) -> Any:
+    records = (PenaltyRecord.from_canonical(x) for x in v)
+    return MappingProxyType({r.key: r for r in records})
+
+
+PENALTIES = register_section(
+    SectionSpec(
+        "penalties",
+        default=lambda: MappingProxyType({}),
+        to_canonical=_penalties_to_canonical,
+        from_canonical=_penalties_from_canonical,
+    )
+)
+
+EscrowView = Callable[[Any], int]
+ESCROW_VIEWS: list[tuple[str, EscrowView]] = []
+"""(section name, tokens held by that section's contract) for the supply invariant."""
+
+
+def register_escrow(section: str, view: EscrowView) -> None:
+    if all(name != section for name, _ in ESCROW_VIEWS):
+        ESCROW_VIEWS.append((section, view))
+
+
+# --- supply -----------------------------------------------------------------------------------
+def _supply(journal: Journal) -> Supply:
+    return journal.section("economy")  # type: ignore[no-any-return]
+
+
+def mint(journal: Journal, to: bytes, amount: int) -> None:
+    """Create `amount` new tokens on `to`'s balance."""
+    if amount <= 0:
+        return
+    acct = journal.account_or_empty(to)
+    journal.put_account(to, replace(acct, balance=acct.balance + amount))
+    s = _supply(journal)
+    journal.set_section("economy", replace(s, minted=s.minted + amount))
+
+
+def burn_amount(journal: Journal, amount: int) -> None:
+    """Record the destruction of `amount` tokens already taken out of accounts or escrow."""
+    if amount <= 0:
+        return
+    s = _supply(journal)
+    journal.set_section("economy", replace(s, burned=s.burned + amount))
+
+
+def burn_stake(journal: Journal, who: bytes, bps: int) -> int:
+    """Burn `bps` basis points of `who`'s stake (rounded down); returns the amount burned."""
+    acct = journal.account_or_empty(who)
+    amount = acct.stake * bps // BPS
+    if amount:
+        journal.put_account(who, replace(acct, stake=acct.stake - amount))
+        burn_amount(journal, amount)
+    return amount
+
+
+def penalize(
+    journal: Journal,
+    *,
+    key: bytes,
+    kind: str,
+    offender: bytes,
+    height: int,
+    proof_digest: bytes,
+    included_at: int,
+    bps: int,
+    jail_blocks: int = 0,
+    ban: bool = False,
+) -> PenaltyRecord | None:
+    """Burn, jail or ban once per `key`; returns the record, or None if `key` was penalized."""
+    records = journal.section("penalties")
+    if key in records:
+        return None
+    burned = burn_stake(journal, offender, bps)
+    acct: Account = journal.account_or_empty(offender)
+    jailed_until = acct.jailed_until
+    if jail_blocks:
+        jailed_until = max(jailed_until, included_at + jail_blocks)
+    acct = replace(acct, jailed_until=jailed_until, banned=acct.banned or ban)
+    journal.put_account(offender, acct)
+    record = PenaltyRecord(key, kind, height, offender, proof_digest, burned, jailed_until, ban,
+                           included_at)  # fmt: skip
+    journal.set_section("penalties", MappingProxyType({**records, key: record}))
+    return record
+
+
+# --- invariant --------------------------------------------------------------------------------
+def account_total(accounts: Iterable[Account]) -> int:
+    return sum(a.balance + a.stake for a in accounts)
+
+
+def escrowed(state: State) -> int:
+    return sum(view(state.section(name)) for name, view in ESCROW_VIEWS)
+
+
+def supply_identity(state: State, genesis_supply: int) -> tuple[int, int]:
+    """(tokens that exist, tokens the books say should exist); equal on every valid chain."""
+    s: Supply = state.section("economy")
+    exists = account_total(state.accounts.accounts.values()) + escrowed(state)
+    return exists, genesis_supply + s.minted - s.burned
