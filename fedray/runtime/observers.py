@@ -57,7 +57,7 @@ class CommitWatch:
                 else:
                     await fn(event)
         except Exception as exc:
-            log.info("dropping subscriber %r: %s", fn, exc)
+            log.warning("dropping subscriber %r: %s", fn, exc)
         finally:
             self._queues.remove(queue)
 
