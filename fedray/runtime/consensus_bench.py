@@ -12,6 +12,7 @@ Deliberately ignored: transactions (empty blocks only) and faults.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -33,6 +34,7 @@ class BenchResult:
     latency_p50_ms: float
     latency_p99_ms: float
     rounds_above_zero: int  # commits decided in a later round (a timeout fired)
+    load_avg: float  # 1-minute load average at the end of the window (the machine is shared)
 
     @property
     def blocks_per_s(self) -> float:
@@ -42,7 +44,7 @@ class BenchResult:
         return (f"validators={self.validators} block_interval_s={self.block_interval_s:g} "
                 f"blocks={self.blocks} blocks_per_s={self.blocks_per_s:.1f} "
                 f"latency_p50_ms={self.latency_p50_ms:.1f} latency_p99_ms={self.latency_p99_ms:.1f} "
-                f"late_rounds={self.rounds_above_zero}")  # fmt: skip
+                f"late_rounds={self.rounds_above_zero} load_avg={self.load_avg:.1f}")  # fmt: skip
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -64,6 +66,7 @@ def bench(validators: int, seconds: float, block_interval_s: float, root: Path) 
         time.sleep(seconds)
         end_h = min(net.heights())
         elapsed = time.monotonic() - t0
+        load = os.getloadavg()[0]
         stats = net.call("commit_stats")
     finally:
         net.stop()
@@ -71,7 +74,8 @@ def bench(validators: int, seconds: float, block_interval_s: float, root: Path) 
                  if start_h < h <= end_h]  # fmt: skip
     late = len({h for per in stats for h, r, _, _ in per if start_h < h <= end_h and r > 0})
     return BenchResult(validators, block_interval_s, end_h - start_h, elapsed,
-                       statistics.median(latencies), percentile(latencies, 99), late)  # fmt: skip
+                       statistics.median(latencies), percentile(latencies, 99), late,
+                       load)  # fmt: skip
 
 
 def run(validators: list[int], seconds: float, intervals: list[float]) -> list[BenchResult]:
