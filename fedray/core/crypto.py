@@ -30,6 +30,7 @@ SIGNATURE_SIZE = 64
 DOMAIN_TX = "fedray/tx/v1"
 DOMAIN_VOTE = "fedray/vote/v1"
 DOMAIN_PROPOSAL = "fedray/proposal/v1"
+DOMAIN_PAYLOAD = "fedray/payload/v1"  # a client's statement of the payload it delivered
 
 
 def signing_bytes(domain: str, chain_id: str, message: bytes) -> bytes:

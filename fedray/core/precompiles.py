@@ -21,9 +21,12 @@ AGGREGATION = "aggregation"
 class AggregationRequest:
     """Aggregate the round's updates into the global model.
 
-    updates: (payload hash, sample count) sorted by payload hash.
+    updates: (payload hash, sample count, commit index) sorted by payload hash; the commit index
+      (order of inclusion in the round) tells which of two near-identical updates came first.
     rule / rule_config: strategy name and its canonical JSON config, from chain parameters.
     state_hash: digest of the strategy state blob (server momentum), b"" for none.
+    flag_params: thresholds of the contribution flags in basis points, from chain parameters:
+      (cos_low, cos_high, norm_ratio, uncorrelated, copy); see `FLAG_*`.
     """
 
     round: int
@@ -31,19 +34,38 @@ class AggregationRequest:
     rule_config: str
     global_hash: bytes
     state_hash: bytes
-    updates: tuple[tuple[bytes, int], ...]
+    updates: tuple[tuple[bytes, int, int], ...]
+    flag_params: tuple[int, int, int, int, int] = (0, 10_000, 30_000, 500, 9_990)
 
     def to_canonical(self) -> list[Any]:
         return [self.round, self.rule, self.rule_config, self.global_hash, self.state_hash,
-                [[h, n] for h, n in self.updates]]  # fmt: skip
+                [list(u) for u in self.updates], list(self.flag_params)]  # fmt: skip
 
     def hash(self) -> bytes:
         return hash_value(self.to_canonical())
 
 
+# Contribution flags: what the precompile noticed about an update (exact integer tests).
+FLAG_REJECTED = 1  # the robust rule gave it no weight
+FLAG_COS_LOW = 2  # cosine to the round's aggregate below flag_params[0]
+FLAG_COS_HIGH = 4  # ... or above flag_params[1] (suspiciously close to the aggregate)
+FLAG_NORM = 8  # norm outside [1/r, r] x the round's median norm, r = flag_params[2]
+FLAG_UNCORRELATED = 16  # |cosine| with every other update below flag_params[3] (noise)
+FLAG_ZERO = 32  # an all-zero update
+FLAG_NEAR_COPY = 64  # cosine above flag_params[4] with an update included earlier in the round
+SUSPICIOUS = (
+    FLAG_COS_LOW | FLAG_COS_HIGH | FLAG_NORM | FLAG_UNCORRELATED | FLAG_ZERO | FLAG_NEAR_COPY
+)
+"""Flags that count against a client (k of the last w rounds); FLAG_REJECTED alone does not,
+since selection rules such as Krum reject most honest updates every round."""
+FREE_RIDING = FLAG_ZERO | FLAG_UNCORRELATED
+
+
 @dataclass(frozen=True)
 class UpdateVerdict:
-    """The strategy's decision on one update, in fixed point (weight and score in 2**-16 units)."""
+    """The strategy's decision on one update, in fixed point (weight and score in 2**-16 units),
+    its contribution flags and its agreement (cosine to the aggregate, 2**-16 units, in
+    [-65536, 65536])."""
 
     payload_hash: bytes
     accepted: bool
@@ -51,14 +73,17 @@ class UpdateVerdict:
     rejected: bool
     weight: int
     score: int
+    flags: int = 0
+    agreement: int = 0
 
     def to_canonical(self) -> list[Any]:
         return [self.payload_hash, self.accepted, self.clipped, self.rejected, self.weight,
-                self.score]  # fmt: skip
+                self.score, self.flags, self.agreement]  # fmt: skip
 
     @staticmethod
     def from_canonical(v: Any) -> UpdateVerdict:
-        return UpdateVerdict(bytes(v[0]), bool(v[1]), bool(v[2]), bool(v[3]), int(v[4]), int(v[5]))
+        return UpdateVerdict(bytes(v[0]), bool(v[1]), bool(v[2]), bool(v[3]), int(v[4]),
+                             int(v[5]), int(v[6]), int(v[7]))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,16 @@ class AggregationOutcome:
         return AggregationOutcome(
             bytes(v[0]), bytes(v[1]), tuple(UpdateVerdict.from_canonical(x) for x in v[2])
         )
+
+
+PAYLOAD_CHECK = "payload_check"
+
+
+class PayloadCheckPrecompile(Protocol):
+    def check(self, payload_hash: bytes) -> str:
+        """The rule a pinned payload breaks ("" if it is a valid update of the model); raises a
+        `FedrayError` when the payload is not available here."""
+        ...
 
 
 class AggregationPrecompile(Protocol):

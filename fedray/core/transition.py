@@ -53,6 +53,7 @@ class ExecContext:
     proposer: bytes
     env: BlockEnv = BlockEnv()
     block_hash: bytes = b""
+    last_commit_signers: tuple[bytes, ...] = ()  # who signed the previous block (rewards, liveness)
 
 
 EndBlockHook = Callable[[Journal, ExecContext], None]
@@ -118,7 +119,7 @@ def _execute(journal: Journal, checked: CheckedTx, ctx: ExecContext) -> int:
         raise NonceReplayError(f"nonce {tx.nonce} already used (next is {sender.nonce})")
     if tx.nonce > sender.nonce:  # rule: gap
         raise NonceGapError(f"nonce {tx.nonce} skips ahead (next is {sender.nonce})")
-    if sender.jailed and not getattr(checked.spec, "allowed_when_jailed", False):
+    if sender.jailed and not checked.spec.allowed_when_jailed:
         raise JailedError(  # rule: jailed accounts may not act
             f"sender {tx.sender.hex()[:16]} is "
             + ("banned" if sender.banned else f"jailed until height {sender.jailed_until}")
@@ -241,8 +242,9 @@ def apply_block(state: State, block: Block, env: BlockEnv | None = None) -> Stat
     process_header(state, block)
     process_body_roots(state, block)
     process_last_commit(state, block)
+    signers = block.last_commit.signers() if block.last_commit is not None else ()
     ctx = ExecContext(block.height, block.header.time, block.header.proposer,
-                      env or BlockEnv(), block.hash)  # fmt: skip
+                      env or BlockEnv(), block.hash, signers)  # fmt: skip
     journal = Journal(state)
     process_evidence(journal, block)
     process_txs(journal, block, ctx)

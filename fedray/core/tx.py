@@ -122,6 +122,7 @@ class KindSpec:
     payload_type: type
     base_gas: int
     handler: Handler
+    allowed_when_jailed: bool = False  # e.g. `unjail`: the one thing a jailed account may do
 
 
 _REGISTRY: dict[str, KindSpec] = {}

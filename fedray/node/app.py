@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from fedray.core.block import Block, CommitCertificate, make_block
+from fedray.core.crypto import PrivateKey
 from fedray.core.evidence import Evidence
-from fedray.core.precompiles import AGGREGATION
+from fedray.core.precompiles import AGGREGATION, PAYLOAD_CHECK
 from fedray.core.state import Genesis, State, ValidatorSet
 from fedray.core.transition import BlockEnv, ExecContext, apply_block, select_txs
-from fedray.core.tx import SignedTx
+from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import FedrayError, StorageError
 from fedray.node.mempool import Mempool, Rejection
-from fedray.node.precompile import BlobAggregation
+from fedray.node.precompile import BlobAggregation, PayloadChecker
 from fedray.node.replay import load_state
 from fedray.storage.blobs import BlobStore
 from fedray.storage.blockstore import BlockStore
@@ -52,7 +54,8 @@ class LedgerApp:
         self.aggregation = BlobAggregation(self.blobs, self.dir / "outcomes", recompute=recompute,
                                            threads=aggregation_threads)  # fmt: skip
         self.verified: set[bytes] = set()
-        self.env = BlockEnv(precompiles={AGGREGATION: self.aggregation}, verified=self.verified)
+        self.env = BlockEnv(precompiles=node_precompiles(self.dir, self.aggregation,
+                                                          lambda: self.state), verified=self.verified)  # fmt: skip
         self.state: State = load_state(self.store, self.env)
         tip = self.store.height()
         self.last_commit: CommitCertificate | None = self.store.get(tip).cert() if tip else None
@@ -141,15 +144,32 @@ class LedgerApp:
             return self.mempool.add(raw, self.state, self.env)
 
     def _available(self, raw: bytes) -> bool:
-        """Whether an update's payload is pinned here (other kinds carry no payload)."""
+        """Whether the payload a transaction needs is pinned here: an update's, or the malformed
+        payload a `payload_evidence` points to (other kinds carry none)."""
         try:
             stx = SignedTx.decode(raw)
-        except FedrayError:
-            return True  # malformed bytes fail execution with their own rule
-        if stx.tx.kind != "update":
-            return True
-        payload_hash = stx.tx.payload.get("payload_hash")
-        return isinstance(payload_hash, bytes) and self.blobs.has(payload_hash)
+            if stx.tx.kind == "update":
+                needed = stx.tx.payload.get("payload_hash")
+            elif stx.tx.kind == "payload_evidence":
+                update = SignedTx.decode(stx.tx.payload["update_tx"])
+                needed = stx.tx.payload["delivered_digest"]
+                if needed != update.tx.payload.get("payload_hash"):
+                    return True  # a hash mismatch is proven by signatures alone
+            else:
+                return True
+        except (FedrayError, KeyError, TypeError):
+            return True  # malformed input fails execution with its own rule
+        return isinstance(needed, bytes) and self.blobs.has(needed)
+
+    def submit_own(self, payload: Any, key: PrivateKey) -> Rejection | None:
+        """Sign `payload` as a transaction of this node's key (next free nonce) and admit it."""
+        with self._lock:
+            me = key.public_key
+            account = self.state.account(me)
+            pending = sum(1 for stx in self.mempool.pending() if stx.tx.sender == me)
+            nonce = (account.nonce if account else 0) + pending
+            stx = make_tx(key, self.state.chain_id, nonce, payload)
+            return self.submit(stx.raw, signature_verified=True)
 
     def _record_rejection(self, r: Rejection) -> None:
         record: dict[str, Any] = asdict(r)
@@ -176,10 +196,18 @@ class LedgerApp:
             self.store.close()
 
 
+def node_precompiles(node_dir: Path, aggregation: BlobAggregation,
+                     state: Callable[[], State]) -> dict[str, Any]:  # fmt: skip
+    """The precompiles a node injects into execution, over its own stores."""
+    checker = PayloadChecker(aggregation.blobs, lambda: state().section("rounds").global_hash)
+    return {AGGREGATION: aggregation, PAYLOAD_CHECK: checker}
+
+
 def make_block_env(node_dir: str | Path, recompute: bool) -> BlockEnv:
     """The environment `fedray chain verify` replays a node's chain with: its blob store and its
     recorded aggregation outcomes (reused, or recomputed and compared when `recompute`)."""
     node_dir = Path(node_dir)
-    blobs = BlobStore(node_dir / "blobs")
-    return BlockEnv(precompiles={
-        AGGREGATION: BlobAggregation(blobs, node_dir / "outcomes", recompute=recompute)})  # fmt: skip
+    aggregation = BlobAggregation(BlobStore(node_dir / "blobs"), node_dir / "outcomes",
+                                  recompute=recompute)  # fmt: skip
+    genesis_state = BlockStore(node_dir).genesis().state()
+    return BlockEnv(precompiles=node_precompiles(node_dir, aggregation, lambda: genesis_state))

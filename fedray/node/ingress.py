@@ -7,6 +7,13 @@ size, hash, dtype, shape, finiteness against the model's layout and writes them 
 blob store, so the update stays available even if its client dies. Only then is the transaction
 handed to the mempool for the stateful rules. Every refusal is returned with its rule's code.
 
+Clients also sign a delivery statement, [round, digest of the payload they send] (domain
+`DOMAIN_PAYLOAD`). When a payload is refused and the statement verifies, the client is provably at
+fault (it signed a different hash in its transaction, or signed a malformed payload), and the ingress
+returns `PayloadEvidence` that the validator turns into a `payload_evidence` transaction; a malformed
+payload is then kept in the blob store so every validator can re-check it. An unsigned or badly
+signed delivery is refused without evidence: anyone could have corrupted it.
+
 Payloads arrive as plain numpy arrays (from Ray's object store) or safetensors bytes; nothing is
 unpickled.
 """
@@ -19,11 +26,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedray.core.contracts.rounds import Update
+from fedray.core.contracts.slashing import PayloadEvidence, delivery_message
+from fedray.core.crypto import DOMAIN_PAYLOAD, is_valid_signature
 from fedray.core.transition import check_tx_stateless
-from fedray.errors import FedrayError, PayloadValidationError
+from fedray.core.tx import SignedTx
+from fedray.errors import (
+    FedrayError,
+    PayloadDtypeError,
+    PayloadHashError,
+    PayloadNonFiniteError,
+    PayloadShapeError,
+    PayloadValidationError,
+)
 from fedray.node.mempool import Rejection
 from fedray.storage.blobs import BlobStore
-from fedray.storage.tensors import TensorSpec, from_safetensors, validate_payload
+from fedray.storage.tensors import TensorSpec, from_safetensors, tensors_digest, validate_payload
+
+PROVABLE = (PayloadHashError, PayloadDtypeError, PayloadShapeError, PayloadNonFiniteError)
 
 
 class MissingPayloadError(PayloadValidationError):
@@ -44,6 +63,15 @@ class Admitted:
     tx_hash: bytes
 
 
+@dataclass(frozen=True)
+class Refused:
+    rejection: Rejection
+    evidence: PayloadEvidence | None = None
+
+
+Payload = Mapping[str, np.ndarray] | bytes | None
+
+
 class Ingress:
     def __init__(self, chain_id: str, max_tx_bytes: int, blobs: BlobStore, model: TensorSpec,
                  max_payload_bytes: int | None = None) -> None:  # fmt: skip
@@ -54,29 +82,57 @@ class Ingress:
         self.max_payload_bytes = max_payload_bytes or model.nbytes
         self.pinned_bytes = 0
 
-    def admit(
-        self, raw: bytes, payload: Mapping[str, np.ndarray] | bytes | None = None, height: int = 0
-    ) -> Admitted | Rejection:
+    def admit(self, raw: bytes, payload: Payload = None, delivery_signature: bytes = b"",
+              height: int = 0) -> Admitted | Refused:  # fmt: skip
         stx = None
         try:
             checked = check_tx_stateless(raw, self.chain_id, self.max_tx_bytes)
             stx = checked.stx
             if isinstance(checked.payload, Update):
-                self._pin(checked.payload, payload)
+                evidence = self._pin(stx, checked.payload, payload, delivery_signature)
+                if evidence is not None:
+                    return evidence
             return Admitted(raw, stx.hash)
         except FedrayError as exc:
-            return Rejection(stx.hash if stx else b"", stx.tx.sender if stx else b"",
-                             stx.tx.kind if stx else "", exc.code, str(exc), height)  # fmt: skip
+            return Refused(self._rejection(stx, exc, height))
 
-    def _pin(self, update: Update, payload: Mapping[str, np.ndarray] | bytes | None) -> None:
+    @staticmethod
+    def _rejection(stx: SignedTx | None, exc: FedrayError, height: int) -> Rejection:
+        return Rejection(stx.hash if stx else b"", stx.tx.sender if stx else b"",
+                         stx.tx.kind if stx else "", exc.code, str(exc), height)  # fmt: skip
+
+    def _pin(self, stx: SignedTx, update: Update, payload: Payload,
+             delivery_signature: bytes) -> Refused | None:  # fmt: skip
         if payload is None:
             raise MissingPayloadError("update transaction without its payload")
         if isinstance(payload, bytes | bytearray | memoryview):
             payload = from_safetensors(bytes(payload), self.max_payload_bytes)
-        arrays = validate_payload(payload, update.payload_hash, self.model, self.max_payload_bytes)
+        try:
+            arrays = validate_payload(
+                payload, update.payload_hash, self.model, self.max_payload_bytes
+            )
+        except PROVABLE as exc:
+            return Refused(self._rejection(stx, exc, 0),
+                           self._evidence(stx, update, payload, delivery_signature))  # fmt: skip
         size = sum(a.nbytes for a in arrays.values())
         if update.size != size:
             raise DeclaredSizeError(f"declared size {update.size}, payload has {size} bytes")
         if not self.blobs.has(update.payload_hash):
             self.blobs.put(arrays)
             self.pinned_bytes += size
+        return None
+
+    def _evidence(self, stx: SignedTx, update: Update, payload: Mapping[str, np.ndarray],
+                  signature: bytes) -> PayloadEvidence | None:  # fmt: skip
+        """Evidence if the client signed what it delivered; the malformed payload is kept so
+        that other validators' `payload_check` can confirm it."""
+        try:
+            delivered = tensors_digest(payload)
+        except FedrayError:
+            return None
+        message = delivery_message(update.round, delivered)
+        if not is_valid_signature(stx.tx.sender, DOMAIN_PAYLOAD, self.chain_id, message, signature):
+            return None
+        if delivered == update.payload_hash and not self.blobs.has(delivered):
+            self.blobs.put(dict(payload))  # content-addressed: stored under the signed hash
+        return PayloadEvidence(stx.raw, delivered, signature)

@@ -107,6 +107,9 @@ class Mempool:
             self._txs.pop(tx_hash, None)
         self._rebuild(state, env)
 
+    def pending(self) -> list[SignedTx]:
+        return list(self._txs.values())
+
     def hashes(self) -> set[bytes]:
         return set(self._txs)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,8 +27,10 @@ from fedray.aggregation.fixedpoint import spec_of, validate_updates
 from fedray.aggregation.registry import make_strategy
 from fedray.core.encoding import decode, encode
 from fedray.core.precompiles import AggregationOutcome, AggregationRequest, UpdateVerdict
-from fedray.errors import BlobError, FedrayError
+from fedray.errors import BlobError, FedrayError, PayloadValidationError
+from fedray.node.scoring import score_updates
 from fedray.storage.blobs import BlobStore, atomic_write
+from fedray.storage.tensors import TensorSpec, validate_payload
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -95,7 +98,7 @@ class BlobAggregation:
         start = time.perf_counter()
         global_model = self.blobs.get(request.global_hash)
         state = self.blobs.get(request.state_hash) if request.state_hash else None
-        updates = [Update(h, self.blobs.get(h), n) for h, n in request.updates]
+        updates = [Update(h, self.blobs.get(h), n) for h, n, _ in request.updates]
         validate_updates(updates, spec_of(global_model))  # typed errors before any arithmetic
         config = json.loads(request.rule_config)
         strategy = make_strategy(request.rule, config, threads=self.threads)
@@ -110,16 +113,38 @@ class BlobAggregation:
         global_hash = self.blobs.put(new_global)
         state_hash = self.blobs.put(result.state) if result.state else b""
         by_key = {v.key: v for v in result.verdicts}
+        ordered = [by_key[h] for h, _, _ in request.updates]
+        scores = score_updates(
+            updates,
+            result.delta,
+            [index for _, _, index in request.updates],
+            [v.rejected for v in ordered],
+            request.flag_params,
+            self.threads,
+        )
         verdicts = tuple(
-            UpdateVerdict(
-                h,
-                by_key[h].accepted,
-                by_key[h].clipped,
-                by_key[h].rejected,
-                by_key[h].weight,
-                by_key[h].score,
-            )  # fmt: skip
-            for h, _ in request.updates
+            UpdateVerdict(v.key, v.accepted, v.clipped, v.rejected, v.weight, v.score, flags, agree)
+            for v, (flags, agree) in zip(ordered, scores, strict=True)
         )
         self.seconds += time.perf_counter() - start
         return AggregationOutcome(global_hash, state_hash, verdicts)
+
+
+class PayloadChecker:
+    """The `payload_check` precompile: which rule a pinned payload breaks, judged against the
+    layout of the chain's model (found from the current global model when first needed)."""
+
+    def __init__(self, blobs: BlobStore, model_hash: Callable[[], bytes]) -> None:
+        self.blobs = blobs
+        self.model_hash = model_hash
+        self._spec: TensorSpec | None = None
+
+    def check(self, payload_hash: bytes) -> str:
+        if self._spec is None:
+            self._spec = TensorSpec.of(self.blobs.get(self.model_hash()))
+        payload = self.blobs.get(payload_hash)  # BlobError: not available, block not executable
+        try:
+            validate_payload(payload, payload_hash, self._spec, self._spec.nbytes)
+        except PayloadValidationError as exc:
+            return exc.code
+        return ""

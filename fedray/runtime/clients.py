@@ -22,6 +22,8 @@ import torch
 from fedray.aggregation.fixedpoint import RANGE, dequantize, quantize
 from fedray.config import RunConfig
 from fedray.core.contracts.rounds import Update
+from fedray.core.contracts.slashing import delivery_message
+from fedray.core.crypto import DOMAIN_PAYLOAD
 from fedray.core.tx import make_tx
 from fedray.errors import FedrayError
 from fedray.learning.attacks import AttackContext, make_attack
@@ -42,9 +44,12 @@ class GlobalModelMismatch(FedrayError):
 
 @dataclass(frozen=True)
 class Submission:
+    """A client's update transaction, its payload, and its signed delivery statement."""
+
     client: int
     tx: bytes
     payload: dict[str, np.ndarray]
+    delivery_signature: bytes
     n_samples: int
     train_seconds: float
 
@@ -77,6 +82,11 @@ class ClientPool:
         self.model = build_model(fed.model_spec(), self.cfg.seed)
         self.param_names = [name for name, _ in self.model.named_parameters()]
         self.state = {i: ClientState() for i in self.clients}
+
+    def sign_delivery(self, client: int, round_: int, payload: Mapping[str, np.ndarray]) -> bytes:
+        """The client's signature over [round, digest of the payload it sends]."""
+        message = delivery_message(round_, tensors_digest(payload))
+        return self.keys[client].sign(DOMAIN_PAYLOAD, self.cfg.chain.chain_id, message)
 
     def public_keys(self) -> dict[int, bytes]:
         return {i: k.public_key for i, k in self.keys.items()}
@@ -130,5 +140,6 @@ class ClientPool:
             key = self.keys[i]
             tx = make_tx(key, self.cfg.chain.chain_id, nonces.get(key.public_key, 0),
                          Update(round_, digest, n, nbytes(payload)))  # fmt: skip
-            out.append(Submission(i, tx.raw, payload, n, seconds.get(i, 0.0)))
+            out.append(Submission(i, tx.raw, payload, self.sign_delivery(i, round_, payload), n,
+                                  seconds.get(i, 0.0)))  # fmt: skip
         return out

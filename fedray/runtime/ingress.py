@@ -11,6 +11,7 @@ to its validator's mempool in one call, and appends every refusal with its rule 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -40,22 +41,29 @@ class IngressNode:
         self.admitted = 0
         self.rejected = 0
 
-    async def submit(self, batch: list[tuple[bytes, Any]]) -> dict[str, Any]:
-        """Check and pin a batch; returns counts and the rejection codes (ingress and mempool)."""
-        refs = [ref for _, ref in batch if ref is not None]
+    async def submit(self, batch: list[tuple[bytes, Any, bytes]]) -> dict[str, Any]:
+        """Check and pin a batch of (transaction, payload ref or None, delivery signature);
+        returns counts and the rejection codes (ingress and mempool)."""
+        refs = [ref for _, ref, _ in batch if ref is not None]
         fetched = iter(await asyncio.gather(*refs)) if refs else iter(())
         admitted: list[bytes] = []
         codes: list[str] = []
-        for raw, ref in batch:
+        evidence = []
+        for raw, ref, signature in batch:
             payload = next(fetched) if ref is not None else None
-            result = self.ingress.admit(raw, payload)
+            result = self.ingress.admit(raw, payload, signature)
             if isinstance(result, Admitted):
                 admitted.append(result.raw)
-            else:
-                codes.append(result.code)
-                self.log.write(
-                    json.dumps(rejection_record(result, "ingress"), sort_keys=True) + "\n"
-                )
+                continue
+            codes.append(result.rejection.code)
+            record = rejection_record(result.rejection, "ingress")
+            record["evidence"] = result.evidence is not None
+            self.log.write(json.dumps(record, sort_keys=True) + "\n")
+            if result.evidence is not None:
+                evidence.append(result.evidence)
+        for item in evidence:  # the validator signs and proposes the proof of misbehaviour
+            with contextlib.suppress(ray.exceptions.RayActorError):
+                await self.validator.submit_evidence.remote(item)
         self.admitted += len(admitted)
         self.rejected += len(codes)
         if admitted:

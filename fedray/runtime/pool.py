@@ -53,11 +53,14 @@ class PoolNode:
         train_s = time.perf_counter() - start
         batch = []
         for s in subs:
-            payload = s.payload
+            payload, signature = s.payload, s.delivery_signature
             if round_ == self.corrupt_round and not batch:
+                # Fault injection: this client delivers something other than what it signed in
+                # its transaction (and signs the delivery): provable, so it is slashed.
                 name = next(iter(payload))
-                payload = {**payload, name: payload[name] + np.int32(1)}  # hash no longer matches
-            batch.append((s.tx, ray.put(payload)))
+                payload = {**payload, name: payload[name] + np.int32(1)}
+                signature = self.pool.sign_delivery(s.client, round_, payload)
+            batch.append((s.tx, ray.put(payload), signature))
         sent_at = time.time()
         answers = await asyncio.gather(*(i.submit.remote(batch) for i in ingresses),
                                        return_exceptions=True)  # fmt: skip

@@ -15,9 +15,11 @@ Deliberately ignored here: rewards and penalties (incentives/slashing contracts 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fedray.core.contracts.economy import penalize
 from fedray.core.encoding import DIGEST_SIZE, digest, hash_value
 from fedray.core.journal import Journal
 from fedray.core.precompiles import (
@@ -54,7 +56,7 @@ class NotSelectedError(RoundError):
 
 
 class DuplicateUpdateError(RoundError):
-    """The sender already submitted an update this round, or the payload hash was already used."""
+    """The sender already submitted an update this round."""
 
     code = "duplicate_update"
 
@@ -175,8 +177,13 @@ def apply_update(journal: Journal, stx: SignedTx, p: Update, ctx: ExecContext) -
         raise DuplicateUpdateError(f"client {sender.hex()[:16]} already submitted round {p.round}")
     if p.payload_hash in rs.used_payloads or any(
         u.payload_hash == p.payload_hash for u in rs.updates
-    ):  # rule: a payload is used once (replays and copies of an identical update)
-        raise DuplicateUpdateError(f"payload {p.payload_hash.hex()[:16]} was already submitted")
+    ):
+        # rule: a payload counts once; a replayed or copied one is refused and its sender slashed
+        # (the transaction itself is the proof: the client signed a payload hash already used).
+        penalize(journal, key=hash_value(["copied_payload", sender, p.round]), kind="copied_payload",
+                 offender=sender, height=ctx.height, proof_digest=stx.hash, included_at=ctx.height,
+                 bps=journal.params.slash_copy_bps)  # fmt: skip
+        return
     if p.size != rs.model_nbytes:  # rule: the payload is a whole model delta
         raise UpdateSizeError(f"update size {p.size} differs from the model's {rs.model_nbytes}")
     if p.n_samples > journal.params.fl_max_samples:  # rule: plausible sample count
@@ -189,6 +196,17 @@ UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update)
 
 
 # --- opening and closing ----------------------------------------------------------------------
+RoundClosedHook = Callable[[Journal, RoundResult, ExecContext], None]
+ROUND_CLOSED_HOOKS: list[tuple[int, str, RoundClosedHook]] = []
+"""(order, name, hook) run when a round closes, after its result is recorded (rewards, flags)."""
+
+
+def register_round_closed_hook(order: int, name: str, hook: RoundClosedHook) -> None:
+    if all(n != name for _, n, _ in ROUND_CLOSED_HOOKS):
+        ROUND_CLOSED_HOOKS.append((order, name, hook))
+        ROUND_CLOSED_HOOKS.sort(key=lambda item: (item[0], item[1]))
+
+
 def eligible_clients(journal: Journal) -> list[bytes]:
     params = journal.params
     return sorted(
@@ -227,9 +245,14 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
         precompile: AggregationPrecompile | None = ctx.env.precompiles.get(AGGREGATION)
         if precompile is None:
             raise BlockError("closing a round needs the aggregation precompile")
-        request = AggregationRequest(rs.round, params.fl_rule, params.fl_rule_config, rs.global_hash,
-                                     rs.strategy_state_hash,
-                                     tuple((u.payload_hash, u.n_samples) for u in updates))  # fmt: skip
+        order = {u.payload_hash: i for i, u in enumerate(rs.updates)}  # inclusion order
+        request = AggregationRequest(
+            rs.round, params.fl_rule, params.fl_rule_config, rs.global_hash,
+            rs.strategy_state_hash,
+            tuple((u.payload_hash, u.n_samples, order[u.payload_hash]) for u in updates),
+            (params.flag_cos_low_bps, params.flag_cos_high_bps, params.flag_norm_ratio_bps,
+             params.flag_uncorrelated_bps, params.flag_copy_bps),
+        )  # fmt: skip
         outcome = precompile.aggregate(request)
         if [v.payload_hash for v in outcome.verdicts] != [u.payload_hash for u in updates]:
             raise BlockError("aggregation outcome does not match the round's updates")
@@ -241,6 +264,8 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
         rs, global_hash=outcome.global_hash, strategy_state_hash=outcome.state_hash,
         round=rs.round + 1, open=False, selected=(), updates=(), results=rs.results + (result,),
         used_payloads=rs.used_payloads | {u.payload_hash for u in updates}))  # fmt: skip
+    for _, _, hook in ROUND_CLOSED_HOOKS:
+        hook(journal, result, ctx)
 
 
 def rounds_end_block(journal: Journal, ctx: ExecContext) -> None:

@@ -1,9 +1,10 @@
-"""The federated round trip without Ray: four ledger apps, ingress, a client pool, real training and
-real aggregation; certificates from all validators. Checks the chain's rules end to end."""
+"""The federated round trip without Ray: four ledger apps, ingress, client pools, real training and
+real aggregation (`fedray.runtime.inprocess`). Checks the chain's rules end to end."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,123 +12,114 @@ import pytest
 
 from fedray.cli import main as cli_main
 from fedray.config import load_config
-from fedray.core.crypto import key_from_seed
-from fedray.core.devchain import certify
-from fedray.node.app import LedgerApp
-from fedray.node.ingress import Admitted, Ingress
-from fedray.node.mempool import Rejection
-from fedray.runtime.clients import ClientPool
+from fedray.core.tx import SignedTx
+from fedray.node.ingress import Admitted, Refused
+from fedray.runtime.clients import Submission
 from fedray.runtime.evaluate import Evaluator
-from fedray.runtime.federation import Federation
-from fedray.storage.tensors import TensorSpec
+from fedray.runtime.inprocess import InProcessFederation
+
+MINIMAL = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"
 
 
-class LocalNet:
-    """Four validators in one process; validator 0 proposes, all check, all sign."""
-
-    def __init__(self, root: Path, overrides: list[str]) -> None:
-        self.cfg = load_config("conf/preset/minimal.yaml", overrides)
-        self.fed = Federation(self.cfg)
-        self.keys = [key_from_seed(f"node-test/{i}".encode()) for i in range(4)]
-        self.initial = self.fed.initial_model()
-        self.genesis = self.fed.genesis([k.public_key for k in self.keys], self.initial)
-        self.apps = [LedgerApp(root / f"v{i}", self.genesis) for i in range(4)]
-        spec = TensorSpec.of(self.initial)
-        self.ingress = [Ingress(self.genesis.chain_id, 4096, a.blobs, spec) for a in self.apps]
-        for a in self.apps:
-            a.blobs.put(self.initial)
-        self.pool = ClientPool(self.cfg, list(range(self.cfg.clients)))
-
-    def block(self) -> None:
-        a0 = self.apps[0]
-        h = a0.height + 1
-        block = a0.prepare_proposal(h, 0, self.keys[h % 4].public_key, 0)
-        assert all(a.process_proposal(block) for a in self.apps)
-        cert = certify(block, self.keys, self.genesis.chain_id)
-        for a in self.apps:
-            a.finalize_block(block, cert)
-            a.commit()
-
-    def submit_round(self, tamper: bool = False) -> list[Admitted | Rejection]:
-        rs = self.apps[0].state.section("rounds")
-        model = self.apps[0].blobs.get(rs.global_hash)
-        nonces = {k: self.apps[0].state.account(k).nonce for k in rs.selected}
-        subs = self.pool.train_round(rs.round, model, rs.global_hash, list(rs.selected), nonces,
-                                     1, 0.05)  # fmt: skip
-        out: list[Admitted | Rejection] = []
-        for n, s in enumerate(subs):
-            payload = s.payload
-            if tamper and n == 0:
-                name = next(iter(payload))
-                payload = {**payload, name: payload[name] + np.int32(1)}
-            for ing, app in zip(self.ingress, self.apps, strict=True):
-                result = ing.admit(s.tx, payload)
-                if isinstance(result, Admitted):
-                    assert app.submit(s.tx, signature_verified=True) is None
-            out.append(result)
-        return out
+def federation(root: Path, overrides: list[str]) -> InProcessFederation:
+    return InProcessFederation(root, load_config(MINIMAL, overrides))
 
 
 def test_rounds_on_chain(tmp_path: Path) -> None:
-    net = LocalNet(tmp_path, ["rounds=3"])
+    net = federation(tmp_path, ["rounds=3"])
     evaluator = Evaluator(net.fed)
     initial_acc = evaluator.evaluate(net.initial).accuracy
     net.block()  # opens round 0
     for _ in range(3):
-        assert all(isinstance(r, Admitted) for r in net.submit_round())
-        net.block()  # quota in: closes the round, opens the next
-    rs = net.apps[0].state.section("rounds")
+        report = net.run_round()
+        assert report.submitted == 6 and not report.refused
+    rs = net.state.section("rounds")
     assert [r.reason for r in rs.results] == ["quota"] * 3 and not rs.open  # max rounds reached
     final = net.apps[0].blobs.get(rs.global_hash)
     assert evaluator.evaluate(final).accuracy > initial_acc + 0.2
-    roots = {a.state.root() for a in net.apps}
-    assert len(roots) == 1
-    for a in net.apps:
-        a.close()
+    assert len({a.state.root() for a in net.apps}) == 1
+    assert not net.state.section("penalties")  # honest clients are never penalized
+    net.close()
     assert cli_main(["chain", "verify", str(tmp_path), "--recompute"]) == 0
 
 
+def tamper_first(round_: int) -> object:
+    """A client that delivers a payload other than the one its transaction signed."""
+    done: list[bool] = []
+
+    def tamper(sub: Submission) -> Submission:
+        if done:
+            return sub
+        done.append(True)
+        name = next(iter(sub.payload))
+        payload = {**sub.payload, name: sub.payload[name] + np.int32(1)}
+        return replace(sub, payload=payload)
+
+    return tamper
+
+
 def test_bad_payload_rejected_and_round_closes_at_deadline(tmp_path: Path) -> None:
-    net = LocalNet(tmp_path, ["rounds=1", "chain.round_deadline_blocks=3"])
+    net = federation(tmp_path, ["rounds=1", "chain.round_deadline_blocks=3"])
     net.block()
-    results = net.submit_round(tamper=True)
-    assert isinstance(results[0], Rejection) and results[0].code == "payload_hash"
-    assert all(isinstance(r, Admitted) for r in results[1:])
+    report = net.train_round(tamper_first(0))  # type: ignore[arg-type]
+    assert [r.rejection.code for r in report.refused] == ["payload_hash"]
+    assert report.refused[0].evidence is None  # the delivery signature no longer matches: no proof
     net.block()
-    rs = net.apps[0].state.section("rounds")
-    assert rs.open and len(rs.updates) == len(results) - 1  # the tampered one never got in
-    while net.apps[0].state.section("rounds").open:
+    rs = net.state.section("rounds")
+    assert rs.open and len(rs.updates) == report.submitted - 1  # the tampered one never got in
+    while net.state.section("rounds").open:
         net.block()
-    result = net.apps[0].state.section("rounds").results[-1]
-    assert result.reason == "deadline" and len(result.updates) == len(results) - 1
+    result = net.state.section("rounds").results[-1]
+    assert result.reason == "deadline" and len(result.updates) == report.submitted - 1
+
+
+def test_signed_mismatched_delivery_is_slashed(tmp_path: Path) -> None:
+    net = federation(tmp_path, ["rounds=1"])
+    net.block()
+    pool = net.pools[0]
+
+    def lie(sub: Submission) -> Submission:
+        if sub.client != 0:
+            return sub
+        name = next(iter(sub.payload))
+        payload = {**sub.payload, name: sub.payload[name] + np.int32(1)}
+        return replace(sub, payload=payload, delivery_signature=pool.sign_delivery(0, 0, payload))
+
+    report = net.train_round(lie)
+    assert [r.evidence is not None for r in report.refused] == [True]
+    offender = pool.keys[0].public_key
+    stake_before = net.state.account(offender).stake
+    net.block()  # the evidence transactions of all four validators; the first applies
+    penalties = [p for p in net.state.section("penalties").values() if p.kind == "invalid_payload"]
+    assert len(penalties) == 1 and penalties[0].offender == offender
+    assert net.state.account(offender).stake == stake_before - penalties[0].burned > 0
 
 
 def test_mempool_records_late_updates(tmp_path: Path) -> None:
-    net = LocalNet(tmp_path, ["rounds=2", "chain.round_deadline_blocks=2"])
+    net = federation(tmp_path, ["rounds=2", "chain.round_deadline_blocks=2"])
     net.block()
-    rs = net.apps[0].state.section("rounds")
+    rs = net.state.section("rounds")
     model = net.apps[0].blobs.get(rs.global_hash)
-    subs = net.pool.train_round(0, model, rs.global_hash, list(rs.selected), {}, 1, 0.05)
+    subs = net.pools[0].train_round(0, model, rs.global_hash, list(rs.selected), {}, 1, 0.05)
     net.block()
     net.block()  # deadline passed without updates
-    assert net.apps[0].state.section("rounds").results[-1].reason == "deadline"
+    assert net.state.section("rounds").results[-1].reason == "deadline"
     ing, app = net.ingress[0], net.apps[0]
-    assert isinstance(ing.admit(subs[0].tx, subs[0].payload), Admitted)
+    assert isinstance(ing.admit(subs[0].tx, subs[0].payload, subs[0].delivery_signature), Admitted)
     rejection = app.submit(subs[0].tx, signature_verified=True)
     assert rejection is not None and rejection.code == "round_closed"
     app.close()
-    records = [
-        json.loads(line) for line in (tmp_path / "v0" / "rejections.jsonl").read_text().splitlines()
-    ]
+    log = (tmp_path / "validator-0" / "rejections.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in log]
     assert records[-1]["code"] == "round_closed" and records[-1]["kind"] == "update"
 
 
 def test_ingress_validation_order(tmp_path: Path) -> None:
-    net = LocalNet(tmp_path, ["rounds=1"])
+    net = federation(tmp_path, ["rounds=1"])
     net.block()
-    rs = net.apps[0].state.section("rounds")
+    rs = net.state.section("rounds")
     model = net.apps[0].blobs.get(rs.global_hash)
-    s = net.pool.train_round(0, model, rs.global_hash, list(rs.selected), {}, 1, 0.05)[0]
+    s = net.pools[0].train_round(0, model, rs.global_hash, list(rs.selected), {}, 1, 0.05)[0]
     ing = net.ingress[0]
     name = next(iter(s.payload))
     cases = {
@@ -138,23 +130,20 @@ def test_ingress_validation_order(tmp_path: Path) -> None:
     }
     for code, payload in cases.items():
         raw = s.tx
-        if payload == "flip":
+        if isinstance(payload, str):
             raw, payload = raw[:-1] + bytes([raw[-1] ^ 1]), s.payload
-        result = ing.admit(raw, payload)
-        assert isinstance(result, Rejection) and result.code == code, (code, result)
-    from fedray.core.tx import SignedTx
-
+        result = ing.admit(raw, payload, s.delivery_signature)
+        assert isinstance(result, Refused) and result.rejection.code == code, (code, result)
     payload_hash = SignedTx.decode(s.tx).tx.payload["payload_hash"]
-    assert not net.apps[0].blobs.has(payload_hash)  # nothing rejected was pinned
-    assert isinstance(ing.admit(s.tx, s.payload), Admitted)
+    assert not net.apps[0].blobs.has(payload_hash)  # nothing refused was pinned
+    assert isinstance(ing.admit(s.tx, s.payload, s.delivery_signature), Admitted)
     assert net.apps[0].blobs.has(payload_hash)
 
 
-@pytest.mark.parametrize("rule", ["fedavg", "median", "centered_clipping"])
+@pytest.mark.parametrize("rule", ["fedavg", "median", "centered_clipping", "krum"])
 def test_validators_agree_per_rule(tmp_path: Path, rule: str) -> None:
-    net = LocalNet(tmp_path, ["rounds=1", f"strategy={rule}"])
+    net = federation(tmp_path, ["rounds=1", f"strategy={rule}"])
     net.block()
-    net.submit_round()
-    net.block()
+    net.run_round()
     hashes = {a.state.section("rounds").global_hash for a in net.apps}
-    assert len(hashes) == 1 and net.apps[0].state.section("rounds").results[-1].reason == "quota"
+    assert len(hashes) == 1 and net.state.section("rounds").results[-1].reason == "quota"

@@ -1,0 +1,62 @@
+"""Rewards: what clients earn per round and validators per block, minted by the chain.
+
+Clients. When a round closes, `reward_pool` new tokens are split among its included updates in
+proportion to their *contribution score*
+    score = weight x agreement   (both in 2**-16 units from the aggregation precompile)
+when the update was accepted, carries no suspicious flag and agrees positively with the aggregate,
+and 0 otherwise. `weight` is the share the robust rule gave the update (its clip factor for
+centered clipping, its selection for Krum); `agreement` is its cosine to the round's aggregate.
+Why this and not samples: the sample count is the client's unverifiable claim, so paying for it pays
+for lying; weight x agreement pays for what the robust rule actually used and for pointing where the
+federation went, and is 0 for free riders (no direction) and attackers (flagged or opposed). Shares
+are rounded down; the remainder is simply not minted.
+
+Validators. Every block mints `block_reward` tokens split by voting power among the validators that
+signed its `last_commit` (the precommits for the previous block): reward = block_reward x power /
+total power, so a validator's earnings are proportional to the precommits it signed and what absent
+validators would have earned is never minted.
+
+Deliberately ignored: fees (they go to the proposer in `transition`), delegation, inflation schedules.
+"""
+
+from __future__ import annotations
+
+from fedray.core.contracts.economy import mint
+from fedray.core.contracts.rounds import RoundResult, register_round_closed_hook
+from fedray.core.journal import Journal
+from fedray.core.precompiles import SUSPICIOUS, UpdateVerdict
+from fedray.core.transition import ExecContext, register_end_block_hook
+
+
+def contribution(verdict: UpdateVerdict) -> int:
+    """An update's contribution score (0 when it earns nothing)."""
+    if not verdict.accepted or verdict.flags & SUSPICIOUS or verdict.agreement <= 0:
+        return 0
+    return verdict.weight * verdict.agreement
+
+
+def reward_clients(journal: Journal, result: RoundResult, ctx: ExecContext) -> None:
+    scores = {
+        u.client: contribution(v) for u, v in zip(result.updates, result.verdicts, strict=True)
+    }
+    total = sum(scores.values())
+    pool = journal.params.reward_pool
+    if total == 0 or pool == 0:
+        return
+    for client in sorted(scores):
+        mint(journal, client, pool * scores[client] // total)
+
+
+def reward_validators(journal: Journal, ctx: ExecContext) -> None:
+    validators = journal.base.last_validators  # the set that signed the previous block
+    total = validators.total_power
+    reward = journal.params.block_reward
+    if not ctx.last_commit_signers or total == 0 or reward == 0:
+        return
+    powers = dict(validators.members)
+    for signer in sorted(set(ctx.last_commit_signers)):
+        mint(journal, signer, reward * powers.get(signer, 0) // total)
+
+
+register_round_closed_hook(10, "rewards", reward_clients)
+register_end_block_hook(50, "validator_rewards", reward_validators)

@@ -1,0 +1,229 @@
+"""Penalties with evidence: each rule below names its proof, and `economy.penalize` applies it once.
+
+Consensus
+- double signing: equivocation evidence carried in a block (`core.evidence`) -> burn
+  `slash_double_sign_bps` of stake and ban for good; one penalty per (offender, height).
+- downtime: a validator that signed fewer than `downtime_min_signed_bps` of the last
+  `downtime_window` blocks (read from each block's `last_commit`) -> burn `slash_downtime_bps` and
+  jail `downtime_jail_blocks`; the proof is the digest of its signing window.
+
+Learning (read from the verdicts of each closed round)
+- flagged updates: a client whose updates carried a suspicious flag in `flag_threshold` of its last
+  `flag_window` rounds -> burn `slash_flagged_bps` and jail `flagged_jail_blocks`;
+- free riding (a zero update, or one uncorrelated with everyone: noise added to the global model)
+  -> no reward (incentives) and a `freeride_penalty_bps` penalty, each round it happens;
+- invalid payloads: a `payload_evidence` transaction carrying the client's signed update and its
+  signed statement of what it delivered proves either a hash mismatch (it delivered something else)
+  or, via the `payload_check` precompile, a malformed payload -> burn `slash_invalid_payload_bps`;
+- replayed or copied payload hashes are refused and slashed by the rounds contract itself.
+
+Jailed accounts are not selected and their transactions are refused (core envelope rule) until they
+send `unjail`, allowed from height `jailed_until` on; banned accounts never return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
+
+from fedray.core.contracts.economy import penalize
+from fedray.core.contracts.rounds import RoundResult, register_round_closed_hook
+from fedray.core.crypto import DOMAIN_PAYLOAD, verify
+from fedray.core.encoding import DIGEST_SIZE, digest, encode, hash_value
+from fedray.core.evidence import EVIDENCE_HANDLERS, EvidenceRecord
+from fedray.core.journal import Journal
+from fedray.core.precompiles import FREE_RIDING, PAYLOAD_CHECK, SUSPICIOUS
+from fedray.core.state import SectionSpec, register_section
+from fedray.core.transition import ExecContext, register_end_block_hook
+from fedray.core.tx import KindSpec, SignedTx, register_kind
+from fedray.errors import FedrayError, PayloadError, TxError
+
+
+class SlashingError(TxError):
+    """A slashing-related transaction breaks a rule."""
+
+    code = "slashing"
+
+
+class NotJailedError(SlashingError):
+    """`unjail` from an account that is not jailed, or before its jail ends."""
+
+    code = "not_jailed"
+
+
+class BannedError(SlashingError):
+    """A banned account tried to unjail."""
+
+    code = "banned"
+
+
+class PayloadEvidenceError(SlashingError):
+    """Payload evidence that proves nothing (signatures, kinds, or a valid payload)."""
+
+    code = "bad_payload_evidence"
+
+
+# --- state: signing windows and learning conduct ------------------------------------------------
+@dataclass(frozen=True)
+class Conduct:
+    """The `conduct` section: validators' signing windows (observed blocks, bitmask of signed) and
+    clients' recent rounds (round, flags) up to `flag_window` long."""
+
+    signing: MappingProxyType[bytes, tuple[int, int]]
+    history: MappingProxyType[bytes, tuple[tuple[int, int], ...]]
+
+    @staticmethod
+    def empty() -> Conduct:
+        return Conduct(MappingProxyType({}), MappingProxyType({}))
+
+    def to_canonical(self) -> list[Any]:
+        return [[[k, o, b] for k, (o, b) in sorted(self.signing.items())],
+                [[k, [list(x) for x in h]] for k, h in sorted(self.history.items())]]  # fmt: skip
+
+    @staticmethod
+    def from_canonical(v: Any) -> Conduct:
+        return Conduct(MappingProxyType({bytes(k): (o, b) for k, o, b in v[0]}),
+                       MappingProxyType({bytes(k): tuple((r, f) for r, f in h) for k, h in v[1]}))  # fmt: skip
+
+
+CONDUCT = register_section(
+    SectionSpec("conduct", Conduct.empty, Conduct.to_canonical, Conduct.from_canonical)
+)
+
+
+# --- consensus evidence -----------------------------------------------------------------------
+def punish_double_sign(journal: Journal, record: EvidenceRecord) -> None:
+    p = journal.params
+    penalize(journal, key=hash_value(["double_sign", record.offender, record.height]),
+             kind="double_sign", offender=record.offender, height=record.height,
+             proof_digest=record.proof_digest, included_at=record.included_at,
+             bps=p.slash_double_sign_bps, ban=True)  # fmt: skip
+
+
+def track_liveness(journal: Journal, ctx: ExecContext) -> None:
+    """Shift each validator of the last set into its signing window; punish low signers."""
+    if ctx.height <= 1:
+        return
+    p = journal.params
+    window, mask = p.downtime_window, (1 << p.downtime_window) - 1
+    conduct: Conduct = journal.section("conduct")
+    signed_by = set(ctx.last_commit_signers)
+    signing = {}
+    for key in journal.base.last_validators.keys:
+        observed, bits = conduct.signing.get(key, (0, 0))
+        observed, bits = min(observed + 1, window), ((bits << 1) | (key in signed_by)) & mask
+        if (
+            observed == window
+            and bin(bits).count("1") * 10_000 < p.downtime_min_signed_bps * window
+        ):
+            penalize(journal, key=hash_value(["downtime", key, ctx.height]), kind="downtime",
+                     offender=key, height=ctx.height,
+                     proof_digest=hash_value([key, ctx.height, window, bits]),
+                     included_at=ctx.height, bps=p.slash_downtime_bps,
+                     jail_blocks=p.downtime_jail_blocks)  # fmt: skip
+            observed, bits = 0, 0
+        signing[key] = (observed, bits)
+    journal.set_section("conduct", replace(conduct, signing=MappingProxyType(signing)))
+
+
+# --- learning evidence ------------------------------------------------------------------------
+def judge_round(journal: Journal, result: RoundResult, ctx: ExecContext) -> None:
+    p = journal.params
+    conduct: Conduct = journal.section("conduct")
+    history = dict(conduct.history)
+    for update, verdict in zip(result.updates, result.verdicts, strict=True):
+        client, flags = update.client, verdict.flags
+        if flags & FREE_RIDING:  # rule: free riding is penalized every time
+            penalize(journal, key=hash_value(["free_riding", client, result.round]),
+                     kind="free_riding", offender=client, height=result.round,
+                     proof_digest=hash_value([update.payload_hash, flags]),
+                     included_at=ctx.height, bps=p.freeride_penalty_bps)  # fmt: skip
+        recent = (*history.get(client, ()), (result.round, flags))[-p.flag_window :]
+        flagged = [(r, f) for r, f in recent if f & SUSPICIOUS]
+        if len(flagged) >= p.flag_threshold:  # rule: flagged in k of the last w rounds
+            penalize(journal, key=hash_value(["flagged_updates", client, result.round]),
+                     kind="flagged_updates", offender=client, height=result.round,
+                     proof_digest=hash_value([list(x) for x in flagged]), included_at=ctx.height,
+                     bps=p.slash_flagged_bps, jail_blocks=p.flagged_jail_blocks)  # fmt: skip
+            recent = ()  # the evidence is spent: the same flags never count twice
+        history[client] = tuple(recent)
+    journal.set_section("conduct", replace(conduct, history=MappingProxyType(history)))
+
+
+@dataclass(frozen=True)
+class PayloadEvidence:
+    """Proof that a client's payload was invalid: its signed update transaction, and its signature
+    (domain `DOMAIN_PAYLOAD`) over [round, digest of the payload it actually delivered]."""
+
+    update_tx: bytes
+    delivered_digest: bytes
+    delivery_signature: bytes
+
+    def validate(self) -> None:
+        if len(self.delivered_digest) != DIGEST_SIZE:
+            raise PayloadError(f"payload_evidence.delivered_digest must have {DIGEST_SIZE} bytes")
+
+
+def delivery_message(round_: int, delivered: bytes) -> bytes:
+    return encode([round_, delivered])
+
+
+def apply_payload_evidence(
+    journal: Journal, stx: SignedTx, p: PayloadEvidence, ctx: ExecContext
+) -> None:
+    try:
+        update = SignedTx.decode(p.update_tx)
+        update.verify_signature()  # rule: the client really signed this update
+    except FedrayError as exc:
+        raise PayloadEvidenceError(f"the update transaction does not verify: {exc}") from None
+    t = update.tx
+    if t.kind != "update" or t.chain_id != journal.chain_id:  # rule: an update of this chain
+        raise PayloadEvidenceError("evidence must carry an update transaction of this chain")
+    round_, claimed = t.payload.get("round"), t.payload.get("payload_hash")
+    if not isinstance(round_, int) or not isinstance(claimed, bytes):
+        raise PayloadEvidenceError("the update transaction has a malformed payload")
+    try:  # rule: the client signed what it delivered
+        verify(t.sender, DOMAIN_PAYLOAD, journal.chain_id, delivery_message(round_, p.delivered_digest),
+               p.delivery_signature)  # fmt: skip
+    except FedrayError:
+        raise PayloadEvidenceError("the delivery statement is not signed by the client") from None
+    if p.delivered_digest != claimed:
+        reason = "hash_mismatch"  # it signed one hash in the transaction and delivered another
+    else:
+        checker = ctx.env.precompiles.get(PAYLOAD_CHECK)
+        reason = checker.check(claimed) if checker is not None else ""
+        if not reason:  # rule: evidence must show an invalid payload
+            raise PayloadEvidenceError("the delivered payload is valid")
+    params = journal.params
+    penalize(journal, key=hash_value(["invalid_payload", t.sender, round_]), kind="invalid_payload",
+             offender=t.sender, height=ctx.height, proof_digest=digest(encode([p.update_tx,
+             p.delivered_digest, p.delivery_signature, reason])), included_at=ctx.height,
+             bps=params.slash_invalid_payload_bps)  # fmt: skip
+
+
+# --- unjail -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Unjail:
+    pass
+
+
+def apply_unjail(journal: Journal, stx: SignedTx, p: Unjail, ctx: ExecContext) -> None:
+    acct = journal.account_or_empty(stx.tx.sender)
+    if acct.banned:  # rule: bans are permanent
+        raise BannedError("a banned account cannot unjail")
+    if acct.jailed_until == 0:  # rule: only jailed accounts unjail
+        raise NotJailedError("the account is not jailed")
+    if ctx.height < acct.jailed_until:  # rule: after the jail period
+        raise NotJailedError(f"jailed until height {acct.jailed_until}")
+    journal.put_account(stx.tx.sender, replace(acct, jailed_until=0))
+
+
+if punish_double_sign not in EVIDENCE_HANDLERS:
+    EVIDENCE_HANDLERS.append(punish_double_sign)
+register_end_block_hook(60, "liveness", track_liveness)
+register_round_closed_hook(20, "learning_slashing", judge_round)
+PAYLOAD_EVIDENCE = register_kind(
+    KindSpec("payload_evidence", PayloadEvidence, 5_000, apply_payload_evidence)
+)
+UNJAIL = register_kind(KindSpec("unjail", Unjail, 2_000, apply_unjail, allowed_when_jailed=True))
