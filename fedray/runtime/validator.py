@@ -49,6 +49,7 @@ from fedray.consensus.messages import (
 )
 from fedray.consensus.state import EngineConfig, TimeoutConfig, gossip, initial_state
 from fedray.core.block import Block, CommitCertificate
+from fedray.core.contracts.slashing import PayloadEvidence
 from fedray.core.encoding import decode
 from fedray.core.state import Genesis
 from fedray.errors import ConfigError, EncodingError, FedrayError
@@ -391,6 +392,16 @@ class ValidatorNode:
         if len(out) < len(batch) and self._pending_build is not None:
             self._build_now()  # transactions wait for no block interval
         return out
+
+    async def submit_evidence(self, evidence: PayloadEvidence) -> dict[str, Any] | None:
+        """Sign a `payload_evidence` transaction with this validator's key (from its own ingress:
+        a client provably delivered an invalid payload) and admit it; returns a rejection, if any."""
+        if not isinstance(evidence, PayloadEvidence):
+            raise EncodingError("payload evidence expected")
+        r = self.app.submit_own(evidence, self.key)
+        if r is None and self._pending_build is not None:
+            self._build_now()
+        return None if r is None else {"code": r.code, "message": r.message}
 
     async def account_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
         """The next nonce of each account at the last committed state (0 if unknown)."""
