@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fedray.core.block import Block, CommitCertificate, make_block
+from fedray.core.contracts.governance_params import PARAM_CHECK
 from fedray.core.crypto import PrivateKey
 from fedray.core.evidence import Evidence
 from fedray.core.precompiles import AGGREGATION, PAYLOAD_CHECK
@@ -32,6 +33,7 @@ from fedray.core.transition import BlockEnv, ExecContext, apply_block, select_tx
 from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import FedrayError, StorageError
 from fedray.node.mempool import Mempool, Rejection
+from fedray.node.param_check import check_param
 from fedray.node.precompile import BlobAggregation, PayloadChecker
 from fedray.node.replay import load_state
 from fedray.storage.blobs import BlobStore
@@ -200,7 +202,7 @@ def node_precompiles(node_dir: Path, aggregation: BlobAggregation,
                      state: Callable[[], State]) -> dict[str, Any]:  # fmt: skip
     """The precompiles a node injects into execution, over its own stores."""
     checker = PayloadChecker(aggregation.blobs, lambda: state().section("rounds").global_hash)
-    return {AGGREGATION: aggregation, PAYLOAD_CHECK: checker}
+    return {AGGREGATION: aggregation, PAYLOAD_CHECK: checker, PARAM_CHECK: check_param}
 
 
 def make_block_env(node_dir: str | Path, recompute: bool) -> BlockEnv:

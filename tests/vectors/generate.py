@@ -398,7 +398,143 @@ def round_cases() -> None:
         expect(name, code)
 
 
-GENERATORS: list[Callable[[], None]] = [tx_cases, block_cases, round_cases]
+def governance_cases() -> None:
+    """Governance transactions (propose, deposit, vote) and, as blocks, the tally outcomes."""
+    from fedray.core.contracts.governance import Deposit as GovDeposit
+    from fedray.core.contracts.governance import Propose
+    from fedray.core.contracts.governance import Vote as GovVote
+
+    s = base_state()
+    v0, v1, v2, v3 = VKEYS
+
+    def change(key: str, value: str, deposit: int = 10_000) -> Propose:
+        return Propose("param_change", deposit, param_key=key, param_value=value)
+
+    def at(height: int) -> ExecContext:
+        return ExecContext(height, CTX.time + 1000 * (height - 1), PROPOSER)
+
+    def propose_map(**fields: Any) -> dict[str, Any]:
+        base = {"proposal_kind": "param_change", "deposit": 10_000, "expedited": False,
+                "param_key": "", "param_value": "", "account": b"", "role": "",
+                "model_hash": b"", "terms": ""}  # fmt: skip
+        return {**base, **fields}
+
+    epochs, low = change("fl_local_epochs", "3"), change("fl_local_epochs", "3", deposit=4_000)
+    in_deposit = apply_tx(s, tx(A, 0, low), CTX)  # proposal 1: deposit period until height 51
+    voting = apply_tx(s, tx(A, 0, epochs), CTX)  # proposal 1: voting from height 1 to 21
+    cases: list[tuple[str, str, State, list[bytes], str | None, ExecContext]] = [
+        ("gov_propose_deposit_period", "a deposit below gov_min_deposit opens the deposit period",
+         s, [tx(A, 0, low)], None, CTX),
+        ("gov_propose_starts_voting", "a deposit at the minimum starts voting, snapshotting stake",
+         s, [tx(A, 0, epochs)], None, CTX),
+        ("gov_propose_expedited", "an expedited proposal votes for gov_expedited_voting_period",
+         s, [tx(A, 0, dataclasses.replace(epochs, expedited=True))], None, CTX),
+        ("gov_propose_admit", "a proposal to admit a new account as a client",
+         s, [tx(A, 0, Propose("admit", 10_000, account=STRANGER.public_key, role="client"))],
+         None, CTX),
+        ("gov_propose_ban", "a proposal to ban an account",
+         s, [tx(A, 0, Propose("ban", 10_000, account=B.public_key))], None, CTX),
+        ("gov_propose_model_release", "a proposal to release a model under agreed terms",
+         s, [tx(A, 0, Propose("model_release", 10_000, model_hash=b"\x5a" * 32,
+                              terms="CC-BY-4.0, research use only"))], None, CTX),
+        ("gov_propose_unknown_param", "a real parameter outside the whitelist",
+         s, [tx(A, 0, change("max_block_txs", "10"))], "unknown_param", CTX),
+        ("gov_propose_unknown_param_name", "a parameter that does not exist",
+         s, [tx(A, 0, change("fl_magic", "1"))], "unknown_param", CTX),
+        ("gov_propose_bad_value_range", "local epochs must be at least 1",
+         s, [tx(A, 0, change("fl_local_epochs", "0"))], "bad_param_value", CTX),
+        ("gov_propose_bad_value_text", "integers are plain decimal text",
+         s, [tx(A, 0, change("fl_clients_per_round", "1e3"))], "bad_param_value", CTX),
+        ("gov_propose_bad_value_bps", "a slash fraction above 10000 basis points",
+         s, [tx(A, 0, change("slash_copy_bps", "10001"))], "bad_param_value", CTX),
+        ("gov_propose_bad_value_learning_rate", "a learning rate is a positive decimal",
+         s, [tx(A, 0, change("fl_learning_rate", "-0.1"))], "bad_param_value", CTX),
+        ("gov_propose_bad_value_rule_config", "a rule config is a JSON object",
+         s, [tx(A, 0, change("fl_rule_config", "[1, 2]"))], "bad_param_value", CTX),
+        ("gov_propose_bad_value_pair", "an expedited period longer than the regular one",
+         s, [tx(A, 0, change("gov_expedited_voting_period", "30"))], "bad_param_value", CTX),
+        ("gov_propose_unknown_kind", "proposal kinds are param_change, admit, ban, model_release",
+         s, [raw_tx(A, 0, "propose", propose_map(proposal_kind="mint"))],
+         "unknown_proposal_kind", CTX),
+        ("gov_propose_stray_field", "fields of another proposal kind must be empty",
+         s, [raw_tx(A, 0, "propose", propose_map(proposal_kind="ban", account=B.public_key,
+                                                 param_key="fl_rule"))], "bad_payload", CTX),
+        ("gov_propose_zero_deposit", "a proposal carries a positive deposit",
+         s, [raw_tx(A, 0, "propose", propose_map(param_key="fl_local_epochs", param_value="2",
+                                                 deposit=0))], "bad_payload", CTX),
+        ("gov_propose_bad_model_hash", "a model hash is a 32-byte digest",
+         s, [raw_tx(A, 0, "propose", propose_map(proposal_kind="model_release",
+                                                 model_hash=b"\x01" * 31, terms="x"))],
+         "bad_payload", CTX),
+        ("gov_propose_insufficient_balance", "the deposit must be covered by the balance",
+         s, [tx(A, 0, change("fl_local_epochs", "3", deposit=2_000_000))],
+         "insufficient_balance", CTX),
+        ("gov_deposit_ok", "a deposit adds to the proposal's escrow",
+         in_deposit, [tx(B, 0, GovDeposit(1, 2_000))], None, at(2)),
+        ("gov_deposit_starts_voting", "a deposit reaching the minimum starts voting",
+         in_deposit, [tx(B, 0, GovDeposit(1, 6_000))], None, at(2)),
+        ("gov_deposit_unknown_proposal", "a deposit to a proposal that does not exist",
+         in_deposit, [tx(B, 0, GovDeposit(2, 100))], "unknown_proposal", at(2)),
+        ("gov_deposit_after_period", "a deposit after the deposit period",
+         in_deposit, [tx(B, 0, GovDeposit(1, 100))], "deposit_closed", at(52)),
+        ("gov_deposit_during_voting", "deposits are refused once voting started",
+         voting, [tx(B, 0, GovDeposit(1, 100))], "deposit_closed", at(2)),
+        ("gov_deposit_insufficient_balance", "a deposit above the balance",
+         in_deposit, [tx(B, 0, GovDeposit(1, 2_000_000))], "insufficient_balance", at(2)),
+        ("gov_deposit_zero", "a deposit is positive",
+         in_deposit, [raw_tx(B, 0, "deposit", {"proposal_id": 1, "amount": 0})], "bad_payload",
+         at(2)),
+        ("gov_vote_ok", "a staked validator votes yes with its snapshotted stake",
+         voting, [tx(v1, 0, GovVote(1, "yes"))], None, at(2)),
+        ("gov_vote_every_option", "yes, no, abstain and veto each add their voter's power",
+         voting, [tx(v, 0, GovVote(1, o))
+                  for v, o in zip(VKEYS, ("yes", "no", "abstain", "veto"), strict=True)],
+         None, at(2)),
+        ("gov_vote_at_period_end", "a vote at height voting_end still counts",
+         voting, [tx(v1, 0, GovVote(1, "no"))], None, at(21)),
+        ("gov_vote_twice", "one vote per account",
+         voting, [tx(v1, 0, GovVote(1, "yes")), tx(v1, 1, GovVote(1, "no"))], "double_vote",
+         at(2)),
+        ("gov_vote_after_period", "a vote after voting_end",
+         voting, [tx(v1, 0, GovVote(1, "yes"))], "voting_closed", at(22)),
+        ("gov_vote_unstaked", "an account without stake at voting start has no vote",
+         voting, [tx(B, 0, GovVote(1, "yes"))], "no_voting_power", at(2)),
+        ("gov_vote_staked_after_start", "stake added after voting started gives no vote",
+         voting, [tx(B, 0, Stake(500)), tx(B, 1, GovVote(1, "yes"))], "no_voting_power", at(2)),
+        ("gov_vote_in_deposit_period", "no votes before the deposit reaches the minimum",
+         in_deposit, [tx(v1, 0, GovVote(1, "yes"))], "voting_not_open", at(2)),
+        ("gov_vote_bad_option", "options are yes, no, abstain, veto",
+         voting, [raw_tx(v1, 0, "vote", {"proposal_id": 1, "option": "maybe"})], "bad_payload",
+         at(2)),
+        ("gov_vote_unknown_proposal", "a vote on a proposal that does not exist",
+         voting, [tx(v1, 0, GovVote(7, "yes"))], "unknown_proposal", at(2)),
+    ]  # fmt: skip
+    for name, description, state, txs, code, c in cases:
+        tx_vector(name, description, state, txs, c)
+        expect(name, code)
+
+    # Tally outcomes as blocks: voting runs for 2 blocks, the deposit period for 2.
+    params = dataclasses.replace(GENESIS.params, gov_voting_period=2, gov_deposit_period=2)
+    genesis = dataclasses.replace(GENESIS, params=params)
+    outcomes: list[tuple[str, str, Propose, tuple[str, ...]]] = [
+        ("block_gov_passed_executes", "yes wins: refunded, and the parameter changes in the "
+         "block that ends the vote", epochs, ("yes", "yes", "no")),
+        ("block_gov_vetoed_burns", "a third of the votes cast are vetoes: the deposit is burned",
+         epochs, ("yes", "veto")),
+        ("block_gov_no_quorum", "one of four equal validators voting is below quorum: refunded",
+         epochs, ("yes",)),
+        ("block_gov_expired", "the deposit period ends below the minimum: refunded",
+         low, ()),
+    ]  # fmt: skip
+    for name, description, proposal, options in outcomes:
+        chain = DevChain(genesis, VKEYS)
+        chain.advance([tx(A, 0, proposal)])
+        chain.advance([tx(v, 0, GovVote(1, o)) for v, o in zip(VKEYS, options, strict=False)])
+        block_vector(name, description, chain.state, chain.propose([]))
+        expect(name, None)
+
+
+GENERATORS: list[Callable[[], None]] = [tx_cases, block_cases, round_cases, governance_cases]
 
 
 def generate() -> dict[str, str]:
