@@ -21,8 +21,7 @@ AGGREGATION = "aggregation"
 class AggregationRequest:
     """Aggregate the round's updates into the global model.
 
-    updates: (payload hash, sample count, commit index) sorted by payload hash; the commit index
-      (order of inclusion in the round) tells which of two near-identical updates came first.
+    updates: (payload hash, sample count) sorted by payload hash.
     rule / rule_config: strategy name and its canonical JSON config, from chain parameters.
     state_hash: digest of the strategy state blob (server momentum), b"" for none.
     flag_params: thresholds of the contribution flags in basis points, from chain parameters:
@@ -34,7 +33,7 @@ class AggregationRequest:
     rule_config: str
     global_hash: bytes
     state_hash: bytes
-    updates: tuple[tuple[bytes, int, int], ...]
+    updates: tuple[tuple[bytes, int], ...]
     flag_params: tuple[int, int, int, int, int] = (0, 10_000, 30_000, 500, 9_990)
 
     def to_canonical(self) -> list[Any]:
@@ -52,7 +51,7 @@ FLAG_COS_HIGH = 4  # ... or above flag_params[1] (suspiciously close to the aggr
 FLAG_NORM = 8  # norm outside [1/r, r] x the round's median norm, r = flag_params[2]
 FLAG_UNCORRELATED = 16  # |cosine| with every other update below flag_params[3] (noise)
 FLAG_ZERO = 32  # an all-zero update
-FLAG_NEAR_COPY = 64  # cosine above flag_params[4] with an update included earlier in the round
+FLAG_NEAR_COPY = 64  # cosine above flag_params[4] with another update of the round (collusion)
 SUSPICIOUS = (
     FLAG_COS_LOW | FLAG_COS_HIGH | FLAG_NORM | FLAG_UNCORRELATED | FLAG_ZERO | FLAG_NEAR_COPY
 )

@@ -89,8 +89,9 @@ class Params:
     fl_learning_rate: str = "0.05"
     fl_max_samples: int = 1_000_000
     # Incentives (contracts/incentives.py): new tokens, the only source of supply growth.
-    reward_pool: int = 10_000  # minted per closed round, split among clients by contribution
-    block_reward: int = 100  # minted per block, split among the signers of its last commit
+    reward_pool: int = 1_000_000  # minted per closed round, split among contributing clients
+    reward_participation_bps: int = 5_000  # share of the pool split equally among them
+    block_reward: int = 10_000  # minted per block, split among the signers of its last commit
     # Slashing (contracts/slashing.py); fractions in basis points of stake, periods in blocks.
     slash_double_sign_bps: int = 500
     slash_downtime_bps: int = 100

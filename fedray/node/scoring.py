@@ -59,7 +59,6 @@ def agreement(dot: int, sq_norms: int) -> int:
 def score_updates(
     updates: Sequence[Update],
     delta: dict[str, np.ndarray],
-    order: Sequence[int],
     rejected: Sequence[bool],
     flag_params: tuple[int, int, int, int, int],
     threads: int = 1,
@@ -96,7 +95,9 @@ def score_updates(
             not cos_above(abs(gram[i][j]), n_i * norms[j], uncorrelated) for j in others
         ):
             flags |= FLAG_UNCORRELATED
-        if any(order[j] < order[i] and cos_above(gram[i][j], n_i * norms[j], copy) for j in others):
+        # Payloads are private until the round closes: near-identical updates of one round mean
+        # collusion, and every member of such a pair is flagged.
+        if any(cos_above(gram[i][j], n_i * norms[j], copy) for j in others):
             flags |= FLAG_NEAR_COPY
         out.append((flags, agree))
     return out

@@ -1,15 +1,16 @@
 """Rewards: what clients earn per round and validators per block, minted by the chain.
 
-Clients. When a round closes, `reward_pool` new tokens are split among its included updates in
-proportion to their *contribution score*
-    score = weight x agreement   (both in 2**-16 units from the aggregation precompile)
-when the update was accepted, carries no suspicious flag and agrees positively with the aggregate,
-and 0 otherwise. `weight` is the share the robust rule gave the update (its clip factor for
-centered clipping, its selection for Krum); `agreement` is its cosine to the round's aggregate.
-Why this and not samples: the sample count is the client's unverifiable claim, so paying for it pays
-for lying; weight x agreement pays for what the robust rule actually used and for pointing where the
-federation went, and is 0 for free riders (no direction) and attackers (flagged or opposed). Shares
-are rounded down; the remainder is simply not minted.
+Clients. When a round closes, `reward_pool` new tokens go to the round's *contributing* updates:
+accepted by the robust rule, carrying no suspicious flag, and agreeing positively with the
+aggregate. `reward_participation_bps` of the pool is split equally among them (so every honest
+participant earns more than its fees), the rest in proportion to the *contribution score*
+    score = weight x agreement   (both in 2**-16 units from the aggregation precompile).
+`weight` is the share the robust rule gave the update (its clip factor for centered clipping, its
+selection for Krum); `agreement` is its cosine to the round's aggregate. Why this and not samples:
+the sample count is the client's unverifiable claim, so paying for it pays for lying; weight x
+agreement pays for what the robust rule actually used and for pointing where the federation went,
+and is 0 for free riders (no direction) and attackers (flagged or opposed). Shares are rounded down;
+the remainder is simply not minted.
 
 Validators. Every block mints `block_reward` tokens split by voting power among the validators that
 signed its `last_commit` (the precommits for the previous block): reward = block_reward x power /
@@ -37,14 +38,18 @@ def contribution(verdict: UpdateVerdict) -> int:
 
 def reward_clients(journal: Journal, result: RoundResult, ctx: ExecContext) -> None:
     scores = {
-        u.client: contribution(v) for u, v in zip(result.updates, result.verdicts, strict=True)
+        u.client: s
+        for u, v in zip(result.updates, result.verdicts, strict=True)
+        if (s := contribution(v)) > 0
     }
-    total = sum(scores.values())
-    pool = journal.params.reward_pool
-    if total == 0 or pool == 0:
+    if not scores:
         return
+    p = journal.params
+    equal_part = p.reward_pool * p.reward_participation_bps // 10_000 // len(scores)
+    by_score = p.reward_pool - equal_part * len(scores)
+    total = sum(scores.values())
     for client in sorted(scores):
-        mint(journal, client, pool * scores[client] // total)
+        mint(journal, client, equal_part + by_score * scores[client] // total)
 
 
 def reward_validators(journal: Journal, ctx: ExecContext) -> None:

@@ -121,20 +121,26 @@ class RoundsState:
     updates: tuple[UpdateRecord, ...] = ()
     results: tuple[RoundResult, ...] = ()
     used_payloads: frozenset[bytes] = field(default_factory=frozenset)
+    excluded: tuple[bytes, ...] = ()  # clients of the open round refused for copying
 
     def to_canonical(self) -> list[Any]:
         return [self.model_nbytes, self.global_hash, self.strategy_state_hash, self.round,
                 self.open, self.opened_at, self.deadline, list(self.selected),
                 [u.to_canonical() for u in self.updates],
                 [r.to_canonical() for r in self.results],
-                sorted(self.used_payloads)]  # fmt: skip
+                sorted(self.used_payloads), list(self.excluded)]  # fmt: skip
 
     @staticmethod
     def from_canonical(v: Any) -> RoundsState:
         return RoundsState(v[0], bytes(v[1]), bytes(v[2]), v[3], v[4], v[5], v[6],
                            tuple(bytes(k) for k in v[7]), tuple(UpdateRecord(*u) for u in v[8]),
                            tuple(RoundResult.from_canonical(r) for r in v[9]),
-                           frozenset(bytes(h) for h in v[10]))  # fmt: skip
+                           frozenset(bytes(h) for h in v[10]),
+                           tuple(bytes(k) for k in v[11]))  # fmt: skip
+
+    def submitted(self) -> int:
+        """Selected clients that have used their turn this round (included or refused)."""
+        return len(self.updates) + len(self.excluded)
 
 
 ROUNDS = register_section(
@@ -173,16 +179,21 @@ def apply_update(journal: Journal, stx: SignedTx, p: Update, ctx: ExecContext) -
         raise RoundClosedError(f"round {p.round} closed at height {rs.deadline}")
     if sender not in rs.selected:  # rule: only selected clients
         raise NotSelectedError(f"client {sender.hex()[:16]} is not selected for round {p.round}")
-    if any(u.client == sender for u in rs.updates):  # rule: one update per client per round
+    if sender in rs.excluded or any(u.client == sender for u in rs.updates):
+        # rule: one update per client per round
         raise DuplicateUpdateError(f"client {sender.hex()[:16]} already submitted round {p.round}")
-    if p.payload_hash in rs.used_payloads or any(
-        u.payload_hash == p.payload_hash for u in rs.updates
-    ):
-        # rule: a payload counts once; a replayed or copied one is refused and its sender slashed
-        # (the transaction itself is the proof: the client signed a payload hash already used).
-        penalize(journal, key=hash_value(["copied_payload", sender, p.round]), kind="copied_payload",
-                 offender=sender, height=ctx.height, proof_digest=stx.hash, included_at=ctx.height,
-                 bps=journal.params.slash_copy_bps)  # fmt: skip
+    if p.payload_hash in rs.used_payloads:
+        # rule: a payload counts once; replaying one from an earlier round is refused and slashed
+        # (the transaction is the proof: the client signed a payload hash already used).
+        _refuse_copy(journal, sender, p.round, "replayed_payload", stx.hash, ctx.height)
+        return
+    original = next((u for u in rs.updates if u.payload_hash == p.payload_hash), None)
+    if original is not None:
+        # rule: payloads are private until their round closes, so two clients with the same
+        # payload in one round colluded: both are refused and slashed.
+        _refuse_copy(journal, sender, p.round, "copied_payload", stx.hash, ctx.height)
+        _refuse_copy(journal, original.client, p.round, "copied_payload", original.tx_hash,
+                     ctx.height)  # fmt: skip
         return
     if p.size != rs.model_nbytes:  # rule: the payload is a whole model delta
         raise UpdateSizeError(f"update size {p.size} differs from the model's {rs.model_nbytes}")
@@ -190,6 +201,18 @@ def apply_update(journal: Journal, stx: SignedTx, p: Update, ctx: ExecContext) -
         raise UpdateSizeError(f"n_samples {p.n_samples} exceeds {journal.params.fl_max_samples}")
     record = UpdateRecord(sender, p.payload_hash, p.n_samples, p.size, stx.hash)
     journal.set_section("rounds", replace(rs, updates=rs.updates + (record,)))
+
+
+def _refuse_copy(journal: Journal, client: bytes, round_: int, kind: str, proof: bytes,
+                 height: int) -> None:  # fmt: skip
+    """Slash `client` once for this round and drop any update it has in the round."""
+    penalize(journal, key=hash_value([kind, client, round_]), kind=kind, offender=client,
+             height=height, proof_digest=proof, included_at=height,
+             bps=journal.params.slash_copy_bps)  # fmt: skip
+    rs: RoundsState = journal.section("rounds")
+    journal.set_section("rounds", replace(
+        rs, updates=tuple(u for u in rs.updates if u.client != client),
+        excluded=rs.excluded + (client,)))  # fmt: skip
 
 
 UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update))
@@ -234,7 +257,7 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
     seed = hash_value(["fedray/select", ctx.block_hash, rs.round])
     journal.set_section("rounds", replace(
         rs, open=True, opened_at=ctx.height, deadline=ctx.height + params.fl_round_deadline,
-        selected=select_clients(candidates, k, seed), updates=()))  # fmt: skip
+        selected=select_clients(candidates, k, seed), updates=(), excluded=()))  # fmt: skip
 
 
 def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
@@ -245,11 +268,10 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
         precompile: AggregationPrecompile | None = ctx.env.precompiles.get(AGGREGATION)
         if precompile is None:
             raise BlockError("closing a round needs the aggregation precompile")
-        order = {u.payload_hash: i for i, u in enumerate(rs.updates)}  # inclusion order
         request = AggregationRequest(
             rs.round, params.fl_rule, params.fl_rule_config, rs.global_hash,
             rs.strategy_state_hash,
-            tuple((u.payload_hash, u.n_samples, order[u.payload_hash]) for u in updates),
+            tuple((u.payload_hash, u.n_samples) for u in updates),
             (params.flag_cos_low_bps, params.flag_cos_high_bps, params.flag_norm_ratio_bps,
              params.flag_uncorrelated_bps, params.flag_copy_bps),
         )  # fmt: skip
@@ -262,7 +284,8 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
                          outcome.global_hash, rs.selected, updates, outcome.verdicts)  # fmt: skip
     journal.set_section("rounds", replace(
         rs, global_hash=outcome.global_hash, strategy_state_hash=outcome.state_hash,
-        round=rs.round + 1, open=False, selected=(), updates=(), results=rs.results + (result,),
+        round=rs.round + 1, open=False, selected=(), updates=(), excluded=(),
+        results=rs.results + (result,),
         used_payloads=rs.used_payloads | {u.payload_hash for u in updates}))  # fmt: skip
     for _, _, hook in ROUND_CLOSED_HOOKS:
         hook(journal, result, ctx)
@@ -271,7 +294,7 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
 def rounds_end_block(journal: Journal, ctx: ExecContext) -> None:
     rs: RoundsState = journal.section("rounds")
     if rs.open:
-        if len(rs.updates) >= len(rs.selected):
+        if rs.submitted() >= len(rs.selected):
             close_round(journal, ctx, "quota")
         elif ctx.height >= rs.deadline:
             close_round(journal, ctx, "deadline")

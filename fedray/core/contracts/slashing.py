@@ -78,13 +78,20 @@ class Conduct:
         return Conduct(MappingProxyType({}), MappingProxyType({}))
 
     def to_canonical(self) -> list[Any]:
-        return [[[k, o, b] for k, (o, b) in sorted(self.signing.items())],
+        # Signing windows are up to `downtime_window` bits: encoded as big-endian bytes, since
+        # canonical integers stop at 64 bits.
+        return [[[k, o, _bits_to_bytes(b)] for k, (o, b) in sorted(self.signing.items())],
                 [[k, [list(x) for x in h]] for k, h in sorted(self.history.items())]]  # fmt: skip
 
     @staticmethod
     def from_canonical(v: Any) -> Conduct:
-        return Conduct(MappingProxyType({bytes(k): (o, b) for k, o, b in v[0]}),
-                       MappingProxyType({bytes(k): tuple((r, f) for r, f in h) for k, h in v[1]}))  # fmt: skip
+        signing = {bytes(k): (o, int.from_bytes(b, "big")) for k, o, b in v[0]}
+        history = {bytes(k): tuple((r, f) for r, f in h) for k, h in v[1]}
+        return Conduct(MappingProxyType(signing), MappingProxyType(history))
+
+
+def _bits_to_bytes(bits: int) -> bytes:
+    return bits.to_bytes((bits.bit_length() + 7) // 8, "big")
 
 
 CONDUCT = register_section(
@@ -119,7 +126,7 @@ def track_liveness(journal: Journal, ctx: ExecContext) -> None:
         ):
             penalize(journal, key=hash_value(["downtime", key, ctx.height]), kind="downtime",
                      offender=key, height=ctx.height,
-                     proof_digest=hash_value([key, ctx.height, window, bits]),
+                     proof_digest=hash_value([key, ctx.height, window, _bits_to_bytes(bits)]),
                      included_at=ctx.height, bps=p.slash_downtime_bps,
                      jail_blocks=p.downtime_jail_blocks)  # fmt: skip
             observed, bits = 0, 0
