@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from fedray.config import load_config
@@ -86,7 +87,7 @@ def run_one(attack: str, seed: int, rounds: int, extra: list[str]) -> Outcome:
         net.close()
     start_round = cfg.attack.start_round
     caught = sum(1 for k in attackers if first_slash.get(k, 10**9) <= start_round + 2)
-    monotone = all(all(b2 >= b1 for b1, b2 in zip(balances[k], balances[k][1:])) for k in honest)
+    monotone = all(all(b >= a for a, b in pairwise(balances[k])) for k in honest)
     return Outcome(attack, seed, len(attackers), caught, len(honest),
                    sum(1 for k in honest if k in first_slash), len(first_slash), monotone, accuracy,
                    time.perf_counter() - start)  # fmt: skip
