@@ -8,6 +8,7 @@ Importing this package registers the built-in transaction kinds and state sectio
 from fedray.core import evidence as evidence
 from fedray.core.contracts import accounts as accounts
 from fedray.core.contracts import economy as economy
+from fedray.core.contracts import governance as governance
 from fedray.core.contracts import incentives as incentives
 from fedray.core.contracts import rounds as rounds
 from fedray.core.contracts import slashing as slashing

@@ -345,22 +345,21 @@ def execute(journal: Journal, p: Proposal, ctx: ExecContext) -> None:
     put_proposal(journal, replace(p, status=EXECUTED))
 
 
+def _due(journal: Journal, status: str, height_of: str, height: int) -> list[Proposal]:
+    """Proposals in `status` whose `height_of` field is at or below `height`, by id."""
+    proposals = gov_section(journal).proposals
+    in_order = (proposals[i] for i in sorted(proposals))
+    return [p for p in in_order if p.status == status and getattr(p, height_of) <= height]
+
+
 def governance_end_block(journal: Journal, ctx: ExecContext) -> None:
-    for pid in sorted(
-        gov_section(journal).proposals
-    ):  # rule: deposit period over -> expired, refunded
-        p = gov_section(journal).proposals[pid]
-        if p.status == DEPOSIT and ctx.height >= p.deposit_end:
-            _refund(journal, p)
-            _finish(journal, p, EXPIRED)
-    for pid in sorted(gov_section(journal).proposals):  # rule: voting period over -> tally
-        p = gov_section(journal).proposals[pid]
-        if p.status == VOTING and ctx.height >= p.voting_end:
-            tally(journal, p)
-    for pid in sorted(gov_section(journal).proposals):  # rule: timelock over -> execute
-        p = gov_section(journal).proposals[pid]
-        if p.status == PASSED and ctx.height >= p.execute_height:
-            execute(journal, p, ctx)
+    for p in _due(journal, DEPOSIT, "deposit_end", ctx.height):  # rule: deposit period over
+        _refund(journal, p)
+        _finish(journal, p, EXPIRED)
+    for p in _due(journal, VOTING, "voting_end", ctx.height):  # rule: voting over -> tally
+        tally(journal, p)
+    for p in _due(journal, PASSED, "execute_height", ctx.height):  # rule: timelock over
+        execute(journal, p, ctx)
 
 
 register_end_block_hook(300, "governance", governance_end_block)
