@@ -84,16 +84,20 @@ class DevChain:
         return make_block(s.chain_id, height, time, s.last_block_hash, s.root(), proposer,
                           s.validators, txs, last_commit, tuple(evidence))  # fmt: skip
 
-    def commit(self, block: Block) -> State:
+    def commit(self, block: Block, absent: Iterable[bytes] = ()) -> State:
+        """Apply `block` and certify it with every validator except those in `absent`."""
         new_state = apply_block(self.state, block, self.env)
-        cert = certify(block, self._keys_of(self.state.validators.keys), self.state.chain_id)
+        missing = set(absent)
+        signers = [k for k in self.state.validators.keys if k not in missing]
+        cert = certify(block, self._keys_of(signers), self.state.chain_id)
         self.blocks.append(block)
         self.certificates.append(cert)
         self.state = new_state
         self.states.append(new_state)
         return new_state
 
-    def advance(self, txs: Iterable[bytes] = (), strict: bool = True) -> Block:
+    def advance(self, txs: Iterable[bytes] = (), strict: bool = True,
+                absent: Iterable[bytes] = ()) -> Block:  # fmt: skip
         block = self.propose(txs, strict)
-        self.commit(block)
+        self.commit(block, absent)
         return block

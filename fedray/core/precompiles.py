@@ -21,7 +21,8 @@ AGGREGATION = "aggregation"
 class AggregationRequest:
     """Aggregate the round's updates into the global model.
 
-    updates: (payload hash, sample count) sorted by payload hash.
+    updates: (key, payload hash, sample count) sorted by key, the update transaction's hash (unique
+      per update, whereas two free riders may submit the same all-zero payload).
     rule / rule_config: strategy name and its canonical JSON config, from chain parameters.
     state_hash: digest of the strategy state blob (server momentum), b"" for none.
     flag_params: thresholds of the contribution flags in basis points, from chain parameters:
@@ -33,7 +34,7 @@ class AggregationRequest:
     rule_config: str
     global_hash: bytes
     state_hash: bytes
-    updates: tuple[tuple[bytes, int], ...]
+    updates: tuple[tuple[bytes, bytes, int], ...]
     flag_params: tuple[int, int, int, int, int] = (0, 10_000, 30_000, 500, 9_990)
 
     def to_canonical(self) -> list[Any]:
@@ -64,9 +65,9 @@ FREE_RIDING = FLAG_ZERO | FLAG_UNCORRELATED
 class UpdateVerdict:
     """The strategy's decision on one update, in fixed point (weight and score in 2**-16 units),
     its contribution flags and its agreement (cosine to the aggregate, 2**-16 units, in
-    [-65536, 65536])."""
+    [-65536, 65536]). `key` is the update's key in the request."""
 
-    payload_hash: bytes
+    key: bytes
     accepted: bool
     clipped: bool
     rejected: bool
@@ -76,7 +77,7 @@ class UpdateVerdict:
     agreement: int = 0
 
     def to_canonical(self) -> list[Any]:
-        return [self.payload_hash, self.accepted, self.clipped, self.rejected, self.weight,
+        return [self.key, self.accepted, self.clipped, self.rejected, self.weight,
                 self.score, self.flags, self.agreement]  # fmt: skip
 
     @staticmethod

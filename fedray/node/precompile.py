@@ -98,7 +98,7 @@ class BlobAggregation:
         start = time.perf_counter()
         global_model = self.blobs.get(request.global_hash)
         state = self.blobs.get(request.state_hash) if request.state_hash else None
-        updates = [Update(h, self.blobs.get(h), n) for h, n in request.updates]
+        updates = [Update(key, self.blobs.get(h), n) for key, h, n in request.updates]
         validate_updates(updates, spec_of(global_model))  # typed errors before any arithmetic
         config = json.loads(request.rule_config)
         strategy = make_strategy(request.rule, config, threads=self.threads)
@@ -113,7 +113,7 @@ class BlobAggregation:
         global_hash = self.blobs.put(new_global)
         state_hash = self.blobs.put(result.state) if result.state else b""
         by_key = {v.key: v for v in result.verdicts}
-        ordered = [by_key[h] for h, _ in request.updates]
+        ordered = [by_key[key] for key, _, _ in request.updates]
         scores = score_updates(
             updates,
             result.delta,

@@ -134,6 +134,7 @@ class Federation:
             )  # fmt: skip
             for i in range(self.cfg.clients)
         ]
-        rounds = genesis_rounds(tensors_digest(initial), nbytes(initial))
+        zero = {name: np.zeros_like(a) for name, a in initial.items()}
+        rounds = genesis_rounds(tensors_digest(initial), nbytes(initial), tensors_digest(zero))
         return Genesis(c.chain_id, GENESIS_TIME_MS, tuple(accounts), self.params(),
                        {"rounds": rounds})  # fmt: skip

@@ -361,7 +361,9 @@ def round_cases() -> None:
     chosen = [by_pub[k] for k in rounds.selected]
     outsider = next(k for k in clients if k.public_key not in rounds.selected)
     ctx = ExecContext(height=2, time=pre.last_block_time + 1000, proposer=PROPOSER)
-    late = ExecContext(height=rounds.deadline + 1, time=pre.last_block_time + 1000, proposer=PROPOSER)
+    late = ExecContext(
+        height=rounds.deadline + 1, time=pre.last_block_time + 1000, proposer=PROPOSER
+    )
     h = [bytes([i]) * 32 for i in range(1, 6)]
     u = chosen[0]
     cases: list[tuple[str, str, State, list[bytes], str | None, ExecContext]] = [

@@ -121,14 +121,16 @@ class RoundsState:
     updates: tuple[UpdateRecord, ...] = ()
     results: tuple[RoundResult, ...] = ()
     used_payloads: frozenset[bytes] = field(default_factory=frozenset)
-    excluded: tuple[bytes, ...] = ()  # clients of the open round refused for copying
+    excluded: tuple[tuple[bytes, bytes], ...] = ()  # (client, payload) refused as copies this round
+    zero_hash: bytes = b""  # digest of the all-zero update: free riding, judged by its flags
 
     def to_canonical(self) -> list[Any]:
         return [self.model_nbytes, self.global_hash, self.strategy_state_hash, self.round,
                 self.open, self.opened_at, self.deadline, list(self.selected),
                 [u.to_canonical() for u in self.updates],
                 [r.to_canonical() for r in self.results],
-                sorted(self.used_payloads), list(self.excluded)]  # fmt: skip
+                sorted(self.used_payloads), [list(e) for e in self.excluded],
+                self.zero_hash]  # fmt: skip
 
     @staticmethod
     def from_canonical(v: Any) -> RoundsState:
@@ -136,7 +138,7 @@ class RoundsState:
                            tuple(bytes(k) for k in v[7]), tuple(UpdateRecord(*u) for u in v[8]),
                            tuple(RoundResult.from_canonical(r) for r in v[9]),
                            frozenset(bytes(h) for h in v[10]),
-                           tuple(bytes(k) for k in v[11]))  # fmt: skip
+                           tuple((bytes(c), bytes(h)) for c, h in v[11]), bytes(v[12]))  # fmt: skip
 
     def submitted(self) -> int:
         """Selected clients that have used their turn this round (included or refused)."""
@@ -148,9 +150,10 @@ ROUNDS = register_section(
 )
 
 
-def genesis_rounds(global_hash: bytes, model_nbytes: int) -> RoundsState:
-    """The section a genesis names: the initial model's digest and the update size it implies."""
-    return RoundsState(model_nbytes=model_nbytes, global_hash=global_hash)
+def genesis_rounds(global_hash: bytes, model_nbytes: int, zero_hash: bytes = b"") -> RoundsState:
+    """The section a genesis names: the initial model's digest, the update size it implies, and
+    the digest of the all-zero update of that layout."""
+    return RoundsState(model_nbytes=model_nbytes, global_hash=global_hash, zero_hash=zero_hash)
 
 
 # --- the update transaction -------------------------------------------------------------------
@@ -179,22 +182,29 @@ def apply_update(journal: Journal, stx: SignedTx, p: Update, ctx: ExecContext) -
         raise RoundClosedError(f"round {p.round} closed at height {rs.deadline}")
     if sender not in rs.selected:  # rule: only selected clients
         raise NotSelectedError(f"client {sender.hex()[:16]} is not selected for round {p.round}")
-    if sender in rs.excluded or any(u.client == sender for u in rs.updates):
+    if any(c == sender for c, _ in rs.excluded) or any(u.client == sender for u in rs.updates):
         # rule: one update per client per round
         raise DuplicateUpdateError(f"client {sender.hex()[:16]} already submitted round {p.round}")
-    if p.payload_hash in rs.used_payloads:
+    if p.payload_hash == rs.zero_hash:
+        pass  # the zero update is free riding, not a copy: its flags decide (slashing contract)
+    elif p.payload_hash in rs.used_payloads:
         # rule: a payload counts once; replaying one from an earlier round is refused and slashed
         # (the transaction is the proof: the client signed a payload hash already used).
-        _refuse_copy(journal, sender, p.round, "replayed_payload", stx.hash, ctx.height)
+        _refuse_copy(
+            journal, sender, p.payload_hash, p.round, "replayed_payload", stx.hash, ctx.height
+        )
         return
-    original = next((u for u in rs.updates if u.payload_hash == p.payload_hash), None)
-    if original is not None:
-        # rule: payloads are private until their round closes, so two clients with the same
-        # payload in one round colluded: both are refused and slashed.
-        _refuse_copy(journal, sender, p.round, "copied_payload", stx.hash, ctx.height)
-        _refuse_copy(journal, original.client, p.round, "copied_payload", original.tx_hash,
-                     ctx.height)  # fmt: skip
-        return
+    else:
+        # rule: payloads are private until their round closes, so clients submitting the same
+        # payload in one round colluded: all of them are refused and slashed.
+        copied = [u for u in rs.updates if u.payload_hash == p.payload_hash]
+        if copied or any(h == p.payload_hash for _, h in rs.excluded):
+            _refuse_copy(journal, sender, p.payload_hash, p.round, "copied_payload", stx.hash,
+                         ctx.height)  # fmt: skip
+            for original in copied:
+                _refuse_copy(journal, original.client, p.payload_hash, p.round, "copied_payload",
+                             original.tx_hash, ctx.height)  # fmt: skip
+            return
     if p.size != rs.model_nbytes:  # rule: the payload is a whole model delta
         raise UpdateSizeError(f"update size {p.size} differs from the model's {rs.model_nbytes}")
     if p.n_samples > journal.params.fl_max_samples:  # rule: plausible sample count
@@ -203,8 +213,8 @@ def apply_update(journal: Journal, stx: SignedTx, p: Update, ctx: ExecContext) -
     journal.set_section("rounds", replace(rs, updates=rs.updates + (record,)))
 
 
-def _refuse_copy(journal: Journal, client: bytes, round_: int, kind: str, proof: bytes,
-                 height: int) -> None:  # fmt: skip
+def _refuse_copy(journal: Journal, client: bytes, payload_hash: bytes, round_: int, kind: str,
+                 proof: bytes, height: int) -> None:  # fmt: skip
     """Slash `client` once for this round and drop any update it has in the round."""
     penalize(journal, key=hash_value([kind, client, round_]), kind=kind, offender=client,
              height=height, proof_digest=proof, included_at=height,
@@ -212,7 +222,7 @@ def _refuse_copy(journal: Journal, client: bytes, round_: int, kind: str, proof:
     rs: RoundsState = journal.section("rounds")
     journal.set_section("rounds", replace(
         rs, updates=tuple(u for u in rs.updates if u.client != client),
-        excluded=rs.excluded + (client,)))  # fmt: skip
+        excluded=rs.excluded + ((client, payload_hash),)))  # fmt: skip
 
 
 UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update))
@@ -263,7 +273,7 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
 def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
     rs: RoundsState = journal.section("rounds")
     params = journal.params
-    updates = tuple(sorted(rs.updates, key=lambda u: u.payload_hash))
+    updates = tuple(sorted(rs.updates, key=lambda u: u.tx_hash))
     if updates:
         precompile: AggregationPrecompile | None = ctx.env.precompiles.get(AGGREGATION)
         if precompile is None:
@@ -271,12 +281,12 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
         request = AggregationRequest(
             rs.round, params.fl_rule, params.fl_rule_config, rs.global_hash,
             rs.strategy_state_hash,
-            tuple((u.payload_hash, u.n_samples) for u in updates),
+            tuple((u.tx_hash, u.payload_hash, u.n_samples) for u in updates),
             (params.flag_cos_low_bps, params.flag_cos_high_bps, params.flag_norm_ratio_bps,
              params.flag_uncorrelated_bps, params.flag_copy_bps),
         )  # fmt: skip
         outcome = precompile.aggregate(request)
-        if [v.payload_hash for v in outcome.verdicts] != [u.payload_hash for u in updates]:
+        if [v.key for v in outcome.verdicts] != [u.tx_hash for u in updates]:
             raise BlockError("aggregation outcome does not match the round's updates")
     else:
         outcome = AggregationOutcome(rs.global_hash, rs.strategy_state_hash, ())
@@ -286,7 +296,7 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
         rs, global_hash=outcome.global_hash, strategy_state_hash=outcome.state_hash,
         round=rs.round + 1, open=False, selected=(), updates=(), excluded=(),
         results=rs.results + (result,),
-        used_payloads=rs.used_payloads | {u.payload_hash for u in updates}))  # fmt: skip
+        used_payloads=rs.used_payloads | {u.payload_hash for u in updates} - {rs.zero_hash}))  # fmt: skip
     for _, _, hook in ROUND_CLOSED_HOOKS:
         hook(journal, result, ctx)
 

@@ -1,0 +1,123 @@
+"""Learning evidence on the in-process federation: contribution flags, rewards, k-of-w slashing,
+free riding, copies and replays; and the exact integer tests behind the flags."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fedray.aggregation.base import Update
+from fedray.config import load_config
+from fedray.core.contracts.economy import account_total, supply_identity
+from fedray.core.precompiles import (
+    FLAG_COS_LOW,
+    FLAG_NEAR_COPY,
+    FLAG_NORM,
+    FLAG_UNCORRELATED,
+    FLAG_ZERO,
+    SUSPICIOUS,
+)
+from fedray.node.scoring import agreement, cos_above, cos_below, score_updates
+from fedray.runtime.inprocess import InProcessFederation
+
+DEFAULT_FLAGS = (0, 10_000, 30_000, 500, 9_990)
+
+
+@given(st.integers(-(10**12), 10**12), st.integers(1, 10**24), st.integers(-10_000, 10_000))
+def test_exact_cosine_tests_match_real_arithmetic(dot: int, sq: int, bps: int) -> None:
+    cos = dot / math.sqrt(sq)
+    if abs(cos - bps / 10_000) > 1e-9:  # away from the boundary floats decide too
+        assert cos_below(dot, sq, bps) == (cos < bps / 10_000)
+        assert cos_above(dot, sq, bps) == (cos > bps / 10_000)
+    assert abs(agreement(dot, sq) - max(-1.0, min(1.0, cos)) * 65536) <= 1.0001
+
+
+def test_flags_on_constructed_updates() -> None:
+    rng = np.random.default_rng(0)
+    signal = rng.integers(-1000, 1000, 400).astype(np.int32)
+    honest = [signal + rng.integers(-300, 300, 400).astype(np.int32) for _ in range(6)]
+    noise = rng.integers(-1000, 1000, 400).astype(np.int32)
+    updates = honest + [-honest[0], np.zeros(400, np.int32), noise, 20 * honest[1],
+                        honest[2] + 1, honest[2].copy()]  # fmt: skip
+    ups = [Update(bytes([i]) * 32, {"w": u}, 10) for i, u in enumerate(updates)]
+    mean = np.mean(np.stack(honest), axis=0).round().astype(np.int32)
+    scored = score_updates(ups, {"w": mean}, [False] * len(ups), DEFAULT_FLAGS)
+    flags = [f for f, _ in scored]
+    assert all(f & SUSPICIOUS in (0, FLAG_NEAR_COPY) for f in flags[:2])
+    assert flags[6] & FLAG_COS_LOW  # sign flipped
+    assert flags[7] == FLAG_ZERO
+    assert flags[8] & FLAG_UNCORRELATED  # pure noise
+    assert flags[9] & FLAG_NORM  # boosted 20x
+    assert flags[10] & FLAG_NEAR_COPY and flags[11] & FLAG_NEAR_COPY and flags[2] & FLAG_NEAR_COPY
+    assert scored[0][1] > 0 > scored[6][1]
+
+
+def run(tmp_path: Path, overrides: list[str], rounds: int = 3) -> InProcessFederation:
+    cfg = load_config(None, ["clients=10", f"rounds={rounds}", "baseline=false", *overrides])
+    net = InProcessFederation(tmp_path, cfg)
+    net.block()
+    for _ in range(rounds):
+        net.run_round()
+    return net
+
+
+def penalties_by_kind(net: InProcessFederation) -> dict[str, list[bytes]]:
+    out: dict[str, list[bytes]] = {}
+    for p in net.state.section("penalties").values():
+        out.setdefault(p.kind, []).append(p.offender)
+    return out
+
+
+def test_sign_flip_attackers_flagged_slashed_once_and_unrewarded(tmp_path: Path) -> None:
+    net = run(tmp_path, ["attack=sign_flip", "attack.fraction=0.2"], rounds=4)
+    attackers = {net.fed.client_key(i).public_key for i in net.fed.attackers()}
+    honest = {net.fed.client_key(i).public_key for i in range(10)} - attackers
+    slashed = penalties_by_kind(net)
+    assert sorted(slashed) == ["flagged_updates"] and set(slashed["flagged_updates"]) == attackers
+    assert len(slashed["flagged_updates"]) == len(attackers)  # exactly once each
+    start = net.genesis.state()
+    for key in honest:
+        assert net.state.account(key).balance > start.account(key).balance  # rewards beat fees
+    for key in attackers:
+        acct = net.state.account(key)
+        assert acct.jailed_until > 0 and acct.stake < start.account(key).stake
+        assert acct.balance < start.account(key).balance  # fees, never a reward
+    supply = account_total(net.genesis.state().accounts.accounts.values())
+    exists, booked = supply_identity(net.state, supply)
+    assert exists == booked
+    # Jailed attackers are no longer selected.
+    assert not attackers & set(net.state.section("rounds").results[-1].selected)
+
+
+def test_free_riders_penalized_every_round(tmp_path: Path) -> None:
+    for mode in ("zero", "noise"):  # identical zero updates are free riding, not copies
+        net = run(tmp_path / mode, ["attack=free_rider", "attack.fraction=0.2",
+                                    f"attack.params.mode={mode}"], rounds=2)  # fmt: skip
+        attackers = {net.fed.client_key(i).public_key for i in net.fed.attackers()}
+        kinds = penalties_by_kind(net)
+        assert sorted(kinds["free_riding"]) == sorted(list(attackers) * 2), mode
+        assert set(kinds) == {"free_riding"}, mode
+
+
+def test_colluding_copies_and_replays(tmp_path: Path) -> None:
+    # ALIE colluders submit one identical vector: all of them are refused and slashed.
+    net = run(tmp_path, ["attack=alie", "attack.fraction=0.3"], rounds=1)
+    attackers = {net.fed.client_key(i).public_key for i in net.fed.attackers()}
+    assert set(penalties_by_kind(net)["copied_payload"]) == attackers
+    result = net.state.section("rounds").results[-1]
+    assert not attackers & {u.client for u in result.updates}
+    # Replay: resubmitting round 0's payload in round 1 is refused and slashed.
+    net = run(tmp_path / "replay", ["attack=replay", "attack.fraction=0.2"], rounds=2)
+    attackers = {net.fed.client_key(i).public_key for i in net.fed.attackers()}
+    assert set(penalties_by_kind(net)["replayed_payload"]) == attackers
+
+
+def test_clean_run_never_penalizes(tmp_path: Path) -> None:
+    net = run(tmp_path, ["data=dirichlet"], rounds=4)
+    assert not net.state.section("penalties")
+    flags = [v.flags for r in net.state.section("rounds").results for v in r.verdicts]
+    assert sum(1 for f in flags if f & SUSPICIOUS) <= len(flags) // 10
