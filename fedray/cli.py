@@ -86,6 +86,20 @@ def cmd_chain_show(args: argparse.Namespace) -> int:
     from fedray.storage.blockstore import BlockStore
 
     d = _chain_dirs_or_fail(Path(args.dir))[0]
+    if args.accounts or args.proposals or args.evidence:
+        from fedray.node import tables
+        from fedray.runtime.federation import run_key_labels
+
+        state = tables.replay(d)
+        labels = run_key_labels(d)
+        print(f"state of {d} at height {state.height}")
+        for wanted, table in ((args.accounts, tables.accounts_table),
+                              (args.proposals, tables.proposals_table),
+                              (args.evidence, tables.evidence_table)):  # fmt: skip
+            if wanted:
+                print()
+                print(table(state, labels))
+        return 0
     with BlockStore(d) as store:
         genesis = store.genesis()
         tip = store.height()
@@ -183,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = chain_sub.add_parser("show", help="summarize the chain or print one block")
     show.add_argument("dir")
     show.add_argument("--height", type=int, default=None)
+    show.add_argument("--accounts", action="store_true", help="balances, stakes, roles, jail")
+    show.add_argument("--proposals", action="store_true", help="governance proposals and votes")
+    show.add_argument("--evidence", action="store_true", help="penalties and their evidence")
     show.set_defaults(func=cmd_chain_show)
     export = chain_sub.add_parser("export", help="write blocks and transactions as Parquet")
     export.add_argument("dir")

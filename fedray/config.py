@@ -85,6 +85,9 @@ class ChainConfig:
     timeout_propose_s: float = 1.0  # round timeouts; they grow by the delta per round
     timeout_vote_s: float = 0.5
     timeout_delta_s: float = 0.5
+    params: dict[str, Any] = field(
+        default_factory=dict
+    )  # any chain parameter (core Params) by name
     client_balance: int = 1_000_000_000
     client_stake: int = 1_000
     validator_stake: int = 100_000
@@ -113,6 +116,24 @@ class FaultsConfig:
 
 
 @dataclass(frozen=True)
+class GovernanceAction:
+    """A proposal the driver submits (signed by validator 0) when `round` opens, and how the
+    validators and clients then vote (yes | no | abstain | veto | none)."""
+
+    round: int = 0
+    kind: str = "param_change"  # param_change | admit | ban | model_release
+    key: str = ""  # param_change: a whitelisted chain parameter
+    value: str = ""
+    account: str = ""  # admit, ban: "client:<index>", "validator:<index>" or a hex public key
+    role: str = ""  # admit: client | validator
+    model: str = "current"  # model_release: "current" (the global model then) or a hex digest
+    terms: str = ""  # model_release
+    expedited: bool = False
+    validator_votes: str = "yes"
+    client_votes: str = "none"
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "default"
     seed: int = 0
@@ -127,6 +148,7 @@ class RunConfig:
     chain: ChainConfig = field(default_factory=ChainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    governance: list[GovernanceAction] = field(default_factory=list)
     baseline: bool = True  # also train the centralized baseline (same model, epoch budget)
 
 
@@ -234,6 +256,19 @@ def validate(cfg: RunConfig) -> None:
             make_attack(cfg.attack.name, dict(cfg.attack.params))
         except Exception as exc:
             raise ConfigError(f"config key 'attack': {exc}") from None
+    from fedray.core.state import Params
+
+    fields = {f.name for f in dataclasses.fields(Params)}
+    for key in cfg.chain.params:
+        near = difflib.get_close_matches(key, sorted(fields), n=2)
+        need(key in fields, f"chain.params.{key}", "unknown chain parameter" +
+             (f" (did you mean {', '.join(near)}?)" if near else ""))  # fmt: skip
+    for i, action in enumerate(cfg.governance):
+        need(action.kind in ("param_change", "admit", "ban", "model_release"),
+             f"governance[{i}].kind", "param_change | admit | ban | model_release")  # fmt: skip
+        for who in ("validator_votes", "client_votes"):
+            need(getattr(action, who) in ("yes", "no", "abstain", "veto", "none"),
+                 f"governance[{i}].{who}", "yes | no | abstain | veto | none")  # fmt: skip
     if cfg.data.partition == "natural":
         need(cfg.data.name == "synthetic", "data.partition", "natural needs data.name=synthetic")
         need(cfg.clients == 30, "clients", "Synthetic has 30 natural users: set clients=30")

@@ -21,6 +21,7 @@ import torch
 
 from fedray.aggregation.fixedpoint import RANGE, dequantize, quantize
 from fedray.config import RunConfig
+from fedray.core.contracts.governance import Vote as GovVote
 from fedray.core.contracts.rounds import Update
 from fedray.core.contracts.slashing import delivery_message
 from fedray.core.crypto import DOMAIN_PAYLOAD
@@ -87,6 +88,11 @@ class ClientPool:
         """The client's signature over [round, digest of the payload it sends]."""
         message = delivery_message(round_, tensors_digest(payload))
         return self.keys[client].sign(DOMAIN_PAYLOAD, self.cfg.chain.chain_id, message)
+
+    def votes(self, proposal_id: int, option: str, nonces: Mapping[bytes, int]) -> list[bytes]:
+        """Every client's signed governance vote (stake-weighted on chain)."""
+        return [make_tx(key, self.cfg.chain.chain_id, nonces.get(key.public_key, 0),
+                        GovVote(proposal_id, option)).raw for key in self.keys.values()]  # fmt: skip
 
     def public_keys(self) -> dict[int, bytes]:
         return {i: k.public_key for i, k in self.keys.items()}

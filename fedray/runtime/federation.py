@@ -12,9 +12,12 @@ Ray-free: pools and the driver import it inside their actors/processes.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +27,7 @@ from fedray.config import RunConfig
 from fedray.core.contracts.rounds import genesis_rounds
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.state import Genesis, GenesisAccount, Params
+from fedray.errors import FedrayError
 from fedray.learning.datasets import DatasetSpec, DataSplit, SyntheticConfig, load_dataset
 from fedray.learning.models import ModelSpec, build_model, get_params
 from fedray.learning.partition import PartitionConfig, partition
@@ -107,7 +111,7 @@ class Federation:
     def params(self) -> Params:
         c, t = self.cfg.chain, self.cfg.training
         per_round = c.clients_per_round or self.cfg.clients
-        return Params(
+        params = Params(
             max_block_txs=c.max_block_txs,
             min_stake_client=min(100, c.client_stake),
             min_stake_validator=min(1000, c.validator_stake),
@@ -120,6 +124,12 @@ class Federation:
             fl_batch_size=t.batch_size,
             fl_learning_rate=repr(float(t.lr)),
         )
+        # chain.params overrides any parameter by name (validated by config.validate).
+        types = {f.name: f.type for f in dataclasses.fields(Params)}
+        overrides = {
+            k: (int(v) if types[k] in (int, "int") else str(v)) for k, v in c.params.items()
+        }
+        return dataclasses.replace(params, **overrides)
 
     def genesis(self, validator_keys: list[bytes], initial: dict[str, np.ndarray]) -> Genesis:
         c = self.cfg.chain
@@ -138,3 +148,24 @@ class Federation:
         rounds = genesis_rounds(tensors_digest(initial), nbytes(initial), tensors_digest(zero))
         return Genesis(c.chain_id, GENESIS_TIME_MS, tuple(accounts), self.params(),
                        {"rounds": rounds})  # fmt: skip
+
+
+def run_key_labels(chain_dir: Path) -> dict[bytes, str]:
+    """Names of the keys of the run that `chain_dir` belongs to (none if it is not in a run)."""
+    from fedray.config import load_config
+    from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
+
+    labels: dict[bytes, str] = {}
+    for parent in chain_dir.resolve().parents:
+        if (parent / "config.yaml").exists() and (parent / "chain").is_dir():
+            fed = Federation(load_config(parent / "config.yaml"))
+            labels.update(
+                {fed.client_key(i).public_key: f"client-{i}" for i in range(fed.cfg.clients)}
+            )
+            for d in sorted((parent / "chain").glob("validator-*")):
+                with contextlib.suppress(FedrayError):  # a key under another passphrase stays hex
+                    labels[KeyStore(d / "keys", DEV_PASSPHRASE).load("validator").public_key] = (
+                        d.name
+                    )
+            break
+    return labels

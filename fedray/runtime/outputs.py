@@ -41,6 +41,9 @@ def write_outputs(run_dir: Path, rows: list[dict[str, Any]], summary: dict[str, 
               metadata={"format": "fedray", "global_model_hash": str(summary.get("global_model_hash"))})  # fmt: skip
     plot_accuracy(run_dir / "accuracy.png", rows, summary)
     plot_round_time(run_dir / "round_time.png", rows)
+    if rows and "client_balances" in rows[0]:
+        plot_balances(run_dir / "balances.png", rows, set(summary.get("attackers", [])),
+                      fed.cfg.chain.client_balance)  # fmt: skip
 
 
 def plot_accuracy(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
@@ -84,6 +87,37 @@ def plot_round_time(path: Path, rows: list[dict[str, Any]]) -> None:
     ax.set_ylabel("seconds")
     ax.set_title("round time split")
     ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_balances(
+    path: Path, rows: list[dict[str, Any]], attackers: set[int], genesis: int
+) -> None:
+    """Each client's balance change since genesis after each round; attackers in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    rounds = [r["round"] for r in rows]
+    series = np.array([r["client_balances"] for r in rows], dtype=np.float64) - genesis
+    labelled: set[bool] = set()
+    for client in range(series.shape[1]):
+        bad = client in attackers
+        label = None if bad in labelled else ("attacker" if bad else "honest client")
+        labelled.add(bad)
+        ax.plot(rounds, series[:, client], color="tab:red" if bad else "grey",
+                alpha=0.9 if bad else 0.5, linewidth=1.6 if bad else 1.0, label=label,
+                zorder=3 if bad else 2)  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xlabel("round")
+    ax.set_ylabel("balance change since genesis")
+    ax.set_title("client balances: rewards minus fees")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -75,5 +75,14 @@ class PoolNode:
             "ingress": results,
         }
 
+    async def vote(self, proposal_id: int, option: str, validators: list[Any],
+                   ingresses: list[Any]) -> int:  # fmt: skip
+        """Sign and send every client's vote on `proposal_id`; returns how many were sent."""
+        keys = list(self.pool.public)
+        nonces = await first_alive(validators, "account_nonces", keys)
+        batch = [(raw, None, b"") for raw in self.pool.votes(proposal_id, option, nonces)]
+        await asyncio.gather(*(i.submit.remote(batch) for i in ingresses), return_exceptions=True)
+        return len(batch)
+
 
 PoolActor = ray.remote(PoolNode)

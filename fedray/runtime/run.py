@@ -24,6 +24,7 @@ from fedray.config import RunConfig, to_yaml
 from fedray.core.encoding import encode
 from fedray.errors import FedrayError
 from fedray.runtime.federation import Federation
+from fedray.runtime.governance_script import GovernanceScript
 from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
 
 
@@ -92,8 +93,11 @@ class Run:
         n = cfg.chain.validators
         keys = [KeyStore(self.node_dir(i) / "keys", DEV_PASSPHRASE).create("validator")
                 for i in range(n)]  # fmt: skip
+        self.validator_keys = keys
         self.initial = self.fed.initial_model()
         self.genesis = self.fed.genesis([k.public_key for k in keys], self.initial)
+        self.script = GovernanceScript(self.fed, keys, self.genesis.chain_id)
+        self.client_keys = [self.fed.client_key(i).public_key for i in range(cfg.clients)]
         genesis_bytes = encode(self.genesis.to_canonical())
         ingress_cpus = 0.05
         self.pg = placement_group([{"CPU": rt.validator_num_cpus + ingress_cpus}] * n,
@@ -173,6 +177,35 @@ class Run:
                 (idx, pool.train_round.remote(r, ref, live_validators, live_ingress))
             )
 
+    def _submit(self, txs: list[bytes]) -> None:
+        """Send transactions without payloads to every live ingress (fire and forget)."""
+        batch = [(raw, None, b"") for raw in txs]
+        for i, ingress in enumerate(self.ingresses):
+            if i not in self.dead_validators and batch:
+                ingress.submit.remote(batch)
+
+    def _governance(self, round_opened: int | None, global_hash: bytes) -> None:
+        """Submit the proposals due at an opening round; vote on ours once they are open."""
+        if not self.cfg.governance:
+            return
+        v0 = self.validator_keys[0].public_key
+        if round_opened is not None:
+            nonce = self._call("account_nonces", [v0])[v0]
+            deposit = self.genesis.params.gov_min_deposit
+            self._submit(self.script.due(round_opened, deposit, global_hash, nonce))
+        self.script.match(self._call("governance_info")["proposals"])
+        due = self.script.votes_due()
+        if not due:
+            return
+        keys = [k.public_key for k in self.validator_keys]
+        self._submit(self.script.validator_votes(due, self._call("account_nonces", keys)))
+        live = [v for i, v in enumerate(self.validators) if i not in self.dead_validators]
+        ingresses = [g for i, g in enumerate(self.ingresses) if i not in self.dead_validators]
+        for pend in due:
+            if pend.action.client_votes != "none":
+                for pool in self.pools:
+                    pool.vote.remote(pend.proposal_id, pend.action.client_votes, live, ingresses)
+
     def _collect_pools(self, round_: int) -> None:
         """Fold finished pool answers into the round's timing; restart pools that died."""
         import ray
@@ -221,7 +254,10 @@ class Run:
         agg_before = 0.0
         stall_limit = max(120.0, 10 * self.cfg.chain.round_deadline_blocks)
         last_progress = time.time()
-        while len(self.rows) < self.cfg.rounds:
+        governance_deadline: float | None = None
+        while len(self.rows) < self.cfg.rounds or not self._governance_done(governance_deadline):
+            if len(self.rows) >= self.cfg.rounds and governance_deadline is None:
+                governance_deadline = time.time() + 120.0  # scheduled proposals may still be voting
             info = self._call("wait_for_height", height + 1, 2.0, timeout=30.0)
             status = self._call("round_info", last_result)
             if status["height"] > height:
@@ -243,13 +279,23 @@ class Run:
                 progress.update(1)
                 progress.set_postfix(acc=f"{row['accuracy']:.3f}", height=height,
                                      tx_s=f"{row['cumulative_txs'] / max(1e-9, time.time() - start_wall):.1f}")  # fmt: skip
+            opened = None
             if status["open"] and status["round"] not in dispatched:
                 dispatched.add(status["round"])
-                self._inject_faults(status["round"])
+                opened = status["round"]
+                self._inject_faults(opened)
                 self._dispatch(status)
+            self._governance(opened, status["global_hash"])
             del info
         progress.close()
         return self._finish(evaluator, start_wall)
+
+    def _governance_done(self, deadline: float | None) -> bool:
+        if not self.cfg.governance or self.script.finished():
+            return True
+        if deadline is not None and time.time() > deadline:
+            raise RunError("scheduled governance proposals did not finish within 120 s")
+        return False
 
     def _round_row(self, result: dict[str, Any], evaluator: Any, aggregation_s: float,
                    start_wall: float, height: int) -> dict[str, Any]:  # fmt: skip
@@ -265,6 +311,8 @@ class Run:
         waiting_s = max(0.0, round_s - timing.train_s - consensus_s - aggregation_s)
         previous = self.rows[-1]["cumulative_txs"] if self.rows else 0
         model_bytes = sum(a.nbytes for a in self.initial.values())
+        accounts = self._call("accounts_info", self.client_keys)
+        economy = self._call("economy_info")
         return {
             "round": r,
             "accuracy": metrics.accuracy,
@@ -286,6 +334,22 @@ class Run:
             "closed_at": result["closed_at"],
             "height": height,
             "wall_seconds": closed_wall - start_wall,
+            # per client, in client index order
+            "client_balances": [accounts[k]["balance"] for k in self.client_keys],
+            "client_stakes": [accounts[k]["stake"] for k in self.client_keys],
+            "client_jailed": [
+                bool(accounts[k]["jailed_until"]) or accounts[k]["banned"] for k in self.client_keys
+            ],  # fmt: skip
+            "minted_total": economy["minted"],
+            "burned_total": economy["burned"],
+            "penalties_total": len(economy["penalties"]),
+            "slashed_clients": sorted(
+                {
+                    self.client_keys.index(p["offender"])
+                    for p in economy["penalties"]
+                    if p["offender"] in self.client_keys
+                }
+            ),  # fmt: skip
         }
 
     def _finish(self, evaluator: Any, start_wall: float) -> RunResult:
@@ -307,11 +371,23 @@ class Run:
             "dead_validators": sorted(self.dead_validators),
             "attackers": list(self.fed.attackers()),
             "global_model_hash": info["global_hash"].hex(),
+            "governance": self.script.summary(),
+            "economy": self._economy_summary(),
         }
         if self.cfg.baseline:
             summary["baseline_accuracy"] = evaluator.baseline(self.cfg)
         write_outputs(self.run_dir, self.rows, summary, final_model, self.fed)
         return RunResult(self.run_dir, self.rows, summary)
+
+    def _economy_summary(self) -> dict[str, Any]:
+        from fedray.core.contracts.economy import account_total
+
+        economy = self._call("economy_info")
+        kinds: dict[str, int] = {}
+        for p in economy["penalties"]:
+            kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
+        return {"minted": economy["minted"], "burned": economy["burned"], "penalties": kinds,
+                "genesis_supply": account_total(self.genesis.state().accounts.accounts.values())}  # fmt: skip
 
     def _agreement(self) -> int:
         """Compare block hashes of every live validator at every common height; raise on a fork."""

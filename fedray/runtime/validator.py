@@ -54,7 +54,7 @@ from fedray.core.encoding import decode
 from fedray.core.state import Genesis
 from fedray.errors import ConfigError, EncodingError, FedrayError
 from fedray.node.app import LedgerApp
-from fedray.node.views import round_info
+from fedray.node.views import accounts_info, economy_info, governance_info, round_info
 from fedray.runtime.observers import CommitWatch
 from fedray.runtime.recovery import (
     catch_up,
@@ -413,6 +413,15 @@ class ValidatorNode:
 
     async def round_info(self, results_after: int = -1) -> dict[str, Any]:
         return round_info(self.app.state, results_after)
+
+    async def accounts_info(self, keys: list[bytes]) -> dict[bytes, dict[str, Any]]:
+        return accounts_info(self.app.state, keys)
+
+    async def economy_info(self) -> dict[str, Any]:
+        return economy_info(self.app.state)
+
+    async def governance_info(self) -> dict[str, Any]:
+        return governance_info(self.app.state)
 
     async def get_blob(self, digest: bytes) -> dict[str, np.ndarray]:
         return await asyncio.to_thread(self.app.blobs.get, digest)

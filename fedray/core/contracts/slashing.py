@@ -68,10 +68,10 @@ class PayloadEvidenceError(SlashingError):
 @dataclass(frozen=True)
 class Conduct:
     """The `conduct` section: validators' signing windows (observed blocks, bitmask of signed) and
-    clients' recent rounds (round, flags) up to `flag_window` long."""
+    clients' recent rounds (round, flags, payload hash) up to `flag_window` long."""
 
     signing: MappingProxyType[bytes, tuple[int, int]]
-    history: MappingProxyType[bytes, tuple[tuple[int, int], ...]]
+    history: MappingProxyType[bytes, tuple[tuple[int, int, bytes], ...]]
 
     @staticmethod
     def empty() -> Conduct:
@@ -86,7 +86,7 @@ class Conduct:
     @staticmethod
     def from_canonical(v: Any) -> Conduct:
         signing = {bytes(k): (o, int.from_bytes(b, "big")) for k, o, b in v[0]}
-        history = {bytes(k): tuple((r, f) for r, f in h) for k, h in v[1]}
+        history = {bytes(k): tuple((r, f, bytes(x)) for r, f, x in h) for k, h in v[1]}
         return Conduct(MappingProxyType(signing), MappingProxyType(history))
 
 
@@ -146,12 +146,14 @@ def judge_round(journal: Journal, result: RoundResult, ctx: ExecContext) -> None
                      kind="free_riding", offender=client, height=result.round,
                      proof_digest=hash_value([update.payload_hash, flags]),
                      included_at=ctx.height, bps=p.freeride_penalty_bps)  # fmt: skip
-        recent = (*history.get(client, ()), (result.round, flags))[-p.flag_window :]
-        flagged = [(r, f) for r, f in recent if f & SUSPICIOUS]
+        entry = (result.round, flags, update.payload_hash)
+        recent = (*history.get(client, ()), entry)[-p.flag_window :]
+        flagged = [e for e in recent if e[1] & SUSPICIOUS]
         if len(flagged) >= p.flag_threshold:  # rule: flagged in k of the last w rounds
             penalize(journal, key=hash_value(["flagged_updates", client, result.round]),
                      kind="flagged_updates", offender=client, height=result.round,
-                     proof_digest=hash_value([list(x) for x in flagged]), included_at=ctx.height,
+                     proof_digest=hash_value([client, [list(e) for e in flagged]]),
+                     included_at=ctx.height,
                      bps=p.slash_flagged_bps, jail_blocks=p.flagged_jail_blocks)  # fmt: skip
             recent = ()  # the evidence is spent: the same flags never count twice
         history[client] = tuple(recent)
