@@ -50,9 +50,9 @@ class ModelConfig:
 class TrainingConfig:
     """Local training of each client (the learning-rate and epochs become chain parameters)."""
 
-    epochs: int = 1
+    epochs: int = 5
     batch_size: int = 16
-    lr: float = 0.05
+    lr: float = 0.1
     momentum: float = 0.9
     prox_mu: float = 0.0  # FedProx proximal term; 0 disables it
 
