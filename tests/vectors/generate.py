@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -536,7 +537,98 @@ def governance_cases() -> None:
         expect(name, None)
 
 
-GENERATORS: list[Callable[[], None]] = [tx_cases, block_cases, round_cases, governance_cases]
+def slashing_cases() -> None:
+    """`unjail`, `payload_evidence`, and replayed payloads."""
+    from fedray.core.contracts.rounds import Update, genesis_rounds
+    from fedray.core.contracts.slashing import PayloadEvidence, Unjail, delivery_message
+    from fedray.core.crypto import DOMAIN_PAYLOAD
+    from fedray.core.state import GenesisAccount
+
+    s = base_state()
+    ctx5 = ExecContext(height=5, time=GENESIS.genesis_time + 5000, proposer=PROPOSER)
+    jailed = with_account(s, A.public_key, jailed_until=5)
+    cases: list[tuple[str, str, State, list[bytes], str | None, ExecContext]] = [
+        ("unjail_ok", "a jailed account unjails once its jail period is over",
+         jailed, [tx(A, 0, Unjail())], None, ctx5),
+        ("unjail_too_early", "unjail before jailed_until",
+         with_account(s, A.public_key, jailed_until=6), [tx(A, 0, Unjail())], "not_jailed", ctx5),
+        ("unjail_not_jailed", "unjail of a free account",
+         s, [tx(A, 0, Unjail())], "not_jailed", ctx5),
+        ("unjail_banned", "bans are permanent",
+         with_account(s, A.public_key, banned=True), [tx(A, 0, Unjail())], "banned", ctx5),
+        ("unjail_extra_field", "unjail has no fields",
+         jailed, [raw_tx(A, 0, "unjail", {"x": 1})], "bad_payload", ctx5),
+    ]  # fmt: skip
+    # A client, its signed update for round 0, and delivery statements.
+    client = key_from_seed(b"vectors/slashing/client")
+    accounts = GENESIS.accounts + (GenesisAccount(client.public_key, 10**6, 1000, is_client=True),)
+    genesis = dataclasses.replace(GENESIS, accounts=accounts,
+                                  sections={"rounds": genesis_rounds(b"\x07" * 32, 1024)})  # fmt: skip
+    pre = genesis.state()
+    claimed, delivered = b"\x11" * 32, b"\x22" * 32
+    update = make_tx(client, CHAIN, 0, Update(0, claimed, 10, 1024)).raw
+
+    def signed(round_: int, digest_: bytes, key: Any = client) -> bytes:
+        return key.sign(DOMAIN_PAYLOAD, CHAIN, delivery_message(round_, digest_))
+
+    reporter = VKEYS[1]
+    ctx = ExecContext(height=3, time=GENESIS.genesis_time + 3000, proposer=PROPOSER)
+    cases += [
+        ("payload_evidence_hash_mismatch", "the client signed one hash and delivered another: "
+         "slash_invalid_payload_bps of its stake is burned",
+         pre, [tx(reporter, 0, PayloadEvidence(update, delivered, signed(0, delivered)))], None, ctx),
+        ("payload_evidence_twice", "the same misbehaviour is penalized once; the second report "
+         "applies but burns nothing more",
+         pre, [tx(reporter, 0, PayloadEvidence(update, delivered, signed(0, delivered))),
+               tx(VKEYS[2], 0, PayloadEvidence(update, delivered, signed(0, delivered)))], None, ctx),
+        ("payload_evidence_unsigned_delivery", "a delivery statement not signed by the client",
+         pre, [tx(reporter, 0, PayloadEvidence(update, delivered, signed(0, delivered, reporter)))],
+         "bad_payload_evidence", ctx),
+        ("payload_evidence_other_round", "the statement must be for the update's round",
+         pre, [tx(reporter, 0, PayloadEvidence(update, delivered, signed(1, delivered)))],
+         "bad_payload_evidence", ctx),
+        ("payload_evidence_valid_payload", "same digest and no checker finding: nothing is proven",
+         pre, [tx(reporter, 0, PayloadEvidence(update, claimed, signed(0, claimed)))],
+         "bad_payload_evidence", ctx),
+        ("payload_evidence_not_an_update", "the evidence must carry an update transaction",
+         pre, [tx(reporter, 0, PayloadEvidence(tx(A, 0, Transfer(B.public_key, 1)), delivered,
+                                               signed(0, delivered)))],
+         "bad_payload_evidence", ctx),
+        ("payload_evidence_short_digest", "the delivered digest has 32 bytes",
+         pre, [raw_tx(reporter, 0, "payload_evidence", {"update_tx": update,
+                                                        "delivered_digest": b"\x01",
+                                                        "delivery_signature": b""})],
+         "bad_payload", ctx),
+    ]  # fmt: skip
+    for name, description, state, txs, code, c in cases:
+        tx_vector(name, description, state, txs, c)
+        expect(name, code)
+    # A replayed payload: round 0's payload hash resubmitted in round 1 is refused and slashed.
+    chain = DevChain(dataclasses.replace(
+        genesis, params=Params(fl_clients_per_round=1, fl_round_deadline=3),
+        sections={"rounds": genesis_rounds(b"\x07" * 32, 1024)}), VKEYS)  # fmt: skip
+    chain.advance()  # opens round 0 with the only client
+    env_free = chain.state.section("rounds")
+    assert env_free.selected == (client.public_key,)
+    while chain.state.section("rounds").round == 0:
+        chain.advance()  # round 0 closes at its deadline without updates
+    used = dataclasses.replace(chain.state.section("rounds"), used_payloads=frozenset({claimed}))
+    replay_pre = dataclasses.replace(chain.state, sections=MappingProxyType(
+        {**chain.state.sections, "rounds": used}))  # fmt: skip
+    rctx = ExecContext(height=replay_pre.height + 1, time=replay_pre.last_block_time + 1000,
+                       proposer=PROPOSER)  # fmt: skip
+    tx_vector("update_replayed_payload", "a payload hash used in an earlier round is refused and "
+              "its sender slashed", replay_pre, [tx(client, 0, Update(1, claimed, 10, 1024))], rctx)  # fmt: skip
+    expect("update_replayed_payload", None)
+
+
+GENERATORS: list[Callable[[], None]] = [
+    tx_cases,
+    block_cases,
+    round_cases,
+    governance_cases,
+    slashing_cases,
+]
 
 
 def generate() -> dict[str, str]:
