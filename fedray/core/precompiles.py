@@ -49,7 +49,7 @@ class AggregationRequest:
 FLAG_REJECTED = 1  # the robust rule gave it no weight
 FLAG_COS_LOW = 2  # cosine to the round's aggregate below flag_params[0]
 FLAG_COS_HIGH = 4  # ... or above flag_params[1] (suspiciously close to the aggregate)
-FLAG_NORM = 8  # norm outside [1/r, r] x the round's median norm, r = flag_params[2]
+FLAG_NORM = 8  # norm above r x the round's median norm, r = flag_params[2]
 FLAG_UNCORRELATED = 16  # |cosine| with every other update below flag_params[3] (noise)
 FLAG_ZERO = 32  # an all-zero update
 FLAG_NEAR_COPY = 64  # cosine above flag_params[4] with another update of the round (collusion)
