@@ -112,7 +112,9 @@ class FaultsConfig:
 
     kill_pool_round: int = -1  # ray.kill the first client pool when this round opens
     kill_validator_round: int = -1  # ray.kill the last validator when this round opens
-    corrupt_payload_round: int = -1  # the first pool alters one payload after signing it
+    # a client of the first pool delivers a payload other than the one its transaction signed
+    # (and signs that delivery): refused at ingress, proven by evidence, slashed
+    corrupt_payload_round: int = -1
 
 
 @dataclass(frozen=True)

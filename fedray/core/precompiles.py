@@ -35,7 +35,7 @@ class AggregationRequest:
     global_hash: bytes
     state_hash: bytes
     updates: tuple[tuple[bytes, bytes, int], ...]
-    flag_params: tuple[int, int, int, int, int] = (0, 10_000, 30_000, 500, 9_990)
+    flag_params: tuple[int, int, int, int, int] = (0, 10_000, 100_000, 500, 9_990)
 
     def to_canonical(self) -> list[Any]:
         return [self.round, self.rule, self.rule_config, self.global_hash, self.state_hash,

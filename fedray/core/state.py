@@ -108,7 +108,7 @@ class Params:
     # Contribution flags computed by the aggregation precompile (fixed point, basis points).
     flag_cos_low_bps: int = 0  # cosine to the robust aggregate below this
     flag_cos_high_bps: int = 10_000  # ... or above this (10000: off)
-    flag_norm_ratio_bps: int = 30_000  # norm above r x the round's median norm
+    flag_norm_ratio_bps: int = 100_000  # norm above r x the round's median norm
     flag_uncorrelated_bps: int = 500  # largest |cosine| with any other update below this
     flag_copy_bps: int = 9_990  # cosine with an earlier update of the round above this
     # Governance (contracts/governance.py).

@@ -258,7 +258,7 @@ class Run:
         while len(self.rows) < self.cfg.rounds or not self._governance_done(governance_deadline):
             if len(self.rows) >= self.cfg.rounds and governance_deadline is None:
                 governance_deadline = time.time() + 120.0  # scheduled proposals may still be voting
-            info = self._call("wait_for_height", height + 1, 2.0, timeout=30.0)
+            self._call("wait_for_height", height + 1, 2.0, timeout=30.0)  # next block, or 2 s
             status = self._call("round_info", last_result)
             if status["height"] > height:
                 height = status["height"]
@@ -286,7 +286,6 @@ class Run:
                 self._inject_faults(opened)
                 self._dispatch(status)
             self._governance(opened, status["global_hash"])
-            del info
         progress.close()
         return self._finish(evaluator, start_wall)
 

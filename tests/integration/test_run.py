@@ -71,6 +71,8 @@ def test_corrupt_payload_is_rejected_at_ingress_and_recorded(clean_run: RunResul
         assert codes.count("payload_hash") == 1, log
     first = clean_run.rows[0]
     assert first["included"] == first["selected"] - 1 and first["close_reason"] == "deadline"
+    # The client signed its delivery of the altered payload: provable, so slashed exactly once.
+    assert clean_run.summary["economy"]["penalties"] == {"invalid_payload": 1}
     assert clean_run.rows[1]["included"] == clean_run.rows[1]["selected"]
 
 

@@ -24,7 +24,7 @@ from fedray.core.precompiles import (
 from fedray.node.scoring import agreement, cos_above, cos_below, score_updates
 from fedray.runtime.inprocess import InProcessFederation
 
-DEFAULT_FLAGS = (0, 10_000, 30_000, 500, 9_990)
+DEFAULT_FLAGS = (0, 10_000, 100_000, 500, 9_990)
 
 
 @given(st.integers(-(10**12), 10**12), st.integers(1, 10**24), st.integers(-10_000, 10_000))
