@@ -49,7 +49,9 @@ def test_governance_lifecycle_in_a_run(ray_cluster: None, tmp_path: Path) -> Non
     merged.write_text(
         OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(MINIMAL), OmegaConf.load(extra)))
     )
-    result = run(load_config(merged, [f"output_dir={tmp_path / 'runs'}"]))
+    cfg = load_config(merged, [f"output_dir={tmp_path / 'runs'}"])
+    assert cfg.training.epochs != 2
+    result = run(cfg)
     passed, vetoed = result.summary["governance"]
     assert passed["status"] == "executed" and vetoed["status"] == "vetoed"
     # The parameter changes at the proposal's execution height, identically on every validator.
@@ -57,7 +59,7 @@ def test_governance_lifecycle_in_a_run(ray_cluster: None, tmp_path: Path) -> Non
     for chain_dir in sorted((result.run_dir / "chain").glob("validator-*")):
         epochs = epochs_by_height(chain_dir)
         first = min(h for h, e in epochs.items() if e == 2)
-        assert epochs[first - 1] == 1
+        assert epochs[first - 1] == cfg.training.epochs
         changes.append(first)
     assert set(changes) == {passed["execute_height"]}
     # The veto burned the deposit (nothing else burns in a clean run).
