@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -17,13 +18,16 @@ from fedray.core.tx import SignedTx
 from fedray.storage.blockstore import BlockStore
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """JSON-ready copy of `value`: bytes as hex, numpy scalars as Python numbers."""
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     return value
 
 
@@ -56,7 +60,7 @@ def export_chain(chain_dir: Path, out: Path) -> list[Path]:
                 for name, value in (
                     ("height", h.height), ("index", index), ("hash", stx.hash.hex()),
                     ("sender", t.sender.hex()), ("nonce", t.nonce), ("gas_limit", t.gas_limit),
-                    ("kind", t.kind), ("payload_json", json.dumps(_jsonable(dict(t.payload)),
+                    ("kind", t.kind), ("payload_json", json.dumps(jsonable(dict(t.payload)),
                                                                   sort_keys=True)),
                     ("size_bytes", len(raw)),
                 ):  # fmt: skip

@@ -12,19 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fedray.node.export import jsonable
 from fedray.runtime.federation import Federation
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def write_outputs(run_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
@@ -35,7 +24,7 @@ def write_outputs(run_dir: Path, rows: list[dict[str, Any]], summary: dict[str, 
 
     pq.write_table(pa.Table.from_pylist(rows), run_dir / "metrics.parquet")
     (run_dir / "summary.json").write_text(
-        json.dumps(_jsonable(summary), indent=2, sort_keys=True) + "\n"
+        json.dumps(jsonable(summary), indent=2, sort_keys=True) + "\n"
     )
     save_file(Evaluator(fed).as_float(final_model), str(run_dir / "model.safetensors"),
               metadata={"format": "fedray", "global_model_hash": str(summary.get("global_model_hash"))})  # fmt: skip
