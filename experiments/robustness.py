@@ -46,6 +46,7 @@ RULES: dict[str, tuple[str, dict[str, Any]]] = {
     "krum": ("krum", {"f": 4}),
     "multi_krum": ("multi_krum", {"f": 4, "m": 16}),
     "cc": ("centered_clipping", {"radius": 1.0, "iterations": 1, "momentum": 0.0}),
+    "cc_r0.5": ("centered_clipping", {"radius": 0.5, "iterations": 1, "momentum": 0.0}),
     "bucket_cc": (
         "bucketing",
         {"s": 2, "inner": "centered_clipping", "inner_config": {"radius": 1.0}},
@@ -255,6 +256,7 @@ def heatmap(
         cols,
         figsize=(1.1 * len(attacks) * cols + 2, 0.5 * len(rules) * rows + 1.5),
         squeeze=False,
+        layout="constrained",
     )
     for ax, (ds, part) in zip(axes.flat, groups, strict=False):
         m = np.full((len(rules), len(attacks)), np.nan)
@@ -262,25 +264,19 @@ def heatmap(
             c = r.config
             if (c.dataset, c.partition) == (ds, part) and c.rule in rules and c.attack in attacks:
                 m[rules.index(c.rule), attacks.index(c.attack)] = 100 * r.accuracy
-        ax.imshow(m, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        # 60..100 keeps the differences that matter visible; lower values saturate (numbers shown).
+        im = ax.imshow(m, vmin=60, vmax=100, cmap="viridis", aspect="auto")
         for (i, j), v in np.ndenumerate(m):
             if not np.isnan(v):
-                ax.text(
-                    j,
-                    i,
-                    f"{v:.0f}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="w" if v < 60 else "k",
-                )
+                color = "w" if v < 80 else "k"
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color=color)
         ax.set_xticks(range(len(attacks)), attacks, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(rules)), rules, fontsize=8)
         ax.set_title(f"{ds}, {part}", fontsize=9)
     for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="accuracy (%), clipped at 60")
     fig.suptitle("Final test accuracy (%), 20% Byzantine clients", fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -301,12 +297,29 @@ def write_report(results, baselines, rules, attacks, out: Path, meta: dict) -> N
             "loss": r.loss,
             "curve": r.curve,
             "seconds": r.seconds,
+            "diverged_at": r.diverged_at,
         }
         for r in results
     ]
     (out / "results.json").write_text(
         json.dumps({"meta": meta, "baselines": baselines, "runs": records}, indent=1, default=str)
     )
+
+
+def load_results(path: Path) -> tuple[list[RunResult], dict[str, float], dict[str, Any]]:
+    """Read a results.json back (to redraw the table and heatmap without rerunning)."""
+    data = json.loads(path.read_text())
+    results = []
+    for rec in data["runs"]:
+        fields = {k: rec[k] for k in RunConfig.__dataclass_fields__ if k in rec}
+        fields["train"] = TrainConfig(**rec["train"])
+        fields["rule_spec"] = None
+        cfg = RunConfig(**fields)
+        curve = tuple(rec["curve"])
+        # older files lack diverged_at: a diverged run stopped early, so its curve is short
+        div = rec.get("diverged_at", len(curve) if len(curve) < cfg.rounds else None)
+        results.append(RunResult(cfg, rec["accuracy"], rec["loss"], curve, rec["seconds"], div))
+    return results, data["baselines"], data["meta"]
 
 
 # --- CLI ---------------------------------------------------------------------------------------
@@ -336,7 +349,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--rules", nargs="*", help="subset of the rule set (default: all)")
     p.add_argument("--attacks", nargs="*", default=list(ATTACKS), choices=list(ATTACKS))
     p.add_argument("--datasets", nargs="*", default=list(SETUPS), choices=list(SETUPS))
+    p.add_argument("--replot", action="store_true", help="redraw --out from its results.json")
     args = p.parse_args(argv)
+    if args.replot:
+        results, baselines, meta = load_results(args.out / "results.json")
+        rules = list(dict.fromkeys(r.config.rule for r in results))
+        attacks = list(dict.fromkeys(r.config.attack for r in results))
+        write_report(results, baselines, rules, attacks, args.out, meta)
+        return
     rules = args.rules or list(RULE_SETS[args.rule_set])
     if unknown := set(rules) - set(RULE_SETS[args.rule_set]):
         p.error(f"rules not in {args.rule_set}: {sorted(unknown)}")

@@ -84,3 +84,29 @@ def test_centralized_baseline_learns_digits(setup):
         split, ModelSpec("logreg", split.input_shape, 10), TrainConfig(epochs=5)
     )
     assert res.test.accuracy > 0.9 and res.epochs == 5 and res.test.n_samples == len(split.test)
+
+
+def test_local_sgd_matches_torch_optim_sgd(setup):
+    import torch
+    from torch.nn import functional as F
+
+    from fedray.learning.models import set_params
+
+    _, fed, spec, _, g = setup
+    data = fed.client(4)
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.03, momentum=0.9, weight_decay=1e-3)
+    ours = train_local(build_model(spec), g, data, cfg, seed=5)
+    ref = build_model(spec)
+    set_params(ref, g)
+    opt = torch.optim.SGD(ref.parameters(), lr=0.03, momentum=0.9, weight_decay=1e-3)
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+    for _ in range(2):
+        perm = torch.randperm(len(data), generator=gen)
+        for s in range(0, len(data), 16):
+            idx = perm[s : s + 16]
+            opt.zero_grad()
+            F.cross_entropy(ref(x[idx]), y[idx]).backward()
+            opt.step()
+    expected = get_params(ref)
+    assert all(np.allclose(add(g, ours.delta)[k], expected[k], atol=1e-5) for k in g)
