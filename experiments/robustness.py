@@ -324,7 +324,7 @@ def load_results(path: Path) -> tuple[list[RunResult], dict[str, float], dict[st
 
 # --- CLI ---------------------------------------------------------------------------------------
 def grid(
-    quick: bool, rules: Sequence[str], attacks: Sequence[str], datasets: Sequence[str]
+    quick: bool, rules: Sequence[str], attacks: Sequence[str], datasets: Sequence[str], seed: int
 ) -> tuple[list[RunConfig], dict[str, tuple[str, int, TrainConfig]]]:
     if quick:
         train, rounds, setups = TrainConfig(epochs=1, batch_size=10), 10, {"digits": "mlp"}
@@ -332,7 +332,7 @@ def grid(
         train, rounds, setups = TrainConfig(epochs=5, batch_size=10), 30, SETUPS
     setups = {ds: m for ds, m in setups.items() if ds in datasets}
     configs = [
-        RunConfig(ds, model, part, rule, attack, rounds=rounds, train=train)
+        RunConfig(ds, model, part, rule, attack, rounds=rounds, train=train, seed=seed)
         for ds, model in setups.items()
         for part in PARTITIONS
         for attack in attacks
@@ -349,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--rules", nargs="*", help="subset of the rule set (default: all)")
     p.add_argument("--attacks", nargs="*", default=list(ATTACKS), choices=list(ATTACKS))
     p.add_argument("--datasets", nargs="*", default=list(SETUPS), choices=list(SETUPS))
+    p.add_argument("--seed", type=int, default=0, help="data split, partition, attackers, init")
     p.add_argument("--replot", action="store_true", help="redraw --out from its results.json")
     args = p.parse_args(argv)
     if args.replot:
@@ -362,9 +363,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         p.error(f"rules not in {args.rule_set}: {sorted(unknown)}")
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    configs, setups = grid(args.quick, rules, args.attacks, args.datasets)
+    configs, setups = grid(args.quick, rules, args.attacks, args.datasets, args.seed)
     baselines = {
-        f"{ds} ({model}, {rounds * train.epochs} epochs)": baseline(ds, model, rounds, train)
+        f"{ds} ({model}, {rounds * train.epochs} epochs)": baseline(
+            ds, model, rounds, train, args.seed
+        )
         for ds, (model, rounds, train) in setups.items()
     }
     print(baselines, flush=True)
