@@ -52,6 +52,11 @@ RULES: dict[str, tuple[str, dict[str, Any]]] = {
         {"s": 2, "inner": "centered_clipping", "inner_config": {"radius": 1.0}},
     ),
     "bucket_median": ("bucketing", {"s": 2, "inner": "median"}),
+    "df_cc": ("direction_filter", {"inner": "centered_clipping", "inner_config": {"radius": 1.0}}),
+    "dfn_cc": (
+        "direction_filter",
+        {"inner": "centered_clipping", "inner_config": {"radius": 1.0}, "norm_ratio": 3.0},
+    ),
 }
 # Variants of the candidate default (centered clipping), compared on digits before the main grid.
 CC_SWEEP: dict[str, tuple[str, dict[str, Any]]] = {

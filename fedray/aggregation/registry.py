@@ -17,6 +17,7 @@ from typing import Any
 from fedray.aggregation.base import Strategy, StrategyConfigError
 from fedray.aggregation.bucketing import Bucketing, BucketingConfig
 from fedray.aggregation.centered_clipping import CenteredClipping, CenteredClippingConfig
+from fedray.aggregation.direction_filter import DirectionFilter, DirectionFilterConfig
 from fedray.aggregation.fedavg import FedAvg, FedAvgConfig
 from fedray.aggregation.krum import Krum, KrumConfig, MultiKrum, MultiKrumConfig
 from fedray.aggregation.median import Median, MedianConfig
@@ -31,6 +32,12 @@ def _bucketing(config: BucketingConfig, threads: int) -> Strategy:
     )
 
 
+def _direction_filter(config: DirectionFilterConfig, threads: int) -> Strategy:
+    return DirectionFilter(
+        config, make_strategy(config.inner, config.inner_config, threads=threads), threads
+    )
+
+
 STRATEGIES: dict[str, tuple[type, Factory]] = {
     "fedavg": (FedAvgConfig, FedAvg),
     "median": (MedianConfig, Median),
@@ -39,6 +46,7 @@ STRATEGIES: dict[str, tuple[type, Factory]] = {
     "multi_krum": (MultiKrumConfig, MultiKrum),
     "centered_clipping": (CenteredClippingConfig, CenteredClipping),
     "bucketing": (BucketingConfig, _bucketing),
+    "direction_filter": (DirectionFilterConfig, _direction_filter),
 }
 
 
@@ -72,7 +80,7 @@ def make_config(name: str, config: Mapping[str, Any] | object | None = None) -> 
         raise StrategyConfigError(
             f"{name}: config must be a mapping or {cls.__name__}, got {type(config).__name__}"
         )
-    if isinstance(cfg, BucketingConfig):  # resolve the inner config so the whole tree is frozen
+    if isinstance(cfg, BucketingConfig | DirectionFilterConfig):  # freeze the whole tree
         cfg = dataclasses.replace(cfg, inner_config=make_config(cfg.inner, cfg.inner_config))
     return cfg
 

@@ -25,6 +25,7 @@ CONFIGS: list[tuple[str, dict[str, object]]] = [
     ("centered_clipping", {"radius": 1.0, "iterations": 2, "momentum": 0.3}),
     ("bucketing", {"s": 2, "inner": "trimmed_mean", "inner_config": {"beta": 0.25}}),
     ("bucketing", {"s": 3, "inner": "centered_clipping"}),
+    ("direction_filter", {"inner": "centered_clipping", "norm_ratio": 2.0}),
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)]
 

@@ -13,7 +13,8 @@ from fedray.aggregation.median import MedianConfig
 from fedray.aggregation.trimmed_mean import TrimmedMean, TrimmedMeanConfig
 from fedray.errors import ConfigError
 
-NAMES = {"fedavg", "median", "trimmed_mean", "krum", "multi_krum", "centered_clipping", "bucketing"}
+NAMES = {"fedavg", "median", "trimmed_mean", "krum", "multi_krum", "centered_clipping", "bucketing",
+         "direction_filter"}  # fmt: skip
 
 
 def test_registry_holds_exactly_the_documented_names() -> None:
