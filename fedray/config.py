@@ -61,7 +61,9 @@ class TrainingConfig:
 class StrategyConfig:
     """Aggregation rule by name (fedray.aggregation.registry) and its settings."""
 
-    name: str = "centered_clipping"
+    # The recommended rule (docs/robustness.md): drop updates against the median or over 3x its
+    # norm, then centered clipping at 1x the median distance (the rule's own defaults).
+    name: str = "direction_filter"
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -196,7 +198,18 @@ def _merge_override(cfg: DictConfig, item: str) -> DictConfig:
     if key in GROUPS and "." not in value:
         group_file = conf_dir() / key / f"{value}.yaml"
         if group_file.exists():
-            return OmegaConf.merge(cfg, {key: OmegaConf.load(group_file)})  # type: ignore[return-value]
+            content = OmegaConf.load(group_file)
+            if key in ("strategy", "attack"):
+                # A rule's params belong to that rule: the group replaces the node (defaults of
+                # its dataclass, then the file) instead of merging into the previous rule's params.
+                node = OmegaConf.merge(
+                    OmegaConf.structured(type(getattr(RunConfig(), key))), content
+                )
+                data = OmegaConf.to_container(cfg)
+                assert isinstance(data, dict)
+                data[key] = OmegaConf.to_container(node)
+                return OmegaConf.merge(OmegaConf.structured(RunConfig), data)  # type: ignore[return-value]
+            return OmegaConf.merge(cfg, {key: content})  # type: ignore[return-value]
         # A bare name without a group file sets the group's name (e.g. attack=none).
         return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}.name={value}"]))  # type: ignore[return-value]
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))  # type: ignore[return-value]

@@ -44,7 +44,7 @@ class DirectionFilterConfig:
     inner: str = "centered_clipping"  # registered name of the rule applied to the kept updates
     inner_config: Any = None  # the inner rule's config (mapping or its config dataclass)
     min_keep: int = 3  # never keep fewer updates than this (then nothing is dropped)
-    norm_ratio: float = 0.0  # also drop updates longer than this x the median norm (0: off)
+    norm_ratio: float = 3.0  # also drop updates longer than this x the median norm (0: off)
 
     def __post_init__(self) -> None:
         check_config_fields(self)

@@ -66,6 +66,18 @@ def test_mistakes_name_the_key(overrides: list[str], fragment: str) -> None:
     assert fragment in str(info.value)
 
 
+def test_group_override_replaces_the_rule_params() -> None:
+    cfg = load_config(None, ["strategy=krum", "strategy=median"])
+    assert (cfg.strategy.name, cfg.strategy.params) == ("median", {})
+    cfg = load_config(CONF / "preset" / "governance.yaml", ["strategy=trimmed_mean"])
+    assert cfg.strategy.params == {"beta": 0.2}
+    cfg = load_config(None, ["attack=sign_flip", "attack=ipm"])
+    assert cfg.attack.params == {"epsilon": 0.5}
+    # Data groups compose: a dataset, then a partition.
+    cfg = load_config(None, ["data=mnist5k", "data=dirichlet"])
+    assert (cfg.data.name, cfg.data.partition) == ("mnist5k", "dirichlet")
+
+
 def test_missing_file_and_frozen() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("no/such.yaml")
