@@ -127,7 +127,7 @@ def _execute(journal: Journal, checked: CheckedTx, ctx: ExecContext) -> int:
     gas = tx_gas(checked, journal)
     if tx.gas_limit < gas:  # rule: gas limit covers the cost
         raise GasError(f"gas limit {tx.gas_limit} is below the cost {gas}")
-    fee = gas * journal.params.gas_price
+    fee = 0 if checked.spec.fee_exempt else gas * journal.params.gas_price
     if sender.balance < fee:  # rule: fee is payable
         raise InsufficientBalanceError(f"balance {sender.balance} cannot pay the fee {fee}")
     journal.update_account(tx.sender, balance=sender.balance - fee, nonce=sender.nonce + 1)

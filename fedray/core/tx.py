@@ -6,7 +6,9 @@ dataclass, its base gas and its handler. Payload dataclasses declare typed field
 checks names, types and ranges strictly, so a handler only ever sees well-formed input.
 
 Gas: `gas_used = kind.base_gas + params.gas_per_byte * len(signed tx bytes)`; the fee
-`gas_used * params.gas_price` moves from the sender to the block proposer (supply is conserved).
+`gas_used * params.gas_price` moves from the sender to the block proposer (supply is conserved),
+except for fee-exempt kinds whose volume the protocol itself bounds (`update`: one per selected
+client per round).
 
 Deliberately ignored here: state rules (nonce, balance): see `transition.py` and `contracts/`.
 """
@@ -123,6 +125,7 @@ class KindSpec:
     base_gas: int
     handler: Handler
     allowed_when_jailed: bool = False  # e.g. `unjail`: the one thing a jailed account may do
+    fee_exempt: bool = False  # gas still counts against the block limit, but costs no fee
 
 
 _REGISTRY: dict[str, KindSpec] = {}

@@ -2,8 +2,8 @@
 
 Clients. When a round closes, `reward_pool` new tokens go to the round's *contributing* updates:
 accepted by the robust rule, carrying no suspicious flag, and agreeing positively with the
-aggregate. `reward_participation_bps` of the pool is split equally among them (so every honest
-participant earns more than its fees), the rest in proportion to the *contribution score*
+aggregate. `reward_participation_bps` of the pool is split equally among them, the rest in
+proportion to the *contribution score*
     score = weight x agreement   (both in 2**-16 units from the aggregation precompile).
 `weight` is the share the robust rule gave the update (its clip factor for centered clipping, its
 selection for Krum); `agreement` is its cosine to the round's aggregate. Why this and not samples:

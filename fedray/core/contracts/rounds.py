@@ -225,7 +225,9 @@ def _refuse_copy(journal: Journal, client: bytes, payload_hash: bytes, round_: i
         excluded=rs.excluded + ((client, payload_hash),)))  # fmt: skip
 
 
-UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update))
+# Updates pay no fee: only selected clients may send one per round, so the protocol bounds their
+# number, and an honest client's balance then never falls because it took part.
+UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update, fee_exempt=True))
 
 
 # --- opening and closing ----------------------------------------------------------------------
