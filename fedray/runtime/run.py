@@ -273,7 +273,10 @@ class Run:
                 r = result["round"]
                 last_result = max(last_result, r)
                 agg_now = float(self._call("status").get("aggregation_s", 0.0))
-                row = self._round_row(result, evaluator, agg_now - agg_before, start_wall, height)
+                # seconds this validator spent aggregating since the last round (another validator
+                # may answer after a crash, so never negative)
+                aggregation_s = max(0.0, agg_now - agg_before)
+                row = self._round_row(result, evaluator, aggregation_s, start_wall, height)
                 agg_before = agg_now
                 self.rows.append(row)
                 progress.update(1)
