@@ -35,7 +35,7 @@ def test_drops_updates_against_the_median(upd: Callable[..., Update]) -> None:
 def test_norm_ratio_drops_long_updates(upd: Callable[..., Update]) -> None:
     honest = [upd(f"h{i}", [10, 10 + i]) for i in range(5)]
     boosted = upd("boost", [100, 110])  # same direction, 10x longer
-    plain = make_strategy("direction_filter", {"inner": "median"})
+    plain = make_strategy("direction_filter", {"inner": "median", "norm_ratio": 0.0})
     assert not verdicts(plain.aggregate([*honest, boosted]))[b"boost"]
     bounded = make_strategy("direction_filter", {"inner": "median", "norm_ratio": 3.0})
     assert verdicts(bounded.aggregate([*honest, boosted]))[b"boost"]
