@@ -26,6 +26,7 @@ from typing import Any
 from fedray.core.block import Block, CommitCertificate, make_block
 from fedray.core.contracts.governance_params import PARAM_CHECK
 from fedray.core.crypto import PrivateKey
+from fedray.core.encoding import digest
 from fedray.core.evidence import Evidence
 from fedray.core.precompiles import AGGREGATION, PAYLOAD_CHECK
 from fedray.core.state import Genesis, State, ValidatorSet
@@ -125,7 +126,7 @@ class LedgerApp:
             self.store.append(block, certificate, new_state)
             self.state, self.last_commit, self._pending = new_state, certificate, None
             self._checked.clear()
-            included = [SignedTx.decode(raw).hash for raw in block.txs]
+            included = [digest(raw) for raw in block.txs]  # a tx hash is the digest of its bytes
             self.mempool.committed(included, new_state, self.env)
             self.verified.intersection_update(self.mempool.hashes())
             recorded = new_state.section("evidence")
