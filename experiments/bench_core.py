@@ -53,8 +53,10 @@ def bench_verify(n: int, repeats: int) -> None:
 
     t_nacl = median_time(nacl_verify, repeats)
     t_crypto = median_time(crypto_verify, repeats)
-    print(f"ed25519 verify/s (1 core): PyNaCl {n / t_nacl:,.0f}  cryptography {n / t_crypto:,.0f}"
-          f"  ratio {t_crypto / t_nacl:.2f}x")  # fmt: skip
+    print(
+        f"ed25519 verify/s (1 core): PyNaCl {n / t_nacl:,.0f}  cryptography {n / t_crypto:,.0f}"
+        f"  ratio {t_crypto / t_nacl:.2f}x"
+    )
 
 
 def big_genesis(n_accounts: int):  # type: ignore[no-untyped-def]
@@ -96,8 +98,10 @@ def bench_block(n_accounts: int, n_txs: int, repeats: int) -> None:
 
     t_full = median_time(verify_and_apply, repeats)
     apply_only()
-    print(f"signed transfers verify+apply: {n_txs / t_full:,.0f} tx/s "
-          f"(apply without verify {n_txs / apply_only.elapsed:,.0f} tx/s)")  # type: ignore[attr-defined]  # fmt: skip
+    print(
+        f"signed transfers verify+apply: {n_txs / t_full:,.0f} tx/s "
+        f"(apply without verify {n_txs / apply_only.elapsed:,.0f} tx/s)"
+    )  # type: ignore[attr-defined]
 
     # State-root update: the touched accounts of a 1,000-tx block over the whole population.
     journal = Journal(state)
@@ -116,12 +120,16 @@ def bench_block(n_accounts: int, n_txs: int, repeats: int) -> None:
 
     t_inc = median_time(incremental, repeats)
     t_full_root = median_time(rebuild, max(1, repeats // 2))
-    print(f"state root update, {n_txs}-tx block ({len(changes)} accounts touched) over "
-          f"{len(merged):,} accounts: incremental {t_inc * 1e3:.1f} ms, full rebuild "
-          f"{t_full_root * 1e3:.1f} ms ({t_full_root / t_inc:.1f}x)")  # fmt: skip
+    print(
+        f"state root update, {n_txs}-tx block ({len(changes)} accounts touched) over "
+        f"{len(merged):,} accounts: incremental {t_inc * 1e3:.1f} ms, full rebuild "
+        f"{t_full_root * 1e3:.1f} ms ({t_full_root / t_inc:.1f}x)"
+    )
     t_block = median_time(lambda: apply_block(state, block), repeats)
-    print(f"apply_block with {n_txs} transfers (verify + apply + root): {t_block * 1e3:.0f} ms "
-          f"= {n_txs / t_block:,.0f} tx/s")  # fmt: skip
+    print(
+        f"apply_block with {n_txs} transfers (verify + apply + root): {t_block * 1e3:.0f} ms "
+        f"= {n_txs / t_block:,.0f} tx/s"
+    )
 
 
 def bench_sqlite(n_blocks: int, n_txs: int) -> None:
@@ -145,8 +153,10 @@ def bench_sqlite(n_blocks: int, n_txs: int) -> None:
             times.append(time.perf_counter() - t)
         size = len(block.raw)
     times.sort()
-    print(f"sqlite commit per block ({n_txs} txs, {size / 1024:.0f} KiB, WAL, synchronous=FULL): "
-          f"p50 {times[len(times) // 2] * 1e3:.1f} ms, p90 {times[int(len(times) * 0.9)] * 1e3:.1f} ms")  # fmt: skip
+    print(
+        f"sqlite commit per block ({n_txs} txs, {size / 1024:.0f} KiB, WAL, synchronous=FULL): "
+        f"p50 {times[len(times) // 2] * 1e3:.1f} ms, p90 {times[int(len(times) * 0.9)] * 1e3:.1f} ms"
+    )
 
 
 def main() -> None:

@@ -58,9 +58,19 @@ class Outcome:
 
 
 def run_one(attack: str, seed: int, rounds: int, extra: list[str]) -> Outcome:
-    cfg = load_config(None, ["clients=20", f"rounds={rounds}", f"seed={seed}", "baseline=false",
-                             "runtime.progress=false", "attack.fraction=0.2", *ATTACKS[attack],
-                             *extra])  # fmt: skip
+    cfg = load_config(
+        None,
+        [
+            "clients=20",
+            f"rounds={rounds}",
+            f"seed={seed}",
+            "baseline=false",
+            "runtime.progress=false",
+            "attack.fraction=0.2",
+            *ATTACKS[attack],
+            *extra,
+        ],
+    )
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as root:
         net = InProcessFederation(root, cfg)
@@ -88,15 +98,26 @@ def run_one(attack: str, seed: int, rounds: int, extra: list[str]) -> Outcome:
     start_round = cfg.attack.start_round
     caught = sum(1 for k in attackers if first_slash.get(k, 10**9) <= start_round + 2)
     monotone = all(all(b >= a for a, b in pairwise(balances[k])) for k in honest)
-    return Outcome(attack, seed, len(attackers), caught, len(honest),
-                   sum(1 for k in honest if k in first_slash), len(first_slash), monotone, accuracy,
-                   time.perf_counter() - start)  # fmt: skip
+    return Outcome(
+        attack,
+        seed,
+        len(attackers),
+        caught,
+        len(honest),
+        sum(1 for k in honest if k in first_slash),
+        len(first_slash),
+        monotone,
+        accuracy,
+        time.perf_counter() - start,
+    )
 
 
 def table(outcomes: list[Outcome]) -> str:
-    rows = ["| attack | runs | recall (slashed within 3 rounds) | honest ever slashed | precision | "
-            "honest balances monotone | test accuracy |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| attack | runs | recall (slashed within 3 rounds) | honest ever slashed | precision | "
+        "honest balances monotone | test accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for attack in ATTACKS:
         group = [o for o in outcomes if o.attack == attack]
         if not group:
@@ -108,9 +129,11 @@ def table(outcomes: list[Outcome]) -> str:
         slashed = sum(o.slashed_total for o in group)
         recall = f"{caught}/{attackers} = {caught / attackers:.0%}" if attackers else "n/a"
         precision = f"{(slashed - false) / slashed:.0%}" if slashed else "n/a (none slashed)"
-        rows.append(f"| {attack} | {len(group)} | {recall} | {false}/{honest} = {false / honest:.1%} | "
-                    f"{precision} | {all(o.monotone_honest for o in group)} | "
-                    f"{sum(o.accuracy for o in group) / len(group):.3f} |")  # fmt: skip
+        rows.append(
+            f"| {attack} | {len(group)} | {recall} | {false}/{honest} = {false / honest:.1%} | "
+            f"{precision} | {all(o.monotone_honest for o in group)} | "
+            f"{sum(o.accuracy for o in group) / len(group):.3f} |"
+        )
     return "\n".join(rows)
 
 
@@ -128,9 +151,12 @@ def main() -> None:
         for seed in range(seeds):
             o = run_one(attack, seed, rounds, args.overrides)
             outcomes.append(o)
-            print(f"{attack:<17} seed {seed}: caught {o.caught_in_3}/{o.attackers}, honest slashed "
-                  f"{o.honest_slashed}/{o.honest}, monotone {o.monotone_honest}, "
-                  f"acc {o.accuracy:.3f} ({o.seconds:.0f} s)", flush=True)  # fmt: skip
+            print(
+                f"{attack:<17} seed {seed}: caught {o.caught_in_3}/{o.attackers}, honest slashed "
+                f"{o.honest_slashed}/{o.honest}, monotone {o.monotone_honest}, "
+                f"acc {o.accuracy:.3f} ({o.seconds:.0f} s)",
+                flush=True,
+            )
     text = table(outcomes)
     print(text)
     if not args.quick:

@@ -50,8 +50,10 @@ def cmd_chain_verify(args: argparse.Namespace) -> int:
         label = str(d)
         if report.ok:
             tips[d] = (report.height, report.tip_hash)
-            print(f"OK {label}: {report.height} blocks, tip {report.tip_hash.hex()[:16]}, "
-                  f"state root {report.state_root.hex()[:16]}")  # fmt: skip
+            print(
+                f"OK {label}: {report.height} blocks, tip {report.tip_hash.hex()[:16]}, "
+                f"state root {report.state_root.hex()[:16]}"
+            )
         else:
             status = 1
             print(f"FAIL {label}: height {report.height}: {report.rule}: {report.message}")
@@ -93,9 +95,11 @@ def cmd_chain_show(args: argparse.Namespace) -> int:
         state = tables.replay(d)
         labels = run_key_labels(d)
         print(f"state of {d} at height {state.height}")
-        for wanted, table in ((args.accounts, tables.accounts_table),
-                              (args.proposals, tables.proposals_table),
-                              (args.evidence, tables.evidence_table)):  # fmt: skip
+        for wanted, table in (
+            (args.accounts, tables.accounts_table),
+            (args.proposals, tables.proposals_table),
+            (args.evidence, tables.evidence_table),
+        ):
             if wanted:
                 print()
                 print(table(state, labels))
@@ -115,8 +119,16 @@ def cmd_chain_show(args: argparse.Namespace) -> int:
     block, cert = stored.block(), stored.cert()
     h = block.header
     print(f"block {h.height} {stored.hash.hex()}")
-    for name in ("time", "prev_hash", "tx_root", "state_root", "proposer", "validators_hash",
-                 "last_commit_hash", "evidence_root"):  # fmt: skip
+    for name in (
+        "time",
+        "prev_hash",
+        "tx_root",
+        "state_root",
+        "proposer",
+        "validators_hash",
+        "last_commit_hash",
+        "evidence_root",
+    ):
         value = getattr(h, name)
         print(f"  {name:<17} {value.hex() if isinstance(value, bytes) else value}")
     print(f"  state root after  {stored.state_root.hex()}")
@@ -213,8 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     consensus.add_argument("--validators", type=int, nargs="+", default=[4, 7])
     consensus.add_argument("--seconds", type=float, default=20.0, help="measured window per figure")
-    consensus.add_argument("--block-interval", type=float, nargs="+", default=[0.0, 0.05],
-                           help="pause before an empty block (0: none; 0.05: the run default)")  # fmt: skip
+    consensus.add_argument(
+        "--block-interval",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.05],
+        help="pause before an empty block (0: none; 0.05: the run default)",
+    )
     consensus.set_defaults(func=cmd_bench_consensus)
     return parser
 

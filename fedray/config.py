@@ -260,9 +260,11 @@ def validate(cfg: RunConfig) -> None:
     from fedray.learning.models import MODELS
     from fedray.learning.partition import SCHEMES
 
-    for key, value, options in (("data.name", cfg.data.name, DATASETS),
-                                ("data.partition", cfg.data.partition, SCHEMES),
-                                ("model.name", cfg.model.name, MODELS)):  # fmt: skip
+    for key, value, options in (
+        ("data.name", cfg.data.name, DATASETS),
+        ("data.partition", cfg.data.partition, SCHEMES),
+        ("model.name", cfg.model.name, MODELS),
+    ):
         near = difflib.get_close_matches(value, options, n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""
         need(value in options, key, f"unknown value {value!r}{hint}; valid: {', '.join(options)}")
@@ -276,14 +278,23 @@ def validate(cfg: RunConfig) -> None:
     fields = {f.name for f in dataclasses.fields(Params)}
     for key in cfg.chain.params:
         near = difflib.get_close_matches(key, sorted(fields), n=2)
-        need(key in fields, f"chain.params.{key}", "unknown chain parameter" +
-             (f" (did you mean {', '.join(near)}?)" if near else ""))  # fmt: skip
+        need(
+            key in fields,
+            f"chain.params.{key}",
+            "unknown chain parameter" + (f" (did you mean {', '.join(near)}?)" if near else ""),
+        )
     for i, action in enumerate(cfg.governance):
-        need(action.kind in ("param_change", "admit", "ban", "model_release"),
-             f"governance[{i}].kind", "param_change | admit | ban | model_release")  # fmt: skip
+        need(
+            action.kind in ("param_change", "admit", "ban", "model_release"),
+            f"governance[{i}].kind",
+            "param_change | admit | ban | model_release",
+        )
         for who in ("validator_votes", "client_votes"):
-            need(getattr(action, who) in ("yes", "no", "abstain", "veto", "none"),
-                 f"governance[{i}].{who}", "yes | no | abstain | veto | none")  # fmt: skip
+            need(
+                getattr(action, who) in ("yes", "no", "abstain", "veto", "none"),
+                f"governance[{i}].{who}",
+                "yes | no | abstain | veto | none",
+            )
     if cfg.data.partition == "natural":
         need(cfg.data.name == "synthetic", "data.partition", "natural needs data.name=synthetic")
         need(cfg.clients == 30, "clients", "Synthetic has 30 natural users: set clients=30")

@@ -37,7 +37,7 @@ from fedray.consensus.messages import (
     ProposalChecked,
     ScheduleTimeout,
     Start,
-)  # fmt: skip
+)
 from fedray.consensus.proposer import ProposerSchedule
 from fedray.consensus.signer import STEP_NAMES, SignerState
 from fedray.consensus.state import EngineConfig, EngineState, initial_state
@@ -128,8 +128,7 @@ class Driver:
         """A driver for the height after the application's last commit, resuming from the signer
         store (after a restart). `schedule` is the proposer schedule of that height."""
         height = app.height + 1
-        state = initial_state(config, height, app.validators(height), schedule,
-                              signer_store.load())  # fmt: skip
+        state = initial_state(config, height, app.validators(height), schedule, signer_store.load())
         return Driver(state, app, signer_store, transport, **hooks)
 
     def start(self) -> None:
@@ -158,8 +157,9 @@ class Driver:
         elif isinstance(item, ScheduleTimeout):
             self.transport.schedule(item)
         elif isinstance(item, BuildProposal):
-            block = self.app.prepare_proposal(item.height, item.round, item.proposer,
-                                              self.transport.now_ms())  # fmt: skip
+            block = self.app.prepare_proposal(
+                item.height, item.round, item.proposer, self.transport.now_ms()
+            )
             queue.append(ProposalBuilt(item.height, item.round, block))
         elif isinstance(item, CheckProposal):
             b = item.block

@@ -123,13 +123,31 @@ class _Work:
 
     def freeze(self) -> EngineState:
         return EngineState(
-            self.cfg, self.height, self.validators, self.powers, self.total, self.schedule,
-            self.signer, self.round, self.step, self.locked_round, self.locked_hash,
-            self.valid_round, self.valid_hash, self.proposals, self.blocks, self.validity,
-            frozenset(self.checking), self.votes, frozenset(self.fired), self.requested_round,
-            self.decision, tuple(self.future), frozenset(self.evidence_slots),
+            self.cfg,
+            self.height,
+            self.validators,
+            self.powers,
+            self.total,
+            self.schedule,
+            self.signer,
+            self.round,
+            self.step,
+            self.locked_round,
+            self.locked_hash,
+            self.valid_round,
+            self.valid_hash,
+            self.proposals,
+            self.blocks,
+            self.validity,
+            frozenset(self.checking),
+            self.votes,
+            frozenset(self.fired),
+            self.requested_round,
+            self.decision,
+            tuple(self.future),
+            frozenset(self.evidence_slots),
             self.proposer_cache,
-        )  # fmt: skip
+        )
 
     # --- helpers ------------------------------------------------------------------------------
     def proposer(self, round_: int) -> bytes:
@@ -172,8 +190,13 @@ class _Work:
 
     def evidence(self, earlier: Vote | Proposal, later: Vote | Proposal) -> None:
         ev = Evidence.of(earlier, later)
-        slot = (ev.kind, ev.offender, earlier.height, earlier.round,
-                earlier.type if isinstance(earlier, Vote) else 0)  # fmt: skip
+        slot = (
+            ev.kind,
+            ev.offender,
+            earlier.height,
+            earlier.round,
+            earlier.type if isinstance(earlier, Vote) else 0,
+        )
         if slot not in self.evidence_slots:
             self.evidence_slots.add(slot)
             self.out.append(EvidenceFound(ev))
@@ -314,8 +337,13 @@ class _Work:
     def on_new_height(self, ev: NewHeight) -> None:
         if self.decision is None or ev.height != self.height + 1:
             return
-        nxt = initial_state(self.cfg, ev.height, ev.validators,
-                            self.schedule.next_height(ev.validators), self.signer)  # fmt: skip
+        nxt = initial_state(
+            self.cfg,
+            ev.height,
+            ev.validators,
+            self.schedule.next_height(ev.validators),
+            self.signer,
+        )
         future = self.future
         self.load(nxt)  # resets every per-height field
         self.start_round(0)

@@ -113,9 +113,15 @@ class NewHeight:
 
 
 Event = (
-    Start | ProposalMessage | VoteMessage | TimeoutFired | ProposalBuilt | ProposalChecked
-    | CertifiedBlock | NewHeight
-)  # fmt: skip
+    Start
+    | ProposalMessage
+    | VoteMessage
+    | TimeoutFired
+    | ProposalBuilt
+    | ProposalChecked
+    | CertifiedBlock
+    | NewHeight
+)
 
 
 # --- outbox items -----------------------------------------------------------------------------
@@ -175,6 +181,11 @@ class EvidenceFound:
 
 
 OutboxItem = (
-    PersistSignerState | Broadcast | ScheduleTimeout | BuildProposal | CheckProposal | Decide
+    PersistSignerState
+    | Broadcast
+    | ScheduleTimeout
+    | BuildProposal
+    | CheckProposal
+    | Decide
     | EvidenceFound
-)  # fmt: skip
+)

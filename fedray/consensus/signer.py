@@ -74,8 +74,17 @@ class SignerState:
         elif isinstance(self.last, Proposal):
             last = ["proposal", self.last.to_canonical()]
         block = None if self.locked_block is None else self.locked_block.raw
-        return encode([self.height, self.round, self.step, last, self.locked_round, block,
-                       [v.to_canonical() for v in self.votes]])  # fmt: skip
+        return encode(
+            [
+                self.height,
+                self.round,
+                self.step,
+                last,
+                self.locked_round,
+                block,
+                [v.to_canonical() for v in self.votes],
+            ]
+        )
 
     @staticmethod
     def from_bytes(raw: bytes) -> SignerState:
@@ -157,6 +166,13 @@ def sign_proposal(
         return signer, signer.last
     signed = proposal.signed(key, chain_id)
     locked_round, locked_block = signer.lock_at(proposal.height)
-    new = SignerState(proposal.height, proposal.round, STEP_PROPOSE, signed, locked_round,
-                      locked_block, signer.votes_at(proposal.height))  # fmt: skip
+    new = SignerState(
+        proposal.height,
+        proposal.round,
+        STEP_PROPOSE,
+        signed,
+        locked_round,
+        locked_block,
+        signer.votes_at(proposal.height),
+    )
     return new, signed

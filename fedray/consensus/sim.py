@@ -111,8 +111,16 @@ def _world(n: int) -> tuple[State, tuple[PrivateKey, ...], ProposerSchedule]:
 class SimNode:
     """A simulated machine: its disk (app, signer store, schedule) and, when up, its driver."""
 
-    def __init__(self, index: int, key: PrivateKey, kind: str, state: State,
-                 schedule: ProposerSchedule, cache: ExecCache, skew: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        index: int,
+        key: PrivateKey,
+        kind: str,
+        state: State,
+        schedule: ProposerSchedule,
+        cache: ExecCache,
+        skew: int,
+    ) -> None:
         self.id, self.key, self.kind, self.skew = index, key, kind, skew
         self.app = SimApp(state, cache)
         self.store = MemorySignerStore()
@@ -141,11 +149,13 @@ class Simulation:
         for i in range(cfg.validators + len(twins)):
             v = i if i < cfg.validators else twins[i - cfg.validators]
             kind = BYZANTINE if v in byzantine else TWIN if v in twins else HONEST
-            self.nodes.append(SimNode(i, keys[v], kind, genesis_state, schedule, cache,
-                                      self.rng.randint(0, 50)))  # fmt: skip
+            self.nodes.append(
+                SimNode(i, keys[v], kind, genesis_state, schedule, cache, self.rng.randint(0, 50))
+            )
         pairs = [(t, cfg.validators + j) for j, t in enumerate(twins)]
-        self.plan: FaultPlan = draw_plan(self.rng, len(self.nodes), pairs, cfg.max_gst_ms,
-                                         cfg.max_partitions, cfg.max_crashes)  # fmt: skip
+        self.plan: FaultPlan = draw_plan(
+            self.rng, len(self.nodes), pairs, cfg.max_gst_ms, cfg.max_partitions, cfg.max_crashes
+        )
         self.net = Network(self.rng, self.plan)
         self.honest = [n for n in self.nodes if n.kind == HONEST]
         self.canonical: dict[int, bytes] = {}  # height -> first honest commit
@@ -160,10 +170,14 @@ class Simulation:
         transport = transport_cls(self, node, inc)
         config = EngineConfig(CHAIN_ID, node.key, self.cfg.timeouts)
         node.driver = Driver.open(
-            config, node.app, node.store, transport, node.schedule,
+            config,
+            node.app,
+            node.store,
+            transport,
+            node.schedule,
             on_decide=lambda b, c: self.on_decide(node, b, c),
             on_evidence=lambda e: self.on_evidence(node, e),
-        )  # fmt: skip
+        )
         node.last_gossip_key = None
         node.driver.start()
         self.after(node)
@@ -196,8 +210,10 @@ class Simulation:
             )
         first = self.canonical.setdefault(block.height, block.hash)
         if first != block.hash:
-            self.violation(f"fork at height {block.height}: node {node.id} committed "
-                           f"{block.hash.hex()[:12]}, another honest node {first.hex()[:12]}")  # fmt: skip
+            self.violation(
+                f"fork at height {block.height}: node {node.id} committed "
+                f"{block.hash.hex()[:12]}, another honest node {first.hex()[:12]}"
+            )
 
     def on_evidence(self, node: SimNode, ev: Evidence) -> None:
         h = ev.hash()
@@ -226,8 +242,9 @@ class Simulation:
         if node.gst_tracking:
             if s.height > node.gst_height:
                 node.gst_tracking = False
-                self.result.rounds_after_gst = max(self.result.rounds_after_gst,
-                                                   node.rounds_after_gst)  # fmt: skip
+                self.result.rounds_after_gst = max(
+                    self.result.rounds_after_gst, node.rounds_after_gst
+                )
             elif s.round > node.last_round:
                 node.rounds_after_gst += s.round - node.last_round
                 node.last_round = s.round
@@ -362,8 +379,11 @@ def summary(cfg: SimConfig, results: list[ScheduleResult], seconds: float) -> st
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m fedray.consensus.sim", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m fedray.consensus.sim",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--validators", type=int, default=4)
     ap.add_argument("--byzantine", type=int, default=0, help="equivocating validators")
     ap.add_argument("--twins", type=int, default=0, help="validators run as two engines")
@@ -382,9 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.byzantine + a.twins > a.validators:
         ap.error("more faulty validators than validators")
-    cfg = SimConfig(validators=a.validators, byzantine=a.byzantine, twins=a.twins,
-                    heights=a.heights, seed=a.seed, max_crashes=a.crashes,
-                    max_partitions=a.partitions, round_bound=a.round_bound)  # fmt: skip
+    cfg = SimConfig(
+        validators=a.validators,
+        byzantine=a.byzantine,
+        twins=a.twins,
+        heights=a.heights,
+        seed=a.seed,
+        max_crashes=a.crashes,
+        max_partitions=a.partitions,
+        round_bound=a.round_bound,
+    )
     t0 = time.perf_counter()
     results = run(cfg, a.schedules, a.verbose)
     print(summary(cfg, results, time.perf_counter() - t0))

@@ -68,12 +68,24 @@ class SimApp:
     def prepare_proposal(self, height: int, round_: int, proposer: bytes, time_ms: int) -> Block:
         s = self.state
         recorded = s.section("evidence")
-        evidence = sorted(raw for h, raw in self.evidence.items()
-                          if h not in recorded and Evidence.from_bytes(raw).height < height)  # fmt: skip
+        evidence = sorted(
+            raw
+            for h, raw in self.evidence.items()
+            if h not in recorded and Evidence.from_bytes(raw).height < height
+        )
         last_commit = self.certificates[-1] if self.certificates else None
-        return make_block(s.chain_id, height, max(s.last_block_time + 1, time_ms),
-                          s.last_block_hash, s.root(), proposer, s.validators, (), last_commit,
-                          evidence)  # fmt: skip
+        return make_block(
+            s.chain_id,
+            height,
+            max(s.last_block_time + 1, time_ms),
+            s.last_block_hash,
+            s.root(),
+            proposer,
+            s.validators,
+            (),
+            last_commit,
+            evidence,
+        )
 
     def process_proposal(self, block: Block) -> bool:
         try:

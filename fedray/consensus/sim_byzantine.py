@@ -58,8 +58,9 @@ class ByzantineTransport(NodeTransport):
         key, chain_id, rng = self.node.key, CHAIN_ID, self.sim.rng
         if isinstance(message, ProposalMessage):
             p = message.proposal
-            block = self.node.app.prepare_proposal(p.height, p.round, key.public_key,
-                                                   self.now_ms() + 1 + rng.randint(0, 99))  # fmt: skip
+            block = self.node.app.prepare_proposal(
+                p.height, p.round, key.public_key, self.now_ms() + 1 + rng.randint(0, 99)
+            )
             if block.hash == p.block_hash:
                 self.sim.broadcast(self.node, message)
                 return

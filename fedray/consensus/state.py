@@ -102,15 +102,33 @@ def initial_state(
     signer = signer or SignerState()
     locked_round, locked = signer.lock_at(height)
     if locked is None:
-        return EngineState(config, height, validators, dict(validators.members),
-                           validators.total_power, schedule, signer)  # fmt: skip
+        return EngineState(
+            config,
+            height,
+            validators,
+            dict(validators.members),
+            validators.total_power,
+            schedule,
+            signer,
+        )
     # Restart while locked: the lock, and the valid value as the lock (validRound >= lockedRound
     # holds in the algorithm; a later valid value is lost, which costs liveness, never safety).
     h = locked.hash
-    return EngineState(config, height, validators, dict(validators.members),
-                       validators.total_power, schedule, signer, locked_round=locked_round,
-                       locked_hash=h, valid_round=locked_round, valid_hash=h, blocks={h: locked},
-                       validity={h: True})  # fmt: skip
+    return EngineState(
+        config,
+        height,
+        validators,
+        dict(validators.members),
+        validators.total_power,
+        schedule,
+        signer,
+        locked_round=locked_round,
+        locked_hash=h,
+        valid_round=locked_round,
+        valid_hash=h,
+        blocks={h: locked},
+        validity={h: True},
+    )
 
 
 @lru_cache(maxsize=1 << 16)
@@ -131,8 +149,9 @@ def gossip(state: EngineState) -> tuple[Message, ...]:
         out.append(ProposalMessage(p, state.blocks[p.block_hash]))
     rounds = {r, state.locked_round, state.valid_round, -1 if p is None else p.pol_round}
     for rnd in sorted(x for x in rounds if x >= 0):
-        out.extend(VoteMessage(v) for v in state.votes.get((rnd, PREVOTE), EMPTY_VOTE_SET)
-                   .all_votes())  # fmt: skip
+        out.extend(
+            VoteMessage(v) for v in state.votes.get((rnd, PREVOTE), EMPTY_VOTE_SET).all_votes()
+        )
     for (rnd, type_), vs in sorted(state.votes.items()):
         if type_ == PRECOMMIT and (rnd == r or vs.quorum_value(state.total_power) is not None):
             out.extend(VoteMessage(v) for v in vs.all_votes())

@@ -52,8 +52,9 @@ class VoteSet:
         if earlier is None:
             first = dict(self.first)
             first[vote.validator] = vote
-            return VoteSet(first, self.conflicting, self._plus(vote, power),
-                           self.power_any + power), None  # fmt: skip
+            return VoteSet(
+                first, self.conflicting, self._plus(vote, power), self.power_any + power
+            ), None
         others = self.conflicting.get(vote.validator, ())
         if earlier.block_hash == vote.block_hash or any(
             o.block_hash == vote.block_hash for o in others

@@ -50,8 +50,14 @@ class Vote:
         return encode([self.type, self.height, self.round, self.block_hash])
 
     def signed(self, key: PrivateKey, chain_id: str) -> Vote:
-        return Vote(self.type, self.height, self.round, self.block_hash, key.public_key,
-                    key.sign(DOMAIN_VOTE, chain_id, self.sign_bytes()))  # fmt: skip
+        return Vote(
+            self.type,
+            self.height,
+            self.round,
+            self.block_hash,
+            key.public_key,
+            key.sign(DOMAIN_VOTE, chain_id, self.sign_bytes()),
+        )
 
     def is_valid(self, chain_id: str) -> bool:
         return self.type in VOTE_TYPES and is_valid_signature(
@@ -86,8 +92,14 @@ class Proposal:
         return encode([self.height, self.round, self.pol_round, self.block_hash])
 
     def signed(self, key: PrivateKey, chain_id: str) -> Proposal:
-        return Proposal(self.height, self.round, self.pol_round, self.block_hash, key.public_key,
-                        key.sign(DOMAIN_PROPOSAL, chain_id, self.sign_bytes()))  # fmt: skip
+        return Proposal(
+            self.height,
+            self.round,
+            self.pol_round,
+            self.block_hash,
+            key.public_key,
+            key.sign(DOMAIN_PROPOSAL, chain_id, self.sign_bytes()),
+        )
 
     def is_valid(self, chain_id: str) -> bool:
         return is_valid_signature(
@@ -95,8 +107,14 @@ class Proposal:
         )
 
     def to_canonical(self) -> list[Any]:
-        return [self.height, self.round, self.pol_round, self.block_hash, self.proposer,
-                self.signature]  # fmt: skip
+        return [
+            self.height,
+            self.round,
+            self.pol_round,
+            self.block_hash,
+            self.proposer,
+            self.signature,
+        ]
 
     @staticmethod
     def from_canonical(value: Any) -> Proposal:
@@ -120,18 +138,26 @@ class CommitCertificate:
     def from_votes(votes: list[Vote]) -> CommitCertificate:
         first = votes[0]
         sigs = {v.validator: v.signature for v in votes}
-        return CommitCertificate(first.height, first.round, first.block_hash,
-                                 tuple(sorted(sigs.items())))  # fmt: skip
+        return CommitCertificate(
+            first.height, first.round, first.block_hash, tuple(sorted(sigs.items()))
+        )
 
     def votes(self) -> list[Vote]:
-        return [Vote(PRECOMMIT, self.height, self.round, self.block_hash, k, s)
-                for k, s in self.signatures]  # fmt: skip
+        return [
+            Vote(PRECOMMIT, self.height, self.round, self.block_hash, k, s)
+            for k, s in self.signatures
+        ]
 
     def signers(self) -> tuple[bytes, ...]:
         return tuple(k for k, _ in self.signatures)
 
-    def verify(self, chain_id: str, validators: ValidatorSet, block_hash: bytes | None = None,
-               height: int | None = None) -> None:  # fmt: skip
+    def verify(
+        self,
+        chain_id: str,
+        validators: ValidatorSet,
+        block_hash: bytes | None = None,
+        height: int | None = None,
+    ) -> None:
         """Raise `CertificateError` unless this certifies `block_hash` at `height` with >2/3 of
         `validators`' power in distinct, valid precommit signatures."""
         if block_hash is not None and self.block_hash != block_hash:
@@ -201,9 +227,18 @@ class Header:
     evidence_root: bytes
 
     def to_canonical(self) -> list[Any]:
-        return [self.chain_id, self.height, self.time, self.prev_hash, self.tx_root,
-                self.state_root, self.proposer, self.validators_hash, self.last_commit_hash,
-                self.evidence_root]  # fmt: skip
+        return [
+            self.chain_id,
+            self.height,
+            self.time,
+            self.prev_hash,
+            self.tx_root,
+            self.state_root,
+            self.proposer,
+            self.validators_hash,
+            self.last_commit_hash,
+            self.evidence_root,
+        ]
 
     @staticmethod
     def from_canonical(value: Any) -> Header:
@@ -212,8 +247,15 @@ class Header:
         if not isinstance(header.chain_id, str):
             raise EncodingError("header chain id must be text")
         _expect_ints(header.height, header.time)
-        _expect_bytes(header.prev_hash, header.tx_root, header.state_root, header.proposer,
-                      header.validators_hash, header.last_commit_hash, header.evidence_root)  # fmt: skip
+        _expect_bytes(
+            header.prev_hash,
+            header.tx_root,
+            header.state_root,
+            header.proposer,
+            header.validators_hash,
+            header.last_commit_hash,
+            header.evidence_root,
+        )
         for name in ("prev_hash", "tx_root", "state_root", "validators_hash", "evidence_root"):
             if len(getattr(header, name)) != DIGEST_SIZE:
                 raise EncodingError(f"header {name} must be a {DIGEST_SIZE}-byte digest")
@@ -242,9 +284,12 @@ class Block:
         return self.header.height
 
     def to_canonical(self) -> list[Any]:
-        return [self.header.to_canonical(), list(self.txs),
-                None if self.last_commit is None else self.last_commit.to_canonical(),
-                list(self.evidence)]  # fmt: skip
+        return [
+            self.header.to_canonical(),
+            list(self.txs),
+            None if self.last_commit is None else self.last_commit.to_canonical(),
+            list(self.evidence),
+        ]
 
     @cached_property
     def raw(self) -> bytes:
@@ -298,8 +343,18 @@ def make_block(
     last_commit: CommitCertificate | None,
     evidence: list[bytes] | tuple[bytes, ...] = (),
 ) -> Block:
-    header = Header(chain_id, height, time, prev_hash, tx_root(txs), state_root, proposer,
-                    validators.hash(), commit_hash(last_commit), evidence_root(evidence))  # fmt: skip
+    header = Header(
+        chain_id,
+        height,
+        time,
+        prev_hash,
+        tx_root(txs),
+        state_root,
+        proposer,
+        validators.hash(),
+        commit_hash(last_commit),
+        evidence_root(evidence),
+    )
     return Block(header, tuple(txs), last_commit, tuple(evidence))
 
 

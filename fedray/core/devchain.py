@@ -81,8 +81,18 @@ class DevChain:
             ctx = ExecContext(height, time, proposer, self.env)
             txs, _ = select_txs(s, txs, ctx)
         last_commit = self.certificates[-1] if self.certificates else None
-        return make_block(s.chain_id, height, time, s.last_block_hash, s.root(), proposer,
-                          s.validators, txs, last_commit, tuple(evidence))  # fmt: skip
+        return make_block(
+            s.chain_id,
+            height,
+            time,
+            s.last_block_hash,
+            s.root(),
+            proposer,
+            s.validators,
+            txs,
+            last_commit,
+            tuple(evidence),
+        )
 
     def commit(self, block: Block, absent: Iterable[bytes] = ()) -> State:
         """Apply `block` and certify it with every validator except those in `absent`."""
@@ -96,8 +106,9 @@ class DevChain:
         self.states.append(new_state)
         return new_state
 
-    def advance(self, txs: Iterable[bytes] = (), strict: bool = True,
-                absent: Iterable[bytes] = ()) -> Block:  # fmt: skip
+    def advance(
+        self, txs: Iterable[bytes] = (), strict: bool = True, absent: Iterable[bytes] = ()
+    ) -> Block:
         block = self.propose(txs, strict)
         self.commit(block, absent)
         return block

@@ -80,7 +80,11 @@ class Evidence:
             raise EvidenceError("evidence messages are not in canonical order (or identical)")
         if isinstance(a, Vote) and isinstance(b, Vote):
             same_slot = (a.type, a.height, a.round, a.validator) == (
-                b.type, b.height, b.round, b.validator)  # fmt: skip
+                b.type,
+                b.height,
+                b.round,
+                b.validator,
+            )
         elif isinstance(a, Proposal) and isinstance(b, Proposal):
             same_slot = (a.height, a.round, a.proposer) == (b.height, b.round, b.proposer)
         else:
@@ -105,8 +109,7 @@ class EvidenceRecord:
 
 
 def _records_to_canonical(records: Any) -> list[Any]:
-    return [[r.kind, r.height, r.offender, r.proof_digest, r.included_at]
-            for r in records.values()]  # fmt: skip
+    return [[r.kind, r.height, r.offender, r.proof_digest, r.included_at] for r in records.values()]
 
 
 def _records_from_canonical(value: Any) -> Any:

@@ -38,8 +38,15 @@ class AggregationRequest:
     flag_params: tuple[int, int, int, int, int] = (0, 10_000, 100_000, 500, 9_990)
 
     def to_canonical(self) -> list[Any]:
-        return [self.round, self.rule, self.rule_config, self.global_hash, self.state_hash,
-                [list(u) for u in self.updates], list(self.flag_params)]  # fmt: skip
+        return [
+            self.round,
+            self.rule,
+            self.rule_config,
+            self.global_hash,
+            self.state_hash,
+            [list(u) for u in self.updates],
+            list(self.flag_params),
+        ]
 
     def hash(self) -> bytes:
         return hash_value(self.to_canonical())
@@ -77,13 +84,29 @@ class UpdateVerdict:
     agreement: int = 0
 
     def to_canonical(self) -> list[Any]:
-        return [self.key, self.accepted, self.clipped, self.rejected, self.weight,
-                self.score, self.flags, self.agreement]  # fmt: skip
+        return [
+            self.key,
+            self.accepted,
+            self.clipped,
+            self.rejected,
+            self.weight,
+            self.score,
+            self.flags,
+            self.agreement,
+        ]
 
     @staticmethod
     def from_canonical(v: Any) -> UpdateVerdict:
-        return UpdateVerdict(bytes(v[0]), bool(v[1]), bool(v[2]), bool(v[3]), int(v[4]),
-                             int(v[5]), int(v[6]), int(v[7]))  # fmt: skip
+        return UpdateVerdict(
+            bytes(v[0]),
+            bool(v[1]),
+            bool(v[2]),
+            bool(v[3]),
+            int(v[4]),
+            int(v[5]),
+            int(v[6]),
+            int(v[7]),
+        )
 
 
 @dataclass(frozen=True)

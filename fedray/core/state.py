@@ -49,8 +49,15 @@ class Account:
     banned: bool = False
 
     def to_canonical(self) -> list[Any]:
-        return [self.balance, self.stake, self.nonce, self.is_client, self.is_validator,
-                self.jailed_until, self.banned]  # fmt: skip
+        return [
+            self.balance,
+            self.stake,
+            self.nonce,
+            self.is_client,
+            self.is_validator,
+            self.jailed_until,
+            self.banned,
+        ]
 
     @staticmethod
     def from_canonical(value: Any) -> Account:
@@ -196,8 +203,9 @@ class AccountsTree:
 
     @staticmethod
     def build(accounts: Mapping[bytes, Account]) -> AccountsTree:
-        empty = AccountsTree(MappingProxyType({}), {}, [_EMPTY_BUCKET] * N_BUCKETS,
-                             [frozenset()] * N_BUCKETS)  # fmt: skip
+        empty = AccountsTree(
+            MappingProxyType({}), {}, [_EMPTY_BUCKET] * N_BUCKETS, [frozenset()] * N_BUCKETS
+        )
         return empty.updated(accounts)
 
     def updated(self, changes: Mapping[bytes, Account]) -> AccountsTree:

@@ -224,8 +224,9 @@ def process_txs(journal: Journal, block: Block, ctx: ExecContext) -> None:
     seen: set[bytes] = set()
     for index, raw in enumerate(block.txs):
         try:
-            checked = check_tx_stateless(raw, journal.chain_id, params.max_tx_bytes,
-                                         ctx.env.verified)  # fmt: skip
+            checked = check_tx_stateless(
+                raw, journal.chain_id, params.max_tx_bytes, ctx.env.verified
+            )
             if checked.stx.hash in seen:  # rule: no duplicate transactions
                 raise NonceReplayError("transaction appears twice in the block")
             seen.add(checked.stx.hash)
@@ -243,8 +244,14 @@ def apply_block(state: State, block: Block, env: BlockEnv | None = None) -> Stat
     process_body_roots(state, block)
     process_last_commit(state, block)
     signers = block.last_commit.signers() if block.last_commit is not None else ()
-    ctx = ExecContext(block.height, block.header.time, block.header.proposer,
-                      env or BlockEnv(), block.hash, signers)  # fmt: skip
+    ctx = ExecContext(
+        block.height,
+        block.header.time,
+        block.header.proposer,
+        env or BlockEnv(),
+        block.hash,
+        signers,
+    )
     journal = Journal(state)
     process_evidence(journal, block)
     process_txs(journal, block, ctx)

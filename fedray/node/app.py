@@ -47,18 +47,28 @@ class LedgerApp:
     """A validator's replicated state machine (see module docstring). Calls are serialized by a
     lock, so the actor shell may call from its event loop and from worker threads."""
 
-    def __init__(self, node_dir: str | Path, genesis: Genesis, *, aggregation_threads: int = 1,
-                 snapshot_interval: int = 100, recompute: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        node_dir: str | Path,
+        genesis: Genesis,
+        *,
+        aggregation_threads: int = 1,
+        snapshot_interval: int = 100,
+        recompute: bool = False,
+    ) -> None:
         self.dir = Path(node_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.store = BlockStore(self.dir, snapshot_interval=snapshot_interval)
         self.store.init_genesis(genesis)
         self.blobs = BlobStore(self.dir / "blobs")
-        self.aggregation = BlobAggregation(self.blobs, self.dir / "outcomes", recompute=recompute,
-                                           threads=aggregation_threads)  # fmt: skip
+        self.aggregation = BlobAggregation(
+            self.blobs, self.dir / "outcomes", recompute=recompute, threads=aggregation_threads
+        )
         self.verified: set[bytes] = set()
-        self.env = BlockEnv(precompiles=node_precompiles(self.dir, self.aggregation,
-                                                          lambda: self.state), verified=self.verified)  # fmt: skip
+        self.env = BlockEnv(
+            precompiles=node_precompiles(self.dir, self.aggregation, lambda: self.state),
+            verified=self.verified,
+        )
         self.state: State = load_state(self.store, self.env)
         tip = self.store.height()
         self.last_commit: CommitCertificate | None = self.store.get(tip).cert() if tip else None
@@ -92,8 +102,18 @@ class LedgerApp:
             txs, _ = select_txs(s, candidates, ctx)
             recorded = s.section("evidence")
             evidence = [e.to_bytes() for h, e in self.evidence_pool.items() if h not in recorded]
-            return make_block(s.chain_id, height, time, s.last_block_hash, s.root(), proposer,
-                              s.validators, txs, self.last_commit, evidence)  # fmt: skip
+            return make_block(
+                s.chain_id,
+                height,
+                time,
+                s.last_block_hash,
+                s.root(),
+                proposer,
+                s.validators,
+                txs,
+                self.last_commit,
+                evidence,
+            )
 
     def process_proposal(self, block: Block) -> bool:
         with self._lock:
@@ -199,8 +219,9 @@ class LedgerApp:
             self.store.close()
 
 
-def node_precompiles(node_dir: Path, aggregation: BlobAggregation,
-                     state: Callable[[], State]) -> dict[str, Any]:  # fmt: skip
+def node_precompiles(
+    node_dir: Path, aggregation: BlobAggregation, state: Callable[[], State]
+) -> dict[str, Any]:
     """The precompiles a node injects into execution, over its own stores."""
     checker = PayloadChecker(aggregation.blobs, lambda: state().section("rounds").global_hash)
     return {AGGREGATION: aggregation, PAYLOAD_CHECK: checker, PARAM_CHECK: check_param}
@@ -210,7 +231,8 @@ def make_block_env(node_dir: str | Path, recompute: bool) -> BlockEnv:
     """The environment `fedray chain verify` replays a node's chain with: its blob store and its
     recorded aggregation outcomes (reused, or recomputed and compared when `recompute`)."""
     node_dir = Path(node_dir)
-    aggregation = BlobAggregation(BlobStore(node_dir / "blobs"), node_dir / "outcomes",
-                                  recompute=recompute)  # fmt: skip
+    aggregation = BlobAggregation(
+        BlobStore(node_dir / "blobs"), node_dir / "outcomes", recompute=recompute
+    )
     genesis_state = BlockStore(node_dir).genesis().state()
     return BlockEnv(precompiles=node_precompiles(node_dir, aggregation, lambda: genesis_state))

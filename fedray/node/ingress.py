@@ -73,8 +73,14 @@ Payload = Mapping[str, np.ndarray] | bytes | None
 
 
 class Ingress:
-    def __init__(self, chain_id: str, max_tx_bytes: int, blobs: BlobStore, model: TensorSpec,
-                 max_payload_bytes: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        chain_id: str,
+        max_tx_bytes: int,
+        blobs: BlobStore,
+        model: TensorSpec,
+        max_payload_bytes: int | None = None,
+    ) -> None:
         self.chain_id = chain_id
         self.max_tx_bytes = max_tx_bytes
         self.blobs = blobs
@@ -82,8 +88,9 @@ class Ingress:
         self.max_payload_bytes = max_payload_bytes or model.nbytes
         self.pinned_bytes = 0
 
-    def admit(self, raw: bytes, payload: Payload = None, delivery_signature: bytes = b"",
-              height: int = 0) -> Admitted | Refused:  # fmt: skip
+    def admit(
+        self, raw: bytes, payload: Payload = None, delivery_signature: bytes = b"", height: int = 0
+    ) -> Admitted | Refused:
         stx = None
         try:
             checked = check_tx_stateless(raw, self.chain_id, self.max_tx_bytes)
@@ -98,11 +105,18 @@ class Ingress:
 
     @staticmethod
     def _rejection(stx: SignedTx | None, exc: FedrayError, height: int) -> Rejection:
-        return Rejection(stx.hash if stx else b"", stx.tx.sender if stx else b"",
-                         stx.tx.kind if stx else "", exc.code, str(exc), height)  # fmt: skip
+        return Rejection(
+            stx.hash if stx else b"",
+            stx.tx.sender if stx else b"",
+            stx.tx.kind if stx else "",
+            exc.code,
+            str(exc),
+            height,
+        )
 
-    def _pin(self, stx: SignedTx, update: Update, payload: Payload,
-             delivery_signature: bytes) -> Refused | None:  # fmt: skip
+    def _pin(
+        self, stx: SignedTx, update: Update, payload: Payload, delivery_signature: bytes
+    ) -> Refused | None:
         if payload is None:
             raise MissingPayloadError("update transaction without its payload")
         if isinstance(payload, bytes | bytearray | memoryview):
@@ -112,8 +126,10 @@ class Ingress:
                 payload, update.payload_hash, self.model, self.max_payload_bytes
             )
         except PROVABLE as exc:
-            return Refused(self._rejection(stx, exc, 0),
-                           self._evidence(stx, update, payload, delivery_signature))  # fmt: skip
+            return Refused(
+                self._rejection(stx, exc, 0),
+                self._evidence(stx, update, payload, delivery_signature),
+            )
         size = sum(a.nbytes for a in arrays.values())
         if update.size != size:
             raise DeclaredSizeError(f"declared size {update.size}, payload has {size} bytes")
@@ -122,8 +138,9 @@ class Ingress:
             self.pinned_bytes += size
         return None
 
-    def _evidence(self, stx: SignedTx, update: Update, payload: Mapping[str, np.ndarray],
-                  signature: bytes) -> PayloadEvidence | None:  # fmt: skip
+    def _evidence(
+        self, stx: SignedTx, update: Update, payload: Mapping[str, np.ndarray], signature: bytes
+    ) -> PayloadEvidence | None:
         """Evidence if the client signed what it delivered; the malformed payload is kept so
         that other validators' `payload_check` can confirm it."""
         try:

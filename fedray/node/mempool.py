@@ -37,8 +37,9 @@ class Rejection:
 class Mempool:
     """Pending transactions in arrival order; thread-compatible (the owner serializes calls)."""
 
-    def __init__(self, max_txs: int = 100_000,
-                 on_reject: Callable[[Rejection], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, max_txs: int = 100_000, on_reject: Callable[[Rejection], None] | None = None
+    ) -> None:
         self.max_txs = max_txs
         self.on_reject = on_reject
         self._txs: OrderedDict[bytes, SignedTx] = OrderedDict()
@@ -94,8 +95,9 @@ class Mempool:
         verified = set(self._txs)  # signatures were checked on admission
         for tx_hash, stx in list(self._txs.items()):
             try:
-                checked = check_tx_stateless(stx.raw, state.chain_id, state.params.max_tx_bytes,
-                                             verified)  # fmt: skip
+                checked = check_tx_stateless(
+                    stx.raw, state.chain_id, state.params.max_tx_bytes, verified
+                )
                 execute_tx(self._journal, checked, ctx)
             except FedrayError as exc:
                 del self._txs[tx_hash]

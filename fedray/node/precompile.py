@@ -55,8 +55,14 @@ def apply_delta(
 class BlobAggregation:
     """An `AggregationPrecompile` reading and writing one validator's blob store."""
 
-    def __init__(self, blobs: BlobStore, outcomes_dir: str | Path, *, recompute: bool = True,
-                 threads: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        blobs: BlobStore,
+        outcomes_dir: str | Path,
+        *,
+        recompute: bool = True,
+        threads: int = 1,
+    ) -> None:
         self.blobs = blobs
         self.outcomes_dir = Path(outcomes_dir)
         self.outcomes_dir.mkdir(parents=True, exist_ok=True)

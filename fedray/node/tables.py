@@ -53,27 +53,66 @@ def proposals_table(state: State, labels: dict[bytes, str]) -> str:
     rows = []
     for p in sorted(gs.proposals.values(), key=lambda p: p.id):
         key, value, account, role, model, terms = p.content
-        what = {"param_change": f"{key} = {value}", "admit": f"{name(labels, account)} as {role}",
-                "ban": name(labels, account),
-                "model_release": f"{model.hex()[:16]} ({terms[:30]})"}.get(p.kind, "")  # fmt: skip
+        what = {
+            "param_change": f"{key} = {value}",
+            "admit": f"{name(labels, account)} as {role}",
+            "ban": name(labels, account),
+            "model_release": f"{model.hex()[:16]} ({terms[:30]})",
+        }.get(p.kind, "")
         yes, no, abstain, veto = p.tally
-        rows.append([p.id, p.kind + (" (expedited)" if p.expedited else ""), what, p.status,
-                     p.voting_end or "-", f"{yes}/{no}/{abstain}/{veto}", p.result or "-",
-                     p.execute_height or "-"])  # fmt: skip
-    releases = "".join(f"\nrelease {r.model_hash.hex()} at height {r.height} (proposal "
-                       f"{r.proposal_id}): {r.terms}" for r in gs.releases)  # fmt: skip
-    return _table(["id", "kind", "change", "status", "voting end", "yes/no/abstain/veto",
-                   "result", "executed at"], rows) + releases  # fmt: skip
+        rows.append(
+            [
+                p.id,
+                p.kind + (" (expedited)" if p.expedited else ""),
+                what,
+                p.status,
+                p.voting_end or "-",
+                f"{yes}/{no}/{abstain}/{veto}",
+                p.result or "-",
+                p.execute_height or "-",
+            ]
+        )
+    releases = "".join(
+        f"\nrelease {r.model_hash.hex()} at height {r.height} (proposal {r.proposal_id}): {r.terms}"
+        for r in gs.releases
+    )
+    return (
+        _table(
+            [
+                "id",
+                "kind",
+                "change",
+                "status",
+                "voting end",
+                "yes/no/abstain/veto",
+                "result",
+                "executed at",
+            ],
+            rows,
+        )
+        + releases
+    )
 
 
 def evidence_table(state: State, labels: dict[bytes, str]) -> str:
     penalties = sorted(state.section("penalties").values(), key=lambda p: (p.included_at, p.kind))
-    rows = [[p.included_at, p.kind, name(labels, p.offender), p.height, p.burned,
-             "banned" if p.banned else (p.jailed_until or "-"), p.proof_digest.hex()[:16]]
-            for p in penalties]  # fmt: skip
+    rows = [
+        [
+            p.included_at,
+            p.kind,
+            name(labels, p.offender),
+            p.height,
+            p.burned,
+            "banned" if p.banned else (p.jailed_until or "-"),
+            p.proof_digest.hex()[:16],
+        ]
+        for p in penalties
+    ]
     consensus = state.section("evidence")
     lines = [_table(["block", "kind", "offender", "at", "burned", "jailed until", "proof"], rows)]
     for record in consensus.values():
-        lines.append(f"consensus evidence {record.kind} by {name(labels, record.offender)} at "
-                     f"height {record.height}, included at {record.included_at}")  # fmt: skip
+        lines.append(
+            f"consensus evidence {record.kind} by {name(labels, record.offender)} at "
+            f"height {record.height}, included at {record.included_at}"
+        )
     return "\n".join(lines)

@@ -64,10 +64,17 @@ def accounts_info(state: State, keys: list[bytes]) -> dict[bytes, dict[str, Any]
 def economy_info(state: State) -> dict[str, Any]:
     supply = state.section("economy")
     penalties = [
-        {"kind": p.kind, "offender": p.offender, "height": p.height, "burned": p.burned,
-         "jailed_until": p.jailed_until, "banned": p.banned, "included_at": p.included_at}
+        {
+            "kind": p.kind,
+            "offender": p.offender,
+            "height": p.height,
+            "burned": p.burned,
+            "jailed_until": p.jailed_until,
+            "banned": p.banned,
+            "included_at": p.included_at,
+        }
         for p in state.section("penalties").values()
-    ]  # fmt: skip
+    ]
     return {"minted": supply.minted, "burned": supply.burned, "penalties": penalties}
 
 
@@ -75,13 +82,28 @@ def governance_info(state: State) -> dict[str, Any]:
     gs = state.section("governance")
     return {
         "proposals": [
-            {"id": p.id, "kind": p.kind, "content": list(p.content), "proposer": p.proposer,
-             "status": p.status, "voting_end": p.voting_end, "execute_height": p.execute_height,
-             "tally": list(p.tally), "result": p.result,
-             "deposit": sum(p.deposits.values())}
+            {
+                "id": p.id,
+                "kind": p.kind,
+                "content": list(p.content),
+                "proposer": p.proposer,
+                "status": p.status,
+                "voting_end": p.voting_end,
+                "execute_height": p.execute_height,
+                "tally": list(p.tally),
+                "result": p.result,
+                "deposit": sum(p.deposits.values()),
+            }
             for p in gs.proposals.values()
         ],
-        "releases": [{"model_hash": r.model_hash, "terms": r.terms, "height": r.height,
-                      "proposal_id": r.proposal_id} for r in gs.releases],
+        "releases": [
+            {
+                "model_hash": r.model_hash,
+                "terms": r.terms,
+                "height": r.height,
+                "proposal_id": r.proposal_id,
+            }
+            for r in gs.releases
+        ],
         "params": dict(state.params.to_canonical()),
-    }  # fmt: skip
+    }

@@ -91,8 +91,15 @@ class ClientPool:
 
     def votes(self, proposal_id: int, option: str, nonces: Mapping[bytes, int]) -> list[bytes]:
         """Every client's signed governance vote (stake-weighted on chain)."""
-        return [make_tx(key, self.cfg.chain.chain_id, nonces.get(key.public_key, 0),
-                        GovVote(proposal_id, option)).raw for key in self.keys.values()]  # fmt: skip
+        return [
+            make_tx(
+                key,
+                self.cfg.chain.chain_id,
+                nonces.get(key.public_key, 0),
+                GovVote(proposal_id, option),
+            ).raw
+            for key in self.keys.values()
+        ]
 
     def public_keys(self) -> dict[int, bytes]:
         return {i: k.public_key for i, k in self.keys.items()}
@@ -129,11 +136,15 @@ class ClientPool:
             deltas[i] = update.delta
             seconds[i] = time.perf_counter() - start
         if crafted:
-            ctx = AttackContext(round=round_, attackers=tuple(crafted),
-                                honest=tuple(deltas[i] for i in crafted if i in deltas),
-                                global_params=global_float, num_clients=len(selected),
-                                rng=np.random.default_rng([self.cfg.seed, round_]),
-                                state=self.attack_state)  # fmt: skip
+            ctx = AttackContext(
+                round=round_,
+                attackers=tuple(crafted),
+                honest=tuple(deltas[i] for i in crafted if i in deltas),
+                global_params=global_float,
+                num_clients=len(selected),
+                rng=np.random.default_rng([self.cfg.seed, round_]),
+                state=self.attack_state,
+            )
             result = self.attack.craft(ctx)  # type: ignore[union-attr]
             self.attack_state = result.state
             for i, delta in zip(crafted, result.updates, strict=True):
@@ -144,8 +155,20 @@ class ClientPool:
             digest = tensors_digest(payload)
             n = len(self.shards[i])
             key = self.keys[i]
-            tx = make_tx(key, self.cfg.chain.chain_id, nonces.get(key.public_key, 0),
-                         Update(round_, digest, n, nbytes(payload)))  # fmt: skip
-            out.append(Submission(i, tx.raw, payload, self.sign_delivery(i, round_, payload), n,
-                                  seconds.get(i, 0.0)))  # fmt: skip
+            tx = make_tx(
+                key,
+                self.cfg.chain.chain_id,
+                nonces.get(key.public_key, 0),
+                Update(round_, digest, n, nbytes(payload)),
+            )
+            out.append(
+                Submission(
+                    i,
+                    tx.raw,
+                    payload,
+                    self.sign_delivery(i, round_, payload),
+                    n,
+                    seconds.get(i, 0.0),
+                )
+            )
         return out

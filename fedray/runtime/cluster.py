@@ -18,8 +18,12 @@ def cluster_address(explicit: str | None) -> str | None:
     return explicit or os.environ.get("RAY_ADDRESS") or None
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None,
-             object_store_mb: int = 256, **kwargs: Any) -> bool:  # fmt: skip
+def init_ray(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    object_store_mb: int = 256,
+    **kwargs: Any,
+) -> bool:
     """Connect to `address` (or RAY_ADDRESS), else start an embedded loopback-only instance.
     Returns True when this call started Ray (the caller then shuts it down)."""
     import ray

@@ -41,10 +41,12 @@ class BenchResult:
         return self.blocks / self.seconds
 
     def line(self) -> str:
-        return (f"validators={self.validators} block_interval_s={self.block_interval_s:g} "
-                f"blocks={self.blocks} blocks_per_s={self.blocks_per_s:.1f} "
-                f"latency_p50_ms={self.latency_p50_ms:.1f} latency_p99_ms={self.latency_p99_ms:.1f} "
-                f"late_rounds={self.rounds_above_zero} load_avg={self.load_avg:.1f}")  # fmt: skip
+        return (
+            f"validators={self.validators} block_interval_s={self.block_interval_s:g} "
+            f"blocks={self.blocks} blocks_per_s={self.blocks_per_s:.1f} "
+            f"latency_p50_ms={self.latency_p50_ms:.1f} latency_p99_ms={self.latency_p99_ms:.1f} "
+            f"late_rounds={self.rounds_above_zero} load_avg={self.load_avg:.1f}"
+        )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -56,9 +58,16 @@ def percentile(values: list[float], q: float) -> float:
 
 def bench(validators: int, seconds: float, block_interval_s: float, root: Path) -> BenchResult:
     genesis, keys, _ = dev_genesis("fedray-bench", n_validators=validators, n_accounts=0)
-    net = ValidatorNet(root, genesis, keys, timeout_propose_s=max(1.0, 2 * block_interval_s + 0.5),
-                       timeout_vote_s=0.5, timeout_delta_s=0.5, block_interval_s=block_interval_s,
-                       gossip_s=0.5)  # fmt: skip
+    net = ValidatorNet(
+        root,
+        genesis,
+        keys,
+        timeout_propose_s=max(1.0, 2 * block_interval_s + 0.5),
+        timeout_vote_s=0.5,
+        timeout_delta_s=0.5,
+        block_interval_s=block_interval_s,
+        gossip_s=0.5,
+    )
     try:
         net.start()
         start_h = max(a["height"] for a in net.wait_for_height(WARMUP_HEIGHTS, 120))
@@ -70,12 +79,20 @@ def bench(validators: int, seconds: float, block_interval_s: float, root: Path) 
         stats = net.call("commit_stats")
     finally:
         net.stop()
-    latencies = [float(commit - made) for per in stats for h, _, made, commit in per
-                 if start_h < h <= end_h]  # fmt: skip
+    latencies = [
+        float(commit - made) for per in stats for h, _, made, commit in per if start_h < h <= end_h
+    ]
     late = len({h for per in stats for h, r, _, _ in per if start_h < h <= end_h and r > 0})
-    return BenchResult(validators, block_interval_s, end_h - start_h, elapsed,
-                       statistics.median(latencies), percentile(latencies, 99), late,
-                       load)  # fmt: skip
+    return BenchResult(
+        validators,
+        block_interval_s,
+        end_h - start_h,
+        elapsed,
+        statistics.median(latencies),
+        percentile(latencies, 99),
+        late,
+        load,
+    )
 
 
 def run(validators: list[int], seconds: float, intervals: list[float]) -> list[BenchResult]:

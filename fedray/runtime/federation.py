@@ -55,10 +55,17 @@ class Federation:
     def shards(self, clients: list[int] | None = None) -> dict[int, Any]:
         """The training shard of each client in `clients` (all when None)."""
         d = self.cfg.data
-        fed = partition(self.split(), PartitionConfig(
-            scheme=d.partition, num_clients=self.cfg.clients, alpha=d.alpha,
-            min_size=d.min_partition_size, classes_per_client=d.classes_per_client,
-            seed=self.cfg.seed))  # fmt: skip
+        fed = partition(
+            self.split(),
+            PartitionConfig(
+                scheme=d.partition,
+                num_clients=self.cfg.clients,
+                alpha=d.alpha,
+                min_size=d.min_partition_size,
+                classes_per_client=d.classes_per_client,
+                seed=self.cfg.seed,
+            ),
+        )
         wanted = range(fed.num_clients) if clients is None else clients
         return {i: fed.client(i) for i in wanted}
 
@@ -74,8 +81,13 @@ class Federation:
 
     def train_config(self, epochs: int | None = None, lr: float | None = None) -> TrainConfig:
         t = self.cfg.training
-        return TrainConfig(epochs=epochs or t.epochs, batch_size=t.batch_size, lr=lr or t.lr,
-                           momentum=t.momentum, prox_mu=t.prox_mu)  # fmt: skip
+        return TrainConfig(
+            epochs=epochs or t.epochs,
+            batch_size=t.batch_size,
+            lr=lr or t.lr,
+            momentum=t.momentum,
+            prox_mu=t.prox_mu,
+        )
 
     def initial_model(self) -> dict[str, np.ndarray]:
         """The seeded initial model in int32 fixed point (the chain's canonical form)."""
@@ -133,21 +145,24 @@ class Federation:
 
     def genesis(self, validator_keys: list[bytes], initial: dict[str, np.ndarray]) -> Genesis:
         c = self.cfg.chain
-        accounts = [GenesisAccount(k, balance=c.client_balance, stake=c.validator_stake,
-                                   is_validator=True) for k in validator_keys]  # fmt: skip
+        accounts = [
+            GenesisAccount(k, balance=c.client_balance, stake=c.validator_stake, is_validator=True)
+            for k in validator_keys
+        ]
         accounts += [
             GenesisAccount(
                 self.client_key(i).public_key,
                 balance=c.client_balance,
                 stake=c.client_stake,
                 is_client=True,
-            )  # fmt: skip
+            )
             for i in range(self.cfg.clients)
         ]
         zero = {name: np.zeros_like(a) for name, a in initial.items()}
         rounds = genesis_rounds(tensors_digest(initial), nbytes(initial), tensors_digest(zero))
-        return Genesis(c.chain_id, GENESIS_TIME_MS, tuple(accounts), self.params(),
-                       {"rounds": rounds})  # fmt: skip
+        return Genesis(
+            c.chain_id, GENESIS_TIME_MS, tuple(accounts), self.params(), {"rounds": rounds}
+        )
 
 
 def run_key_labels(chain_dir: Path) -> dict[bytes, str]:

@@ -60,16 +60,27 @@ class GovernanceScript:
 
     def payload(self, action: GovernanceAction, deposit: int, global_hash: bytes) -> Propose:
         if action.kind == "param_change":
-            return Propose("param_change", deposit, action.expedited, param_key=action.key,
-                           param_value=str(action.value))  # fmt: skip
+            return Propose(
+                "param_change",
+                deposit,
+                action.expedited,
+                param_key=action.key,
+                param_value=str(action.value),
+            )
         if action.kind == "admit":
-            return Propose("admit", deposit, action.expedited, account=self._account(action.account),
-                           role=action.role)  # fmt: skip
+            return Propose(
+                "admit",
+                deposit,
+                action.expedited,
+                account=self._account(action.account),
+                role=action.role,
+            )
         if action.kind == "ban":
             return Propose("ban", deposit, action.expedited, account=self._account(action.account))
         model = global_hash if action.model == "current" else bytes.fromhex(action.model)
-        return Propose("model_release", deposit, action.expedited, model_hash=model,
-                       terms=action.terms)  # fmt: skip
+        return Propose(
+            "model_release", deposit, action.expedited, model_hash=model, terms=action.terms
+        )
 
     def due(self, round_: int, deposit: int, global_hash: bytes, nonce: int) -> list[bytes]:
         """`propose` transactions for the actions of `round_`, signed by validator 0 from `nonce`."""
@@ -88,9 +99,12 @@ class GovernanceScript:
         for pend in self.pending:
             if pend.proposal_id is None:
                 for prop in proposals:
-                    if (prop["id"] not in taken and prop["proposer"] == self.keys[0].public_key
-                            and prop["kind"] == pend.payload.proposal_kind
-                            and list(prop["content"]) == list(pend.payload.content())):  # fmt: skip
+                    if (
+                        prop["id"] not in taken
+                        and prop["proposer"] == self.keys[0].public_key
+                        and prop["kind"] == pend.payload.proposal_kind
+                        and list(prop["content"]) == list(pend.payload.content())
+                    ):
                         pend.proposal_id = prop["id"]
                         taken.add(prop["id"])
                         break
@@ -111,8 +125,14 @@ class GovernanceScript:
         for key in self.keys:
             votes = [p for p in due if p.action.validator_votes != "none"]
             for n, pend in enumerate(votes):
-                out.append(make_tx(key, self.chain_id, nonces[key.public_key] + n,
-                                   Vote(pend.proposal_id or 0, pend.action.validator_votes)).raw)  # fmt: skip
+                out.append(
+                    make_tx(
+                        key,
+                        self.chain_id,
+                        nonces[key.public_key] + n,
+                        Vote(pend.proposal_id or 0, pend.action.validator_votes),
+                    ).raw
+                )
         return out
 
     def finished(self) -> bool:
@@ -122,10 +142,16 @@ class GovernanceScript:
 
     def summary(self) -> list[dict[str, Any]]:
         return [
-            {"action": p.index, "round": p.action.round, "kind": p.action.kind,
-             "proposal_id": p.proposal_id, "status": p.status,
-             "tally": p.record.get("tally"), "result": p.record.get("result"),
-             "voting_end": p.record.get("voting_end"),
-             "execute_height": p.record.get("execute_height")}
+            {
+                "action": p.index,
+                "round": p.action.round,
+                "kind": p.action.kind,
+                "proposal_id": p.proposal_id,
+                "status": p.status,
+                "tally": p.record.get("tally"),
+                "result": p.record.get("result"),
+                "voting_end": p.record.get("voting_end"),
+                "execute_height": p.record.get("execute_height"),
+            }
             for p in self.pending
-        ]  # fmt: skip
+        ]

@@ -25,13 +25,26 @@ from fedray.storage.tensors import TensorSpec
 
 
 def rejection_record(r: Rejection, source: str) -> dict[str, Any]:
-    return {"source": source, "tx_hash": r.tx_hash.hex(), "sender": r.sender.hex(), "kind": r.kind,
-            "code": r.code, "message": r.message, "height": r.height}  # fmt: skip
+    return {
+        "source": source,
+        "tx_hash": r.tx_hash.hex(),
+        "sender": r.sender.hex(),
+        "kind": r.kind,
+        "code": r.code,
+        "message": r.message,
+        "height": r.height,
+    }
 
 
 class IngressNode:
-    def __init__(self, node_dir: str, chain_id: str, max_tx_bytes: int,
-                 layout: dict[str, tuple[str, tuple[int, ...]]], validator: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        node_dir: str,
+        chain_id: str,
+        max_tx_bytes: int,
+        layout: dict[str, tuple[str, tuple[int, ...]]],
+        validator: Any,
+    ) -> None:
         self.dir = Path(node_dir)
         self.ingress = Ingress(
             chain_id, max_tx_bytes, BlobStore(self.dir / "blobs"), TensorSpec(layout)
@@ -75,8 +88,11 @@ class IngressNode:
         return {"admitted": len(admitted), "rejected": codes}
 
     def stats(self) -> dict[str, int]:
-        return {"admitted": self.admitted, "rejected": self.rejected,
-                "pinned_bytes": self.ingress.pinned_bytes}  # fmt: skip
+        return {
+            "admitted": self.admitted,
+            "rejected": self.rejected,
+            "pinned_bytes": self.ingress.pinned_bytes,
+        }
 
 
 IngressActor = ray.remote(IngressNode)

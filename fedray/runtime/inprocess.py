@@ -47,8 +47,10 @@ class InProcessFederation:
             LedgerApp(Path(root) / f"validator-{i}", self.genesis) for i in range(validators)
         ]
         spec = TensorSpec.of(self.initial)
-        self.ingress = [Ingress(self.genesis.chain_id, self.genesis.params.max_tx_bytes, a.blobs, spec)
-                        for a in self.apps]  # fmt: skip
+        self.ingress = [
+            Ingress(self.genesis.chain_id, self.genesis.params.max_tx_bytes, a.blobs, spec)
+            for a in self.apps
+        ]
         for app in self.apps:
             app.blobs.put(self.initial)
         self.pools = [ClientPool(cfg, clients) for clients in self.fed.pools()]
@@ -65,8 +67,11 @@ class InProcessFederation:
         block = a0.prepare_proposal(height, 0, proposer, 0)
         if not all(app.process_proposal(block) for app in self.apps):
             raise RuntimeError(f"an app refused block {height}")
-        cert = certify(block, [k for k in self.keys if k.public_key in a0.state.validators],
-                       self.genesis.chain_id)  # fmt: skip
+        cert = certify(
+            block,
+            [k for k in self.keys if k.public_key in a0.state.validators],
+            self.genesis.chain_id,
+        )
         for app in self.apps:
             app.finalize_block(block, cert)
             app.commit()
@@ -96,8 +101,15 @@ class InProcessFederation:
         p = self.state.params
         report = RoundReport(rs.round, 0)
         for pool in self.pools:
-            for sub in pool.train_round(rs.round, model, rs.global_hash, list(rs.selected), nonces,
-                                        p.fl_local_epochs, float(p.fl_learning_rate)):  # fmt: skip
+            for sub in pool.train_round(
+                rs.round,
+                model,
+                rs.global_hash,
+                list(rs.selected),
+                nonces,
+                p.fl_local_epochs,
+                float(p.fl_learning_rate),
+            ):
                 if tamper is not None:
                     sub = tamper(sub)
                 results = self.submit(sub.tx, sub.payload, sub.delivery_signature)

@@ -21,8 +21,14 @@ from fedray.runtime.validator import ValidatorActor, prepare_node_dir
 
 
 class ValidatorNet:
-    def __init__(self, root: str | Path, genesis: Genesis, keys: Sequence[PrivateKey],
-                 actor_options: dict[str, Any] | None = None, **settings: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str | Path,
+        genesis: Genesis,
+        keys: Sequence[PrivateKey],
+        actor_options: dict[str, Any] | None = None,
+        **settings: Any,
+    ) -> None:
         self.raw_genesis = encode(genesis.to_canonical())
         self.dirs = [prepare_node_dir(Path(root) / f"validator-{i}", k) for i, k in enumerate(keys)]
         self.settings = settings
@@ -60,8 +66,9 @@ class ValidatorNet:
             time.sleep(0.1)
         raise TimeoutError(f"validator {i} still answers after ray.kill")
 
-    def call(self, method: str, *args: Any, indices: Sequence[int] | None = None,
-             timeout_s: float = 60.0) -> list[Any]:  # fmt: skip
+    def call(
+        self, method: str, *args: Any, indices: Sequence[int] | None = None, timeout_s: float = 60.0
+    ) -> list[Any]:
         """`method(*args)` on each given (default: live) validator, in index order."""
         todo = self.live if indices is None else indices
         refs = [getattr(self.handles[i], method).remote(*args) for i in todo]
@@ -70,10 +77,12 @@ class ValidatorNet:
     def heights(self) -> list[int]:
         return [s["height"] for s in self.call("status")]
 
-    def wait_for_height(self, height: int, timeout_s: float = 60.0,
-                        indices: Sequence[int] | None = None) -> list[dict[str, Any]]:  # fmt: skip
-        return self.call("wait_for_height", height, timeout_s, indices=indices,
-                         timeout_s=timeout_s + 30)  # fmt: skip
+    def wait_for_height(
+        self, height: int, timeout_s: float = 60.0, indices: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
+        return self.call(
+            "wait_for_height", height, timeout_s, indices=indices, timeout_s=timeout_s + 30
+        )
 
     def stop(self) -> None:
         """Close every live validator's stores, then end the actors."""

@@ -16,8 +16,13 @@ from fedray.node.export import jsonable
 from fedray.runtime.federation import Federation
 
 
-def write_outputs(run_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
-                  final_model: Mapping[str, np.ndarray], fed: Federation) -> None:  # fmt: skip
+def write_outputs(
+    run_dir: Path,
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    final_model: Mapping[str, np.ndarray],
+    fed: Federation,
+) -> None:
     from safetensors.numpy import save_file
 
     from fedray.runtime.evaluate import Evaluator
@@ -26,13 +31,20 @@ def write_outputs(run_dir: Path, rows: list[dict[str, Any]], summary: dict[str, 
     (run_dir / "summary.json").write_text(
         json.dumps(jsonable(summary), indent=2, sort_keys=True) + "\n"
     )
-    save_file(Evaluator(fed).as_float(final_model), str(run_dir / "model.safetensors"),
-              metadata={"format": "fedray", "global_model_hash": str(summary.get("global_model_hash"))})  # fmt: skip
+    save_file(
+        Evaluator(fed).as_float(final_model),
+        str(run_dir / "model.safetensors"),
+        metadata={"format": "fedray", "global_model_hash": str(summary.get("global_model_hash"))},
+    )
     plot_accuracy(run_dir / "accuracy.png", rows, summary)
     plot_round_time(run_dir / "round_time.png", rows)
     if rows and "client_balances" in rows[0]:
-        plot_balances(run_dir / "balances.png", rows, set(summary.get("attackers", [])),
-                      fed.cfg.chain.client_balance)  # fmt: skip
+        plot_balances(
+            run_dir / "balances.png",
+            rows,
+            set(summary.get("attackers", [])),
+            fed.cfg.chain.client_balance,
+        )
 
 
 def plot_accuracy(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
@@ -45,8 +57,9 @@ def plot_accuracy(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any
     rounds = [r["round"] for r in rows]
     ax.plot(rounds, [r["accuracy"] for r in rows], marker="o", label="global model (on chain)")
     if "baseline_accuracy" in summary:
-        ax.axhline(summary["baseline_accuracy"], color="grey", linestyle="--",
-                   label="centralized baseline")  # fmt: skip
+        ax.axhline(
+            summary["baseline_accuracy"], color="grey", linestyle="--", label="centralized baseline"
+        )
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{summary.get('name', 'run')}: test accuracy per round")
@@ -63,8 +76,12 @@ def plot_round_time(path: Path, rows: list[dict[str, Any]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    parts = [("train_seconds", "training"), ("consensus_seconds", "consensus"),
-             ("aggregation_seconds", "aggregation"), ("waiting_seconds", "waiting")]  # fmt: skip
+    parts = [
+        ("train_seconds", "training"),
+        ("consensus_seconds", "consensus"),
+        ("aggregation_seconds", "aggregation"),
+        ("waiting_seconds", "waiting"),
+    ]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     rounds = np.array([r["round"] for r in rows])
     bottom = np.zeros(len(rows))
@@ -98,9 +115,15 @@ def plot_balances(
         bad = client in attackers
         label = None if bad in labelled else ("attacker" if bad else "honest client")
         labelled.add(bad)
-        ax.plot(rounds, series[:, client], color="tab:red" if bad else "grey",
-                alpha=0.9 if bad else 0.5, linewidth=1.6 if bad else 1.0, label=label,
-                zorder=3 if bad else 2)  # fmt: skip
+        ax.plot(
+            rounds,
+            series[:, client],
+            color="tab:red" if bad else "grey",
+            alpha=0.9 if bad else 0.5,
+            linewidth=1.6 if bad else 1.0,
+            label=label,
+            zorder=3 if bad else 2,
+        )
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel("round")
     ax.set_ylabel("balance change since genesis")

@@ -38,8 +38,13 @@ class PoolNode:
     def public_keys(self) -> dict[int, bytes]:
         return self.pool.public_keys()
 
-    async def train_round(self, round_: int, global_model: dict[str, np.ndarray],
-                          validators: list[Any], ingresses: list[Any]) -> dict[str, Any]:  # fmt: skip
+    async def train_round(
+        self,
+        round_: int,
+        global_model: dict[str, np.ndarray],
+        validators: list[Any],
+        ingresses: list[Any],
+    ) -> dict[str, Any]:
         info = await first_alive(validators, "round_info")
         if not info["open"] or info["round"] != round_:
             return {"round": round_, "clients": 0, "skipped": "round not open"}
@@ -48,8 +53,15 @@ class PoolNode:
             return {"round": round_, "clients": 0}
         nonces = await first_alive(validators, "account_nonces", mine)
         start = time.perf_counter()
-        subs = self.pool.train_round(round_, global_model, info["global_hash"], mine, nonces,
-                                     info["fl_local_epochs"], float(info["fl_learning_rate"]))  # fmt: skip
+        subs = self.pool.train_round(
+            round_,
+            global_model,
+            info["global_hash"],
+            mine,
+            nonces,
+            info["fl_local_epochs"],
+            float(info["fl_learning_rate"]),
+        )
         train_s = time.perf_counter() - start
         batch = []
         for s in subs:
@@ -62,10 +74,13 @@ class PoolNode:
                 signature = self.pool.sign_delivery(s.client, round_, payload)
             batch.append((s.tx, ray.put(payload), signature))
         sent_at = time.time()
-        answers = await asyncio.gather(*(i.submit.remote(batch) for i in ingresses),
-                                       return_exceptions=True)  # fmt: skip
-        results = [a if isinstance(a, dict) else {"admitted": 0, "rejected": ["ingress_unavailable"]}
-                   for a in answers]  # fmt: skip
+        answers = await asyncio.gather(
+            *(i.submit.remote(batch) for i in ingresses), return_exceptions=True
+        )
+        results = [
+            a if isinstance(a, dict) else {"admitted": 0, "rejected": ["ingress_unavailable"]}
+            for a in answers
+        ]
         return {
             "round": round_,
             "clients": len(subs),
@@ -75,8 +90,9 @@ class PoolNode:
             "ingress": results,
         }
 
-    async def vote(self, proposal_id: int, option: str, validators: list[Any],
-                   ingresses: list[Any]) -> int:  # fmt: skip
+    async def vote(
+        self, proposal_id: int, option: str, validators: list[Any], ingresses: list[Any]
+    ) -> int:
         """Sign and send every client's vote on `proposal_id`; returns how many were sent."""
         keys = list(self.pool.public)
         nonces = await first_alive(validators, "account_nonces", keys)

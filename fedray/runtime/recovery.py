@@ -50,13 +50,22 @@ def encode_schedule(height: int, schedule: ProposerSchedule) -> bytes:
 
 def decode_schedule(raw: bytes) -> tuple[int, ProposerSchedule]:
     value = decode(raw)
-    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], int)
-            and isinstance(value[1], list) and isinstance(value[2], bytes)):  # fmt: skip
+    if not (
+        isinstance(value, list)
+        and len(value) == 3
+        and isinstance(value[0], int)
+        and isinstance(value[1], list)
+        and isinstance(value[2], bytes)
+    ):
         raise EncodingError("a stored schedule is [height, members, proposer0]")
     members = []
     for m in value[1]:
-        if not (isinstance(m, list) and len(m) == 3 and isinstance(m[0], bytes)
-                and all(isinstance(x, int) and not isinstance(x, bool) for x in m[1:])):  # fmt: skip
+        if not (
+            isinstance(m, list)
+            and len(m) == 3
+            and isinstance(m[0], bytes)
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in m[1:])
+        ):
             raise EncodingError("a schedule member is [key, power, priority]")
         members.append((m[0], m[1], m[2]))
     return value[0], ProposerSchedule(tuple(members), value[2])
@@ -150,8 +159,9 @@ async def catch_up(
         peer = max(ahead, key=lambda n: ahead[n])
         before = app.height
         try:
-            pairs = await peers.call(peer, "committed_range", before + 1, ahead[peer],
-                                     timeout_s=30.0)  # fmt: skip
+            pairs = await peers.call(
+                peer, "committed_range", before + 1, ahead[peer], timeout_s=30.0
+            )
         except PeerUnavailableError:
             pairs = []
         for raw_block, raw_cert in pairs:

@@ -91,8 +91,10 @@ class Run:
 
         cfg, rt = self.cfg, self.cfg.runtime
         n = cfg.chain.validators
-        keys = [KeyStore(self.node_dir(i) / "keys", DEV_PASSPHRASE).create("validator")
-                for i in range(n)]  # fmt: skip
+        keys = [
+            KeyStore(self.node_dir(i) / "keys", DEV_PASSPHRASE).create("validator")
+            for i in range(n)
+        ]
         self.validator_keys = keys
         self.initial = self.fed.initial_model()
         self.genesis = self.fed.genesis([k.public_key for k in keys], self.initial)
@@ -100,28 +102,37 @@ class Run:
         self.client_keys = [self.fed.client_key(i).public_key for i in range(cfg.clients)]
         genesis_bytes = encode(self.genesis.to_canonical())
         ingress_cpus = 0.05
-        self.pg = placement_group([{"CPU": rt.validator_num_cpus + ingress_cpus}] * n,
-                                  strategy="SPREAD")  # fmt: skip
+        self.pg = placement_group(
+            [{"CPU": rt.validator_num_cpus + ingress_cpus}] * n, strategy="SPREAD"
+        )
         ray.get(self.pg.ready(), timeout=120)
         self._validator_args = (genesis_bytes,)
         for i in range(n):
             strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
-            v = ValidatorActor.options(num_cpus=rt.validator_num_cpus, scheduling_strategy=strategy,
-                                       name=None).remote(**self._validator_kwargs(i))  # fmt: skip
+            v = ValidatorActor.options(
+                num_cpus=rt.validator_num_cpus, scheduling_strategy=strategy, name=None
+            ).remote(**self._validator_kwargs(i))
             self.validators.append(v)
         ray.get([v.put_blob.remote(self.initial) for v in self.validators])
         layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in self.initial.items()}
         for i, v in enumerate(self.validators):
             strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
-            self.ingresses.append(IngressActor.options(
-                num_cpus=ingress_cpus, scheduling_strategy=strategy).remote(
-                str(self.node_dir(i)), self.genesis.chain_id, self.genesis.params.max_tx_bytes,
-                layout, v))  # fmt: skip
+            self.ingresses.append(
+                IngressActor.options(num_cpus=ingress_cpus, scheduling_strategy=strategy).remote(
+                    str(self.node_dir(i)),
+                    self.genesis.chain_id,
+                    self.genesis.params.max_tx_bytes,
+                    layout,
+                    v,
+                )
+            )
         for idx in range(len(self.pool_clients)):
             self.pools.append(self._new_pool(idx))
         # Everyone is ready before the first block opens round 0.
-        ray.get([p.public_keys.remote() for p in self.pools] +
-                [g.stats.remote() for g in self.ingresses])  # fmt: skip
+        ray.get(
+            [p.public_keys.remote() for p in self.pools]
+            + [g.stats.remote() for g in self.ingresses]
+        )
         ray.get([v.connect.remote(self.validators) for v in self.validators])
         ray.get([v.start.remote() for v in self.validators])
 
@@ -280,8 +291,11 @@ class Run:
                 agg_before = agg_now
                 self.rows.append(row)
                 progress.update(1)
-                progress.set_postfix(acc=f"{row['accuracy']:.3f}", height=height,
-                                     tx_s=f"{row['cumulative_txs'] / max(1e-9, time.time() - start_wall):.1f}")  # fmt: skip
+                progress.set_postfix(
+                    acc=f"{row['accuracy']:.3f}",
+                    height=height,
+                    tx_s=f"{row['cumulative_txs'] / max(1e-9, time.time() - start_wall):.1f}",
+                )
             opened = None
             if status["open"] and status["round"] not in dispatched:
                 dispatched.add(status["round"])
@@ -299,8 +313,14 @@ class Run:
             raise RunError("scheduled governance proposals did not finish within 120 s")
         return False
 
-    def _round_row(self, result: dict[str, Any], evaluator: Any, aggregation_s: float,
-                   start_wall: float, height: int) -> dict[str, Any]:  # fmt: skip
+    def _round_row(
+        self,
+        result: dict[str, Any],
+        evaluator: Any,
+        aggregation_s: float,
+        start_wall: float,
+        height: int,
+    ) -> dict[str, Any]:
         r = result["round"]
         self._collect_pools(r)
         timing = self.timings.pop(r, RoundTiming(time.time()))
@@ -341,7 +361,7 @@ class Run:
             "client_stakes": [accounts[k]["stake"] for k in self.client_keys],
             "client_jailed": [
                 bool(accounts[k]["jailed_until"]) or accounts[k]["banned"] for k in self.client_keys
-            ],  # fmt: skip
+            ],
             "minted_total": economy["minted"],
             "burned_total": economy["burned"],
             "penalties_total": len(economy["penalties"]),
@@ -351,7 +371,7 @@ class Run:
                     for p in economy["penalties"]
                     if p["offender"] in self.client_keys
                 }
-            ),  # fmt: skip
+            ),
         }
 
     def _finish(self, evaluator: Any, start_wall: float) -> RunResult:
@@ -388,8 +408,12 @@ class Run:
         kinds: dict[str, int] = {}
         for p in economy["penalties"]:
             kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
-        return {"minted": economy["minted"], "burned": economy["burned"], "penalties": kinds,
-                "genesis_supply": account_total(self.genesis.state().accounts.accounts.values())}  # fmt: skip
+        return {
+            "minted": economy["minted"],
+            "burned": economy["burned"],
+            "penalties": kinds,
+            "genesis_supply": account_total(self.genesis.state().accounts.accounts.values()),
+        }
 
     def _agreement(self) -> int:
         """Compare block hashes of every live validator at every common height; raise on a fork."""
@@ -427,8 +451,13 @@ class Run:
 def _progress(cfg: RunConfig) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=cfg.rounds, desc=f"fedray {cfg.name}", unit="round",
-                disable=not cfg.runtime.progress, dynamic_ncols=True)  # fmt: skip
+    return tqdm(
+        total=cfg.rounds,
+        desc=f"fedray {cfg.name}",
+        unit="round",
+        disable=not cfg.runtime.progress,
+        dynamic_ncols=True,
+    )
 
 
 def run(cfg: RunConfig) -> RunResult:

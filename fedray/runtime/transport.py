@@ -64,8 +64,12 @@ def decode_message(raw: bytes) -> Message:
             return VoteMessage(Vote.from_canonical(value[1]))
         if value[0] == KIND_PROPOSAL and len(value) == 3 and isinstance(value[2], bytes):
             fields = value[1]
-            if not (isinstance(fields, list) and len(fields) == 6 and all(map(_is_int, fields[:3]))
-                    and all(isinstance(f, bytes) for f in fields[3:])):  # fmt: skip
+            if not (
+                isinstance(fields, list)
+                and len(fields) == 6
+                and all(map(_is_int, fields[:3]))
+                and all(isinstance(f, bytes) for f in fields[3:])
+            ):
                 raise EncodingError("a proposal is [height, round, pol_round, hash, key, sig]")
             return ProposalMessage(Proposal.from_canonical(fields), Block.from_bytes(value[2]))
     except (TypeError, ValueError) as exc:
@@ -104,8 +108,9 @@ class RayPeers:
     under the same name is found again). After a failure a peer is skipped for `retry_s`, so a dead
     one costs neither a GCS lookup nor a failed call per message."""
 
-    def __init__(self, entries: Mapping[str, Any], namespace: str | None = None,
-                 retry_s: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self, entries: Mapping[str, Any], namespace: str | None = None, retry_s: float = 1.0
+    ) -> None:
         self.names = tuple(entries)
         self.namespace = namespace
         self.retry_s = retry_s

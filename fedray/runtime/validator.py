@@ -93,12 +93,16 @@ class NodeSettings:
 
     def __post_init__(self) -> None:
         if self.timeout_propose_s <= self.block_interval_s:
-            raise ConfigError("timeout_propose_s must exceed block_interval_s, or peers prevote "
-                              "nil while the proposer waits")  # fmt: skip
+            raise ConfigError(
+                "timeout_propose_s must exceed block_interval_s, or peers prevote "
+                "nil while the proposer waits"
+            )
 
     def timeouts(self) -> TimeoutConfig:
-        p, v, d = (int(1000 * x) for x in (self.timeout_propose_s, self.timeout_vote_s,
-                                           self.timeout_delta_s))  # fmt: skip
+        p, v, d = (
+            int(1000 * x)
+            for x in (self.timeout_propose_s, self.timeout_vote_s, self.timeout_delta_s)
+        )
         return TimeoutConfig(p, d, v, d, v, d)
 
 
@@ -181,10 +185,21 @@ class ValidatorNode:
         if self.driver is None and not self.closed:
             height = self.app.height + 1
             config = EngineConfig(self.genesis.chain_id, self.key, self.settings.timeouts())
-            state = initial_state(config, height, self.app.validators(height),
-                                  load_schedule(self.app), self.signer_store.load())  # fmt: skip
-            self.driver = _ShellDriver(state, self.app, self.signer_store, self,
-                                       on_decide=self._on_decide, intercept=self._intercept)  # fmt: skip
+            state = initial_state(
+                config,
+                height,
+                self.app.validators(height),
+                load_schedule(self.app),
+                self.signer_store.load(),
+            )
+            self.driver = _ShellDriver(
+                state,
+                self.app,
+                self.signer_store,
+                self,
+                on_decide=self._on_decide,
+                intercept=self._intercept,
+            )
             self._spawn(self._maintain())
             self._handle(Start())
         return await self.status()
@@ -282,9 +297,16 @@ class ValidatorNode:
         nxt = self.driver.state.schedule.next_height(self.app.validators(h + 1))
         save_schedule(self.app, h + 1, nxt)  # what the engine will use at h + 1, for restarts
         self.commits.append((h, cert.round, block.header.time, self.now_ms()))
-        self.watch.committed(h, lambda: {"height": h, "hash": block.hash, "txs": len(block.txs),
-                                         "time_ms": block.header.time,
-                                         "state_root": self.app.state.root()})  # fmt: skip
+        self.watch.committed(
+            h,
+            lambda: {
+                "height": h,
+                "hash": block.hash,
+                "txs": len(block.txs),
+                "time_ms": block.header.time,
+                "state_root": self.app.state.root(),
+            },
+        )
 
     async def wait_for_height(self, height: int, timeout_s: float = 10.0) -> dict[str, Any]:
         """Return `status()` once `height` is committed here, or when `timeout_s` runs out."""
@@ -329,8 +351,13 @@ class ValidatorNode:
                 self._ahead = False
                 try:
                     running = lambda: not (self.closed or self.failed)  # noqa: E731
-                    await catch_up(self.peers, self.app, self._deliver_certified, running,
-                                   status_timeout_s=4 * self.settings.gossip_s)  # fmt: skip
+                    await catch_up(
+                        self.peers,
+                        self.app,
+                        self._deliver_certified,
+                        running,
+                        status_timeout_s=4 * self.settings.gossip_s,
+                    )
                 except Exception:
                     log.exception("catch-up failed on %s", self.name)
 
@@ -373,8 +400,9 @@ class ValidatorNode:
         """(height, commit round, block time ms, local commit time ms) of commits seen live."""
         return list(self.commits)
 
-    async def submit_txs(self, batch: list[bytes], signature_verified: bool = False
-                         ) -> list[dict[str, Any]]:  # fmt: skip
+    async def submit_txs(
+        self, batch: list[bytes], signature_verified: bool = False
+    ) -> list[dict[str, Any]]:
         """Admit transactions into the mempool; returns the rejected ones (with `index`)."""
         out: list[dict[str, Any]] = []
         for i, raw in enumerate(batch):

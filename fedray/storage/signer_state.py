@@ -76,8 +76,12 @@ class FileSignerStore(Generic[S]):
         if self._cached is not None and state == self._cached:
             return  # nothing new to make durable
         raw = self.codec.to_bytes(state)
-        doc = {"format": FORMAT, **self.codec.summary(state), "state": raw.hex(),
-               "sha256": digest(raw).hex()}  # fmt: skip
+        doc = {
+            "format": FORMAT,
+            **self.codec.summary(state),
+            "state": raw.hex(),
+            "sha256": digest(raw).hex(),
+        }
         data = json.dumps(doc, indent=1).encode()
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)

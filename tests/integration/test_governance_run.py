@@ -34,8 +34,11 @@ governance:
 def epochs_by_height(chain_dir: Path) -> dict[int, int]:
     seen: dict[int, int] = {}
     with BlockStore(chain_dir) as store:
-        report = verify_chain(store, make_block_env(chain_dir, recompute=False),
-                              on_block=lambda s, b: seen.__setitem__(b.height, s.params.fl_local_epochs))  # fmt: skip
+        report = verify_chain(
+            store,
+            make_block_env(chain_dir, recompute=False),
+            on_block=lambda s, b: seen.__setitem__(b.height, s.params.fl_local_epochs),
+        )
     assert report.ok, report
     return seen
 

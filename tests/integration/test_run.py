@@ -48,14 +48,30 @@ def test_minimal_run_finishes_and_learns(clean_run: RunResult) -> None:
     assert s["rounds"] == 2 and len(clean_run.rows) == 2
     assert s["final_accuracy"] > s["initial_accuracy"] + 0.2
     assert clean_run.rows[1]["accuracy"] > clean_run.rows[0]["accuracy"] - 0.05
-    for name in ("config.yaml", "metrics.parquet", "summary.json", "model.safetensors",
-                 "accuracy.png", "round_time.png"):  # fmt: skip
+    for name in (
+        "config.yaml",
+        "metrics.parquet",
+        "summary.json",
+        "model.safetensors",
+        "accuracy.png",
+        "round_time.png",
+    ):
         assert (clean_run.run_dir / name).exists(), name
     import pyarrow.parquet as pq
 
     columns = pq.read_table(clean_run.run_dir / "metrics.parquet").column_names
-    for column in ("accuracy", "loss", "round_seconds", "tx_count", "bytes_moved", "selected",
-                   "included", "train_seconds", "consensus_seconds", "aggregation_seconds"):  # fmt: skip
+    for column in (
+        "accuracy",
+        "loss",
+        "round_seconds",
+        "tx_count",
+        "bytes_moved",
+        "selected",
+        "included",
+        "train_seconds",
+        "consensus_seconds",
+        "aggregation_seconds",
+    ):
         assert column in columns
 
 
@@ -77,8 +93,16 @@ def test_corrupt_payload_is_rejected_at_ingress_and_recorded(clean_run: RunResul
 
 
 def test_killed_pool_and_killed_validator(ray_cluster: None, tmp_path: Path) -> None:
-    cfg = load_config(MINIMAL, [f"output_dir={tmp_path}", "rounds=3", "runtime.client_pools=2",
-                                "faults.kill_pool_round=1", "faults.kill_validator_round=1"])  # fmt: skip
+    cfg = load_config(
+        MINIMAL,
+        [
+            f"output_dir={tmp_path}",
+            "rounds=3",
+            "runtime.client_pools=2",
+            "faults.kill_pool_round=1",
+            "faults.kill_validator_round=1",
+        ],
+    )
     result = run(cfg)
     rows = result.rows
     assert [r["round"] for r in rows] == [0, 1, 2]

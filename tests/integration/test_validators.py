@@ -21,8 +21,13 @@ from fedray.core.tx import make_tx
 from fedray.runtime.localnet import ValidatorNet
 
 CHAIN = "fedray-it"
-SETTINGS = {"timeout_propose_s": 0.8, "timeout_vote_s": 0.3, "timeout_delta_s": 0.2,
-            "block_interval_s": 0.1, "gossip_s": 0.3}  # fmt: skip
+SETTINGS = {
+    "timeout_propose_s": 0.8,
+    "timeout_vote_s": 0.3,
+    "timeout_delta_s": 0.2,
+    "block_interval_s": 0.1,
+    "gossip_s": 0.3,
+}
 
 
 class Scenario:
@@ -39,8 +44,9 @@ class Scenario:
         """State roots validator `i` stored for heights 1..hi (read-only, beside the live actor)."""
         uri = f"file:{self.net.dirs[i] / 'chain.sqlite'}?mode=ro"
         with sqlite3.connect(uri, uri=True) as db:
-            rows = db.execute("SELECT state_root FROM blocks WHERE height <= ? ORDER BY height",
-                              (hi,)).fetchall()  # fmt: skip
+            rows = db.execute(
+                "SELECT state_root FROM blocks WHERE height <= ? ORDER BY height", (hi,)
+            ).fetchall()
         return [bytes(r[0]) for r in rows]
 
     def assert_identical(self) -> int:

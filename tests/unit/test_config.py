@@ -36,8 +36,9 @@ def test_every_shipped_yaml_loads(path: Path) -> None:
 
 
 def test_preset_and_overrides_compose() -> None:
-    cfg = load_config(CONF / "preset" / "minimal.yaml", ["rounds=3", "strategy=krum",
-                                                         "strategy.params.f=1"])  # fmt: skip
+    cfg = load_config(
+        CONF / "preset" / "minimal.yaml", ["rounds=3", "strategy=krum", "strategy.params.f=1"]
+    )
     assert (cfg.rounds, cfg.clients, cfg.strategy.name, cfg.strategy.params) == (
         3,
         6,

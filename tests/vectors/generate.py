@@ -60,16 +60,24 @@ def tx(key: Any, nonce: int, payload: Any, **kw: Any) -> bytes:
     return make_tx(key, CHAIN, nonce, payload, **kw).raw
 
 
-def raw_tx(key: Any, nonce: int, kind: str, payload: dict[str, Any], chain: str = CHAIN,
-           gas_limit: int = 1_000_000, signer: Any = None) -> bytes:  # fmt: skip
+def raw_tx(
+    key: Any,
+    nonce: int,
+    kind: str,
+    payload: dict[str, Any],
+    chain: str = CHAIN,
+    gas_limit: int = 1_000_000,
+    signer: Any = None,
+) -> bytes:
     """A signed transaction with an arbitrary (possibly invalid) payload map."""
     t = Tx(chain, key.public_key, nonce, gas_limit, kind, payload)
     sig = (signer or key).sign(DOMAIN_TX, chain, t.body_bytes())
     return SignedTx(t, sig).raw
 
 
-def tx_vector(name: str, description: str, pre: State, txs: list[bytes],
-              ctx: ExecContext = CTX) -> None:  # fmt: skip
+def tx_vector(
+    name: str, description: str, pre: State, txs: list[bytes], ctx: ExecContext = CTX
+) -> None:
     vector: dict[str, Any] = {
         "name": name,
         "description": description,
@@ -91,8 +99,12 @@ def tx_vector(name: str, description: str, pre: State, txs: list[bytes],
 
 def block_vector(name: str, description: str, pre: State, block: Block | bytes) -> None:
     raw = block.raw if isinstance(block, Block) else block
-    vector: dict[str, Any] = {"name": name, "description": description,
-                              "pre": state_to_json(pre), "block": raw.hex()}  # fmt: skip
+    vector: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "pre": state_to_json(pre),
+        "block": raw.hex(),
+    }
     try:
         vector["post"] = state_to_json(apply_block(pre, Block.from_bytes(raw)))
     except FedrayError as exc:
@@ -111,110 +123,316 @@ def tx_cases() -> None:
     s = base_state()
     big = 2**63
     cases: list[tuple[str, str, State, list[bytes], str | None]] = [
-        ("transfer_ok", "a transfer moves the amount; the fee goes to the proposer",
-         s, [tx(A, 0, Transfer(B.public_key, 500))], None),
-        ("transfer_creates_account", "a transfer to an unknown key creates the account",
-         s, [tx(A, 0, Transfer(STRANGER.public_key, 7))], None),
-        ("transfer_self", "a transfer to oneself only costs the fee",
-         s, [tx(A, 0, Transfer(A.public_key, 10))], None),
-        ("transfer_sequence", "three transactions with consecutive nonces all apply",
-         s, [tx(A, i, Transfer(B.public_key, 1 + i)) for i in range(3)], None),
-        ("transfer_insufficient_balance", "amount above balance after the fee",
-         s, [tx(A, 0, Transfer(B.public_key, 1_000_000))], "insufficient_balance"),
-        ("fee_unpayable", "balance cannot pay the fee",
-         with_account(s, A.public_key, balance=10), [tx(A, 0, Transfer(B.public_key, 1))],
-         "insufficient_balance"),
-        ("transfer_zero_amount", "zero transfers are refused",
-         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 0})], "bad_payload"),
-        ("transfer_negative_amount", "negative integers are refused by the payload rules",
-         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": -5})], "bad_payload"),
-        ("transfer_bad_recipient", "recipient must be a 32-byte key",
-         s, [raw_tx(A, 0, "transfer", {"to": b"\x01" * 31, "amount": 5})], "bad_payload"),
-        ("transfer_extra_field", "unknown payload fields are refused",
-         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 5, "memo": "x"})],
-         "bad_payload"),
-        ("transfer_missing_field", "missing payload fields are refused",
-         s, [raw_tx(A, 0, "transfer", {"to": B.public_key})], "bad_payload"),
-        ("transfer_wrong_type", "an amount given as text is refused",
-         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": "5"})], "bad_payload"),
-        ("transfer_recipient_overflow", "a credit past 2**64-1 is refused and fully undone",
-         with_account(s, B.public_key, balance=UINT64_MAX - 10),
-         [tx(A, 0, Transfer(B.public_key, 100))], "integer_overflow"),
-        ("nonce_replay", "a used nonce is a replay",
-         s, [tx(A, 0, Transfer(B.public_key, 1)), tx(A, 0, Transfer(B.public_key, 2))],
-         "nonce_replay"),
-        ("nonce_replay_identical", "the identical transaction twice is a replay",
-         s, [tx(A, 0, Transfer(B.public_key, 1))] * 2, "nonce_replay"),
-        ("nonce_gap", "a nonce that skips ahead is refused",
-         s, [tx(A, 1, Transfer(B.public_key, 1))], "nonce_gap"),
-        ("wrong_chain_id", "a transaction signed for another chain",
-         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 1}, chain="other-chain")],
-         "wrong_chain_id"),
-        ("bad_signature_flipped", "one flipped signature bit",
-         s, [_flip_last_byte(tx(A, 0, Transfer(B.public_key, 1)))], "bad_signature"),
-        ("bad_signature_other_signer", "signed by a key other than the sender",
-         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 1}, signer=B)],
-         "bad_signature"),
-        ("unknown_kind", "a kind nobody registered",
-         s, [raw_tx(A, 0, "mint", {"amount": 1})], "unknown_kind"),
-        ("malformed_truncated", "truncated wire bytes",
-         s, [tx(A, 0, Transfer(B.public_key, 1))[:-3]], "malformed"),
-        ("malformed_trailing", "bytes after the transaction",
-         s, [tx(A, 0, Transfer(B.public_key, 1)) + b"\x00"], "malformed"),
-        ("malformed_not_array", "a map where the envelope array belongs",
-         s, [encode({"kind": "transfer"})], "malformed"),
-        ("malformed_non_canonical_int", "a nonce in a longer-than-shortest encoding",
-         s, [_non_canonical_nonce(tx(A, 0, Transfer(B.public_key, 1)))], "malformed"),
-        ("malformed_float", "a float inside the payload",
-         s, [_with_float_amount(tx(A, 0, Transfer(B.public_key, 1)))], "malformed"),
-        ("oversized", "a transaction above max_tx_bytes",
-         s, [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 1, "pad": b"x" * 5000})],
-         "oversized"),
-        ("out_of_gas", "gas limit below the transaction's cost",
-         s, [tx(A, 0, Transfer(B.public_key, 1), gas_limit=100)], "out_of_gas"),
-        ("unknown_sender", "a sender without an account",
-         s, [tx(STRANGER, 0, Transfer(B.public_key, 1))], "unknown_account"),
-        ("jailed_sender", "a jailed account may not act",
-         with_account(s, A.public_key, jailed_until=50), [tx(A, 0, Transfer(B.public_key, 1))],
-         "jailed"),
-        ("banned_sender", "a banned account may not act",
-         with_account(s, A.public_key, banned=True), [tx(A, 0, Transfer(B.public_key, 1))],
-         "jailed"),
-        ("jailed_after_period", "jail lasts until an unjail transaction, not just a height",
-         with_account(s, A.public_key, jailed_until=1), [tx(A, 0, Transfer(B.public_key, 1))],
-         "jailed"),
-        ("stake_ok", "stake moves balance to stake",
-         s, [tx(A, 0, Stake(300))], None),
-        ("stake_insufficient_balance", "cannot stake more than the balance",
-         s, [tx(A, 0, Stake(2_000_000))], "insufficient_balance"),
-        ("stake_zero", "zero stake is refused",
-         s, [raw_tx(A, 0, "stake", {"amount": 0})], "bad_payload"),
-        ("stake_overflow", "stake past 2**64-1 is refused",
-         with_account(s, A.public_key, stake=UINT64_MAX - 5, balance=big),
-         [tx(A, 0, Stake(100))], "integer_overflow"),
-        ("unstake_ok", "unstake moves stake back to balance",
-         with_account(s, A.public_key, stake=500), [tx(A, 0, Unstake(200))], None),
-        ("unstake_too_much", "cannot unstake more than staked",
-         with_account(s, A.public_key, stake=50), [tx(A, 0, Unstake(200))], "insufficient_stake"),
-        ("unstake_zero", "zero unstake is refused",
-         s, [raw_tx(A, 0, "unstake", {"amount": 0})], "bad_payload"),
-        ("register_client_ok", "stake the minimum, then register as a client",
-         s, [tx(A, 0, Stake(100)), tx(A, 1, Register("client"))], None),
-        ("register_client_below_min", "registration without the minimum stake is refused",
-         s, [tx(A, 0, Stake(99)), tx(A, 1, Register("client"))], "insufficient_stake"),
-        ("register_validator_ok", "stake the validator minimum, then register",
-         s, [tx(A, 0, Stake(1000)), tx(A, 1, Register("validator"))], None),
-        ("register_validator_below_min", "validator minimum applies",
-         s, [tx(A, 0, Stake(999)), tx(A, 1, Register("validator"))], "insufficient_stake"),
-        ("register_twice", "registering a role twice is refused",
-         s, [tx(A, 0, Stake(100)), tx(A, 1, Register("client")), tx(A, 2, Register("client"))],
-         "registration"),
-        ("register_unknown_role", "roles are client or validator",
-         s, [raw_tx(A, 0, "register", {"role": "miner"})], "bad_payload"),
-        ("zero_gas_price", "with gas price 0 a transaction is free",
-         dataclasses.replace(s, params=Params(gas_price=0)),
-         [tx(A, 0, Transfer(B.public_key, 5))], None),
-    ]  # fmt: skip
+        (
+            "transfer_ok",
+            "a transfer moves the amount; the fee goes to the proposer",
+            s,
+            [tx(A, 0, Transfer(B.public_key, 500))],
+            None,
+        ),
+        (
+            "transfer_creates_account",
+            "a transfer to an unknown key creates the account",
+            s,
+            [tx(A, 0, Transfer(STRANGER.public_key, 7))],
+            None,
+        ),
+        (
+            "transfer_self",
+            "a transfer to oneself only costs the fee",
+            s,
+            [tx(A, 0, Transfer(A.public_key, 10))],
+            None,
+        ),
+        (
+            "transfer_sequence",
+            "three transactions with consecutive nonces all apply",
+            s,
+            [tx(A, i, Transfer(B.public_key, 1 + i)) for i in range(3)],
+            None,
+        ),
+        (
+            "transfer_insufficient_balance",
+            "amount above balance after the fee",
+            s,
+            [tx(A, 0, Transfer(B.public_key, 1_000_000))],
+            "insufficient_balance",
+        ),
+        (
+            "fee_unpayable",
+            "balance cannot pay the fee",
+            with_account(s, A.public_key, balance=10),
+            [tx(A, 0, Transfer(B.public_key, 1))],
+            "insufficient_balance",
+        ),
+        (
+            "transfer_zero_amount",
+            "zero transfers are refused",
+            s,
+            [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 0})],
+            "bad_payload",
+        ),
+        (
+            "transfer_negative_amount",
+            "negative integers are refused by the payload rules",
+            s,
+            [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": -5})],
+            "bad_payload",
+        ),
+        (
+            "transfer_bad_recipient",
+            "recipient must be a 32-byte key",
+            s,
+            [raw_tx(A, 0, "transfer", {"to": b"\x01" * 31, "amount": 5})],
+            "bad_payload",
+        ),
+        (
+            "transfer_extra_field",
+            "unknown payload fields are refused",
+            s,
+            [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 5, "memo": "x"})],
+            "bad_payload",
+        ),
+        (
+            "transfer_missing_field",
+            "missing payload fields are refused",
+            s,
+            [raw_tx(A, 0, "transfer", {"to": B.public_key})],
+            "bad_payload",
+        ),
+        (
+            "transfer_wrong_type",
+            "an amount given as text is refused",
+            s,
+            [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": "5"})],
+            "bad_payload",
+        ),
+        (
+            "transfer_recipient_overflow",
+            "a credit past 2**64-1 is refused and fully undone",
+            with_account(s, B.public_key, balance=UINT64_MAX - 10),
+            [tx(A, 0, Transfer(B.public_key, 100))],
+            "integer_overflow",
+        ),
+        (
+            "nonce_replay",
+            "a used nonce is a replay",
+            s,
+            [tx(A, 0, Transfer(B.public_key, 1)), tx(A, 0, Transfer(B.public_key, 2))],
+            "nonce_replay",
+        ),
+        (
+            "nonce_replay_identical",
+            "the identical transaction twice is a replay",
+            s,
+            [tx(A, 0, Transfer(B.public_key, 1))] * 2,
+            "nonce_replay",
+        ),
+        (
+            "nonce_gap",
+            "a nonce that skips ahead is refused",
+            s,
+            [tx(A, 1, Transfer(B.public_key, 1))],
+            "nonce_gap",
+        ),
+        (
+            "wrong_chain_id",
+            "a transaction signed for another chain",
+            s,
+            [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 1}, chain="other-chain")],
+            "wrong_chain_id",
+        ),
+        (
+            "bad_signature_flipped",
+            "one flipped signature bit",
+            s,
+            [_flip_last_byte(tx(A, 0, Transfer(B.public_key, 1)))],
+            "bad_signature",
+        ),
+        (
+            "bad_signature_other_signer",
+            "signed by a key other than the sender",
+            s,
+            [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 1}, signer=B)],
+            "bad_signature",
+        ),
+        (
+            "unknown_kind",
+            "a kind nobody registered",
+            s,
+            [raw_tx(A, 0, "mint", {"amount": 1})],
+            "unknown_kind",
+        ),
+        (
+            "malformed_truncated",
+            "truncated wire bytes",
+            s,
+            [tx(A, 0, Transfer(B.public_key, 1))[:-3]],
+            "malformed",
+        ),
+        (
+            "malformed_trailing",
+            "bytes after the transaction",
+            s,
+            [tx(A, 0, Transfer(B.public_key, 1)) + b"\x00"],
+            "malformed",
+        ),
+        (
+            "malformed_not_array",
+            "a map where the envelope array belongs",
+            s,
+            [encode({"kind": "transfer"})],
+            "malformed",
+        ),
+        (
+            "malformed_non_canonical_int",
+            "a nonce in a longer-than-shortest encoding",
+            s,
+            [_non_canonical_nonce(tx(A, 0, Transfer(B.public_key, 1)))],
+            "malformed",
+        ),
+        (
+            "malformed_float",
+            "a float inside the payload",
+            s,
+            [_with_float_amount(tx(A, 0, Transfer(B.public_key, 1)))],
+            "malformed",
+        ),
+        (
+            "oversized",
+            "a transaction above max_tx_bytes",
+            s,
+            [raw_tx(A, 0, "transfer", {"to": B.public_key, "amount": 1, "pad": b"x" * 5000})],
+            "oversized",
+        ),
+        (
+            "out_of_gas",
+            "gas limit below the transaction's cost",
+            s,
+            [tx(A, 0, Transfer(B.public_key, 1), gas_limit=100)],
+            "out_of_gas",
+        ),
+        (
+            "unknown_sender",
+            "a sender without an account",
+            s,
+            [tx(STRANGER, 0, Transfer(B.public_key, 1))],
+            "unknown_account",
+        ),
+        (
+            "jailed_sender",
+            "a jailed account may not act",
+            with_account(s, A.public_key, jailed_until=50),
+            [tx(A, 0, Transfer(B.public_key, 1))],
+            "jailed",
+        ),
+        (
+            "banned_sender",
+            "a banned account may not act",
+            with_account(s, A.public_key, banned=True),
+            [tx(A, 0, Transfer(B.public_key, 1))],
+            "jailed",
+        ),
+        (
+            "jailed_after_period",
+            "jail lasts until an unjail transaction, not just a height",
+            with_account(s, A.public_key, jailed_until=1),
+            [tx(A, 0, Transfer(B.public_key, 1))],
+            "jailed",
+        ),
+        ("stake_ok", "stake moves balance to stake", s, [tx(A, 0, Stake(300))], None),
+        (
+            "stake_insufficient_balance",
+            "cannot stake more than the balance",
+            s,
+            [tx(A, 0, Stake(2_000_000))],
+            "insufficient_balance",
+        ),
+        (
+            "stake_zero",
+            "zero stake is refused",
+            s,
+            [raw_tx(A, 0, "stake", {"amount": 0})],
+            "bad_payload",
+        ),
+        (
+            "stake_overflow",
+            "stake past 2**64-1 is refused",
+            with_account(s, A.public_key, stake=UINT64_MAX - 5, balance=big),
+            [tx(A, 0, Stake(100))],
+            "integer_overflow",
+        ),
+        (
+            "unstake_ok",
+            "unstake moves stake back to balance",
+            with_account(s, A.public_key, stake=500),
+            [tx(A, 0, Unstake(200))],
+            None,
+        ),
+        (
+            "unstake_too_much",
+            "cannot unstake more than staked",
+            with_account(s, A.public_key, stake=50),
+            [tx(A, 0, Unstake(200))],
+            "insufficient_stake",
+        ),
+        (
+            "unstake_zero",
+            "zero unstake is refused",
+            s,
+            [raw_tx(A, 0, "unstake", {"amount": 0})],
+            "bad_payload",
+        ),
+        (
+            "register_client_ok",
+            "stake the minimum, then register as a client",
+            s,
+            [tx(A, 0, Stake(100)), tx(A, 1, Register("client"))],
+            None,
+        ),
+        (
+            "register_client_below_min",
+            "registration without the minimum stake is refused",
+            s,
+            [tx(A, 0, Stake(99)), tx(A, 1, Register("client"))],
+            "insufficient_stake",
+        ),
+        (
+            "register_validator_ok",
+            "stake the validator minimum, then register",
+            s,
+            [tx(A, 0, Stake(1000)), tx(A, 1, Register("validator"))],
+            None,
+        ),
+        (
+            "register_validator_below_min",
+            "validator minimum applies",
+            s,
+            [tx(A, 0, Stake(999)), tx(A, 1, Register("validator"))],
+            "insufficient_stake",
+        ),
+        (
+            "register_twice",
+            "registering a role twice is refused",
+            s,
+            [tx(A, 0, Stake(100)), tx(A, 1, Register("client")), tx(A, 2, Register("client"))],
+            "registration",
+        ),
+        (
+            "register_unknown_role",
+            "roles are client or validator",
+            s,
+            [raw_tx(A, 0, "register", {"role": "miner"})],
+            "bad_payload",
+        ),
+        (
+            "zero_gas_price",
+            "with gas price 0 a transaction is free",
+            dataclasses.replace(s, params=Params(gas_price=0)),
+            [tx(A, 0, Transfer(B.public_key, 5))],
+            None,
+        ),
+    ]
     for name, description, pre, txs, code in cases:
         tx_vector(name, description, pre, txs)
         expect(name, code)
@@ -258,49 +476,112 @@ def block_cases() -> None:
         expect(name, code)
 
     variant("block_wrong_height", "height must be the next one", "invalid_block", height=3)
-    variant("block_bad_prev_hash", "hash link to the previous block", "invalid_block",
-            prev_hash=b"\x11" * 32)  # fmt: skip
-    variant("block_bad_state_root", "state root of the previous block", "invalid_block",
-            state_root=b"\x22" * 32)  # fmt: skip
-    variant("block_time_not_increasing", "time must grow", "invalid_block",
-            time=pre.last_block_time)  # fmt: skip
+    variant(
+        "block_bad_prev_hash",
+        "hash link to the previous block",
+        "invalid_block",
+        prev_hash=b"\x11" * 32,
+    )
+    variant(
+        "block_bad_state_root",
+        "state root of the previous block",
+        "invalid_block",
+        state_root=b"\x22" * 32,
+    )
+    variant(
+        "block_time_not_increasing", "time must grow", "invalid_block", time=pre.last_block_time
+    )
     variant("block_wrong_chain", "block for another chain", "wrong_chain_id", chain_id="other")
-    variant("block_bad_tx_root", "tx root must match the body", "invalid_block",
-            tx_root=b"\x33" * 32)  # fmt: skip
-    variant("block_proposer_not_validator", "proposer must be a validator", "invalid_block",
-            proposer=A.public_key)  # fmt: skip
-    variant("block_wrong_validator_set", "block names another validator set", "invalid_block",
-            validators_hash=b"\x44" * 32)  # fmt: skip
+    variant(
+        "block_bad_tx_root", "tx root must match the body", "invalid_block", tx_root=b"\x33" * 32
+    )
+    variant(
+        "block_proposer_not_validator",
+        "proposer must be a validator",
+        "invalid_block",
+        proposer=A.public_key,
+    )
+    variant(
+        "block_wrong_validator_set",
+        "block names another validator set",
+        "invalid_block",
+        validators_hash=b"\x44" * 32,
+    )
 
-    def body(txs: list[bytes], commit: Any = "same", evidence: tuple[bytes, ...] = (),
-             state: State = pre) -> Block:  # fmt: skip
+    def body(
+        txs: list[bytes], commit: Any = "same", evidence: tuple[bytes, ...] = (), state: State = pre
+    ) -> Block:
         last = good.last_commit if commit == "same" else commit
-        return make_block(CHAIN, state.height + 1, state.last_block_time + 1000,
-                          state.last_block_hash, state.root(), PROPOSER, state.validators, txs,
-                          last, evidence)  # fmt: skip
+        return make_block(
+            CHAIN,
+            state.height + 1,
+            state.last_block_time + 1000,
+            state.last_block_hash,
+            state.root(),
+            PROPOSER,
+            state.validators,
+            txs,
+            last,
+            evidence,
+        )
 
     cases: list[tuple[str, str, Block | bytes, str | None]] = [
-        ("block_missing_last_commit", "height 2 must carry block 1's certificate",
-         body([], commit=None), "invalid_block"),
-        ("block_commit_two_of_four", "2 of 4 equal-power signers is not more than 2/3",
-         body([], commit=certify(chain.blocks[0], VKEYS[:2], CHAIN)), "bad_certificate"),
-        ("block_commit_three_of_four", "3 of 4 equal-power signers is enough",
-         body([], commit=certify(chain.blocks[0], VKEYS[:3], CHAIN)), None),
-        ("block_commit_bad_signature", "a certificate signed for another chain",
-         body([], commit=certify(chain.blocks[0], VKEYS, "other")), "bad_certificate"),
-        ("block_commit_non_validator", "a signer outside the validator set",
-         body([], commit=certify(chain.blocks[0], VKEYS[:3] + [A], CHAIN)), "bad_certificate"),
-        ("block_commit_wrong_block", "a certificate for another block",
-         body([], commit=certify(good, VKEYS, CHAIN)), "bad_certificate"),
-        ("block_invalid_tx", "one invalid transaction rejects the block",
-         body([tx(A, 1, Transfer(B.public_key, 1)), tx(A, 5, Transfer(B.public_key, 1))]),
-         "nonce_gap"),
-        ("block_duplicate_tx", "the same transaction twice",
-         body([tx(A, 1, Transfer(B.public_key, 1))] * 2), "nonce_replay"),
+        (
+            "block_missing_last_commit",
+            "height 2 must carry block 1's certificate",
+            body([], commit=None),
+            "invalid_block",
+        ),
+        (
+            "block_commit_two_of_four",
+            "2 of 4 equal-power signers is not more than 2/3",
+            body([], commit=certify(chain.blocks[0], VKEYS[:2], CHAIN)),
+            "bad_certificate",
+        ),
+        (
+            "block_commit_three_of_four",
+            "3 of 4 equal-power signers is enough",
+            body([], commit=certify(chain.blocks[0], VKEYS[:3], CHAIN)),
+            None,
+        ),
+        (
+            "block_commit_bad_signature",
+            "a certificate signed for another chain",
+            body([], commit=certify(chain.blocks[0], VKEYS, "other")),
+            "bad_certificate",
+        ),
+        (
+            "block_commit_non_validator",
+            "a signer outside the validator set",
+            body([], commit=certify(chain.blocks[0], VKEYS[:3] + [A], CHAIN)),
+            "bad_certificate",
+        ),
+        (
+            "block_commit_wrong_block",
+            "a certificate for another block",
+            body([], commit=certify(good, VKEYS, CHAIN)),
+            "bad_certificate",
+        ),
+        (
+            "block_invalid_tx",
+            "one invalid transaction rejects the block",
+            body([tx(A, 1, Transfer(B.public_key, 1)), tx(A, 5, Transfer(B.public_key, 1))]),
+            "nonce_gap",
+        ),
+        (
+            "block_duplicate_tx",
+            "the same transaction twice",
+            body([tx(A, 1, Transfer(B.public_key, 1))] * 2),
+            "nonce_replay",
+        ),
         ("block_malformed", "bytes that are not a block", good.raw[:-7], "malformed"),
-        ("block_register_validator", "a new validator joins the set after the block",
-         body([tx(A, 1, Stake(1000)), tx(A, 2, Register("validator"))]), None),
-    ]  # fmt: skip
+        (
+            "block_register_validator",
+            "a new validator joins the set after the block",
+            body([tx(A, 1, Stake(1000)), tx(A, 2, Register("validator"))]),
+            None,
+        ),
+    ]
     for name, description, blk, code in cases:
         block_vector(name, description, pre, blk)
         expect(name, code)
@@ -320,23 +601,43 @@ def block_cases() -> None:
     vote_a = Vote(PREVOTE, 1, 0, b"\x01" * 32, v.public_key).signed(v, CHAIN)
     vote_b = Vote(PREVOTE, 1, 0, b"\x02" * 32, v.public_key).signed(v, CHAIN)
     ev = Evidence.of(vote_a, vote_b).to_bytes()
-    block_vector("block_evidence_ok", "a double prevote is recorded as evidence", pre,
-                 body([], evidence=(ev,)))  # fmt: skip
+    block_vector(
+        "block_evidence_ok",
+        "a double prevote is recorded as evidence",
+        pre,
+        body([], evidence=(ev,)),
+    )
     expect("block_evidence_ok", None)
     same = Evidence.of(vote_a, vote_a)
-    block_vector("block_evidence_no_conflict", "two identical votes are no evidence", pre,
-                 body([], evidence=(same.to_bytes(),)))  # fmt: skip
+    block_vector(
+        "block_evidence_no_conflict",
+        "two identical votes are no evidence",
+        pre,
+        body([], evidence=(same.to_bytes(),)),
+    )
     expect("block_evidence_no_conflict", "bad_evidence")
     other_type = Vote(PRECOMMIT, 1, 0, b"\x02" * 32, v.public_key).signed(v, CHAIN)
-    block_vector("block_evidence_different_slots", "a prevote and a precommit do not conflict",
-                 pre, body([], evidence=(Evidence.of(vote_a, other_type).to_bytes(),)))  # fmt: skip
+    block_vector(
+        "block_evidence_different_slots",
+        "a prevote and a precommit do not conflict",
+        pre,
+        body([], evidence=(Evidence.of(vote_a, other_type).to_bytes(),)),
+    )
     expect("block_evidence_different_slots", "bad_evidence")
-    block_vector("block_evidence_twice", "the same evidence twice in one block", pre,
-                 body([], evidence=(ev, ev)))  # fmt: skip
+    block_vector(
+        "block_evidence_twice",
+        "the same evidence twice in one block",
+        pre,
+        body([], evidence=(ev, ev)),
+    )
     expect("block_evidence_twice", "bad_evidence")
     forged = Vote(PREVOTE, 1, 0, b"\x02" * 32, v.public_key, vote_a.signature)
-    block_vector("block_evidence_forged", "evidence with a forged signature", pre,
-                 body([], evidence=(Evidence.of(vote_a, forged).to_bytes(),)))  # fmt: skip
+    block_vector(
+        "block_evidence_forged",
+        "evidence with a forged signature",
+        pre,
+        body([], evidence=(Evidence.of(vote_a, forged).to_bytes(),)),
+    )
     expect("block_evidence_forged", "bad_evidence")
 
 
@@ -351,9 +652,11 @@ def round_cases() -> None:
     )
     params = Params(fl_clients_per_round=3, fl_round_deadline=4)
     genesis = dataclasses.replace(
-        GENESIS, accounts=accounts, params=params,
+        GENESIS,
+        accounts=accounts,
+        params=params,
         sections={"rounds": genesis_rounds(b"\x07" * 32, 1024)},
-    )  # fmt: skip
+    )
     chain = DevChain(genesis, VKEYS)
     chain.advance()  # block 1 opens round 0 and selects 3 of the 5 clients
     pre = chain.state
@@ -368,34 +671,110 @@ def round_cases() -> None:
     h = [bytes([i]) * 32 for i in range(1, 6)]
     u = chosen[0]
     cases: list[tuple[str, str, State, list[bytes], str | None, ExecContext]] = [
-        ("update_ok", "a selected client submits its update for the open round",
-         pre, [tx(u, 0, Update(0, h[0], 50, 1024))], None, ctx),
-        ("update_all_selected", "every selected client submits once",
-         pre, [tx(c, 0, Update(0, h[i], 50, 1024)) for i, c in enumerate(chosen)], None, ctx),
-        ("update_wrong_round", "an update for a round that is not open",
-         pre, [tx(u, 0, Update(1, h[0], 50, 1024))], "round_closed", ctx),
-        ("update_after_deadline", "an update after the round's deadline",
-         pre, [tx(u, 0, Update(0, h[0], 50, 1024))], "round_closed", late),
-        ("update_not_selected", "a registered client that was not selected",
-         pre, [tx(outsider, 0, Update(0, h[0], 50, 1024))], "not_selected", ctx),
-        ("update_twice", "one update per client per round",
-         pre, [tx(u, 0, Update(0, h[0], 50, 1024)), tx(u, 1, Update(0, h[1], 50, 1024))],
-         "duplicate_update", ctx),
-        ("update_copied_payload", "a second client submitting the same payload hash is not counted "
-         "and loses slash_copy_bps of its stake",
-         pre, [tx(chosen[0], 0, Update(0, h[0], 50, 1024)),
-               tx(chosen[1], 0, Update(0, h[0], 50, 1024))], None, ctx),
-        ("update_wrong_size", "the declared size must be the model's",
-         pre, [tx(u, 0, Update(0, h[0], 50, 1000))], "update_size", ctx),
-        ("update_too_many_samples", "sample counts above fl_max_samples",
-         pre, [tx(u, 0, Update(0, h[0], 10**7, 1024))], "update_size", ctx),
-        ("update_zero_samples", "zero samples is refused",
-         pre, [raw_tx(u, 0, "update", {"round": 0, "payload_hash": h[0], "n_samples": 0,
-                                       "size": 1024})], "bad_payload", ctx),
-        ("update_short_hash", "the payload hash is a 32-byte digest",
-         pre, [raw_tx(u, 0, "update", {"round": 0, "payload_hash": b"\x01" * 31,
-                                       "n_samples": 5, "size": 1024})], "bad_payload", ctx),
-    ]  # fmt: skip
+        (
+            "update_ok",
+            "a selected client submits its update for the open round",
+            pre,
+            [tx(u, 0, Update(0, h[0], 50, 1024))],
+            None,
+            ctx,
+        ),
+        (
+            "update_all_selected",
+            "every selected client submits once",
+            pre,
+            [tx(c, 0, Update(0, h[i], 50, 1024)) for i, c in enumerate(chosen)],
+            None,
+            ctx,
+        ),
+        (
+            "update_wrong_round",
+            "an update for a round that is not open",
+            pre,
+            [tx(u, 0, Update(1, h[0], 50, 1024))],
+            "round_closed",
+            ctx,
+        ),
+        (
+            "update_after_deadline",
+            "an update after the round's deadline",
+            pre,
+            [tx(u, 0, Update(0, h[0], 50, 1024))],
+            "round_closed",
+            late,
+        ),
+        (
+            "update_not_selected",
+            "a registered client that was not selected",
+            pre,
+            [tx(outsider, 0, Update(0, h[0], 50, 1024))],
+            "not_selected",
+            ctx,
+        ),
+        (
+            "update_twice",
+            "one update per client per round",
+            pre,
+            [tx(u, 0, Update(0, h[0], 50, 1024)), tx(u, 1, Update(0, h[1], 50, 1024))],
+            "duplicate_update",
+            ctx,
+        ),
+        (
+            "update_copied_payload",
+            "a second client submitting the same payload hash is not counted "
+            "and loses slash_copy_bps of its stake",
+            pre,
+            [
+                tx(chosen[0], 0, Update(0, h[0], 50, 1024)),
+                tx(chosen[1], 0, Update(0, h[0], 50, 1024)),
+            ],
+            None,
+            ctx,
+        ),
+        (
+            "update_wrong_size",
+            "the declared size must be the model's",
+            pre,
+            [tx(u, 0, Update(0, h[0], 50, 1000))],
+            "update_size",
+            ctx,
+        ),
+        (
+            "update_too_many_samples",
+            "sample counts above fl_max_samples",
+            pre,
+            [tx(u, 0, Update(0, h[0], 10**7, 1024))],
+            "update_size",
+            ctx,
+        ),
+        (
+            "update_zero_samples",
+            "zero samples is refused",
+            pre,
+            [
+                raw_tx(
+                    u, 0, "update", {"round": 0, "payload_hash": h[0], "n_samples": 0, "size": 1024}
+                )
+            ],
+            "bad_payload",
+            ctx,
+        ),
+        (
+            "update_short_hash",
+            "the payload hash is a 32-byte digest",
+            pre,
+            [
+                raw_tx(
+                    u,
+                    0,
+                    "update",
+                    {"round": 0, "payload_hash": b"\x01" * 31, "n_samples": 5, "size": 1024},
+                )
+            ],
+            "bad_payload",
+            ctx,
+        ),
+    ]
     for name, description, state, txs, code, c in cases:
         tx_vector(name, description, state, txs, c)
         expect(name, code)
@@ -417,101 +796,347 @@ def governance_cases() -> None:
         return ExecContext(height, CTX.time + 1000 * (height - 1), PROPOSER)
 
     def propose_map(**fields: Any) -> dict[str, Any]:
-        base = {"proposal_kind": "param_change", "deposit": 10_000, "expedited": False,
-                "param_key": "", "param_value": "", "account": b"", "role": "",
-                "model_hash": b"", "terms": ""}  # fmt: skip
+        base = {
+            "proposal_kind": "param_change",
+            "deposit": 10_000,
+            "expedited": False,
+            "param_key": "",
+            "param_value": "",
+            "account": b"",
+            "role": "",
+            "model_hash": b"",
+            "terms": "",
+        }
         return {**base, **fields}
 
     epochs, low = change("fl_local_epochs", "3"), change("fl_local_epochs", "3", deposit=4_000)
     in_deposit = apply_tx(s, tx(A, 0, low), CTX)  # proposal 1: deposit period until height 51
     voting = apply_tx(s, tx(A, 0, epochs), CTX)  # proposal 1: voting from height 1 to 21
     cases: list[tuple[str, str, State, list[bytes], str | None, ExecContext]] = [
-        ("gov_propose_deposit_period", "a deposit below gov_min_deposit opens the deposit period",
-         s, [tx(A, 0, low)], None, CTX),
-        ("gov_propose_starts_voting", "a deposit at the minimum starts voting, snapshotting stake",
-         s, [tx(A, 0, epochs)], None, CTX),
-        ("gov_propose_expedited", "an expedited proposal votes for gov_expedited_voting_period",
-         s, [tx(A, 0, dataclasses.replace(epochs, expedited=True))], None, CTX),
-        ("gov_propose_admit", "a proposal to admit a new account as a client",
-         s, [tx(A, 0, Propose("admit", 10_000, account=STRANGER.public_key, role="client"))],
-         None, CTX),
-        ("gov_propose_ban", "a proposal to ban an account",
-         s, [tx(A, 0, Propose("ban", 10_000, account=B.public_key))], None, CTX),
-        ("gov_propose_model_release", "a proposal to release a model under agreed terms",
-         s, [tx(A, 0, Propose("model_release", 10_000, model_hash=b"\x5a" * 32,
-                              terms="CC-BY-4.0, research use only"))], None, CTX),
-        ("gov_propose_unknown_param", "a real parameter outside the whitelist",
-         s, [tx(A, 0, change("max_block_txs", "10"))], "unknown_param", CTX),
-        ("gov_propose_unknown_param_name", "a parameter that does not exist",
-         s, [tx(A, 0, change("fl_magic", "1"))], "unknown_param", CTX),
-        ("gov_propose_bad_value_range", "local epochs must be at least 1",
-         s, [tx(A, 0, change("fl_local_epochs", "0"))], "bad_param_value", CTX),
-        ("gov_propose_bad_value_text", "integers are plain decimal text",
-         s, [tx(A, 0, change("fl_clients_per_round", "1e3"))], "bad_param_value", CTX),
-        ("gov_propose_bad_value_bps", "a slash fraction above 10000 basis points",
-         s, [tx(A, 0, change("slash_copy_bps", "10001"))], "bad_param_value", CTX),
-        ("gov_propose_bad_value_learning_rate", "a learning rate is a positive decimal",
-         s, [tx(A, 0, change("fl_learning_rate", "-0.1"))], "bad_param_value", CTX),
-        ("gov_propose_bad_value_rule_config", "a rule config is a JSON object",
-         s, [tx(A, 0, change("fl_rule_config", "[1, 2]"))], "bad_param_value", CTX),
-        ("gov_propose_bad_value_pair", "an expedited period longer than the regular one",
-         s, [tx(A, 0, change("gov_expedited_voting_period", "30"))], "bad_param_value", CTX),
-        ("gov_propose_unknown_kind", "proposal kinds are param_change, admit, ban, model_release",
-         s, [raw_tx(A, 0, "propose", propose_map(proposal_kind="mint"))],
-         "unknown_proposal_kind", CTX),
-        ("gov_propose_stray_field", "fields of another proposal kind must be empty",
-         s, [raw_tx(A, 0, "propose", propose_map(proposal_kind="ban", account=B.public_key,
-                                                 param_key="fl_rule"))], "bad_payload", CTX),
-        ("gov_propose_zero_deposit", "a proposal carries a positive deposit",
-         s, [raw_tx(A, 0, "propose", propose_map(param_key="fl_local_epochs", param_value="2",
-                                                 deposit=0))], "bad_payload", CTX),
-        ("gov_propose_bad_model_hash", "a model hash is a 32-byte digest",
-         s, [raw_tx(A, 0, "propose", propose_map(proposal_kind="model_release",
-                                                 model_hash=b"\x01" * 31, terms="x"))],
-         "bad_payload", CTX),
-        ("gov_propose_insufficient_balance", "the deposit must be covered by the balance",
-         s, [tx(A, 0, change("fl_local_epochs", "3", deposit=2_000_000))],
-         "insufficient_balance", CTX),
-        ("gov_deposit_ok", "a deposit adds to the proposal's escrow",
-         in_deposit, [tx(B, 0, GovDeposit(1, 2_000))], None, at(2)),
-        ("gov_deposit_starts_voting", "a deposit reaching the minimum starts voting",
-         in_deposit, [tx(B, 0, GovDeposit(1, 6_000))], None, at(2)),
-        ("gov_deposit_unknown_proposal", "a deposit to a proposal that does not exist",
-         in_deposit, [tx(B, 0, GovDeposit(2, 100))], "unknown_proposal", at(2)),
-        ("gov_deposit_after_period", "a deposit after the deposit period",
-         in_deposit, [tx(B, 0, GovDeposit(1, 100))], "deposit_closed", at(52)),
-        ("gov_deposit_during_voting", "deposits are refused once voting started",
-         voting, [tx(B, 0, GovDeposit(1, 100))], "deposit_closed", at(2)),
-        ("gov_deposit_insufficient_balance", "a deposit above the balance",
-         in_deposit, [tx(B, 0, GovDeposit(1, 2_000_000))], "insufficient_balance", at(2)),
-        ("gov_deposit_zero", "a deposit is positive",
-         in_deposit, [raw_tx(B, 0, "deposit", {"proposal_id": 1, "amount": 0})], "bad_payload",
-         at(2)),
-        ("gov_vote_ok", "a staked validator votes yes with its snapshotted stake",
-         voting, [tx(v1, 0, GovVote(1, "yes"))], None, at(2)),
-        ("gov_vote_every_option", "yes, no, abstain and veto each add their voter's power",
-         voting, [tx(v, 0, GovVote(1, o))
-                  for v, o in zip(VKEYS, ("yes", "no", "abstain", "veto"), strict=True)],
-         None, at(2)),
-        ("gov_vote_at_period_end", "a vote at height voting_end still counts",
-         voting, [tx(v1, 0, GovVote(1, "no"))], None, at(21)),
-        ("gov_vote_twice", "one vote per account",
-         voting, [tx(v1, 0, GovVote(1, "yes")), tx(v1, 1, GovVote(1, "no"))], "double_vote",
-         at(2)),
-        ("gov_vote_after_period", "a vote after voting_end",
-         voting, [tx(v1, 0, GovVote(1, "yes"))], "voting_closed", at(22)),
-        ("gov_vote_unstaked", "an account without stake at voting start has no vote",
-         voting, [tx(B, 0, GovVote(1, "yes"))], "no_voting_power", at(2)),
-        ("gov_vote_staked_after_start", "stake added after voting started gives no vote",
-         voting, [tx(B, 0, Stake(500)), tx(B, 1, GovVote(1, "yes"))], "no_voting_power", at(2)),
-        ("gov_vote_in_deposit_period", "no votes before the deposit reaches the minimum",
-         in_deposit, [tx(v1, 0, GovVote(1, "yes"))], "voting_not_open", at(2)),
-        ("gov_vote_bad_option", "options are yes, no, abstain, veto",
-         voting, [raw_tx(v1, 0, "vote", {"proposal_id": 1, "option": "maybe"})], "bad_payload",
-         at(2)),
-        ("gov_vote_unknown_proposal", "a vote on a proposal that does not exist",
-         voting, [tx(v1, 0, GovVote(7, "yes"))], "unknown_proposal", at(2)),
-    ]  # fmt: skip
+        (
+            "gov_propose_deposit_period",
+            "a deposit below gov_min_deposit opens the deposit period",
+            s,
+            [tx(A, 0, low)],
+            None,
+            CTX,
+        ),
+        (
+            "gov_propose_starts_voting",
+            "a deposit at the minimum starts voting, snapshotting stake",
+            s,
+            [tx(A, 0, epochs)],
+            None,
+            CTX,
+        ),
+        (
+            "gov_propose_expedited",
+            "an expedited proposal votes for gov_expedited_voting_period",
+            s,
+            [tx(A, 0, dataclasses.replace(epochs, expedited=True))],
+            None,
+            CTX,
+        ),
+        (
+            "gov_propose_admit",
+            "a proposal to admit a new account as a client",
+            s,
+            [tx(A, 0, Propose("admit", 10_000, account=STRANGER.public_key, role="client"))],
+            None,
+            CTX,
+        ),
+        (
+            "gov_propose_ban",
+            "a proposal to ban an account",
+            s,
+            [tx(A, 0, Propose("ban", 10_000, account=B.public_key))],
+            None,
+            CTX,
+        ),
+        (
+            "gov_propose_model_release",
+            "a proposal to release a model under agreed terms",
+            s,
+            [
+                tx(
+                    A,
+                    0,
+                    Propose(
+                        "model_release",
+                        10_000,
+                        model_hash=b"\x5a" * 32,
+                        terms="CC-BY-4.0, research use only",
+                    ),
+                )
+            ],
+            None,
+            CTX,
+        ),
+        (
+            "gov_propose_unknown_param",
+            "a real parameter outside the whitelist",
+            s,
+            [tx(A, 0, change("max_block_txs", "10"))],
+            "unknown_param",
+            CTX,
+        ),
+        (
+            "gov_propose_unknown_param_name",
+            "a parameter that does not exist",
+            s,
+            [tx(A, 0, change("fl_magic", "1"))],
+            "unknown_param",
+            CTX,
+        ),
+        (
+            "gov_propose_bad_value_range",
+            "local epochs must be at least 1",
+            s,
+            [tx(A, 0, change("fl_local_epochs", "0"))],
+            "bad_param_value",
+            CTX,
+        ),
+        (
+            "gov_propose_bad_value_text",
+            "integers are plain decimal text",
+            s,
+            [tx(A, 0, change("fl_clients_per_round", "1e3"))],
+            "bad_param_value",
+            CTX,
+        ),
+        (
+            "gov_propose_bad_value_bps",
+            "a slash fraction above 10000 basis points",
+            s,
+            [tx(A, 0, change("slash_copy_bps", "10001"))],
+            "bad_param_value",
+            CTX,
+        ),
+        (
+            "gov_propose_bad_value_learning_rate",
+            "a learning rate is a positive decimal",
+            s,
+            [tx(A, 0, change("fl_learning_rate", "-0.1"))],
+            "bad_param_value",
+            CTX,
+        ),
+        (
+            "gov_propose_bad_value_rule_config",
+            "a rule config is a JSON object",
+            s,
+            [tx(A, 0, change("fl_rule_config", "[1, 2]"))],
+            "bad_param_value",
+            CTX,
+        ),
+        (
+            "gov_propose_bad_value_pair",
+            "an expedited period longer than the regular one",
+            s,
+            [tx(A, 0, change("gov_expedited_voting_period", "30"))],
+            "bad_param_value",
+            CTX,
+        ),
+        (
+            "gov_propose_unknown_kind",
+            "proposal kinds are param_change, admit, ban, model_release",
+            s,
+            [raw_tx(A, 0, "propose", propose_map(proposal_kind="mint"))],
+            "unknown_proposal_kind",
+            CTX,
+        ),
+        (
+            "gov_propose_stray_field",
+            "fields of another proposal kind must be empty",
+            s,
+            [
+                raw_tx(
+                    A,
+                    0,
+                    "propose",
+                    propose_map(proposal_kind="ban", account=B.public_key, param_key="fl_rule"),
+                )
+            ],
+            "bad_payload",
+            CTX,
+        ),
+        (
+            "gov_propose_zero_deposit",
+            "a proposal carries a positive deposit",
+            s,
+            [
+                raw_tx(
+                    A,
+                    0,
+                    "propose",
+                    propose_map(param_key="fl_local_epochs", param_value="2", deposit=0),
+                )
+            ],
+            "bad_payload",
+            CTX,
+        ),
+        (
+            "gov_propose_bad_model_hash",
+            "a model hash is a 32-byte digest",
+            s,
+            [
+                raw_tx(
+                    A,
+                    0,
+                    "propose",
+                    propose_map(proposal_kind="model_release", model_hash=b"\x01" * 31, terms="x"),
+                )
+            ],
+            "bad_payload",
+            CTX,
+        ),
+        (
+            "gov_propose_insufficient_balance",
+            "the deposit must be covered by the balance",
+            s,
+            [tx(A, 0, change("fl_local_epochs", "3", deposit=2_000_000))],
+            "insufficient_balance",
+            CTX,
+        ),
+        (
+            "gov_deposit_ok",
+            "a deposit adds to the proposal's escrow",
+            in_deposit,
+            [tx(B, 0, GovDeposit(1, 2_000))],
+            None,
+            at(2),
+        ),
+        (
+            "gov_deposit_starts_voting",
+            "a deposit reaching the minimum starts voting",
+            in_deposit,
+            [tx(B, 0, GovDeposit(1, 6_000))],
+            None,
+            at(2),
+        ),
+        (
+            "gov_deposit_unknown_proposal",
+            "a deposit to a proposal that does not exist",
+            in_deposit,
+            [tx(B, 0, GovDeposit(2, 100))],
+            "unknown_proposal",
+            at(2),
+        ),
+        (
+            "gov_deposit_after_period",
+            "a deposit after the deposit period",
+            in_deposit,
+            [tx(B, 0, GovDeposit(1, 100))],
+            "deposit_closed",
+            at(52),
+        ),
+        (
+            "gov_deposit_during_voting",
+            "deposits are refused once voting started",
+            voting,
+            [tx(B, 0, GovDeposit(1, 100))],
+            "deposit_closed",
+            at(2),
+        ),
+        (
+            "gov_deposit_insufficient_balance",
+            "a deposit above the balance",
+            in_deposit,
+            [tx(B, 0, GovDeposit(1, 2_000_000))],
+            "insufficient_balance",
+            at(2),
+        ),
+        (
+            "gov_deposit_zero",
+            "a deposit is positive",
+            in_deposit,
+            [raw_tx(B, 0, "deposit", {"proposal_id": 1, "amount": 0})],
+            "bad_payload",
+            at(2),
+        ),
+        (
+            "gov_vote_ok",
+            "a staked validator votes yes with its snapshotted stake",
+            voting,
+            [tx(v1, 0, GovVote(1, "yes"))],
+            None,
+            at(2),
+        ),
+        (
+            "gov_vote_every_option",
+            "yes, no, abstain and veto each add their voter's power",
+            voting,
+            [
+                tx(v, 0, GovVote(1, o))
+                for v, o in zip(VKEYS, ("yes", "no", "abstain", "veto"), strict=True)
+            ],
+            None,
+            at(2),
+        ),
+        (
+            "gov_vote_at_period_end",
+            "a vote at height voting_end still counts",
+            voting,
+            [tx(v1, 0, GovVote(1, "no"))],
+            None,
+            at(21),
+        ),
+        (
+            "gov_vote_twice",
+            "one vote per account",
+            voting,
+            [tx(v1, 0, GovVote(1, "yes")), tx(v1, 1, GovVote(1, "no"))],
+            "double_vote",
+            at(2),
+        ),
+        (
+            "gov_vote_after_period",
+            "a vote after voting_end",
+            voting,
+            [tx(v1, 0, GovVote(1, "yes"))],
+            "voting_closed",
+            at(22),
+        ),
+        (
+            "gov_vote_unstaked",
+            "an account without stake at voting start has no vote",
+            voting,
+            [tx(B, 0, GovVote(1, "yes"))],
+            "no_voting_power",
+            at(2),
+        ),
+        (
+            "gov_vote_staked_after_start",
+            "stake added after voting started gives no vote",
+            voting,
+            [tx(B, 0, Stake(500)), tx(B, 1, GovVote(1, "yes"))],
+            "no_voting_power",
+            at(2),
+        ),
+        (
+            "gov_vote_in_deposit_period",
+            "no votes before the deposit reaches the minimum",
+            in_deposit,
+            [tx(v1, 0, GovVote(1, "yes"))],
+            "voting_not_open",
+            at(2),
+        ),
+        (
+            "gov_vote_bad_option",
+            "options are yes, no, abstain, veto",
+            voting,
+            [raw_tx(v1, 0, "vote", {"proposal_id": 1, "option": "maybe"})],
+            "bad_payload",
+            at(2),
+        ),
+        (
+            "gov_vote_unknown_proposal",
+            "a vote on a proposal that does not exist",
+            voting,
+            [tx(v1, 0, GovVote(7, "yes"))],
+            "unknown_proposal",
+            at(2),
+        ),
+    ]
     for name, description, state, txs, code, c in cases:
         tx_vector(name, description, state, txs, c)
         expect(name, code)
@@ -520,15 +1145,26 @@ def governance_cases() -> None:
     params = dataclasses.replace(GENESIS.params, gov_voting_period=2, gov_deposit_period=2)
     genesis = dataclasses.replace(GENESIS, params=params)
     outcomes: list[tuple[str, str, Propose, tuple[str, ...]]] = [
-        ("block_gov_passed_executes", "yes wins: refunded, and the parameter changes in the "
-         "block that ends the vote", epochs, ("yes", "yes", "no")),
-        ("block_gov_vetoed_burns", "a third of the votes cast are vetoes: the deposit is burned",
-         epochs, ("yes", "veto")),
-        ("block_gov_no_quorum", "one of four equal validators voting is below quorum: refunded",
-         epochs, ("yes",)),
-        ("block_gov_expired", "the deposit period ends below the minimum: refunded",
-         low, ()),
-    ]  # fmt: skip
+        (
+            "block_gov_passed_executes",
+            "yes wins: refunded, and the parameter changes in the block that ends the vote",
+            epochs,
+            ("yes", "yes", "no"),
+        ),
+        (
+            "block_gov_vetoed_burns",
+            "a third of the votes cast are vetoes: the deposit is burned",
+            epochs,
+            ("yes", "veto"),
+        ),
+        (
+            "block_gov_no_quorum",
+            "one of four equal validators voting is below quorum: refunded",
+            epochs,
+            ("yes",),
+        ),
+        ("block_gov_expired", "the deposit period ends below the minimum: refunded", low, ()),
+    ]
     for name, description, proposal, options in outcomes:
         chain = DevChain(genesis, VKEYS)
         chain.advance([tx(A, 0, proposal)])
@@ -548,22 +1184,53 @@ def slashing_cases() -> None:
     ctx5 = ExecContext(height=5, time=GENESIS.genesis_time + 5000, proposer=PROPOSER)
     jailed = with_account(s, A.public_key, jailed_until=5)
     cases: list[tuple[str, str, State, list[bytes], str | None, ExecContext]] = [
-        ("unjail_ok", "a jailed account unjails once its jail period is over",
-         jailed, [tx(A, 0, Unjail())], None, ctx5),
-        ("unjail_too_early", "unjail before jailed_until",
-         with_account(s, A.public_key, jailed_until=6), [tx(A, 0, Unjail())], "not_jailed", ctx5),
-        ("unjail_not_jailed", "unjail of a free account",
-         s, [tx(A, 0, Unjail())], "not_jailed", ctx5),
-        ("unjail_banned", "bans are permanent",
-         with_account(s, A.public_key, banned=True), [tx(A, 0, Unjail())], "banned", ctx5),
-        ("unjail_extra_field", "unjail has no fields",
-         jailed, [raw_tx(A, 0, "unjail", {"x": 1})], "bad_payload", ctx5),
-    ]  # fmt: skip
+        (
+            "unjail_ok",
+            "a jailed account unjails once its jail period is over",
+            jailed,
+            [tx(A, 0, Unjail())],
+            None,
+            ctx5,
+        ),
+        (
+            "unjail_too_early",
+            "unjail before jailed_until",
+            with_account(s, A.public_key, jailed_until=6),
+            [tx(A, 0, Unjail())],
+            "not_jailed",
+            ctx5,
+        ),
+        (
+            "unjail_not_jailed",
+            "unjail of a free account",
+            s,
+            [tx(A, 0, Unjail())],
+            "not_jailed",
+            ctx5,
+        ),
+        (
+            "unjail_banned",
+            "bans are permanent",
+            with_account(s, A.public_key, banned=True),
+            [tx(A, 0, Unjail())],
+            "banned",
+            ctx5,
+        ),
+        (
+            "unjail_extra_field",
+            "unjail has no fields",
+            jailed,
+            [raw_tx(A, 0, "unjail", {"x": 1})],
+            "bad_payload",
+            ctx5,
+        ),
+    ]
     # A client, its signed update for round 0, and delivery statements.
     client = key_from_seed(b"vectors/slashing/client")
     accounts = GENESIS.accounts + (GenesisAccount(client.public_key, 10**6, 1000, is_client=True),)
-    genesis = dataclasses.replace(GENESIS, accounts=accounts,
-                                  sections={"rounds": genesis_rounds(b"\x07" * 32, 1024)})  # fmt: skip
+    genesis = dataclasses.replace(
+        GENESIS, accounts=accounts, sections={"rounds": genesis_rounds(b"\x07" * 32, 1024)}
+    )
     pre = genesis.state()
     claimed, delivered = b"\x11" * 32, b"\x22" * 32
     update = make_tx(client, CHAIN, 0, Update(0, claimed, 10, 1024)).raw
@@ -574,51 +1241,114 @@ def slashing_cases() -> None:
     reporter = VKEYS[1]
     ctx = ExecContext(height=3, time=GENESIS.genesis_time + 3000, proposer=PROPOSER)
     cases += [
-        ("payload_evidence_hash_mismatch", "the client signed one hash and delivered another: "
-         "slash_invalid_payload_bps of its stake is burned",
-         pre, [tx(reporter, 0, PayloadEvidence(update, delivered, signed(0, delivered)))], None, ctx),
-        ("payload_evidence_twice", "the same misbehaviour is penalized once; the second report "
-         "applies but burns nothing more",
-         pre, [tx(reporter, 0, PayloadEvidence(update, delivered, signed(0, delivered))),
-               tx(VKEYS[2], 0, PayloadEvidence(update, delivered, signed(0, delivered)))], None, ctx),
-        ("payload_evidence_unsigned_delivery", "a delivery statement not signed by the client",
-         pre, [tx(reporter, 0, PayloadEvidence(update, delivered, signed(0, delivered, reporter)))],
-         "bad_payload_evidence", ctx),
-        ("payload_evidence_other_round", "the statement must be for the update's round",
-         pre, [tx(reporter, 0, PayloadEvidence(update, delivered, signed(1, delivered)))],
-         "bad_payload_evidence", ctx),
-        ("payload_evidence_valid_payload", "same digest and no checker finding: nothing is proven",
-         pre, [tx(reporter, 0, PayloadEvidence(update, claimed, signed(0, claimed)))],
-         "bad_payload_evidence", ctx),
-        ("payload_evidence_not_an_update", "the evidence must carry an update transaction",
-         pre, [tx(reporter, 0, PayloadEvidence(tx(A, 0, Transfer(B.public_key, 1)), delivered,
-                                               signed(0, delivered)))],
-         "bad_payload_evidence", ctx),
-        ("payload_evidence_short_digest", "the delivered digest has 32 bytes",
-         pre, [raw_tx(reporter, 0, "payload_evidence", {"update_tx": update,
-                                                        "delivered_digest": b"\x01",
-                                                        "delivery_signature": b""})],
-         "bad_payload", ctx),
-    ]  # fmt: skip
+        (
+            "payload_evidence_hash_mismatch",
+            "the client signed one hash and delivered another: "
+            "slash_invalid_payload_bps of its stake is burned",
+            pre,
+            [tx(reporter, 0, PayloadEvidence(update, delivered, signed(0, delivered)))],
+            None,
+            ctx,
+        ),
+        (
+            "payload_evidence_twice",
+            "the same misbehaviour is penalized once; the second report "
+            "applies but burns nothing more",
+            pre,
+            [
+                tx(reporter, 0, PayloadEvidence(update, delivered, signed(0, delivered))),
+                tx(VKEYS[2], 0, PayloadEvidence(update, delivered, signed(0, delivered))),
+            ],
+            None,
+            ctx,
+        ),
+        (
+            "payload_evidence_unsigned_delivery",
+            "a delivery statement not signed by the client",
+            pre,
+            [tx(reporter, 0, PayloadEvidence(update, delivered, signed(0, delivered, reporter)))],
+            "bad_payload_evidence",
+            ctx,
+        ),
+        (
+            "payload_evidence_other_round",
+            "the statement must be for the update's round",
+            pre,
+            [tx(reporter, 0, PayloadEvidence(update, delivered, signed(1, delivered)))],
+            "bad_payload_evidence",
+            ctx,
+        ),
+        (
+            "payload_evidence_valid_payload",
+            "same digest and no checker finding: nothing is proven",
+            pre,
+            [tx(reporter, 0, PayloadEvidence(update, claimed, signed(0, claimed)))],
+            "bad_payload_evidence",
+            ctx,
+        ),
+        (
+            "payload_evidence_not_an_update",
+            "the evidence must carry an update transaction",
+            pre,
+            [
+                tx(
+                    reporter,
+                    0,
+                    PayloadEvidence(
+                        tx(A, 0, Transfer(B.public_key, 1)), delivered, signed(0, delivered)
+                    ),
+                )
+            ],
+            "bad_payload_evidence",
+            ctx,
+        ),
+        (
+            "payload_evidence_short_digest",
+            "the delivered digest has 32 bytes",
+            pre,
+            [
+                raw_tx(
+                    reporter,
+                    0,
+                    "payload_evidence",
+                    {"update_tx": update, "delivered_digest": b"\x01", "delivery_signature": b""},
+                )
+            ],
+            "bad_payload",
+            ctx,
+        ),
+    ]
     for name, description, state, txs, code, c in cases:
         tx_vector(name, description, state, txs, c)
         expect(name, code)
     # A replayed payload: round 0's payload hash resubmitted in round 1 is refused and slashed.
-    chain = DevChain(dataclasses.replace(
-        genesis, params=Params(fl_clients_per_round=1, fl_round_deadline=3),
-        sections={"rounds": genesis_rounds(b"\x07" * 32, 1024)}), VKEYS)  # fmt: skip
+    chain = DevChain(
+        dataclasses.replace(
+            genesis,
+            params=Params(fl_clients_per_round=1, fl_round_deadline=3),
+            sections={"rounds": genesis_rounds(b"\x07" * 32, 1024)},
+        ),
+        VKEYS,
+    )
     chain.advance()  # opens round 0 with the only client
     env_free = chain.state.section("rounds")
     assert env_free.selected == (client.public_key,)
     while chain.state.section("rounds").round == 0:
         chain.advance()  # round 0 closes at its deadline without updates
     used = dataclasses.replace(chain.state.section("rounds"), used_payloads=frozenset({claimed}))
-    replay_pre = dataclasses.replace(chain.state, sections=MappingProxyType(
-        {**chain.state.sections, "rounds": used}))  # fmt: skip
-    rctx = ExecContext(height=replay_pre.height + 1, time=replay_pre.last_block_time + 1000,
-                       proposer=PROPOSER)  # fmt: skip
-    tx_vector("update_replayed_payload", "a payload hash used in an earlier round is refused and "
-              "its sender slashed", replay_pre, [tx(client, 0, Update(1, claimed, 10, 1024))], rctx)  # fmt: skip
+    replay_pre = dataclasses.replace(
+        chain.state, sections=MappingProxyType({**chain.state.sections, "rounds": used})
+    )
+    rctx = ExecContext(
+        height=replay_pre.height + 1, time=replay_pre.last_block_time + 1000, proposer=PROPOSER
+    )
+    tx_vector(
+        "update_replayed_payload",
+        "a payload hash used in an earlier round is refused and its sender slashed",
+        replay_pre,
+        [tx(client, 0, Update(1, claimed, 10, 1024))],
+        rctx,
+    )
     expect("update_replayed_payload", None)
 
 

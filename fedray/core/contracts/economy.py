@@ -61,13 +61,23 @@ class PenaltyRecord:
     included_at: int
 
     def to_canonical(self) -> list[Any]:
-        return [self.key, self.kind, self.height, self.offender, self.proof_digest, self.burned,
-                self.jailed_until, self.banned, self.included_at]  # fmt: skip
+        return [
+            self.key,
+            self.kind,
+            self.height,
+            self.offender,
+            self.proof_digest,
+            self.burned,
+            self.jailed_until,
+            self.banned,
+            self.included_at,
+        ]
 
     @staticmethod
     def from_canonical(v: Any) -> PenaltyRecord:
-        return PenaltyRecord(bytes(v[0]), v[1], v[2], bytes(v[3]), bytes(v[4]), v[5], v[6],
-                             bool(v[7]), v[8])  # fmt: skip
+        return PenaltyRecord(
+            bytes(v[0]), v[1], v[2], bytes(v[3]), bytes(v[4]), v[5], v[6], bool(v[7]), v[8]
+        )
 
 
 def _penalties_to_canonical(records: Any) -> list[Any]:
@@ -155,8 +165,9 @@ def penalize(
         jailed_until = max(jailed_until, included_at + jail_blocks)
     acct = replace(acct, jailed_until=jailed_until, banned=acct.banned or ban)
     journal.put_account(offender, acct)
-    record = PenaltyRecord(key, kind, height, offender, proof_digest, burned, jailed_until, ban,
-                           included_at)  # fmt: skip
+    record = PenaltyRecord(
+        key, kind, height, offender, proof_digest, burned, jailed_until, ban, included_at
+    )
     journal.set_section("penalties", MappingProxyType({**records, key: record}))
     return record
 

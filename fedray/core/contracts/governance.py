@@ -157,8 +157,14 @@ class Propose:
             raise PayloadError(f"propose.terms must have 1..{MAX_TERMS} characters")
 
     def content(self) -> tuple[Any, ...]:
-        return (self.param_key, self.param_value, self.account, self.role, self.model_hash,
-                self.terms)  # fmt: skip
+        return (
+            self.param_key,
+            self.param_value,
+            self.account,
+            self.role,
+            self.model_hash,
+            self.terms,
+        )
 
 
 _KIND_FIELDS = {
@@ -208,8 +214,13 @@ def _maybe_start_voting(journal: Journal, p: Proposal, ctx: ExecContext) -> Prop
         return p
     period = params.gov_expedited_voting_period if p.expedited else params.gov_voting_period
     snapshot = {k: a.stake for k, a in journal.all_accounts().items() if a.stake and not a.banned}
-    return replace(p, status=VOTING, voting_start=ctx.height, voting_end=ctx.height + period,
-                   snapshot=MappingProxyType(snapshot))  # fmt: skip
+    return replace(
+        p,
+        status=VOTING,
+        voting_start=ctx.height,
+        voting_end=ctx.height + period,
+        snapshot=MappingProxyType(snapshot),
+    )
 
 
 def apply_propose(journal: Journal, stx: SignedTx, p: Propose, ctx: ExecContext) -> None:
@@ -217,9 +228,16 @@ def apply_propose(journal: Journal, stx: SignedTx, p: Propose, ctx: ExecContext)
         apply_param_change(journal.params, p.param_key, p.param_value, _checker(ctx))
     _take_deposit(journal, stx.tx.sender, p.deposit)
     gs = gov_section(journal)
-    proposal = Proposal(gs.next_id, p.proposal_kind, p.content(), stx.tx.sender, p.expedited,
-                        ctx.height, ctx.height + journal.params.gov_deposit_period,
-                        MappingProxyType({stx.tx.sender: p.deposit}))  # fmt: skip
+    proposal = Proposal(
+        gs.next_id,
+        p.proposal_kind,
+        p.content(),
+        stx.tx.sender,
+        p.expedited,
+        ctx.height,
+        ctx.height + journal.params.gov_deposit_period,
+        MappingProxyType({stx.tx.sender: p.deposit}),
+    )
     journal.set_section("governance", replace(gs, next_id=gs.next_id + 1))
     put_proposal(journal, _maybe_start_voting(journal, proposal, ctx))
 
@@ -280,8 +298,9 @@ def _refund(journal: Journal, p: Proposal) -> None:
 
 def _finish(journal: Journal, p: Proposal, status: str, result: str = "") -> Proposal:
     """Leave voting or deposit: drop the snapshot and the individual votes (blocks keep them)."""
-    done = replace(p, status=status, result=result, snapshot=MappingProxyType({}),
-                   votes=MappingProxyType({}))  # fmt: skip
+    done = replace(
+        p, status=status, result=result, snapshot=MappingProxyType({}), votes=MappingProxyType({})
+    )
     put_proposal(journal, done)
     return done
 

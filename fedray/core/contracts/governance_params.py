@@ -129,13 +129,17 @@ WHITELIST: frozenset[str] = frozenset(INT_GUARDS) | frozenset(STR_GUARDS)
 
 # (keys, holds, what breaks): consistency rules between two parameters.
 _PAIRS: tuple[tuple[tuple[str, str], Callable[[Params], bool], str], ...] = (
-    (("gov_threshold_bps", "gov_expedited_threshold_bps"),
-     lambda p: p.gov_expedited_threshold_bps >= p.gov_threshold_bps,
-     "the expedited threshold would be below the regular one"),
-    (("gov_voting_period", "gov_expedited_voting_period"),
-     lambda p: p.gov_expedited_voting_period <= p.gov_voting_period,
-     "the expedited voting period would be longer than the regular one"),
-)  # fmt: skip
+    (
+        ("gov_threshold_bps", "gov_expedited_threshold_bps"),
+        lambda p: p.gov_expedited_threshold_bps >= p.gov_threshold_bps,
+        "the expedited threshold would be below the regular one",
+    ),
+    (
+        ("gov_voting_period", "gov_expedited_voting_period"),
+        lambda p: p.gov_expedited_voting_period <= p.gov_voting_period,
+        "the expedited voting period would be longer than the regular one",
+    ),
+)
 
 
 def parse_param(key: str, value: str) -> int | str:

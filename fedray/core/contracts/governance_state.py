@@ -50,18 +50,47 @@ class Proposal:
         return sum(self.deposits.values())
 
     def to_canonical(self) -> list[Any]:
-        return [self.id, self.kind, list(self.content), self.proposer, self.expedited,
-                self.submit_height, self.deposit_end, _pairs(self.deposits), self.status,
-                self.voting_start, self.voting_end, _pairs(self.snapshot), _pairs(self.votes),
-                list(self.tally), self.execute_height, self.result]  # fmt: skip
+        return [
+            self.id,
+            self.kind,
+            list(self.content),
+            self.proposer,
+            self.expedited,
+            self.submit_height,
+            self.deposit_end,
+            _pairs(self.deposits),
+            self.status,
+            self.voting_start,
+            self.voting_end,
+            _pairs(self.snapshot),
+            _pairs(self.votes),
+            list(self.tally),
+            self.execute_height,
+            self.result,
+        ]
 
     @staticmethod
     def from_canonical(v: Any) -> Proposal:
         c = v[2]
         content = (c[0], c[1], bytes(c[2]), c[3], bytes(c[4]), c[5])
-        return Proposal(v[0], v[1], content, bytes(v[3]), bool(v[4]), v[5], v[6], _map(v[7]),
-                        v[8], v[9], v[10], _map(v[11]), _map(v[12]),
-                        (v[13][0], v[13][1], v[13][2], v[13][3]), v[14], v[15])  # fmt: skip
+        return Proposal(
+            v[0],
+            v[1],
+            content,
+            bytes(v[3]),
+            bool(v[4]),
+            v[5],
+            v[6],
+            _map(v[7]),
+            v[8],
+            v[9],
+            v[10],
+            _map(v[11]),
+            _map(v[12]),
+            (v[13][0], v[13][1], v[13][2], v[13][3]),
+            v[14],
+            v[15],
+        )
 
 
 @dataclass(frozen=True)
@@ -86,8 +115,11 @@ class GovernanceState:
     releases: tuple[ModelRelease, ...] = ()
 
     def to_canonical(self) -> list[Any]:
-        return [self.next_id, [self.proposals[i].to_canonical() for i in sorted(self.proposals)],
-                [r.to_canonical() for r in self.releases]]  # fmt: skip
+        return [
+            self.next_id,
+            [self.proposals[i].to_canonical() for i in sorted(self.proposals)],
+            [r.to_canonical() for r in self.releases],
+        ]
 
     @staticmethod
     def from_canonical(v: Any) -> GovernanceState:
@@ -112,7 +144,7 @@ def escrowed(gs: GovernanceState) -> int:
 GOVERNANCE = register_section(
     SectionSpec(
         "governance", GovernanceState, GovernanceState.to_canonical, GovernanceState.from_canonical
-    )  # fmt: skip
+    )
 )
 economy.register_escrow("governance", escrowed)
 
@@ -123,5 +155,6 @@ def gov_section(journal: Journal) -> GovernanceState:
 
 def put_proposal(journal: Journal, p: Proposal) -> None:
     gs = gov_section(journal)
-    journal.set_section("governance", replace(gs, proposals=MappingProxyType(
-        {**gs.proposals, p.id: p})))  # fmt: skip
+    journal.set_section(
+        "governance", replace(gs, proposals=MappingProxyType({**gs.proposals, p.id: p}))
+    )

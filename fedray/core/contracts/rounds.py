@@ -94,16 +94,31 @@ class RoundResult:
     verdicts: tuple[UpdateVerdict, ...]
 
     def to_canonical(self) -> list[Any]:
-        return [self.round, self.opened_at, self.closed_at, self.reason, self.global_before,
-                self.global_after, list(self.selected), [u.to_canonical() for u in self.updates],
-                [v.to_canonical() for v in self.verdicts]]  # fmt: skip
+        return [
+            self.round,
+            self.opened_at,
+            self.closed_at,
+            self.reason,
+            self.global_before,
+            self.global_after,
+            list(self.selected),
+            [u.to_canonical() for u in self.updates],
+            [v.to_canonical() for v in self.verdicts],
+        ]
 
     @staticmethod
     def from_canonical(v: Any) -> RoundResult:
-        return RoundResult(v[0], v[1], v[2], v[3], bytes(v[4]), bytes(v[5]),
-                           tuple(bytes(k) for k in v[6]),
-                           tuple(UpdateRecord(*u) for u in v[7]),
-                           tuple(UpdateVerdict.from_canonical(x) for x in v[8]))  # fmt: skip
+        return RoundResult(
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            bytes(v[4]),
+            bytes(v[5]),
+            tuple(bytes(k) for k in v[6]),
+            tuple(UpdateRecord(*u) for u in v[7]),
+            tuple(UpdateVerdict.from_canonical(x) for x in v[8]),
+        )
 
 
 @dataclass(frozen=True)
@@ -125,20 +140,39 @@ class RoundsState:
     zero_hash: bytes = b""  # digest of the all-zero update: free riding, judged by its flags
 
     def to_canonical(self) -> list[Any]:
-        return [self.model_nbytes, self.global_hash, self.strategy_state_hash, self.round,
-                self.open, self.opened_at, self.deadline, list(self.selected),
-                [u.to_canonical() for u in self.updates],
-                [r.to_canonical() for r in self.results],
-                sorted(self.used_payloads), [list(e) for e in self.excluded],
-                self.zero_hash]  # fmt: skip
+        return [
+            self.model_nbytes,
+            self.global_hash,
+            self.strategy_state_hash,
+            self.round,
+            self.open,
+            self.opened_at,
+            self.deadline,
+            list(self.selected),
+            [u.to_canonical() for u in self.updates],
+            [r.to_canonical() for r in self.results],
+            sorted(self.used_payloads),
+            [list(e) for e in self.excluded],
+            self.zero_hash,
+        ]
 
     @staticmethod
     def from_canonical(v: Any) -> RoundsState:
-        return RoundsState(v[0], bytes(v[1]), bytes(v[2]), v[3], v[4], v[5], v[6],
-                           tuple(bytes(k) for k in v[7]), tuple(UpdateRecord(*u) for u in v[8]),
-                           tuple(RoundResult.from_canonical(r) for r in v[9]),
-                           frozenset(bytes(h) for h in v[10]),
-                           tuple((bytes(c), bytes(h)) for c, h in v[11]), bytes(v[12]))  # fmt: skip
+        return RoundsState(
+            v[0],
+            bytes(v[1]),
+            bytes(v[2]),
+            v[3],
+            v[4],
+            v[5],
+            v[6],
+            tuple(bytes(k) for k in v[7]),
+            tuple(UpdateRecord(*u) for u in v[8]),
+            tuple(RoundResult.from_canonical(r) for r in v[9]),
+            frozenset(bytes(h) for h in v[10]),
+            tuple((bytes(c), bytes(h)) for c, h in v[11]),
+            bytes(v[12]),
+        )
 
     def submitted(self) -> int:
         """Selected clients that have used their turn this round (included or refused)."""
@@ -199,11 +233,19 @@ def apply_update(journal: Journal, stx: SignedTx, p: Update, ctx: ExecContext) -
         # payload in one round colluded: all of them are refused and slashed.
         copied = [u for u in rs.updates if u.payload_hash == p.payload_hash]
         if copied or any(h == p.payload_hash for _, h in rs.excluded):
-            _refuse_copy(journal, sender, p.payload_hash, p.round, "copied_payload", stx.hash,
-                         ctx.height)  # fmt: skip
+            _refuse_copy(
+                journal, sender, p.payload_hash, p.round, "copied_payload", stx.hash, ctx.height
+            )
             for original in copied:
-                _refuse_copy(journal, original.client, p.payload_hash, p.round, "copied_payload",
-                             original.tx_hash, ctx.height)  # fmt: skip
+                _refuse_copy(
+                    journal,
+                    original.client,
+                    p.payload_hash,
+                    p.round,
+                    "copied_payload",
+                    original.tx_hash,
+                    ctx.height,
+                )
             return
     if p.size != rs.model_nbytes:  # rule: the payload is a whole model delta
         raise UpdateSizeError(f"update size {p.size} differs from the model's {rs.model_nbytes}")
@@ -213,16 +255,35 @@ def apply_update(journal: Journal, stx: SignedTx, p: Update, ctx: ExecContext) -
     journal.set_section("rounds", replace(rs, updates=rs.updates + (record,)))
 
 
-def _refuse_copy(journal: Journal, client: bytes, payload_hash: bytes, round_: int, kind: str,
-                 proof: bytes, height: int) -> None:  # fmt: skip
+def _refuse_copy(
+    journal: Journal,
+    client: bytes,
+    payload_hash: bytes,
+    round_: int,
+    kind: str,
+    proof: bytes,
+    height: int,
+) -> None:
     """Slash `client` once for this round and drop any update it has in the round."""
-    penalize(journal, key=hash_value([kind, client, round_]), kind=kind, offender=client,
-             height=height, proof_digest=proof, included_at=height,
-             bps=journal.params.slash_copy_bps)  # fmt: skip
+    penalize(
+        journal,
+        key=hash_value([kind, client, round_]),
+        kind=kind,
+        offender=client,
+        height=height,
+        proof_digest=proof,
+        included_at=height,
+        bps=journal.params.slash_copy_bps,
+    )
     rs: RoundsState = journal.section("rounds")
-    journal.set_section("rounds", replace(
-        rs, updates=tuple(u for u in rs.updates if u.client != client),
-        excluded=rs.excluded + ((client, payload_hash),)))  # fmt: skip
+    journal.set_section(
+        "rounds",
+        replace(
+            rs,
+            updates=tuple(u for u in rs.updates if u.client != client),
+            excluded=rs.excluded + ((client, payload_hash),),
+        ),
+    )
 
 
 # Updates pay no fee: only selected clients may send one per round, so the protocol bounds their
@@ -267,9 +328,18 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
         return
     k = min(params.fl_clients_per_round, len(candidates))
     seed = hash_value(["fedray/select", ctx.block_hash, rs.round])
-    journal.set_section("rounds", replace(
-        rs, open=True, opened_at=ctx.height, deadline=ctx.height + params.fl_round_deadline,
-        selected=select_clients(candidates, k, seed), updates=(), excluded=()))  # fmt: skip
+    journal.set_section(
+        "rounds",
+        replace(
+            rs,
+            open=True,
+            opened_at=ctx.height,
+            deadline=ctx.height + params.fl_round_deadline,
+            selected=select_clients(candidates, k, seed),
+            updates=(),
+            excluded=(),
+        ),
+    )
 
 
 def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
@@ -281,24 +351,51 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
         if precompile is None:
             raise BlockError("closing a round needs the aggregation precompile")
         request = AggregationRequest(
-            rs.round, params.fl_rule, params.fl_rule_config, rs.global_hash,
+            rs.round,
+            params.fl_rule,
+            params.fl_rule_config,
+            rs.global_hash,
             rs.strategy_state_hash,
             tuple((u.tx_hash, u.payload_hash, u.n_samples) for u in updates),
-            (params.flag_cos_low_bps, params.flag_cos_high_bps, params.flag_norm_ratio_bps,
-             params.flag_uncorrelated_bps, params.flag_copy_bps),
-        )  # fmt: skip
+            (
+                params.flag_cos_low_bps,
+                params.flag_cos_high_bps,
+                params.flag_norm_ratio_bps,
+                params.flag_uncorrelated_bps,
+                params.flag_copy_bps,
+            ),
+        )
         outcome = precompile.aggregate(request)
         if [v.key for v in outcome.verdicts] != [u.tx_hash for u in updates]:
             raise BlockError("aggregation outcome does not match the round's updates")
     else:
         outcome = AggregationOutcome(rs.global_hash, rs.strategy_state_hash, ())
-    result = RoundResult(rs.round, rs.opened_at, ctx.height, reason, rs.global_hash,
-                         outcome.global_hash, rs.selected, updates, outcome.verdicts)  # fmt: skip
-    journal.set_section("rounds", replace(
-        rs, global_hash=outcome.global_hash, strategy_state_hash=outcome.state_hash,
-        round=rs.round + 1, open=False, selected=(), updates=(), excluded=(),
-        results=rs.results + (result,),
-        used_payloads=rs.used_payloads | {u.payload_hash for u in updates} - {rs.zero_hash}))  # fmt: skip
+    result = RoundResult(
+        rs.round,
+        rs.opened_at,
+        ctx.height,
+        reason,
+        rs.global_hash,
+        outcome.global_hash,
+        rs.selected,
+        updates,
+        outcome.verdicts,
+    )
+    journal.set_section(
+        "rounds",
+        replace(
+            rs,
+            global_hash=outcome.global_hash,
+            strategy_state_hash=outcome.state_hash,
+            round=rs.round + 1,
+            open=False,
+            selected=(),
+            updates=(),
+            excluded=(),
+            results=rs.results + (result,),
+            used_payloads=rs.used_payloads | {u.payload_hash for u in updates} - {rs.zero_hash},
+        ),
+    )
     for _, _, hook in ROUND_CLOSED_HOOKS:
         hook(journal, result, ctx)
 

@@ -80,8 +80,10 @@ class Conduct:
     def to_canonical(self) -> list[Any]:
         # Signing windows are up to `downtime_window` bits: encoded as big-endian bytes, since
         # canonical integers stop at 64 bits.
-        return [[[k, o, _bits_to_bytes(b)] for k, (o, b) in sorted(self.signing.items())],
-                [[k, [list(x) for x in h]] for k, h in sorted(self.history.items())]]  # fmt: skip
+        return [
+            [[k, o, _bits_to_bytes(b)] for k, (o, b) in sorted(self.signing.items())],
+            [[k, [list(x) for x in h]] for k, h in sorted(self.history.items())],
+        ]
 
     @staticmethod
     def from_canonical(v: Any) -> Conduct:
@@ -102,10 +104,17 @@ CONDUCT = register_section(
 # --- consensus evidence -----------------------------------------------------------------------
 def punish_double_sign(journal: Journal, record: EvidenceRecord) -> None:
     p = journal.params
-    penalize(journal, key=hash_value(["double_sign", record.offender, record.height]),
-             kind="double_sign", offender=record.offender, height=record.height,
-             proof_digest=record.proof_digest, included_at=record.included_at,
-             bps=p.slash_double_sign_bps, ban=True)  # fmt: skip
+    penalize(
+        journal,
+        key=hash_value(["double_sign", record.offender, record.height]),
+        kind="double_sign",
+        offender=record.offender,
+        height=record.height,
+        proof_digest=record.proof_digest,
+        included_at=record.included_at,
+        bps=p.slash_double_sign_bps,
+        ban=True,
+    )
 
 
 def track_liveness(journal: Journal, ctx: ExecContext) -> None:
@@ -124,11 +133,17 @@ def track_liveness(journal: Journal, ctx: ExecContext) -> None:
             observed == window
             and bin(bits).count("1") * 10_000 < p.downtime_min_signed_bps * window
         ):
-            penalize(journal, key=hash_value(["downtime", key, ctx.height]), kind="downtime",
-                     offender=key, height=ctx.height,
-                     proof_digest=hash_value([key, ctx.height, window, _bits_to_bytes(bits)]),
-                     included_at=ctx.height, bps=p.slash_downtime_bps,
-                     jail_blocks=p.downtime_jail_blocks)  # fmt: skip
+            penalize(
+                journal,
+                key=hash_value(["downtime", key, ctx.height]),
+                kind="downtime",
+                offender=key,
+                height=ctx.height,
+                proof_digest=hash_value([key, ctx.height, window, _bits_to_bytes(bits)]),
+                included_at=ctx.height,
+                bps=p.slash_downtime_bps,
+                jail_blocks=p.downtime_jail_blocks,
+            )
             observed, bits = 0, 0
         signing[key] = (observed, bits)
     journal.set_section("conduct", replace(conduct, signing=MappingProxyType(signing)))
@@ -142,19 +157,31 @@ def judge_round(journal: Journal, result: RoundResult, ctx: ExecContext) -> None
     for update, verdict in zip(result.updates, result.verdicts, strict=True):
         client, flags = update.client, verdict.flags
         if flags & FREE_RIDING:  # rule: free riding is penalized every time
-            penalize(journal, key=hash_value(["free_riding", client, result.round]),
-                     kind="free_riding", offender=client, height=result.round,
-                     proof_digest=hash_value([update.payload_hash, flags]),
-                     included_at=ctx.height, bps=p.freeride_penalty_bps)  # fmt: skip
+            penalize(
+                journal,
+                key=hash_value(["free_riding", client, result.round]),
+                kind="free_riding",
+                offender=client,
+                height=result.round,
+                proof_digest=hash_value([update.payload_hash, flags]),
+                included_at=ctx.height,
+                bps=p.freeride_penalty_bps,
+            )
         entry = (result.round, flags, update.payload_hash)
         recent = (*history.get(client, ()), entry)[-p.flag_window :]
         flagged = [e for e in recent if e[1] & SUSPICIOUS]
         if len(flagged) >= p.flag_threshold:  # rule: flagged in k of the last w rounds
-            penalize(journal, key=hash_value(["flagged_updates", client, result.round]),
-                     kind="flagged_updates", offender=client, height=result.round,
-                     proof_digest=hash_value([client, [list(e) for e in flagged]]),
-                     included_at=ctx.height,
-                     bps=p.slash_flagged_bps, jail_blocks=p.flagged_jail_blocks)  # fmt: skip
+            penalize(
+                journal,
+                key=hash_value(["flagged_updates", client, result.round]),
+                kind="flagged_updates",
+                offender=client,
+                height=result.round,
+                proof_digest=hash_value([client, [list(e) for e in flagged]]),
+                included_at=ctx.height,
+                bps=p.slash_flagged_bps,
+                jail_blocks=p.flagged_jail_blocks,
+            )
             recent = ()  # the evidence is spent: the same flags never count twice
         history[client] = tuple(recent)
     journal.set_section("conduct", replace(conduct, history=MappingProxyType(history)))
@@ -193,8 +220,13 @@ def apply_payload_evidence(
     if not isinstance(round_, int) or not isinstance(claimed, bytes):
         raise PayloadEvidenceError("the update transaction has a malformed payload")
     try:  # rule: the client signed what it delivered
-        verify(t.sender, DOMAIN_PAYLOAD, journal.chain_id, delivery_message(round_, p.delivered_digest),
-               p.delivery_signature)  # fmt: skip
+        verify(
+            t.sender,
+            DOMAIN_PAYLOAD,
+            journal.chain_id,
+            delivery_message(round_, p.delivered_digest),
+            p.delivery_signature,
+        )
     except FedrayError:
         raise PayloadEvidenceError("the delivery statement is not signed by the client") from None
     if p.delivered_digest != claimed:
@@ -205,10 +237,18 @@ def apply_payload_evidence(
         if not reason:  # rule: evidence must show an invalid payload
             raise PayloadEvidenceError("the delivered payload is valid")
     params = journal.params
-    penalize(journal, key=hash_value(["invalid_payload", t.sender, round_]), kind="invalid_payload",
-             offender=t.sender, height=ctx.height, proof_digest=digest(encode([p.update_tx,
-             p.delivered_digest, p.delivery_signature, reason])), included_at=ctx.height,
-             bps=params.slash_invalid_payload_bps)  # fmt: skip
+    penalize(
+        journal,
+        key=hash_value(["invalid_payload", t.sender, round_]),
+        kind="invalid_payload",
+        offender=t.sender,
+        height=ctx.height,
+        proof_digest=digest(
+            encode([p.update_tx, p.delivered_digest, p.delivery_signature, reason])
+        ),
+        included_at=ctx.height,
+        bps=params.slash_invalid_payload_bps,
+    )
 
 
 # --- unjail -----------------------------------------------------------------------------------

@@ -13,8 +13,16 @@ from fedray.aggregation.median import MedianConfig
 from fedray.aggregation.trimmed_mean import TrimmedMean, TrimmedMeanConfig
 from fedray.errors import ConfigError
 
-NAMES = {"fedavg", "median", "trimmed_mean", "krum", "multi_krum", "centered_clipping", "bucketing",
-         "direction_filter"}  # fmt: skip
+NAMES = {
+    "fedavg",
+    "median",
+    "trimmed_mean",
+    "krum",
+    "multi_krum",
+    "centered_clipping",
+    "bucketing",
+    "direction_filter",
+}
 
 
 def test_registry_holds_exactly_the_documented_names() -> None:

@@ -40,12 +40,22 @@ def proposer_key(round_: int, schedule: ProposerSchedule = SCHEDULE) -> PrivateK
 
 def block(tag: int = 0, height: int = 1, proposer: bytes | None = None) -> Block:
     """A block whose content is told apart by `tag` (its time)."""
-    return make_block(CHAIN, height, 1_000 + tag, digest(b"prev"), digest(b"root"),
-                      proposer or KEYS[0].public_key, VALIDATORS, (), None)  # fmt: skip
+    return make_block(
+        CHAIN,
+        height,
+        1_000 + tag,
+        digest(b"prev"),
+        digest(b"root"),
+        proposer or KEYS[0].public_key,
+        VALIDATORS,
+        (),
+        None,
+    )
 
 
-def proposal(round_: int, b: Block, pol_round: int = -1, key: PrivateKey | None = None,
-             height: int = 1) -> ProposalMessage:  # fmt: skip
+def proposal(
+    round_: int, b: Block, pol_round: int = -1, key: PrivateKey | None = None, height: int = 1
+) -> ProposalMessage:
     key = key or proposer_key(round_)
     p = Proposal(height, round_, pol_round, b.hash, key.public_key).signed(key, CHAIN)
     return ProposalMessage(p, b)
@@ -60,8 +70,9 @@ def vote(
 class Harness:
     """One engine; `feed` steps it and answers application requests like a shell would."""
 
-    def __init__(self, me: PrivateKey | None, signer: SignerState | None = None,
-                 height: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self, me: PrivateKey | None, signer: SignerState | None = None, height: int = 1
+    ) -> None:
         self.me = me
         config = EngineConfig(CHAIN, me, TIMEOUTS)
         self.state: EngineState = initial_state(config, height, VALIDATORS, SCHEDULE, signer)
@@ -84,8 +95,9 @@ class Harness:
                     b = item.block
                     queue.append(ProposalChecked(b.height, b.hash, b.hash not in self.invalid))
                 elif isinstance(item, BuildProposal):
-                    queue.append(ProposalBuilt(item.height, item.round,
-                                               self.build(item.height, item.round)))  # fmt: skip
+                    queue.append(
+                        ProposalBuilt(item.height, item.round, self.build(item.height, item.round))
+                    )
         self.outbox += out
         return out
 
@@ -95,8 +107,11 @@ class Harness:
 
 
 def sent_votes(out: list[OutboxItem]) -> list[Vote]:
-    return [i.message.vote for i in out
-            if isinstance(i, Broadcast) and isinstance(i.message, VoteMessage)]  # fmt: skip
+    return [
+        i.message.vote
+        for i in out
+        if isinstance(i, Broadcast) and isinstance(i.message, VoteMessage)
+    ]
 
 
 def timeouts(out: list[OutboxItem]) -> list[ScheduleTimeout]:

@@ -104,8 +104,9 @@ def test_propose_timeout_gives_a_nil_prevote_and_stale_timeouts_are_ignored(
 
 def test_prevote_timeout_after_any_polka_then_nil_precommit(harness: Harness) -> None:
     harness.feed(TimeoutFired(1, 0, STEP_PROPOSE))
-    out = harness.feed(vote(harness.others[0], PREVOTE, 0, NIL),
-                       vote(harness.others[1], PREVOTE, 0, block(7).hash))  # fmt: skip
+    out = harness.feed(
+        vote(harness.others[0], PREVOTE, 0, NIL), vote(harness.others[1], PREVOTE, 0, block(7).hash)
+    )
     # 2/3 prevotes for different things: L34 starts the prevote timer, no precommit yet
     assert [(t.step, t.duration_ms) for t in timeouts(out)] == [(STEP_PREVOTE, TIMEOUTS.prevote_ms)]
     assert sent_votes(out) == []

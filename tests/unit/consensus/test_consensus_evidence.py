@@ -31,9 +31,13 @@ def test_double_vote_gives_one_verifiable_evidence(harness: Harness) -> None:
 def test_honest_traffic_gives_no_evidence(harness: Harness) -> None:
     k = harness.others[0]
     x = block(1).hash
-    msgs = [vote(k, PREVOTE, 0, x), vote(k, PREVOTE, 0, x),  # a duplicate delivery
-            vote(k, PRECOMMIT, 0, NIL),  # another step
-            vote(k, PREVOTE, 1, NIL), vote(k, PREVOTE, 0, x, height=2)]  # fmt: skip
+    msgs = [
+        vote(k, PREVOTE, 0, x),
+        vote(k, PREVOTE, 0, x),  # a duplicate delivery
+        vote(k, PRECOMMIT, 0, NIL),  # another step
+        vote(k, PREVOTE, 1, NIL),
+        vote(k, PREVOTE, 0, x, height=2),
+    ]
     p = proposal(0, block(1))
     assert evidence_of(harness.feed(*msgs, p, p)) == []
 

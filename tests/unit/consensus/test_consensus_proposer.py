@@ -76,8 +76,14 @@ def test_increment_priorities_match_cometbft_averaging_vector() -> None:
     # TestAveragingInIncrementProposerPriorityWithVotingPower (current CometBFT, where the
     # average is centred once before the increments): powers 10, 1, 1 from priority 0.
     base = ProposerSchedule(((b"\x00", 10, 0), (b"\x01", 1, 0), (b"\x02", 1, 0)), b"")
-    want = {1: ([-2, 1, 1], 0), 2: ([-4, 2, 2], 0), 3: ([-6, 3, 3], 0), 4: ([-8, 4, 4], 0),
-            5: ([2, -7, 5], 1), 6: ([0, -6, 6], 0)}  # fmt: skip
+    want = {
+        1: ([-2, 1, 1], 0),
+        2: ([-4, 2, 2], 0),
+        3: ([-6, 3, 3], 0),
+        4: ([-8, 4, 4], 0),
+        5: ([2, -7, 5], 1),
+        6: ([0, -6, 6], 0),
+    }
     for times, (prios, proposer) in want.items():
         s = base.incremented(times)
         assert [q for _, _, q in s.members] == prios, times

@@ -38,8 +38,9 @@ def test_two_faulty_of_seven_are_safe_and_live() -> None:
 
 
 def test_two_twins_of_four_fork_and_the_cli_says_so(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--validators", "4", "--twins", "2", "--schedules", "40", "--seed", "0",
-                 "--heights", "2"])  # fmt: skip
+    code = main(
+        ["--validators", "4", "--twins", "2", "--schedules", "40", "--seed", "0", "--heights", "2"]
+    )
     line = capsys.readouterr().out.strip()
     assert code == 1
     assert line.startswith("schedules=40 ") and "safety_violations=0 " not in line
@@ -50,8 +51,13 @@ def test_cli_summary_line_and_exit_code(capsys: pytest.CaptureFixture[str]) -> N
     (line,) = capsys.readouterr().out.strip().splitlines()
     fields = dict(kv.split("=") for kv in line.split())
     assert code == 0 and fields["schedules"] == "5" and fields["safety_violations"] == "0"
-    assert {"heights_committed", "liveness_failures", "max_rounds_after_gst", "evidence",
-            "schedules_per_s"} <= set(fields)  # fmt: skip
+    assert {
+        "heights_committed",
+        "liveness_failures",
+        "max_rounds_after_gst",
+        "evidence",
+        "schedules_per_s",
+    } <= set(fields)
 
 
 def test_schedules_are_reproducible_from_the_seed() -> None:

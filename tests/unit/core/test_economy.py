@@ -124,8 +124,13 @@ def test_supply_identity_over_random_sequences(seed: int) -> None:
         for _ in range(rng.randrange(1, 12)):
             i = rng.randrange(len(AKEYS))
             amount = rng.choice([1, 50, 5_000, 2_000_000])
-            payload = rng.choice([Transfer(AKEYS[rng.randrange(len(AKEYS))].public_key, amount),
-                                  Stake(amount), Unstake(amount)])  # fmt: skip
+            payload = rng.choice(
+                [
+                    Transfer(AKEYS[rng.randrange(len(AKEYS))].public_key, amount),
+                    Stake(amount),
+                    Unstake(amount),
+                ]
+            )
             txs.append(make_tx(AKEYS[i], CHAIN, nonces[i] + rng.choice([0, 0, 0, 1]), payload).raw)
             nonces[i] = chain.state.account(AKEYS[i].public_key).nonce
         absent = [k.public_key for k in VKEYS if rng.random() < 0.2][:1]

@@ -32,8 +32,9 @@ from fedray.core.transition import BlockEnv, ExecContext, check_tx_stateless, ex
 from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import FedrayError
 
-PARAMS = Params(gov_min_deposit=1_000, gov_deposit_period=4, gov_voting_period=3,
-                gov_expedited_voting_period=2)  # fmt: skip
+PARAMS = Params(
+    gov_min_deposit=1_000, gov_deposit_period=4, gov_voting_period=3, gov_expedited_voting_period=2
+)
 GENESIS, VKEYS, AKEYS = dev_genesis("fedray-gov", n_accounts=4, params=PARAMS)
 A, B, C, D = AKEYS
 GENESIS_SUPPLY = sum(a.balance + a.stake for a in GENESIS.accounts)
@@ -188,10 +189,25 @@ def test_expedited_needs_two_thirds() -> None:
 
 
 def test_tally_boundaries_are_exact() -> None:
-    def status(tally: tuple[int, int, int, int], total: int = 10_000, expedited: bool = False,
-               params: Params = PARAMS) -> tuple[str, str]:  # fmt: skip
-        p = Proposal(1, "ban", (), b"", expedited, 1, 5, MappingProxyType({}), "voting",
-                     snapshot=MappingProxyType({b"x": total}), tally=tally)  # fmt: skip
+    def status(
+        tally: tuple[int, int, int, int],
+        total: int = 10_000,
+        expedited: bool = False,
+        params: Params = PARAMS,
+    ) -> tuple[str, str]:
+        p = Proposal(
+            1,
+            "ban",
+            (),
+            b"",
+            expedited,
+            1,
+            5,
+            MappingProxyType({}),
+            "voting",
+            snapshot=MappingProxyType({b"x": total}),
+            tally=tally,
+        )
         return outcome(p, params)
 
     assert status((3_340, 0, 0, 0))[0] == "passed"  # quorum: at least 33.4%
@@ -211,10 +227,12 @@ def test_tally_boundaries_are_exact() -> None:
 def test_admit_ban_and_model_release_execute() -> None:
     g = Gov()
     model = bytes(range(32))
-    g.block(g.tx(A, Propose("admit", 1_000, account=NEWCOMER.public_key, role="client")),
-            g.tx(B, Propose("ban", 1_000, account=D.public_key)),
-            g.tx(C, Propose("model_release", 1_000, model_hash=model, terms="CC-BY-4.0")),
-            g.tx(A, Propose("admit", 1_000, account=C.public_key, role="validator")))  # fmt: skip
+    g.block(
+        g.tx(A, Propose("admit", 1_000, account=NEWCOMER.public_key, role="client")),
+        g.tx(B, Propose("ban", 1_000, account=D.public_key)),
+        g.tx(C, Propose("model_release", 1_000, model_hash=model, terms="CC-BY-4.0")),
+        g.tx(A, Propose("admit", 1_000, account=C.public_key, role="validator")),
+    )
     g.block(*(g.tx(v, Vote(pid, "yes")) for pid in (1, 2, 3, 4) for v in VKEYS))
     g.until(4)
     s = g.at(4)
@@ -252,7 +270,9 @@ def test_execution_rechecks_against_the_parameters_then_in_force() -> None:
     g.until(4)
     assert proposal(g.at(4), 1).status == "executed"
     assert (proposal(g.at(4), 2).status, proposal(g.at(4), 2).result) == (
-        "failed", "bad_param_value")  # fmt: skip
+        "failed",
+        "bad_param_value",
+    )
     assert (g.at(4).params.gov_voting_period, g.at(4).params.gov_expedited_voting_period) == (3, 3)
 
 
@@ -315,8 +335,9 @@ def test_good_changes_parse_to_the_field_type() -> None:
 
 def test_every_gov_and_slash_parameter_is_whitelisted_and_guarded() -> None:
     names = {f.name for f in dataclasses.fields(Params)}
-    wanted = {n for n in names if n.startswith("gov_") or (n.startswith("slash_") and
-                                                           n.endswith("_bps"))}  # fmt: skip
+    wanted = {
+        n for n in names if n.startswith("gov_") or (n.startswith("slash_") and n.endswith("_bps"))
+    }
     assert wanted <= WHITELIST and names >= WHITELIST
     for key, (low, high) in INT_GUARDS.items():
         assert isinstance(getattr(Params(), key), int) and low <= getattr(Params(), key) <= high
@@ -334,10 +355,14 @@ def random_gov_txs(rng: random.Random, g: Gov, count: int) -> list[bytes]:
         roll = rng.random()
         if roll < 0.1:
             value = rng.choice(["2", "3", "0", "x", "99999999999999999999999"])
-            payload: Any = change(rng.choice(["fl_local_epochs", "gov_voting_period",
-                                              "max_block_txs", "gov_timelock"]),
-                                  value, rng.choice([300, 1_000, 10**7]),
-                                  rng.random() < 0.3)  # fmt: skip
+            payload: Any = change(
+                rng.choice(
+                    ["fl_local_epochs", "gov_voting_period", "max_block_txs", "gov_timelock"]
+                ),
+                value,
+                rng.choice([300, 1_000, 10**7]),
+                rng.random() < 0.3,
+            )
         elif roll < 0.15:
             payload = Propose("ban", rng.choice([500, 1_000]), account=rng.choice(AKEYS).public_key)
         elif roll < 0.3:
@@ -360,8 +385,9 @@ def apply_checked(g: Gov, txs: list[bytes]) -> list[bytes]:
     """Like `select_txs`, asserting that every rejected transaction leaves the state unchanged."""
     s = g.chain.state
     height = s.height + 1
-    ctx = ExecContext(height, s.last_block_time + 1000, s.validators.keys[height % len(s.validators)],
-                      g.chain.env)  # fmt: skip
+    ctx = ExecContext(
+        height, s.last_block_time + 1000, s.validators.keys[height % len(s.validators)], g.chain.env
+    )
     journal = Journal(s)
     kept = []
     for raw in txs:
@@ -381,10 +407,25 @@ def apply_checked(g: Gov, txs: list[bytes]) -> list[bytes]:
 @given(st.integers(0, 2**32))
 def test_random_governance_sequences_keep_the_books(seed: int) -> None:
     rng = random.Random(seed)
-    g = Gov(dataclasses.replace(PARAMS, gov_deposit_period=3, gov_voting_period=2,
-                                gov_expedited_voting_period=1, gov_timelock=rng.choice([0, 1])))  # fmt: skip
+    g = Gov(
+        dataclasses.replace(
+            PARAMS,
+            gov_deposit_period=3,
+            gov_voting_period=2,
+            gov_expedited_voting_period=1,
+            gov_timelock=rng.choice([0, 1]),
+        )
+    )
     for _ in range(8):
         g.block(*apply_checked(g, random_gov_txs(rng, g, 10)))
     statuses = {p.status for p in g.chain.state.section("governance").proposals.values()}
-    assert statuses <= {"deposit", "voting", "passed", "expired", "rejected", "vetoed",
-                        "executed", "failed"}  # fmt: skip
+    assert statuses <= {
+        "deposit",
+        "voting",
+        "passed",
+        "expired",
+        "rejected",
+        "vetoed",
+        "executed",
+        "failed",
+    }

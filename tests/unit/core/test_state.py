@@ -22,7 +22,7 @@ accounts_st = st.dictionaries(
         balance=st.integers(0, 10**12),
         stake=st.integers(0, 10**9),
         nonce=st.integers(0, 100),
-    ),  # fmt: skip
+    ),
     max_size=20,
 )
 

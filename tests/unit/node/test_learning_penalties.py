@@ -41,8 +41,14 @@ def test_flags_on_constructed_updates() -> None:
     signal = rng.integers(-1000, 1000, 400).astype(np.int32)
     honest = [signal + rng.integers(-300, 300, 400).astype(np.int32) for _ in range(6)]
     noise = rng.integers(-1000, 1000, 400).astype(np.int32)
-    updates = honest + [-honest[0], np.zeros(400, np.int32), noise, 20 * honest[1],
-                        honest[2] + 1, honest[2].copy()]  # fmt: skip
+    updates = honest + [
+        -honest[0],
+        np.zeros(400, np.int32),
+        noise,
+        20 * honest[1],
+        honest[2] + 1,
+        honest[2].copy(),
+    ]
     ups = [Update(bytes([i]) * 32, {"w": u}, 10) for i, u in enumerate(updates)]
     mean = np.mean(np.stack(honest), axis=0).round().astype(np.int32)
     scored = score_updates(ups, {"w": mean}, [False] * len(ups), DEFAULT_FLAGS)
@@ -95,8 +101,11 @@ def test_sign_flip_attackers_flagged_slashed_once_and_unrewarded(tmp_path: Path)
 
 def test_free_riders_penalized_every_round(tmp_path: Path) -> None:
     for mode in ("zero", "noise"):  # identical zero updates are free riding, not copies
-        net = run(tmp_path / mode, ["attack=free_rider", "attack.fraction=0.2",
-                                    f"attack.params.mode={mode}"], rounds=2)  # fmt: skip
+        net = run(
+            tmp_path / mode,
+            ["attack=free_rider", "attack.fraction=0.2", f"attack.params.mode={mode}"],
+            rounds=2,
+        )
         attackers = {net.fed.client_key(i).public_key for i in net.fed.attackers()}
         kinds = penalties_by_kind(net)
         assert sorted(kinds["free_riding"]) == sorted(list(attackers) * 2), mode

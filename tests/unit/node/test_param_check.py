@@ -23,9 +23,13 @@ from fedray.node.param_check import check_param
 
 @pytest.mark.parametrize(
     ("rule", "config"),
-    [("fedavg", "{}"), ("trimmed_mean", '{"beta": 0.2}'), ("krum", '{"f": 2}'),
-     ("bucketing", '{"inner": "median"}')],
-)  # fmt: skip
+    [
+        ("fedavg", "{}"),
+        ("trimmed_mean", '{"beta": 0.2}'),
+        ("krum", '{"f": 2}'),
+        ("bucketing", '{"inner": "median"}'),
+    ],
+)
 def test_valid_rule_and_config_pass(rule: str, config: str) -> None:
     check_param("fl_rule", dataclasses.replace(Params(), fl_rule=rule, fl_rule_config=config))
 

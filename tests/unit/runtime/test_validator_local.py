@@ -30,8 +30,13 @@ from fedray.runtime.transport import decode_message, encode_message
 from fedray.runtime.validator import ValidatorNode, prepare_node_dir
 
 CHAIN = "fedray-local"
-FAST = {"timeout_propose_s": 0.4, "timeout_vote_s": 0.15, "timeout_delta_s": 0.1,
-        "block_interval_s": 0.01, "gossip_s": 0.1}  # fmt: skip
+FAST = {
+    "timeout_propose_s": 0.4,
+    "timeout_vote_s": 0.15,
+    "timeout_delta_s": 0.1,
+    "block_interval_s": 0.01,
+    "gossip_s": 0.1,
+}
 
 
 async def _wait_all(nodes: list[ValidatorNode], height: int, timeout_s: float = 20.0) -> None:

@@ -17,8 +17,13 @@ from fedray.runtime.validator import ValidatorNode, prepare_node_dir
 from fedray.storage.tensors import tensors_digest
 
 PRESET = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"
-FAST = {"timeout_propose_s": 0.4, "timeout_vote_s": 0.15, "timeout_delta_s": 0.1,
-        "block_interval_s": 0.02, "gossip_s": 0.1}  # fmt: skip
+FAST = {
+    "timeout_propose_s": 0.4,
+    "timeout_vote_s": 0.15,
+    "timeout_delta_s": 0.1,
+    "block_interval_s": 0.02,
+    "gossip_s": 0.1,
+}
 
 
 async def _until(predicate: object, timeout_s: float = 30.0) -> None:

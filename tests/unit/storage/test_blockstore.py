@@ -109,8 +109,9 @@ def test_any_single_byte_change_is_caught(
     assert cli_main(["chain", "verify", str(copy)]) == 1
 
 
-def test_cli_verify_show_export(stored_chain: tuple[Path, DevChain], tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cli_verify_show_export(
+    stored_chain: tuple[Path, DevChain], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import pyarrow.parquet as pq
 
     directory, chain = stored_chain
@@ -160,8 +161,9 @@ def crash_many_times(directory: Path, kills: int, seed: int) -> int:
     rng = random.Random(seed)
     acked: dict[int, str] = {}
     for _ in range(kills):
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(directory)],
-                                stdout=subprocess.PIPE, text=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(directory)], stdout=subprocess.PIPE, text=True
+        )
         time.sleep(rng.uniform(0.5, 1.2))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
