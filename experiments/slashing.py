@@ -2,7 +2,7 @@
 
 For each attack (sign flip, ALIE, free riding; none as the control), run a federation of 20 clients,
 20% of them attackers from round 0, on the real ledger (contracts, aggregation precompile with its
-contribution flags, slashing) in process (`fedray.runtime.inprocess`), and report:
+contribution flags, slashing) in process (`fedray.federation.inprocess`), and report:
 - recall: attackers slashed within 3 rounds of the attack's start / attackers (target >= 95%),
 - false positives: honest clients ever slashed / honest clients (target <= 2%),
 - precision: slashed attackers / all slashed clients,
@@ -24,8 +24,8 @@ from itertools import pairwise
 from pathlib import Path
 
 from fedray.config import load_config
-from fedray.runtime.evaluate import Evaluator
-from fedray.runtime.inprocess import InProcessFederation
+from fedray.federation.evaluate import Evaluator
+from fedray.federation.inprocess import InProcessFederation
 
 ATTACKS = {
     "none": [],

@@ -89,8 +89,8 @@ def cmd_chain_show(args: argparse.Namespace) -> int:
 
     d = _chain_dirs_or_fail(Path(args.dir))[0]
     if args.accounts or args.proposals or args.evidence:
+        from fedray.federation.plan import run_key_labels
         from fedray.node import tables
-        from fedray.runtime.federation import run_key_labels
 
         state = tables.replay(d)
         labels = run_key_labels(d)

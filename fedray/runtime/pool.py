@@ -1,4 +1,4 @@
-"""The client-pool actor: many virtual clients in one process (`runtime/clients.ClientPool`).
+"""The client-pool actor: many virtual clients in one process (`federation/clients.ClientPool`).
 
 Per round it reads the round from a validator (the chain, not the driver, says which global model
 hash to trust), receives the global model by object reference (put once per round by the driver),
@@ -16,7 +16,7 @@ import numpy as np
 import ray
 
 from fedray.config import RunConfig
-from fedray.runtime.clients import ClientPool
+from fedray.federation.clients import ClientPool
 
 
 async def first_alive(validators: list[Any], method: str, *args: Any) -> Any:

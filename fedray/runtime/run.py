@@ -23,8 +23,8 @@ from typing import Any
 from fedray.config import RunConfig, to_yaml
 from fedray.core.encoding import encode
 from fedray.errors import FedrayError
-from fedray.runtime.federation import Federation
-from fedray.runtime.governance_script import GovernanceScript
+from fedray.federation.governance_script import GovernanceScript
+from fedray.federation.plan import Federation
 from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
 
 
@@ -255,7 +255,7 @@ class Run:
             self.dead_validators.add(last)
 
     def execute(self) -> RunResult:
-        from fedray.runtime.evaluate import Evaluator
+        from fedray.federation.evaluate import Evaluator
 
         evaluator = Evaluator(self.fed)
         progress = _progress(self.cfg)
@@ -375,7 +375,7 @@ class Run:
         }
 
     def _finish(self, evaluator: Any, start_wall: float) -> RunResult:
-        from fedray.runtime.outputs import write_outputs
+        from fedray.federation.outputs import write_outputs
 
         elapsed = time.time() - start_wall
         info = self._call("round_info", self.cfg.rounds)

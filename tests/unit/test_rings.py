@@ -17,9 +17,19 @@ ALLOWED = {
     "learning": {"core", "aggregation"},
     "storage": {"core"},
     "node": {"core", "consensus", "aggregation", "learning", "storage", "config"},
-    "runtime": {"core", "consensus", "aggregation", "learning", "storage", "node", "config"},
+    "federation": {"core", "aggregation", "learning", "storage", "node", "config"},
+    "runtime": {
+        "core",
+        "consensus",
+        "aggregation",
+        "learning",
+        "storage",
+        "node",
+        "federation",
+        "config",
+    },
 }
-NO_RAY = {"core", "consensus", "aggregation", "learning", "storage", "node"}
+NO_RAY = {"core", "consensus", "aggregation", "learning", "storage", "node", "federation"}
 FORBIDDEN_IN_CORE = {"ray", "torch", "numpy"}
 
 

@@ -21,8 +21,8 @@ from fedray.core.precompiles import (
     FLAG_ZERO,
     SUSPICIOUS,
 )
+from fedray.federation.inprocess import InProcessFederation
 from fedray.node.scoring import agreement, cos_above, cos_below, score_updates
-from fedray.runtime.inprocess import InProcessFederation
 
 DEFAULT_FLAGS = (0, 10_000, 100_000, 500, 9_990)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from fedray.config import load_config
 from fedray.core.crypto import key_from_seed
 from fedray.core.encoding import encode
-from fedray.runtime.clients import ClientPool
-from fedray.runtime.federation import Federation
+from fedray.federation.clients import ClientPool
+from fedray.federation.plan import Federation
 from fedray.runtime.validator import ValidatorNode, prepare_node_dir
 from fedray.storage.tensors import tensors_digest
 

@@ -18,10 +18,10 @@ from fedray.config import RunConfig
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.devchain import certify
 from fedray.core.state import State
+from fedray.federation.clients import ClientPool, Submission
+from fedray.federation.plan import Federation
 from fedray.node.app import LedgerApp
 from fedray.node.ingress import Admitted, Ingress, Refused
-from fedray.runtime.clients import ClientPool, Submission
-from fedray.runtime.federation import Federation
 from fedray.storage.tensors import TensorSpec
 
 Tamper = Callable[[Submission], Submission]

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fedray.federation.plan import Federation
 from fedray.node.export import jsonable
-from fedray.runtime.federation import Federation
 
 
 def write_outputs(
@@ -25,7 +25,7 @@ def write_outputs(
 ) -> None:
     from safetensors.numpy import save_file
 
-    from fedray.runtime.evaluate import Evaluator
+    from fedray.federation.evaluate import Evaluator
 
     pq.write_table(pa.Table.from_pylist(rows), run_dir / "metrics.parquet")
     (run_dir / "summary.json").write_text(

@@ -27,10 +27,10 @@ from fedray.core.contracts.slashing import delivery_message
 from fedray.core.crypto import DOMAIN_PAYLOAD
 from fedray.core.tx import make_tx
 from fedray.errors import FedrayError
+from fedray.federation.plan import Federation
 from fedray.learning.attacks import AttackContext, make_attack
 from fedray.learning.models import build_model
 from fedray.learning.training import train_local
-from fedray.runtime.federation import Federation
 from fedray.storage.tensors import nbytes, tensors_digest
 
 # Fixed point holds |x| < 128; crafted updates are clipped just inside so they can still be sent.

@@ -11,9 +11,9 @@ import torch
 
 from fedray.aggregation.fixedpoint import dequantize
 from fedray.config import RunConfig
+from fedray.federation.plan import Federation
 from fedray.learning.models import build_model
 from fedray.learning.training import Metrics, centralized_baseline, evaluate
-from fedray.runtime.federation import Federation
 
 
 class Evaluator:

@@ -21,7 +21,7 @@ from fedray.core.contracts.governance import Propose, Vote
 from fedray.core.crypto import PrivateKey
 from fedray.core.tx import make_tx
 from fedray.errors import ConfigError
-from fedray.runtime.federation import Federation
+from fedray.federation.plan import Federation
 
 FINISHED = ("executed", "failed", "rejected", "vetoed", "expired")
 

@@ -1,5 +1,5 @@
 """The federated round trip without Ray: four ledger apps, ingress, client pools, real training and
-real aggregation (`fedray.runtime.inprocess`). Checks the chain's rules end to end."""
+real aggregation (`fedray.federation.inprocess`). Checks the chain's rules end to end."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 from fedray.cli import main as cli_main
 from fedray.config import load_config
 from fedray.core.tx import SignedTx
+from fedray.federation.clients import Submission
+from fedray.federation.evaluate import Evaluator
+from fedray.federation.inprocess import InProcessFederation
 from fedray.node.ingress import Admitted, Refused
-from fedray.runtime.clients import Submission
-from fedray.runtime.evaluate import Evaluator
-from fedray.runtime.inprocess import InProcessFederation
 
 MINIMAL = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"
 
