@@ -12,8 +12,8 @@ Ray-free: the driver moves the transactions; tests can use it with the in-proces
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fedray.config import GovernanceAction
@@ -22,6 +22,7 @@ from fedray.core.crypto import PrivateKey
 from fedray.core.tx import make_tx
 from fedray.errors import ConfigError
 from fedray.federation.plan import Federation
+from fedray.node.views import ProposalView
 
 FINISHED = ("executed", "failed", "rejected", "vetoed", "expired")
 
@@ -34,7 +35,7 @@ class Pending:
     proposal_id: int | None = None
     voted: bool = False
     status: str = "submitted"
-    record: dict[str, Any] = field(default_factory=dict)
+    record: ProposalView | None = None
 
 
 class GovernanceScript:
@@ -93,24 +94,24 @@ class GovernanceScript:
             out.append(make_tx(self.keys[0], self.chain_id, nonce + len(out), payload).raw)
         return out
 
-    def match(self, proposals: list[Mapping[str, Any]]) -> None:
+    def match(self, proposals: Sequence[ProposalView]) -> None:
         """Learn the ids of our proposals and their statuses from the chain's governance view."""
         taken = {p.proposal_id for p in self.pending if p.proposal_id is not None}
         for pend in self.pending:
             if pend.proposal_id is None:
                 for prop in proposals:
                     if (
-                        prop["id"] not in taken
-                        and prop["proposer"] == self.keys[0].public_key
-                        and prop["kind"] == pend.payload.proposal_kind
-                        and list(prop["content"]) == list(pend.payload.content())
+                        prop.id not in taken
+                        and prop.proposer == self.keys[0].public_key
+                        and prop.kind == pend.payload.proposal_kind
+                        and list(prop.content) == list(pend.payload.content())
                     ):
-                        pend.proposal_id = prop["id"]
-                        taken.add(prop["id"])
+                        pend.proposal_id = prop.id
+                        taken.add(prop.id)
                         break
             for prop in proposals:
-                if prop["id"] == pend.proposal_id:
-                    pend.status, pend.record = prop["status"], dict(prop)
+                if prop.id == pend.proposal_id:
+                    pend.status, pend.record = prop.status, prop
 
     def votes_due(self) -> list[Pending]:
         """Our proposals that entered voting and were not voted yet (marked voted now)."""
@@ -148,10 +149,10 @@ class GovernanceScript:
                 "kind": p.action.kind,
                 "proposal_id": p.proposal_id,
                 "status": p.status,
-                "tally": p.record.get("tally"),
-                "result": p.record.get("result"),
-                "voting_end": p.record.get("voting_end"),
-                "execute_height": p.record.get("execute_height"),
+                "tally": None if p.record is None else list(p.record.tally),
+                "result": None if p.record is None else p.record.result,
+                "voting_end": None if p.record is None else p.record.voting_end,
+                "execute_height": None if p.record is None else p.record.execute_height,
             }
             for p in self.pending
         ]

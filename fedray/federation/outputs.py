@@ -1,10 +1,13 @@
-"""Writing a run's results: metrics.parquet (pyarrow), summary.json, the final model as
-safetensors (float32, the model's parameter names), and two PNG plots (matplotlib, Agg backend)."""
+"""A run's directory and results: the directory itself (`make_run_dir`), metrics.parquet (pyarrow),
+summary.json, the final model as safetensors (float32, the model's parameter names), three PNG plots
+(matplotlib, Agg backend), and the summary printed at the end."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +15,59 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fedray.config import RunConfig, to_yaml
+from fedray.core.contracts.economy import account_total
+from fedray.core.state import Genesis
 from fedray.federation.plan import Federation
 from fedray.node.export import jsonable
+from fedray.node.views import EconomyInfo
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def make_run_dir(cfg: RunConfig) -> Path:
+    """`<output_dir>/<name>-<time>` (made unique), holding the resolved config.yaml."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.output_dir) / f"{cfg.name}-{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        run_dir, n = Path(f"{base}-{n}"), n + 1
+    (run_dir / "chain").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    return run_dir
+
+
+def economy_summary(economy: EconomyInfo, genesis: Genesis) -> dict[str, Any]:
+    """Minted and burned totals, penalties by kind, and the genesis supply they compare with."""
+    kinds: dict[str, int] = {}
+    for p in economy.penalties:
+        kinds[p.kind] = kinds.get(p.kind, 0) + 1
+    return {
+        "minted": economy.minted,
+        "burned": economy.burned,
+        "penalties": kinds,
+        "genesis_supply": account_total(genesis.state().accounts.accounts.values()),
+    }
+
+
+def summary_text(result: RunResult) -> str:
+    """What `fedray run` prints at the end."""
+    s = result.summary
+    lines = [
+        f"run directory   {result.run_dir}",
+        f"rounds          {s['rounds']}  (height {s['height']}, {s['elapsed_seconds']:.1f} s)",
+        f"test accuracy   {s['initial_accuracy']:.3f} -> {s['final_accuracy']:.3f}",
+    ]
+    if "baseline_accuracy" in s:
+        lines.append(f"centralized     {s['baseline_accuracy']:.3f} (same model and epoch budget)")
+    lines.append(f"validators      agree on all {s['validators_agree_up_to']} common blocks")
+    lines.append(f"verify with     fedray chain verify {result.run_dir} --recompute")
+    return "\n".join(lines)
 
 
 def write_outputs(

@@ -16,7 +16,15 @@ import numpy as np
 import ray
 
 from fedray.config import RunConfig
+from fedray.errors import FedrayError
 from fedray.federation.clients import ClientPool
+from fedray.node.views import RoundInfo
+
+
+class NoValidatorError(FedrayError):
+    """No validator the pool was given answered (all of them died)."""
+
+    code = "no_validator"
 
 
 async def first_alive(validators: list[Any], method: str, *args: Any) -> Any:
@@ -27,7 +35,7 @@ async def first_alive(validators: list[Any], method: str, *args: Any) -> Any:
             return await getattr(v, method).remote(*args)
         except ray.exceptions.RayActorError as exc:
             last = exc
-    raise RuntimeError(f"no validator answered {method}") from last
+    raise NoValidatorError(f"no validator answered {method}") from last
 
 
 class PoolNode:
@@ -45,10 +53,10 @@ class PoolNode:
         validators: list[Any],
         ingresses: list[Any],
     ) -> dict[str, Any]:
-        info = await first_alive(validators, "round_info")
-        if not info["open"] or info["round"] != round_:
+        info: RoundInfo = await first_alive(validators, "round_info")
+        if not info.open or info.round != round_:
             return {"round": round_, "clients": 0, "skipped": "round not open"}
-        mine = [k for k in info["selected"] if k in self.pool.public]
+        mine = [k for k in info.selected if k in self.pool.public]
         if not mine:
             return {"round": round_, "clients": 0}
         nonces = await first_alive(validators, "account_nonces", mine)
@@ -56,11 +64,11 @@ class PoolNode:
         subs = self.pool.train_round(
             round_,
             global_model,
-            info["global_hash"],
+            info.global_hash,
             mine,
             nonces,
-            info["fl_local_epochs"],
-            float(info["fl_learning_rate"]),
+            info.fl_local_epochs,
+            float(info.fl_learning_rate),
         )
         train_s = time.perf_counter() - start
         batch = []

@@ -48,13 +48,13 @@ async def _scenario(tmp: Path) -> None:
         await n.start()
 
     async def round_open() -> bool:
-        return bool((await nodes[0].round_info())["open"])
+        return bool((await nodes[0].round_info()).open)
 
     await _until(round_open)
     await nodes[2].shutdown()  # misses the payloads and the round's close
     info = await nodes[0].round_info()
     subs = ClientPool(cfg, list(range(cfg.clients))).train_round(
-        0, initial, info["global_hash"], info["selected"], {}, 1, 0.05
+        0, initial, info.global_hash, list(info.selected), {}, 1, 0.05
     )
     for n in nodes[:2]:  # node 3 is live but never gets the payloads directly
         for s in subs:
@@ -64,11 +64,11 @@ async def _scenario(tmp: Path) -> None:
 
     async def round_closed() -> bool:
         infos = [await n.round_info() for n in (nodes[0], nodes[1], nodes[3])]
-        return all(i["results"] for i in infos)
+        return all(i.results for i in infos)
 
     await _until(round_closed)
-    result = (await nodes[3].round_info())["results"][0]
-    assert result["included"] == len(subs) and result["reason"] == "quota"
+    result = (await nodes[3].round_info()).results[0]
+    assert result.included == len(subs) and result.reason == "quota"
     assert all(nodes[3].app.blobs.has(d) for d in digests)  # fetched to check the proposal
 
     nodes[2] = ValidatorNode(str(dirs[2]), raw_genesis, **FAST)
@@ -81,7 +81,7 @@ async def _scenario(tmp: Path) -> None:
     roots = {n.app.store.get(target).state_root for n in nodes}
     hashes = {n.app.store.get(target).hash for n in nodes}
     assert len(roots) == 1 and len(hashes) == 1
-    global_after = result["global_after"]
+    global_after = result.global_after
     assert all(n.app.blobs.has(global_after) for n in nodes)  # every one aggregated it itself
     assert all(nodes[2].app.blobs.has(d) for d in digests)  # fetched during catch-up
     for n in nodes:
