@@ -25,7 +25,7 @@ from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from fedray.aggregation.base import Update  # noqa: E402
+from fedray.aggregation.base import ClientDelta  # noqa: E402
 from fedray.aggregation.fixedpoint import quantize  # noqa: E402
 from fedray.aggregation.registry import make_strategy  # noqa: E402
 
@@ -80,7 +80,7 @@ def main() -> None:
         np.float32
     )
     updates = [
-        Update(rng.bytes(32), quantize({"w": floats[i]}), int(rng.integers(100, 1000)))
+        ClientDelta(rng.bytes(32), quantize({"w": floats[i]}), int(rng.integers(100, 1000)))
         for i in range(args.k)
     ]
 

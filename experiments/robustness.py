@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedray.aggregation.base import NonFiniteUpdateError, Update
+from fedray.aggregation.base import ClientDelta, NonFiniteUpdateError
 from fedray.aggregation.fixedpoint import RANGE, dequantize, quantize
 from fedray.aggregation.registry import make_strategy
 from fedray.learning.attacks import AttackContext, make_attack
@@ -184,7 +184,7 @@ def run(cfg: RunConfig) -> RunResult:
             updates = []
             for k in range(n):
                 q = quantize(deltas[k])
-                updates.append(Update(_key(r, k, q), q, len(data[k])))
+                updates.append(ClientDelta(_key(r, k, q), q, len(data[k])))
         except NonFiniteUpdateError:
             # The global model has diverged: honest updates are no longer valid payloads.
             diverged_at = r

@@ -1,7 +1,7 @@
 """Deterministic robust aggregation strategies over fixed-point updates (see base.py).
 
 Public API: `make_strategy(name, config, threads=1)` builds a rule from `STRATEGIES`; clients call
-`quantize` / `dequantize`; every rule takes `Update`s and returns an `AggregationResult`.
+`quantize` / `dequantize`; every rule takes `ClientDelta`s and returns an `AggregationResult`.
 """
 
 from fedray.aggregation.base import (
@@ -11,13 +11,13 @@ from fedray.aggregation.base import (
     AggregationError,
     AggregationResult,
     BoundError,
-    DuplicateUpdateError,
+    ClientDelta,
+    DuplicateDeltaError,
     NonFiniteUpdateError,
     SampleCountError,
     Strategy,
     StrategyConfigError,
     TooFewUpdatesError,
-    Update,
     UpdateShapeError,
     Verdict,
 )
@@ -32,13 +32,13 @@ __all__ = [
     "AggregationError",
     "AggregationResult",
     "BoundError",
-    "DuplicateUpdateError",
+    "DuplicateDeltaError",
     "NonFiniteUpdateError",
     "SampleCountError",
     "Strategy",
     "StrategyConfigError",
     "TooFewUpdatesError",
-    "Update",
+    "ClientDelta",
     "UpdateShapeError",
     "Verdict",
     "dequantize",

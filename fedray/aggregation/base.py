@@ -3,7 +3,7 @@
 Every strategy works on model *deltas* in signed fixed point (int32, value = q * 2**-FRAC_BITS, so
 |value| < 2**(31 - FRAC_BITS) = 128). Clients quantize before hashing and signing, so the payload that
 is hashed is the canonical form and validators never see floats. A strategy is a pure function of the
-*multiset* of updates: it sorts them by `Update.key` (the payload or transaction hash) first, reduces
+*multiset* of updates: it sorts them by `ClientDelta.key` (the payload or transaction hash) first, reduces
 exactly in integers, and rounds every float decision (clip factors, weights, selections) to fixed point,
 so every honest validator on any machine gets byte-identical results.
 
@@ -54,10 +54,10 @@ class NonFiniteUpdateError(AggregationError):
     code = "non_finite"
 
 
-class DuplicateUpdateError(AggregationError):
+class DuplicateDeltaError(AggregationError):
     """Two updates of one aggregation share a key (the same payload would count twice)."""
 
-    code = "duplicate_update"
+    code = "duplicate_delta"
 
 
 class SampleCountError(AggregationError):
@@ -92,10 +92,12 @@ MAX_TOTAL_SAMPLES = (1 << 32) - 1
 
 
 @dataclass(frozen=True)
-class Update:
-    """One client's contribution to a round.
+class ClientDelta:
+    """One client's model delta as an aggregation rule sees it (the chain's `update` transaction,
+    `fedray.core.contracts.rounds.Update`, only names its hash).
 
-    key: bytes that order updates deterministically (the payload hash); unique per round.
+    key: bytes that order updates deterministically (on chain, the update transaction's hash);
+      unique per aggregation.
     tensors: parameter name -> int32 fixed-point delta, same names/shapes as the model.
     n_samples: the client's claimed local sample count (> 0), used by sample-weighted rules.
     """
@@ -139,7 +141,7 @@ class Strategy(Protocol):
 
     def aggregate(
         self,
-        updates: Sequence[Update],
+        updates: Sequence[ClientDelta],
         state: Mapping[str, np.ndarray] | None = None,
     ) -> AggregationResult:
         """Aggregate `updates` (any order); raise an `AggregationError` subclass before any

@@ -24,8 +24,8 @@ import numpy as np
 
 from fedray.aggregation.base import (
     AggregationResult,
+    ClientDelta,
     Strategy,
-    Update,
     Verdict,
     check_config_fields,
     config_error,
@@ -74,7 +74,7 @@ class Bucketing:
     name: ClassVar[str] = "bucketing"
 
     def aggregate(
-        self, updates: Sequence[Update], state: Mapping[str, np.ndarray] | None = None
+        self, updates: Sequence[ClientDelta], state: Mapping[str, np.ndarray] | None = None
     ) -> AggregationResult:
         batch = make_batch(updates)
         groups = buckets(batch.keys, self.config.s)
@@ -83,7 +83,7 @@ class Bucketing:
             tensors = weighted_mean(batch, members, [1] * len(members), self.threads)
             key = _digest(BUCKET_DOMAIN, [batch.keys[i] for i in members])
             n = sum(batch.updates[i].n_samples for i in members)
-            means.append(Update(key, tensors, n))
+            means.append(ClientDelta(key, tensors, n))
         inner = self.inner.aggregate(means, state)
         by_key = {v.key: v for v in inner.verdicts}
         verdict_of: dict[int, Verdict] = {}

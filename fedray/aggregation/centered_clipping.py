@@ -37,7 +37,7 @@ from fedray.aggregation.base import (
     WEIGHT_BITS,
     WEIGHT_ONE,
     AggregationResult,
-    Update,
+    ClientDelta,
     UpdateShapeError,
     Verdict,
     check_config_fields,
@@ -126,7 +126,7 @@ class CenteredClipping:
     name: ClassVar[str] = "centered_clipping"
 
     def aggregate(
-        self, updates: Sequence[Update], state: Mapping[str, np.ndarray] | None = None
+        self, updates: Sequence[ClientDelta], state: Mapping[str, np.ndarray] | None = None
     ) -> AggregationResult:
         cfg, batch = self.config, make_batch(updates)
         k = batch.k

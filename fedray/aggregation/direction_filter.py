@@ -28,8 +28,8 @@ import numpy as np
 from fedray.aggregation.base import (
     WEIGHT_ONE,
     AggregationResult,
+    ClientDelta,
     Strategy,
-    Update,
     Verdict,
     check_config_fields,
     config_error,
@@ -63,7 +63,7 @@ class DirectionFilter:
     name: ClassVar[str] = "direction_filter"
 
     def aggregate(
-        self, updates: Sequence[Update], state: Mapping[str, np.ndarray] | None = None
+        self, updates: Sequence[ClientDelta], state: Mapping[str, np.ndarray] | None = None
     ) -> AggregationResult:
         batch = make_batch(updates)
         median = Median(MedianConfig(), self.threads).aggregate(batch.updates).delta

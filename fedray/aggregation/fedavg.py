@@ -18,7 +18,7 @@ import numpy as np
 from fedray.aggregation.base import (
     WEIGHT_ONE,
     AggregationResult,
-    Update,
+    ClientDelta,
     Verdict,
     check_config_fields,
 )
@@ -41,7 +41,7 @@ class FedAvg:
     name: ClassVar[str] = "fedavg"
 
     def aggregate(
-        self, updates: Sequence[Update], state: Mapping[str, np.ndarray] | None = None
+        self, updates: Sequence[ClientDelta], state: Mapping[str, np.ndarray] | None = None
     ) -> AggregationResult:
         batch = make_batch(updates)
         ns = [u.n_samples if self.config.weighted else 1 for u in batch.updates]

@@ -30,12 +30,12 @@ from fedray.aggregation.base import (
     MAX_UPDATES,
     SCALE,
     BoundError,
-    DuplicateUpdateError,
+    ClientDelta,
+    DuplicateDeltaError,
     NonFiniteUpdateError,
     SampleCountError,
     Tensors,
     TooFewUpdatesError,
-    Update,
     UpdateShapeError,
 )
 
@@ -95,7 +95,9 @@ def spec_of(tensors: Tensors) -> dict[str, tuple[int, ...]]:
 
 
 # --- validation -------------------------------------------------------------------------------
-def validate_updates(updates: Sequence[Update], reference_spec: Spec) -> tuple[Update, ...]:
+def validate_updates(
+    updates: Sequence[ClientDelta], reference_spec: Spec
+) -> tuple[ClientDelta, ...]:
     """Sort updates by key and check them, before any arithmetic, in this order: at least one
     update, no duplicate keys, then per update its sample count, tensor names, dtypes (plain
     int32 numpy arrays), shapes; finally the round's total sample count."""
@@ -104,12 +106,12 @@ def validate_updates(updates: Sequence[Update], reference_spec: Spec) -> tuple[U
     if len(updates) > MAX_UPDATES:
         raise BoundError(f"{len(updates)} updates exceed MAX_UPDATES={MAX_UPDATES}")
     for u in updates:
-        if not isinstance(u, Update) or not isinstance(u.key, bytes) or not u.key:
-            raise UpdateShapeError("every update must be an Update with a non-empty bytes key")
+        if not isinstance(u, ClientDelta) or not isinstance(u.key, bytes) or not u.key:
+            raise UpdateShapeError("every update must be an ClientDelta with a non-empty bytes key")
     ordered = tuple(sorted(updates, key=lambda u: u.key))
     for prev, cur in zip(ordered, ordered[1:], strict=False):
         if prev.key == cur.key:
-            raise DuplicateUpdateError(f"key {cur.key.hex()} appears twice")
+            raise DuplicateDeltaError(f"key {cur.key.hex()} appears twice")
     names = sorted(reference_spec)
     if sum(math.prod(reference_spec[n]) for n in names) > MAX_PARAMS:
         raise BoundError(f"model has more than MAX_PARAMS={MAX_PARAMS} coordinates")
@@ -142,7 +144,7 @@ def validate_updates(updates: Sequence[Update], reference_spec: Spec) -> tuple[U
 class Batch:
     """Validated updates in key order, each flattened per tensor (views, no copies)."""
 
-    updates: tuple[Update, ...]
+    updates: tuple[ClientDelta, ...]
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
     flats: tuple[tuple[np.ndarray, ...], ...]  # flats[k][t]: update k, tensor t, 1-D int32
@@ -178,7 +180,7 @@ class Batch:
         return {n: f.reshape(s) for n, s, f in zip(self.names, self.shapes, flats, strict=True)}
 
 
-def make_batch(updates: Sequence[Update], reference_spec: Spec | None = None) -> Batch:
+def make_batch(updates: Sequence[ClientDelta], reference_spec: Spec | None = None) -> Batch:
     """Validate (against `reference_spec`, else the spec of the lowest-key update) and flatten."""
     if reference_spec is None:
         if not updates:

@@ -1,7 +1,7 @@
 """Krum and Multi-Krum (Blanchard et al. 2017), with exact integer distances.
 
 Squared distances come from the exact Gram matrix: d_ij = G_ii + G_jj - 2 G_ij in Python ints.
-Update i's score is the sum of its K - f - 2 smallest distances to the others; updates are ranked
+ClientDelta i's score is the sum of its K - f - 2 smallest distances to the others; updates are ranked
 by (score, position in key order), so ties break by key and nothing is left to chance. Krum keeps
 the best update; Multi-Krum keeps the best min(m, K - f) and takes their plain mean, rounded half
 to even. Needs K >= 2f + 3 (the rule's own condition), else `TooFewUpdatesError`.
@@ -23,8 +23,8 @@ import numpy as np
 from fedray.aggregation.base import (
     WEIGHT_ONE,
     AggregationResult,
+    ClientDelta,
     TooFewUpdatesError,
-    Update,
     Verdict,
     check_config_fields,
     config_error,
@@ -69,7 +69,7 @@ def krum_scores(gram: Sequence[Sequence[int]], f: int) -> list[int]:
     return scores
 
 
-def multi_krum(updates: Sequence[Update], f: int, m: int, threads: int) -> AggregationResult:
+def multi_krum(updates: Sequence[ClientDelta], f: int, m: int, threads: int) -> AggregationResult:
     batch = make_batch(updates)
     k = batch.k
     scores = krum_scores(exact_gram(batch, threads), f)
@@ -94,7 +94,7 @@ class Krum:
     name: ClassVar[str] = "krum"
 
     def aggregate(
-        self, updates: Sequence[Update], state: Mapping[str, np.ndarray] | None = None
+        self, updates: Sequence[ClientDelta], state: Mapping[str, np.ndarray] | None = None
     ) -> AggregationResult:
         return multi_krum(updates, self.config.f, 1, self.threads)
 
@@ -107,6 +107,6 @@ class MultiKrum:
     name: ClassVar[str] = "multi_krum"
 
     def aggregate(
-        self, updates: Sequence[Update], state: Mapping[str, np.ndarray] | None = None
+        self, updates: Sequence[ClientDelta], state: Mapping[str, np.ndarray] | None = None
     ) -> AggregationResult:
         return multi_krum(updates, self.config.f, self.config.m, self.threads)

@@ -19,7 +19,7 @@ import numpy as np
 from fedray.aggregation.base import (
     WEIGHT_ONE,
     AggregationResult,
-    Update,
+    ClientDelta,
     Verdict,
     check_config_fields,
 )
@@ -49,7 +49,7 @@ class Median:
     name: ClassVar[str] = "median"
 
     def aggregate(
-        self, updates: Sequence[Update], state: Mapping[str, np.ndarray] | None = None
+        self, updates: Sequence[ClientDelta], state: Mapping[str, np.ndarray] | None = None
     ) -> AggregationResult:
         batch = make_batch(updates)
         k, outs = batch.k, batch.outputs()

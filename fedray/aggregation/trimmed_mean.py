@@ -22,7 +22,7 @@ import numpy as np
 from fedray.aggregation.base import (
     WEIGHT_ONE,
     AggregationResult,
-    Update,
+    ClientDelta,
     Verdict,
     check_config_fields,
     config_error,
@@ -59,7 +59,7 @@ class TrimmedMean:
     name: ClassVar[str] = "trimmed_mean"
 
     def aggregate(
-        self, updates: Sequence[Update], state: Mapping[str, np.ndarray] | None = None
+        self, updates: Sequence[ClientDelta], state: Mapping[str, np.ndarray] | None = None
     ) -> AggregationResult:
         batch = make_batch(updates)
         k = batch.k

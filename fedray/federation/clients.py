@@ -1,25 +1,24 @@
 """A pool of virtual clients: each with its own key, data shard and optimizer state, trained in one
 process. The Ray actor (`runtime/pool.py`) wraps this plain class; tests use it in-process.
 
-One round for the pool: check the global model against the hash the chain recorded, train every
-selected client of the pool (attackers train on their own data when their attack needs it, then craft
-their submissions together), quantize each update to int32 fixed point, and sign one `update`
-transaction per client naming the payload's digest. The payloads leave as plain numpy arrays.
+One round for the pool: check the global model against the hash the chain recorded, run the client
+round of its selected clients (`fedray.learning.client_round`: train, craft, clip, quantize), and sign
+one `update` transaction per client naming the payload's digest. The payloads leave as plain numpy
+arrays.
 
 Deliberately ignored: client dropout and device heterogeneity (fault tests kill whole pools).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from fedray.aggregation.fixedpoint import RANGE, dequantize, quantize
+from fedray.aggregation.fixedpoint import dequantize
 from fedray.config import RunConfig
 from fedray.core.contracts.governance import Vote as GovVote
 from fedray.core.contracts.rounds import Update
@@ -28,13 +27,10 @@ from fedray.core.crypto import DOMAIN_PAYLOAD
 from fedray.core.tx import make_tx
 from fedray.errors import FedrayError
 from fedray.federation.plan import Federation
-from fedray.learning.attacks import AttackContext, make_attack
+from fedray.learning.attacks import make_attack
+from fedray.learning.client_round import client_round
 from fedray.learning.models import build_model
-from fedray.learning.training import train_local
 from fedray.storage.tensors import nbytes, tensors_digest
-
-# Fixed point holds |x| < 128; crafted updates are clipped just inside so they can still be sent.
-_LIMIT = np.float32(RANGE - 2.0**-16)
 
 
 class GlobalModelMismatch(FedrayError):
@@ -53,11 +49,6 @@ class Submission:
     delivery_signature: bytes
     n_samples: int
     train_seconds: float
-
-
-@dataclass
-class ClientState:
-    momentum: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -82,7 +73,6 @@ class ClientPool:
                 self.shards[i] = self.attack.poison_data(self.shards[i], rng)
         self.model = build_model(fed.model_spec(), self.cfg.seed)
         self.param_names = [name for name, _ in self.model.named_parameters()]
-        self.state = {i: ClientState() for i in self.clients}
 
     def sign_delivery(self, client: int, round_: int, payload: Mapping[str, np.ndarray]) -> bytes:
         """The client's signature over [round, digest of the payload it sends]."""
@@ -109,12 +99,13 @@ class ClientPool:
         round_: int,
         global_model: Mapping[str, np.ndarray],
         global_hash: bytes,
-        selected: list[bytes],
+        selected: Sequence[bytes],
         nonces: Mapping[bytes, int],
         epochs: int,
         lr: float,
     ) -> list[Submission]:
-        """Updates and signed transactions of this pool's selected clients for `round_`."""
+        """Updates and signed transactions of this pool's clients among the round's `selected`
+        (every selected client of the round, this pool's or not)."""
         if tensors_digest(global_model) != global_hash:
             raise GlobalModelMismatch(f"global model of round {round_} does not match the chain")
         mine = sorted(self.public[k] for k in selected if k in self.public)
@@ -122,53 +113,35 @@ class ClientPool:
             return []
         # Blob stores and safetensors order tensors by name; training wants the model's order.
         global_float = dequantize({name: global_model[name] for name in self.param_names})
-        tcfg = self.federation.train_config(epochs=epochs, lr=lr)
-        deltas: dict[int, dict[str, np.ndarray]] = {}
-        seconds: dict[int, float] = {}
         attacking = self.attack is not None and round_ >= self.cfg.attack.start_round
-        crafted = [i for i in mine if attacking and i in self.attackers]
-        for i in mine:
-            if i in crafted and not self.attack.needs_training:  # type: ignore[union-attr]
-                continue
-            start = time.perf_counter()
-            seed = (self.cfg.seed * 1_000_003 + round_ * 10_007 + i) & 0x7FFFFFFF
-            update = train_local(self.model, global_float, self.shards[i], tcfg, seed=seed)
-            deltas[i] = update.delta
-            seconds[i] = time.perf_counter() - start
-        if crafted:
-            ctx = AttackContext(
-                round=round_,
-                attackers=tuple(crafted),
-                honest=tuple(deltas[i] for i in crafted if i in deltas),
-                global_params=global_float,
-                num_clients=len(selected),
-                rng=np.random.default_rng([self.cfg.seed, round_]),
-                state=self.attack_state,
-            )
-            result = self.attack.craft(ctx)  # type: ignore[union-attr]
-            self.attack_state = result.state
-            for i, delta in zip(crafted, result.updates, strict=True):
-                deltas[i] = {k: np.clip(v, -_LIMIT, _LIMIT) for k, v in delta.items()}
-        out = []
-        for i in mine:
-            payload = quantize(deltas[i])
-            digest = tensors_digest(payload)
-            n = len(self.shards[i])
-            key = self.keys[i]
-            tx = make_tx(
-                key,
-                self.cfg.chain.chain_id,
-                nonces.get(key.public_key, 0),
-                Update(round_, digest, n, nbytes(payload)),
-            )
-            out.append(
-                Submission(
-                    i,
-                    tx.raw,
-                    payload,
-                    self.sign_delivery(i, round_, payload),
-                    n,
-                    seconds.get(i, 0.0),
-                )
-            )
-        return out
+        out = client_round(
+            self.model,
+            global_float,
+            self.shards,
+            mine,
+            self.federation.train_config(epochs=epochs, lr=lr),
+            round_=round_,
+            seed=self.cfg.seed,
+            participants=len(selected),
+            attack=self.attack if attacking else None,
+            attackers=self.attackers,
+            attack_state=self.attack_state,
+        )
+        self.attack_state = out.attack_state
+        return [self._submission(i, round_, out.payloads[i], nonces, out.seconds[i]) for i in mine]
+
+    def _submission(
+        self,
+        client: int,
+        round_: int,
+        payload: dict[str, np.ndarray],
+        nonces: Mapping[bytes, int],
+        seconds: float,
+    ) -> Submission:
+        """Sign `client`'s update transaction (naming the payload's digest) and delivery."""
+        key = self.keys[client]
+        n = len(self.shards[client])
+        update = Update(round_, tensors_digest(payload), n, nbytes(payload))
+        tx = make_tx(key, self.cfg.chain.chain_id, nonces.get(key.public_key, 0), update)
+        delivery = self.sign_delivery(client, round_, payload)
+        return Submission(client, tx.raw, payload, delivery, n, seconds)

@@ -1,10 +1,10 @@
 """The aggregation precompile over a validator's blob store.
 
 `BlobAggregation.aggregate(request)` loads the pinned int32 fixed-point payloads named by the request,
-runs the chain's configured strategy (`fedray.aggregation`), adds the aggregate delta to the global
-model with int32 saturation, stores the new global model and strategy state as blobs, and returns
-their digests and the verdicts. Every step is exact integer arithmetic, so all honest validators get
-the same digests.
+runs the round's aggregation (`fedray.aggregation.round.aggregate_round`: the chain's configured rule,
+its median fallback, the saturating add to the global model), scores each update's contribution
+(`scoring`), stores the new global model and strategy state as blobs, and returns their digests and
+the verdicts. Every step is exact integer arithmetic, so all honest validators get the same digests.
 
 Outcomes are also written to `<outcomes>/<request hash>.cbor`. Replaying a chain can then either
 reuse them (fast verification of links, signatures and roots) or recompute every aggregation from the
@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from fedray.aggregation.base import TooFewUpdatesError, Update
-from fedray.aggregation.fixedpoint import spec_of, validate_updates
-from fedray.aggregation.registry import make_strategy
+from fedray.aggregation.base import ClientDelta
+from fedray.aggregation.round import aggregate_round
 from fedray.core.encoding import decode, encode
 from fedray.core.precompiles import AggregationOutcome, AggregationRequest, UpdateVerdict
 from fedray.errors import BlobError, FedrayError, PayloadValidationError
@@ -32,24 +29,11 @@ from fedray.node.scoring import score_updates
 from fedray.storage.blobs import BlobStore, atomic_write
 from fedray.storage.tensors import TensorSpec, validate_payload
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-
 
 class AggregationMismatchError(FedrayError):
     """A recomputed aggregation differs from the outcome recorded when the block was executed."""
 
     code = "aggregation_mismatch"
-
-
-def apply_delta(
-    global_model: dict[str, np.ndarray], delta: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """global + delta in int32 fixed point, saturating at the int32 range (exact, deterministic)."""
-    out = {}
-    for name, g in global_model.items():
-        total = g.astype(np.int64) + delta[name].astype(np.int64)
-        out[name] = np.clip(total, INT32_MIN, INT32_MAX).astype(np.int32)
-    return out
 
 
 class BlobAggregation:
@@ -99,24 +83,16 @@ class BlobAggregation:
             return outcome
 
     def _compute(self, request: AggregationRequest) -> AggregationOutcome:
-        import time
-
         start = time.perf_counter()
         global_model = self.blobs.get(request.global_hash)
         state = self.blobs.get(request.state_hash) if request.state_hash else None
-        updates = [Update(key, self.blobs.get(h), n) for key, h, n in request.updates]
-        validate_updates(updates, spec_of(global_model))  # typed errors before any arithmetic
+        updates = [ClientDelta(key, self.blobs.get(h), n) for key, h, n in request.updates]
         config = json.loads(request.rule_config)
-        strategy = make_strategy(request.rule, config, threads=self.threads)
-        try:
-            result = strategy.aggregate(updates, state)
-        except TooFewUpdatesError:
-            # Rules like Krum need K >= 2f+3; with fewer updates the round falls back to the
-            # coordinate-wise median, deterministically, rather than stalling the chain.
-            fallback = make_strategy("median", threads=self.threads).aggregate(updates, None)
-            result = replace(fallback, state=dict(state) if state else {})
-        new_global = apply_delta(global_model, result.delta)
-        global_hash = self.blobs.put(new_global)
+        round_ = aggregate_round(
+            global_model, updates, request.rule, config, state, threads=self.threads
+        )
+        result = round_.result
+        global_hash = self.blobs.put(round_.new_global)
         state_hash = self.blobs.put(result.state) if result.state else b""
         by_key = {v.key: v for v in result.verdicts}
         ordered = [by_key[key] for key, _, _ in request.updates]

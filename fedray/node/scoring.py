@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fedray.aggregation.base import Update
+from fedray.aggregation.base import ClientDelta
 from fedray.aggregation.dots import exact_cross, exact_gram, vector_sqnorm
 from fedray.aggregation.fixedpoint import make_batch
 from fedray.core.precompiles import (
@@ -65,7 +65,7 @@ def agreement(dot: int, sq_norms: int) -> int:
 
 
 def score_updates(
-    updates: Sequence[Update],
+    updates: Sequence[ClientDelta],
     delta: dict[str, np.ndarray],
     rejected: Sequence[bool],
     flag_params: tuple[int, int, int, int, int],

@@ -65,7 +65,7 @@ class PoolNode:
             round_,
             global_model,
             info.global_hash,
-            mine,
+            info.selected,  # the whole round's selection: attacks reason about all of it
             nonces,
             info.fl_local_epochs,
             float(info.fl_learning_rate),

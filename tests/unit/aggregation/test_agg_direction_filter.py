@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from fedray.aggregation.base import StrategyConfigError, Update
+from fedray.aggregation.base import ClientDelta, StrategyConfigError
 from fedray.aggregation.registry import make_strategy
 
 
@@ -15,7 +15,7 @@ def verdicts(result) -> dict[bytes, bool]:  # type: ignore[no-untyped-def]
     return {v.key: v.rejected for v in result.verdicts}
 
 
-def test_drops_updates_against_the_median(upd: Callable[..., Update]) -> None:
+def test_drops_updates_against_the_median(upd: Callable[..., ClientDelta]) -> None:
     honest = [upd(f"h{i}", [10 + i, 20 - i, 5]) for i in range(4)]
     flipped = upd("bad", [-100, -200, -50])
     orthogonal = upd("zero", [0, 0, 0])
@@ -32,7 +32,7 @@ def test_drops_updates_against_the_median(upd: Callable[..., Update]) -> None:
     assert all(v.weight == 0 and not v.accepted for v in rejected)
 
 
-def test_norm_ratio_drops_long_updates(upd: Callable[..., Update]) -> None:
+def test_norm_ratio_drops_long_updates(upd: Callable[..., ClientDelta]) -> None:
     honest = [upd(f"h{i}", [10, 10 + i]) for i in range(5)]
     boosted = upd("boost", [100, 110])  # same direction, 10x longer
     plain = make_strategy("direction_filter", {"inner": "median", "norm_ratio": 0.0})
@@ -41,7 +41,7 @@ def test_norm_ratio_drops_long_updates(upd: Callable[..., Update]) -> None:
     assert verdicts(bounded.aggregate([*honest, boosted]))[b"boost"]
 
 
-def test_keeps_everything_when_too_few_would_remain(upd: Callable[..., Update]) -> None:
+def test_keeps_everything_when_too_few_would_remain(upd: Callable[..., ClientDelta]) -> None:
     ups = [upd("a", [5, 5]), upd("b", [-4, -4]), upd("c", [-3, -3])]  # median (-3, -3)
     two = make_strategy("direction_filter", {"inner": "fedavg", "min_keep": 2})
     assert verdicts(two.aggregate(ups)) == {b"a": True, b"b": False, b"c": False}

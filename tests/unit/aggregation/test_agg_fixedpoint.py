@@ -14,11 +14,11 @@ from fedray.aggregation import dots
 from fedray.aggregation import fixedpoint as fp
 from fedray.aggregation.base import (
     BoundError,
-    DuplicateUpdateError,
+    ClientDelta,
+    DuplicateDeltaError,
     NonFiniteUpdateError,
     SampleCountError,
     TooFewUpdatesError,
-    Update,
     UpdateShapeError,
 )
 
@@ -73,12 +73,12 @@ class _Exploding(np.ndarray):
 SPEC = {"b": (2,), "w": (2, 3)}
 
 
-def _good(key: bytes = b"k", n: int = 1) -> Update:
-    return Update(key, {"b": np.zeros(2, np.int32), "w": np.ones((2, 3), np.int32)}, n)
+def _good(key: bytes = b"k", n: int = 1) -> ClientDelta:
+    return ClientDelta(key, {"b": np.zeros(2, np.int32), "w": np.ones((2, 3), np.int32)}, n)
 
 
-def _with(tensors: dict[str, object], key: bytes = b"x", n: int = 1) -> Update:
-    return Update(key, tensors, n)  # type: ignore[arg-type]
+def _with(tensors: dict[str, object], key: bytes = b"x", n: int = 1) -> ClientDelta:
+    return ClientDelta(key, tensors, n)  # type: ignore[arg-type]
 
 
 def test_validate_sorts_by_key() -> None:
@@ -135,7 +135,7 @@ def test_validate_sorts_by_key() -> None:
         (_good(n=2.0), SampleCountError, "n_samples"),  # type: ignore[arg-type]
     ],
 )
-def test_validate_rejects_with_typed_error(update: Update, error: type, words: str) -> None:
+def test_validate_rejects_with_typed_error(update: ClientDelta, error: type, words: str) -> None:
     with pytest.raises(error, match=words):
         fp.validate_updates([_good(b"a"), update], SPEC)
 
@@ -143,16 +143,16 @@ def test_validate_rejects_with_typed_error(update: Update, error: type, words: s
 def test_validate_rejects_empty_duplicates_and_sample_overflow() -> None:
     with pytest.raises(TooFewUpdatesError):
         fp.validate_updates([], SPEC)
-    with pytest.raises(DuplicateUpdateError):
+    with pytest.raises(DuplicateDeltaError):
         fp.validate_updates([_good(b"a"), _good(b"b"), _good(b"a")], SPEC)
     with pytest.raises(SampleCountError, match="total"):
         fp.validate_updates([_good(b"a", 2**31), _good(b"b", 2**31)], SPEC)
     with pytest.raises(UpdateShapeError):
-        fp.validate_updates([Update(b"", _good().tensors, 1)], SPEC)
+        fp.validate_updates([ClientDelta(b"", _good().tensors, 1)], SPEC)
 
 
 def test_make_batch_uses_the_lowest_key_as_reference() -> None:
-    odd = Update(b"b", {"w": np.zeros(4, np.int32)}, 1)
+    odd = ClientDelta(b"b", {"w": np.zeros(4, np.int32)}, 1)
     with pytest.raises(UpdateShapeError):
         fp.make_batch([odd, _good(b"a")])
 
@@ -191,7 +191,7 @@ def test_round_half_even_matches_fraction_rounding(num: int, den: int) -> None:
 
 
 # --- exact reductions --------------------------------------------------------------------------
-def _extreme_updates(k: int, size: int, seed: int) -> list[Update]:
+def _extreme_updates(k: int, size: int, seed: int) -> list[ClientDelta]:
     rng = np.random.default_rng(seed)
     ups = []
     for i in range(k):
@@ -199,11 +199,11 @@ def _extreme_updates(k: int, size: int, seed: int) -> list[Update]:
             np.int32
         )
         w[: 3 + i] = [I32_MIN, I32_MAX, -1, *([I32_MAX] * i)][: 3 + i]
-        ups.append(Update(bytes([i + 1]), {"w": w, "z": w[:7].copy()}, 1))
+        ups.append(ClientDelta(bytes([i + 1]), {"w": w, "z": w[:7].copy()}, 1))
     return ups
 
 
-def _py(u: Update) -> list[int]:
+def _py(u: ClientDelta) -> list[int]:
     return [int(v) for name in sorted(u.tensors) for v in u.tensors[name].ravel()]
 
 
@@ -224,8 +224,8 @@ def test_exact_gram_norms_and_cross_match_python_ints_across_chunks() -> None:
 def test_weighted_mean_by_hand_and_int64_bound() -> None:
     batch = fp.make_batch(
         [
-            Update(b"a", {"w": np.array([1, 2, I32_MAX], np.int32)}, 1),
-            Update(b"b", {"w": np.array([4, 7, I32_MAX], np.int32)}, 3),
+            ClientDelta(b"a", {"w": np.array([1, 2, I32_MAX], np.int32)}, 1),
+            ClientDelta(b"b", {"w": np.array([4, 7, I32_MAX], np.int32)}, 3),
         ]
     )
     # (1*1 + 3*4)/4 = 3.25 -> 3; (2 + 21)/4 = 5.75 -> 6; the int32 max stays exact.

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fedray.aggregation.base import AggregationResult, Strategy, TooFewUpdatesError, Update
+from fedray.aggregation.base import AggregationResult, ClientDelta, Strategy, TooFewUpdatesError
 from fedray.aggregation.bucketing import SEED_DOMAIN, buckets
 from fedray.aggregation.fixedpoint import CHUNK
 from fedray.aggregation.registry import make_strategy
@@ -44,7 +44,7 @@ def fingerprint(r: AggregationResult) -> bytes:
 
 @pytest.mark.parametrize(("name", "config"), CONFIGS, ids=IDS)
 def test_shuffled_input_gives_identical_bytes(
-    name: str, config: dict[str, object], rand_updates: Callable[..., list[Update]]
+    name: str, config: dict[str, object], rand_updates: Callable[..., list[ClientDelta]]
 ) -> None:
     ups = rand_updates(9, {"w": (3, 5), "b": (4,)}, seed=11)
     strat = make_strategy(name, config)
@@ -59,7 +59,7 @@ def test_shuffled_input_gives_identical_bytes(
 
 @pytest.mark.parametrize(("name", "config"), CONFIGS, ids=IDS)
 def test_thread_count_gives_identical_bytes(
-    name: str, config: dict[str, object], rand_updates: Callable[..., list[Update]]
+    name: str, config: dict[str, object], rand_updates: Callable[..., list[ClientDelta]]
 ) -> None:
     # several chunks per tensor, and a tensor smaller than one chunk
     ups = rand_updates(9, {"w": (3 * CHUNK + 17,), "b": (7,)}, seed=12, scale=2.0)
@@ -69,7 +69,9 @@ def test_thread_count_gives_identical_bytes(
     assert results[1] == results[2] == results[3]
 
 
-def test_blas_thread_count_gives_identical_bytes(rand_updates: Callable[..., list[Update]]) -> None:
+def test_blas_thread_count_gives_identical_bytes(
+    rand_updates: Callable[..., list[ClientDelta]],
+) -> None:
     threadpoolctl = pytest.importorskip("threadpoolctl")
     ups = rand_updates(9, {"w": (2 * CHUNK + 3,)}, seed=13, scale=3.0)
     out = []
@@ -117,7 +119,7 @@ def test_order_invariance_property(data: st.DataObject, k: int, size: int, which
     )
     ns = data.draw(st.lists(st.integers(1, 10**6), min_size=k, max_size=k))
     ups = [
-        Update(key, {"w": np.array(r, np.int32)}, n)
+        ClientDelta(key, {"w": np.array(r, np.int32)}, n)
         for key, r, n in zip(keys, rows, ns, strict=True)
     ]
     perm = data.draw(st.permutations(range(k)))
@@ -125,7 +127,7 @@ def test_order_invariance_property(data: st.DataObject, k: int, size: int, which
     assert _outcome(strat, ups) == _outcome(strat, [ups[i] for i in perm])
 
 
-def _outcome(strat: Strategy, ups: list[Update]) -> bytes | str:
+def _outcome(strat: Strategy, ups: list[ClientDelta]) -> bytes | str:
     """The result's fingerprint, or the error's class (Krum with too few updates must fail alike)."""
     try:
         return fingerprint(strat.aggregate(ups))

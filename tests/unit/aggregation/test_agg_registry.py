@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fedray.aggregation import STRATEGIES, make_config, make_strategy
-from fedray.aggregation.base import AggregationError, StrategyConfigError, Update
+from fedray.aggregation.base import AggregationError, ClientDelta, StrategyConfigError
 from fedray.aggregation.bucketing import Bucketing, BucketingConfig
 from fedray.aggregation.centered_clipping import CenteredClippingConfig
 from fedray.aggregation.median import MedianConfig
@@ -33,7 +33,7 @@ def test_registry_holds_exactly_the_documented_names() -> None:
 def test_every_strategy_builds_with_defaults_and_aggregates(name: str) -> None:
     strat = make_strategy(name)
     assert strat.name == name
-    ups = [Update(bytes([i + 1]), {"w": np.full(3, i, np.int32)}, 1) for i in range(7)]
+    ups = [ClientDelta(bytes([i + 1]), {"w": np.full(3, i, np.int32)}, 1) for i in range(7)]
     result = strat.aggregate(ups)
     assert result.delta["w"].dtype == np.int32 and len(result.verdicts) == 7
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedray.aggregation.base import DuplicateUpdateError, Update, UpdateShapeError
+from fedray.aggregation.base import ClientDelta, DuplicateDeltaError, UpdateShapeError
 from fedray.aggregation.fixedpoint import dequantize, quantize
 from fedray.aggregation.registry import STRATEGIES, make_strategy
 
@@ -19,13 +19,13 @@ ROBUST: list[tuple[str, dict[str, object]]] = [
 ]
 
 
-def _honest_and_outlier() -> tuple[list[Update], np.ndarray]:
+def _honest_and_outlier() -> tuple[list[ClientDelta], np.ndarray]:
     rng = np.random.default_rng(0)
     mean = rng.normal(0.0, 0.01, size=200)
     honest = [mean + rng.normal(0.0, 0.002, size=200) for _ in range(9)]
     outlier = 1000.0 * honest[0]  # |x| ~ 10: large but inside fixed point
     arrays = [*honest, outlier]
-    ups = [Update(f"c{i}".encode(), quantize({"w": a}), 100) for i, a in enumerate(arrays)]
+    ups = [ClientDelta(f"c{i}".encode(), quantize({"w": a}), 100) for i, a in enumerate(arrays)]
     return ups, np.mean(honest, axis=0)
 
 
@@ -64,10 +64,10 @@ BAD_TENSORS: dict[str, dict[str, np.ndarray]] = {
 }
 
 
-def _good_updates() -> list[Update]:
+def _good_updates() -> list[ClientDelta]:
     rng = np.random.default_rng(1)
     return [
-        Update(f"g{i}".encode(), {"w": rng.integers(-9, 9, 4).astype(np.int32)}, 1)
+        ClientDelta(f"g{i}".encode(), {"w": rng.integers(-9, 9, 4).astype(np.int32)}, 1)
         for i in range(7)
     ]
 
@@ -77,12 +77,12 @@ def _good_updates() -> list[Update]:
 def test_every_rule_rejects_malformed_updates_with_typed_errors(name: str, why: str) -> None:
     strat = make_strategy(name, {"inner": "median"} if name == "bucketing" else {})
     with pytest.raises(UpdateShapeError):
-        strat.aggregate([*_good_updates(), Update(b"zz", BAD_TENSORS[why], 1)])
+        strat.aggregate([*_good_updates(), ClientDelta(b"zz", BAD_TENSORS[why], 1)])
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_every_rule_rejects_duplicate_keys(name: str) -> None:
     strat = make_strategy(name, {"inner": "median"} if name == "bucketing" else {})
     good = _good_updates()
-    with pytest.raises(DuplicateUpdateError):
+    with pytest.raises(DuplicateDeltaError):
         strat.aggregate([*good, good[3]])

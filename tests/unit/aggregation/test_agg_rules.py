@@ -8,11 +8,11 @@ from fractions import Fraction
 
 import pytest
 
-from fedray.aggregation.base import WEIGHT_ONE, TooFewUpdatesError, Update, UpdateShapeError
+from fedray.aggregation.base import WEIGHT_ONE, ClientDelta, TooFewUpdatesError, UpdateShapeError
 from fedray.aggregation.centered_clipping import STATE_PREFIX, clip_factor
 from fedray.aggregation.registry import make_strategy
 
-Upd = Callable[..., Update]
+Upd = Callable[..., ClientDelta]
 I32_MAX = 2**31 - 1
 
 
@@ -87,7 +87,7 @@ S = 2**24 + 1
 POINTS = [(0, 0), (1, 0), (0, 2), (2, 2), (50, 50)]
 
 
-def _krum_updates(upd: Upd) -> list[Update]:
+def _krum_updates(upd: Upd) -> list[ClientDelta]:
     return [upd(f"p{i}", {"a": [x * S], "b": [y * S]}) for i, (x, y) in enumerate(POINTS)]
 
 
@@ -130,7 +130,7 @@ def test_clip_factor_rounds_down() -> None:
     assert clip_factor(0, 0) == WEIGHT_ONE  # at the center nothing is clipped
 
 
-def _cc_updates(upd: Upd) -> list[Update]:
+def _cc_updates(upd: Upd) -> list[ClientDelta]:
     # norms from the zero center: 5U, 0, 10U
     return [upd("a", [3 * U, 4 * U]), upd("b", [0, 0]), upd("c", [6 * U, 8 * U])]
 
@@ -209,7 +209,7 @@ def test_bucketing_composes_with_fedavg(upd: Upd) -> None:
 
 
 def test_bucketing_s1_is_the_inner_rule(
-    upd: Upd, rand_updates: Callable[..., list[Update]]
+    upd: Upd, rand_updates: Callable[..., list[ClientDelta]]
 ) -> None:
     ups = rand_updates(7, {"w": (5,)}, seed=3)
     inner = make_strategy("multi_krum", {"f": 1, "m": 3}).aggregate(ups)

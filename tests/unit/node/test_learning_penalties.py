@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fedray.aggregation.base import Update
+from fedray.aggregation.base import ClientDelta
 from fedray.config import load_config
 from fedray.core.contracts.economy import account_total, supply_identity
 from fedray.core.precompiles import (
@@ -49,7 +49,7 @@ def test_flags_on_constructed_updates() -> None:
         honest[2] + 1,
         honest[2].copy(),
     ]
-    ups = [Update(bytes([i]) * 32, {"w": u}, 10) for i, u in enumerate(updates)]
+    ups = [ClientDelta(bytes([i]) * 32, {"w": u}, 10) for i, u in enumerate(updates)]
     mean = np.mean(np.stack(honest), axis=0).round().astype(np.int32)
     scored = score_updates(ups, {"w": mean}, [False] * len(ups), DEFAULT_FLAGS)
     flags = [f for f, _ in scored]

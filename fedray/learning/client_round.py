@@ -1,0 +1,102 @@
+"""One round on the client side, for a group of clients trained in one process: train, craft,
+clip, quantize. The client pools of `fedray run`, the in-process federation and every experiment call
+this function, so there is one definition of what a client submits.
+
+1. **Train**: every client that trains this round (honest ones, and attackers whose attack needs an
+   honest update) runs `train_local` from the global model on its own shard, seeded by
+   `client_seed(run seed, round, client)`.
+2. **Craft**: the group's attackers turn their own updates into the ones they submit, together
+   (colluders pool only their own statistics; see `fedray.learning.attacks`). A crafted update is
+   clipped just inside the fixed-point range (`CRAFT_LIMIT`) so the ingress accepts it.
+3. **Quantize**: every delta becomes int32 fixed point, the canonical payload that is hashed and
+   signed. An honest delta outside the range raises `NonFiniteUpdateError` (the model diverged).
+
+Ignores: keys, signatures and transport (the caller's), which clients are selected (the chain's).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from fedray.aggregation.fixedpoint import RANGE, quantize
+from fedray.learning.attacks import Attack, AttackContext
+from fedray.learning.datasets import Dataset
+from fedray.learning.params import Params
+from fedray.learning.training import TrainConfig, train_local
+
+CRAFT_LIMIT = np.float32(RANGE - 2.0**-16)
+"""Crafted updates are clipped to |x| <= this, just inside the fixed-point range |x| < 128."""
+
+
+def client_seed(run_seed: int, round_: int, client: int) -> int:
+    """The seed of `client`'s local training in `round_` (shuffling order)."""
+    return (run_seed * 1_000_003 + round_ * 10_007 + client) & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class ClientRound:
+    """What a group of clients submits in one round: each client's int32 fixed-point delta, its
+    training seconds (0 for crafted updates that needed no training), and the attack's state for
+    the next round."""
+
+    payloads: dict[int, dict[str, np.ndarray]]
+    seconds: dict[int, float]
+    attack_state: dict[str, Any] = field(default_factory=dict)
+
+
+def client_round(
+    model: nn.Module,
+    global_params: Params,
+    shards: Mapping[int, Dataset],
+    clients: Sequence[int],
+    train: TrainConfig,
+    *,
+    round_: int,
+    seed: int,
+    participants: int,
+    attack: Attack | None = None,
+    attackers: Collection[int] = (),
+    attack_state: Mapping[str, Any] | None = None,
+) -> ClientRound:
+    """Train, craft, clip and quantize the round's submissions of `clients` (in that order).
+
+    model: scratch space of the model's architecture; global_params: the round's global model as
+    float32 in the model's parameter order. participants: how many clients the round selected in
+    all (what an attack such as ALIE assumes as n). attack: the attack of this group's attackers
+    when it is active this round (None: everyone is honest).
+    """
+    crafted = [i for i in clients if attack is not None and i in attackers]
+    deltas: dict[int, Params] = {}
+    seconds: dict[int, float] = {}
+    for i in clients:
+        if i in crafted and not attack.needs_training:  # type: ignore[union-attr]
+            continue
+        start = time.perf_counter()
+        update = train_local(
+            model, global_params, shards[i], train, seed=client_seed(seed, round_, i)
+        )
+        deltas[i] = update.delta
+        seconds[i] = time.perf_counter() - start
+    state = dict(attack_state or {})
+    if crafted and attack is not None:
+        ctx = AttackContext(
+            round=round_,
+            attackers=tuple(crafted),
+            honest=tuple(deltas[i] for i in crafted if i in deltas),
+            global_params=global_params,
+            num_clients=participants,
+            rng=np.random.default_rng([seed, round_]),
+            state=state,
+        )
+        result = attack.craft(ctx)
+        state = result.state
+        for i, delta in zip(crafted, result.updates, strict=True):
+            deltas[i] = {k: np.clip(v, -CRAFT_LIMIT, CRAFT_LIMIT) for k, v in delta.items()}
+    payloads = {i: quantize(deltas[i]) for i in clients}
+    return ClientRound(payloads, {i: seconds.get(i, 0.0) for i in clients}, state)
