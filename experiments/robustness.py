@@ -1,27 +1,30 @@
-"""Robustness of aggregation rules to Byzantine clients, without the chain.
+"""Robustness of aggregation rules to Byzantine clients: the product's rounds, without slashing.
 
-A plain in-process FL loop over fedray's pieces: every round each client trains locally
-(`fedray.learning.training`), attackers craft their updates (`fedray.learning.attacks`), every
-update is quantized to int32 fixed point, the strategy (`fedray.aggregation.registry`) aggregates
-them exactly as a validator would, and the dequantized aggregate delta is added to the global model.
+Every run is a fedray `RunConfig` (the defaults of `fedray run`, plus the cell's data, partition,
+rule and attack) and every round goes through the code `fedray run` executes: the client pools of
+`fedray.federation.clients` (attackers sampled by `Federation.attackers`, local training seeded per
+client, crafted updates clipped, everything quantized to int32 fixed point and signed) and the
+aggregation round of `fedray.aggregation.round` (layout checks, the rule, its median fallback, the
+saturating add to the int32 global model) keyed by the update transactions' hashes, as the
+precompile keys them. What it leaves out, on purpose: the chain's selection (every client is
+selected every round, as in the default `fedray run`) and slashing (attackers stay in, so the table
+measures the rule alone; `experiments/slashing.py` measures the chain's penalties).
+
 It writes a Markdown table, a JSON file and a PNG heatmap of final test accuracy, plus the
 centralized baseline (same model, optimizer and epoch budget = rounds x local epochs).
 
     python experiments/robustness.py --quick            # CI smoke: digits, short runs
-    python experiments/robustness.py --out docs/robustness   # the full grid of docs/robustness.md
-
-Ignores: client sampling (every client joins every round), the chain, Ray, stragglers.
+    python experiments/robustness.py --out docs/robustness   # the grid of docs/robustness.md
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +32,15 @@ import numpy as np
 import torch
 
 from fedray.aggregation.base import ClientDelta, NonFiniteUpdateError
-from fedray.aggregation.fixedpoint import RANGE, dequantize, quantize
-from fedray.aggregation.registry import make_strategy
-from fedray.learning.attacks import AttackContext, make_attack
-from fedray.learning.datasets import DatasetSpec, FederatedData, load_dataset
-from fedray.learning.models import ModelSpec, build_model, get_params
-from fedray.learning.params import Params, add
-from fedray.learning.partition import PartitionConfig, partition
-from fedray.learning.training import TrainConfig, centralized_baseline, evaluate, train_local
+from fedray.aggregation.round import aggregate_round
+from fedray.config import RunConfig, load_config
+from fedray.core.encoding import digest
+from fedray.federation.clients import ClientPool
+from fedray.federation.evaluate import Evaluator
+from fedray.federation.plan import Federation
+from fedray.storage.tensors import tensors_digest
 
-# Rules as (strategy name, config). f = 20% of 20 clients = 4 for the rules that need it.
+# Rules as (strategy name, params). f = 20% of 20 clients = 4 for the rules that need it.
 RULES: dict[str, tuple[str, dict[str, Any]]] = {
     "fedavg": ("fedavg", {}),
     "median": ("median", {}),
@@ -47,33 +49,13 @@ RULES: dict[str, tuple[str, dict[str, Any]]] = {
     "multi_krum": ("multi_krum", {"f": 4, "m": 16}),
     "cc": ("centered_clipping", {"radius": 1.0, "iterations": 1, "momentum": 0.0}),
     "cc_r0.5": ("centered_clipping", {"radius": 0.5, "iterations": 1, "momentum": 0.0}),
-    "bucket_cc": (
-        "bucketing",
-        {"s": 2, "inner": "centered_clipping", "inner_config": {"radius": 1.0}},
-    ),
+    "bucket_cc": ("bucketing", {"s": 2, "inner": "centered_clipping"}),
     "bucket_median": ("bucketing", {"s": 2, "inner": "median"}),
-    "df_cc": ("direction_filter", {"inner": "centered_clipping", "inner_config": {"radius": 1.0}}),
-    "dfn_cc": (
-        "direction_filter",
-        {"inner": "centered_clipping", "inner_config": {"radius": 1.0}, "norm_ratio": 3.0},
-    ),
+    "df_cc": ("direction_filter", {"inner": "centered_clipping", "norm_ratio": 0.0}),
+    "dfn_cc": ("direction_filter", {"inner": "centered_clipping", "norm_ratio": 3.0}),
 }
-# Variants of the candidate default (centered clipping), compared on digits before the main grid.
-CC_SWEEP: dict[str, tuple[str, dict[str, Any]]] = {
-    "cc_r1": ("centered_clipping", {"radius": 1.0}),
-    "cc_r0.5": ("centered_clipping", {"radius": 0.5}),
-    "cc_r2": ("centered_clipping", {"radius": 2.0}),
-    "cc_r1_it3": ("centered_clipping", {"radius": 1.0, "iterations": 3}),
-    "cc_r1_m0.5": ("centered_clipping", {"radius": 1.0, "momentum": 0.5}),
-    "cc_r1_m0.9": ("centered_clipping", {"radius": 1.0, "momentum": 0.9}),
-    "bucket2_cc_r1": ("bucketing", {"s": 2, "inner": "centered_clipping"}),
-    "bucket2_cc_r1_m0.5": (
-        "bucketing",
-        {"s": 2, "inner": "centered_clipping", "inner_config": {"momentum": 0.5}},
-    ),
-}
-RULE_SETS = {"main": RULES, "cc_sweep": CC_SWEEP}
-# Attack variants as (attack name, config). Strengths: f/n = 0.2, so a plain mean reverses for
+DEFAULT_RULE = "dfn_cc"  # what `fedray run` uses (conf/strategy/direction_filter.yaml)
+# Attack variants as (attack name, params). Strengths: f/n = 0.2, so a plain mean reverses for
 # sign-flip scale or IPM epsilon > (n - f) / f = 4; both use 10 so the FedAvg control collapses.
 ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "none": ("none", {}),
@@ -84,316 +66,164 @@ ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "ipm": ("ipm", {"epsilon": 10.0}),
     "ipm_0.5": ("ipm", {"epsilon": 0.5}),
 }
-SETUPS = {"digits": "mlp", "mnist5k": "mlp"}  # dataset -> model
-PARTITIONS = {"iid": PartitionConfig("iid"), "dir0.5": PartitionConfig("dirichlet", alpha=0.5)}
+DATASETS = ("digits", "mnist5k")
+PARTITIONS = {"iid": ("iid", 0.0), "dir0.5": ("dirichlet", 0.5), "dir0.1": ("dirichlet", 0.1)}
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class Cell:
+    """One run of the grid."""
+
     dataset: str = "digits"
-    model: str = "mlp"
     partition: str = "iid"  # a key of PARTITIONS
-    rule: str = "fedavg"  # a key of RULES or CC_SWEEP (or set rule_spec)
+    rule: str = "fedavg"  # a key of RULES
     attack: str = "none"  # a key of ATTACKS
-    num_clients: int = 20
-    byzantine_fraction: float = 0.2
     rounds: int = 30
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, batch_size=10))
+    epochs: int = 5
+    clients: int = 20
     seed: int = 0
-    rule_spec: tuple[str, Mapping[str, Any]] | None = None  # overrides RULES[rule]
+
+    def run_config(self) -> RunConfig:
+        """The `fedray run` config of this cell: the product's defaults plus the cell's keys."""
+        scheme, alpha = PARTITIONS[self.partition]
+        rule, rule_params = RULES[self.rule]
+        attack, attack_params = ATTACKS[self.attack]
+        overrides = [
+            f"data={self.dataset}",
+            f"data.partition={scheme}",
+            f"clients={self.clients}",
+            f"rounds={self.rounds}",
+            f"seed={self.seed}",
+            f"training.epochs={self.epochs}",
+            f"strategy={rule}",
+            f"attack={attack}",
+            "baseline=false",
+            "runtime.progress=false",
+        ]
+        overrides += [f"data.alpha={alpha}"] if scheme == "dirichlet" else []
+        overrides += [f"strategy.params.{k}={v}" for k, v in rule_params.items()]
+        overrides += [f"attack.params.{k}={v}" for k, v in attack_params.items()]
+        overrides += ["attack.fraction=0.2"] if attack != "none" else []
+        return load_config(None, overrides)
 
 
 @dataclass(frozen=True)
 class RunResult:
-    config: RunConfig
+    config: Cell
     accuracy: float
     loss: float
     curve: tuple[float, ...]  # test accuracy after every round
     seconds: float
     diverged_at: int | None = None  # round where an honest update left the fixed-point range
+    fallback_rounds: int = 0  # rounds aggregated by the median fallback
 
 
-_FED_CACHE: dict[tuple, FederatedData] = {}
-
-
-def federated_data(cfg: RunConfig) -> FederatedData:
-    key = (cfg.dataset, cfg.partition, cfg.num_clients, cfg.seed)
-    if key not in _FED_CACHE:
-        split = load_dataset(DatasetSpec(cfg.dataset, seed=cfg.seed))
-        pcfg = replace(PARTITIONS[cfg.partition], num_clients=cfg.num_clients, seed=cfg.seed)
-        _FED_CACHE[key] = partition(split, pcfg)
-    return _FED_CACHE[key]
-
-
-def _valid_payload(delta: Params) -> Params:
-    # An attacker keeps its payload inside the fixed-point range so that ingress accepts it.
-    lim = np.nextafter(np.float32(RANGE), np.float32(0))
-    return {k: np.clip(v, -lim, lim) for k, v in delta.items()}
-
-
-def _key(round_: int, client: int, q: Mapping[str, np.ndarray]) -> bytes:
-    h = hashlib.sha256(f"{round_}/{client}".encode())
-    for name in sorted(q):
-        h.update(q[name].tobytes())
-    return h.digest()
-
-
-def run(cfg: RunConfig) -> RunResult:
-    """One federated run; deterministic given `cfg`."""
+def run(cell: Cell) -> RunResult:
+    """One federated run through the product's client and aggregation rounds; deterministic."""
+    torch.set_num_threads(1)
     t0 = time.perf_counter()
-    fed = federated_data(cfg)
-    spec = ModelSpec(cfg.model, fed.split.input_shape, fed.split.num_classes)
-    model = build_model(spec, cfg.seed)
-    global_params = get_params(model)
-    n = cfg.num_clients
-    f = int(round(cfg.byzantine_fraction * n))
-    rng = np.random.default_rng(cfg.seed)
-    attackers = tuple(sorted(int(a) for a in rng.choice(n, f, replace=False)))
-    attack = make_attack(*ATTACKS[cfg.attack])
-    data = [fed.client(k) for k in range(n)]
-    for a in attackers:
-        data[a] = attack.poison_data(data[a], rng)
-    rule_name, rule_cfg = cfg.rule_spec or {**RULES, **CC_SWEEP}[cfg.rule]
-    strategy = make_strategy(rule_name, rule_cfg)
-    agg_state: Mapping[str, np.ndarray] | None = None
-    attack_state: dict[str, Any] = {}
+    cfg = cell.run_config()
+    fed = Federation(cfg)
+    pools = [ClientPool(cfg, clients) for clients in fed.pools()]
+    selected = [fed.client_key(i).public_key for i in range(cfg.clients)]
+    evaluator = Evaluator(fed)
+    global_model = fed.initial_model()
+    rule_config = dict(cfg.strategy.params)
+    state: dict[str, np.ndarray] | None = None
     curve: list[float] = []
-    diverged_at = None
-    for r in range(cfg.rounds):
-        deltas: dict[int, Params] = {}
-        for k in range(n):
-            if k in attackers and not attack.needs_training:
-                continue
-            seed = (cfg.seed * 1_000_003 + r) * 1_000 + k
-            deltas[k] = train_local(model, global_params, data[k], cfg.train, seed=seed).delta
-        ctx = AttackContext(
-            round=r,
-            attackers=attackers,
-            honest=tuple(deltas[a] for a in attackers) if attack.needs_training else (),
-            global_params=global_params,
-            num_clients=n,
-            rng=np.random.default_rng((cfg.seed, r, 7)),
-            state=attack_state,
-        )
-        crafted = attack.craft(ctx) if attackers else None
-        if crafted is not None:
-            attack_state = crafted.state
-            for a, u in zip(attackers, crafted.updates, strict=True):
-                deltas[a] = _valid_payload(u)
+    diverged_at, fallbacks = None, 0
+    for r in range(cell.rounds):
+        global_hash = tensors_digest(global_model)
         try:
-            updates = []
-            for k in range(n):
-                q = quantize(deltas[k])
-                updates.append(ClientDelta(_key(r, k, q), q, len(data[k])))
-        except NonFiniteUpdateError:
-            # The global model has diverged: honest updates are no longer valid payloads.
-            diverged_at = r
-            break
-        result = strategy.aggregate(updates, agg_state)
-        agg_state = result.state
-        global_params = add(global_params, dequantize(result.delta))
-        curve.append(evaluate(model, global_params, fed.split.test).accuracy)
-    final = evaluate(model, global_params, fed.split.test)
-    return RunResult(
-        cfg, final.accuracy, final.loss, tuple(curve), time.perf_counter() - t0, diverged_at
-    )
-
-
-def baseline(dataset: str, model: str, rounds: int, train: TrainConfig, seed: int = 0) -> float:
-    """Centralized test accuracy with the same model, optimizer and rounds x epochs budget."""
-    split = load_dataset(DatasetSpec(dataset, seed=seed))
-    spec = ModelSpec(model, split.input_shape, split.num_classes)
-    res = centralized_baseline(split, spec, replace(train, epochs=rounds * train.epochs), seed=seed)
-    return res.test.accuracy
-
-
-# --- reporting ---------------------------------------------------------------------------------
-def markdown_table(
-    results: Sequence[RunResult], rules: Sequence[str], attacks: Sequence[str]
-) -> str:
-    """One table per (dataset, partition): rules x attacks, final test accuracy in percent."""
-    out = []
-    groups = sorted({(r.config.dataset, r.config.partition) for r in results})
-    for ds, part in groups:
-        acc = {
-            (r.config.rule, r.config.attack): r.accuracy
-            for r in results
-            if (r.config.dataset, r.config.partition) == (ds, part)
-        }
-        diverged = {
-            (r.config.rule, r.config.attack)
-            for r in results
-            if (r.config.dataset, r.config.partition) == (ds, part) and r.diverged_at is not None
-        }
-        model = next(r.config.model for r in results if r.config.dataset == ds)
-        out.append(f"### {ds} ({model}), {part}\n")
-        out.append("| rule | " + " | ".join(attacks) + " | worst drop |")
-        out.append("|---" * (len(attacks) + 2) + "|")
-        for rule in rules:
-            cells = [acc.get((rule, a)) for a in attacks]
-            clean = acc.get((rule, "none"))
-            attacked = [
-                c for a, c in zip(attacks, cells, strict=True) if a != "none" and c is not None
+            subs = [
+                s
+                for pool in pools
+                for s in pool.train_round(
+                    r, global_model, global_hash, selected, {}, cfg.training.epochs, cfg.training.lr
+                )
             ]
-            drop = f"{100 * (clean - min(attacked)):.1f}" if clean is not None and attacked else "-"
-            row = " | ".join(
-                "-" if c is None else f"{100 * c:.1f}" + ("†" if (rule, a) in diverged else "")
-                for a, c in zip(attacks, cells, strict=True)
-            )
-            out.append(f"| {rule} | {row} | {drop} |")
-        out.append("")
-    return "\n".join(out)
-
-
-def heatmap(
-    results: Sequence[RunResult], rules: Sequence[str], attacks: Sequence[str], path: Path
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = sorted({(r.config.dataset, r.config.partition) for r in results})
-    cols = min(2, len(groups))
-    rows = (len(groups) + cols - 1) // cols
-    fig, axes = plt.subplots(
-        rows,
-        cols,
-        figsize=(1.1 * len(attacks) * cols + 2, 0.5 * len(rules) * rows + 1.5),
-        squeeze=False,
-        layout="constrained",
-    )
-    for ax, (ds, part) in zip(axes.flat, groups, strict=False):
-        m = np.full((len(rules), len(attacks)), np.nan)
-        for r in results:
-            c = r.config
-            if (c.dataset, c.partition) == (ds, part) and c.rule in rules and c.attack in attacks:
-                m[rules.index(c.rule), attacks.index(c.attack)] = 100 * r.accuracy
-        # 60..100 keeps the differences that matter visible; lower values saturate (numbers shown).
-        im = ax.imshow(m, vmin=60, vmax=100, cmap="viridis", aspect="auto")
-        for (i, j), v in np.ndenumerate(m):
-            if not np.isnan(v):
-                color = "w" if v < 80 else "k"
-                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color=color)
-        ax.set_xticks(range(len(attacks)), attacks, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(len(rules)), rules, fontsize=8)
-        ax.set_title(f"{ds}, {part}", fontsize=9)
-    for ax in list(axes.flat)[len(groups) :]:
-        ax.axis("off")
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="accuracy (%), clipped at 60")
-    fig.suptitle("Final test accuracy (%), 20% Byzantine clients", fontsize=10)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def write_report(results, baselines, rules, attacks, out: Path, meta: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(results, rules, attacks)
-    base = "\n".join(f"- {k}: {100 * v:.1f}%" for k, v in baselines.items())
-    note = "† the global model diverged: honest updates left the fixed-point range; run stopped.\n"
-    (out / "table.md").write_text(
-        f"## Centralized baselines\n\n{base}\n\n## Final test accuracy (%)\n\n{table}\n{note}"
-    )
-    heatmap(results, list(rules), list(attacks), out / "heatmap.png")
-    records = [
-        {
-            **asdict(r.config),
-            "accuracy": r.accuracy,
-            "loss": r.loss,
-            "curve": r.curve,
-            "seconds": r.seconds,
-            "diverged_at": r.diverged_at,
-        }
-        for r in results
-    ]
-    (out / "results.json").write_text(
-        json.dumps({"meta": meta, "baselines": baselines, "runs": records}, indent=1, default=str)
+        except NonFiniteUpdateError:
+            diverged_at = r  # an honest update left the fixed-point range: the model diverged
+            break
+        deltas = [ClientDelta(digest(s.tx), s.payload, s.n_samples) for s in subs]
+        out = aggregate_round(global_model, deltas, cfg.strategy.name, rule_config, state)
+        global_model, state = out.new_global, (out.result.state or None)
+        fallbacks += out.fallback
+        curve.append(evaluator.evaluate(global_model).accuracy)
+    final = evaluator.evaluate(global_model)
+    seconds = time.perf_counter() - t0
+    return RunResult(
+        cell, final.accuracy, final.loss, tuple(curve), seconds, diverged_at, fallbacks
     )
 
 
-def load_results(path: Path) -> tuple[list[RunResult], dict[str, float], dict[str, Any]]:
-    """Read a results.json back (to redraw the table and heatmap without rerunning)."""
-    data = json.loads(path.read_text())
-    results = []
-    for rec in data["runs"]:
-        fields = {k: rec[k] for k in RunConfig.__dataclass_fields__ if k in rec}
-        fields["train"] = TrainConfig(**rec["train"])
-        fields["rule_spec"] = None
-        cfg = RunConfig(**fields)
-        curve = tuple(rec["curve"])
-        # older files lack diverged_at: a diverged run stopped early, so its curve is short
-        div = rec.get("diverged_at", len(curve) if len(curve) < cfg.rounds else None)
-        results.append(RunResult(cfg, rec["accuracy"], rec["loss"], curve, rec["seconds"], div))
-    return results, data["baselines"], data["meta"]
+def baseline(dataset: str, rounds: int, epochs: int, seed: int = 0) -> float:
+    """Centralized test accuracy with the run's model, optimizer and rounds x epochs budget."""
+    cfg = Cell(dataset, rounds=rounds, epochs=epochs, seed=seed).run_config()
+    return Evaluator(Federation(cfg)).baseline(cfg)
 
 
 # --- CLI ---------------------------------------------------------------------------------------
-def grid(
-    quick: bool, rules: Sequence[str], attacks: Sequence[str], datasets: Sequence[str], seed: int
-) -> tuple[list[RunConfig], dict[str, tuple[str, int, TrainConfig]]]:
-    if quick:
-        train, rounds, setups = TrainConfig(epochs=1, batch_size=10), 10, {"digits": "mlp"}
-    else:
-        train, rounds, setups = TrainConfig(epochs=5, batch_size=10), 30, SETUPS
-    setups = {ds: m for ds, m in setups.items() if ds in datasets}
-    configs = [
-        RunConfig(ds, model, part, rule, attack, rounds=rounds, train=train, seed=seed)
-        for ds, model in setups.items()
-        for part in PARTITIONS
-        for attack in attacks
+def grid(args: argparse.Namespace, rules: Sequence[str]) -> list[Cell]:
+    rounds, epochs = (10, 1) if args.quick else (args.rounds, 5)
+    datasets = ["digits"] if args.quick else args.datasets
+    return [
+        Cell(ds, part, rule, attack, rounds=rounds, epochs=epochs, seed=args.seed)
+        for ds in datasets
+        for part in args.partitions
+        for attack in args.attacks
         for rule in rules
     ]
-    return configs, {ds: (model, rounds, train) for ds, model in setups.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling report module
+    from robustness_report import load_results, write_report
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="digits only, 10 short rounds (CI smoke)")
+    p.add_argument("--quick", action="store_true", help="digits only, 10 rounds of 1 epoch")
     p.add_argument("--out", type=Path, default=Path("docs/robustness"))
-    p.add_argument("--rule-set", default="main", choices=list(RULE_SETS))
-    p.add_argument("--rules", nargs="*", help="subset of the rule set (default: all)")
+    p.add_argument("--rules", nargs="*", default=list(RULES), choices=list(RULES))
     p.add_argument("--attacks", nargs="*", default=list(ATTACKS), choices=list(ATTACKS))
-    p.add_argument("--datasets", nargs="*", default=list(SETUPS), choices=list(SETUPS))
+    p.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--partitions", nargs="*", default=list(PARTITIONS), choices=list(PARTITIONS))
+    p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--seed", type=int, default=0, help="data split, partition, attackers, init")
+    p.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     p.add_argument("--replot", action="store_true", help="redraw --out from its results.json")
     args = p.parse_args(argv)
     if args.replot:
-        results, baselines, meta = load_results(args.out / "results.json")
+        results, baselines, meta = load_results(args.out / "results.json", Cell, RunResult)
         rules = list(dict.fromkeys(r.config.rule for r in results))
         attacks = list(dict.fromkeys(r.config.attack for r in results))
         write_report(results, baselines, rules, attacks, args.out, meta)
         return
-    rules = args.rules or list(RULE_SETS[args.rule_set])
-    if unknown := set(rules) - set(RULE_SETS[args.rule_set]):
-        p.error(f"rules not in {args.rule_set}: {sorted(unknown)}")
-    torch.set_num_threads(1)
     t0 = time.perf_counter()
-    configs, setups = grid(args.quick, rules, args.attacks, args.datasets, args.seed)
+    cells = grid(args, args.rules)
+    setups = sorted({(c.dataset, c.rounds, c.epochs) for c in cells})
     baselines = {
-        f"{ds} ({model}, {rounds * train.epochs} epochs)": baseline(
-            ds, model, rounds, train, args.seed
-        )
-        for ds, (model, rounds, train) in setups.items()
+        f"{ds} ({rounds * epochs} epochs)": baseline(ds, rounds, epochs, args.seed)
+        for ds, rounds, epochs in setups
     }
     print(baselines, flush=True)
     results = []
-    for i, cfg in enumerate(configs):
-        res = run(cfg)
-        results.append(res)
-        div = "" if res.diverged_at is None else f" diverged@{res.diverged_at}"
-        print(
-            f"[{i + 1}/{len(configs)}] {cfg.dataset} {cfg.partition} {cfg.rule} {cfg.attack}: "
-            f"{100 * res.accuracy:.1f}%{div} ({res.seconds:.1f}s)",
-            flush=True,
-        )
+    with ProcessPoolExecutor(args.workers) as pool:
+        for i, res in enumerate(pool.map(run, cells)):
+            results.append(res)
+            c = res.config
+            div = "" if res.diverged_at is None else f" diverged@{res.diverged_at}"
+            print(
+                f"[{i + 1}/{len(cells)}] {c.dataset} {c.partition} {c.rule} {c.attack}: "
+                f"{100 * res.accuracy:.1f}%{div} ({res.seconds:.1f}s)",
+                flush=True,
+            )
     meta = {
         "quick": args.quick,
-        "rule_set": args.rule_set,
         "seconds": round(time.perf_counter() - t0, 1),
         "torch_threads": 1,
         "command": "python experiments/robustness.py " + " ".join(argv or sys.argv[1:]),
     }
-    write_report(results, baselines, rules, args.attacks, args.out, meta)
+    write_report(results, baselines, args.rules, args.attacks, args.out, meta)
     print(f"wrote {args.out} in {meta['seconds']}s")
 
 
