@@ -166,9 +166,12 @@ class LedgerApp:
                 self.verified.add(SignedTx.decode(raw).hash)
             return self.mempool.add(raw, self.state, self.env)
 
-    def _available(self, raw: bytes) -> bool:
-        """Whether the payload a transaction needs is pinned here: an update's, or the malformed
-        payload a `payload_evidence` points to (other kinds carry none)."""
+    @staticmethod
+    def needed_payload(raw: bytes) -> bytes | None:
+        """The digest of the payload a transaction needs pinned before it can execute: an update's,
+        or the malformed payload a `payload_evidence` points to; None for other kinds, for
+        evidence proven by signatures alone, and for malformed input (execution refuses it with
+        its own rule)."""
         try:
             stx = SignedTx.decode(raw)
             if stx.tx.kind == "update":
@@ -177,12 +180,26 @@ class LedgerApp:
                 update = SignedTx.decode(stx.tx.payload["update_tx"])
                 needed = stx.tx.payload["delivered_digest"]
                 if needed != update.tx.payload.get("payload_hash"):
-                    return True  # a hash mismatch is proven by signatures alone
+                    return None  # a hash mismatch is proven by signatures alone
             else:
-                return True
+                return None
         except (FedrayError, KeyError, TypeError):
-            return True  # malformed input fails execution with its own rule
-        return isinstance(needed, bytes) and self.blobs.has(needed)
+            return None
+        return needed if isinstance(needed, bytes) else None
+
+    def missing_payloads(self, block: Block) -> list[bytes]:
+        """Digests of the payloads `block` needs that the local blob store lacks (data
+        availability: a proposal is checked only once they are all here)."""
+        out: list[bytes] = []
+        for raw in block.txs:
+            needed = self.needed_payload(raw)
+            if needed is not None and not self.blobs.has(needed) and needed not in out:
+                out.append(needed)
+        return out
+
+    def _available(self, raw: bytes) -> bool:
+        needed = self.needed_payload(raw)
+        return needed is None or self.blobs.has(needed)
 
     def submit_own(self, payload: Any, key: PrivateKey) -> Rejection | None:
         """Sign `payload` as a transaction of this node's key (next free nonce) and admit it."""

@@ -14,8 +14,9 @@ certificate against the validator set of its height before the block is executed
 costs time, never a wrong block.
 
 Payloads: a block closing a round aggregates payloads that must be in the local blob store; a node
-that was down while they arrived lacks them. `missing_payloads` lists what a block references and the
-store lacks; `fetch_payloads` gets them from peers and keeps each only if it hashes to its name.
+that was down while they arrived lacks them. The ledger app's `missing_payloads` lists what a block
+needs and the store lacks; `fetch_payloads` gets them from peers and keeps each only if it hashes to
+its name.
 
 Deliberately ignored: state sync from peers' snapshots (a restart replays from its own disk).
 """
@@ -32,7 +33,6 @@ from fedray.consensus.proposer import ProposerSchedule
 from fedray.core.block import Block, CommitCertificate
 from fedray.core.encoding import decode, encode
 from fedray.core.transition import apply_block
-from fedray.core.tx import SignedTx
 from fedray.errors import BlobError, EncodingError, FedrayError
 from fedray.node.app import LedgerApp
 from fedray.runtime.transport import Peers, PeerUnavailableError, gather_from
@@ -101,20 +101,6 @@ def replay_schedule(app: LedgerApp) -> ProposerSchedule:
     return ProposerSchedule.replay(sets)
 
 
-def missing_payloads(app: LedgerApp, block: Block) -> list[bytes]:
-    """Digests of update payloads `block` references that the local blob store lacks."""
-    out = []
-    for raw in block.txs:
-        try:
-            stx = SignedTx.decode(raw)
-        except FedrayError:
-            continue  # execution rejects it with its own rule
-        digest = stx.tx.payload.get("payload_hash") if stx.tx.kind == "update" else None
-        if isinstance(digest, bytes) and not app.blobs.has(digest) and digest not in out:
-            out.append(digest)
-    return out
-
-
 def pin_fetched(app: LedgerApp, digest: bytes, tensors: Mapping[str, np.ndarray]) -> None:
     """Store a payload fetched from a peer, only if it is the one named `digest`."""
     if not isinstance(tensors, Mapping) or not all(
@@ -170,7 +156,7 @@ async def catch_up(
                 cert = CommitCertificate.from_bytes(raw_cert)
             except (FedrayError, TypeError):
                 break
-            missing = missing_payloads(app, block)
+            missing = app.missing_payloads(block)
             if missing:
                 await fetch_payloads(peers, app, missing, prefer=peer)
             deliver(block, cert)

@@ -60,7 +60,6 @@ from fedray.runtime.recovery import (
     catch_up,
     fetch_payloads,
     load_schedule,
-    missing_payloads,
     save_schedule,
 )
 from fedray.runtime.transport import (
@@ -268,7 +267,7 @@ class ValidatorNode:
             )
             return True
         if isinstance(item, CheckProposal):
-            missing = missing_payloads(self.app, item.block)
+            missing = self.app.missing_payloads(item.block)
             if missing:
                 self._spawn(self._check_after_fetch(item.block, missing))
                 return True
