@@ -19,6 +19,7 @@ from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.devchain import certify
 from fedray.core.state import State
 from fedray.federation.clients import ClientPool, Submission
+from fedray.federation.driver import RunError
 from fedray.federation.plan import Federation
 from fedray.node.app import LedgerApp
 from fedray.node.ingress import Admitted, Ingress, Refused
@@ -66,7 +67,7 @@ class InProcessFederation:
         proposer = a0.state.validators.keys[height % len(a0.state.validators)]
         block = a0.prepare_proposal(height, 0, proposer, 0)
         if not all(app.process_proposal(block) for app in self.apps):
-            raise RuntimeError(f"an app refused block {height}")
+            raise RunError(f"an app refused block {height}")
         cert = certify(
             block,
             [k for k in self.keys if k.public_key in a0.state.validators],
@@ -95,7 +96,7 @@ class InProcessFederation:
         """Train and submit the open round's selected clients (all pools)."""
         rs = self.state.section("rounds")
         if not rs.open:
-            raise RuntimeError("no round is open")
+            raise RunError("no round is open")
         model = self.apps[0].blobs.get(rs.global_hash)
         nonces = {k: self.state.account(k).nonce for k in rs.selected}
         p = self.state.params
@@ -126,7 +127,7 @@ class InProcessFederation:
             now = self.state.section("rounds")
             if now.round > rs.round:
                 return report
-        raise RuntimeError(f"round {rs.round} did not close in {max_blocks} blocks")
+        raise RunError(f"round {rs.round} did not close in {max_blocks} blocks")
 
     def close(self) -> None:
         for app in self.apps:

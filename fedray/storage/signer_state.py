@@ -62,10 +62,10 @@ class FileSignerStore(Generic[S]):
         try:
             doc = json.loads(text)
             if doc.get("format") != FORMAT:
-                raise ValueError(f"unknown format {doc.get('format')!r}")
+                raise StorageError(f"unknown format {doc.get('format')!r}")
             raw = bytes.fromhex(doc["state"])
             if digest(raw).hex() != doc["sha256"]:
-                raise ValueError("digest mismatch")
+                raise StorageError("digest mismatch")
             state = self.codec.from_bytes(raw)
         except (ValueError, KeyError, TypeError, AttributeError, FedrayError) as exc:
             raise StorageError(f"signer state {self.path} is corrupt: {exc}") from None
