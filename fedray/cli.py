@@ -1,4 +1,4 @@
-"""The `fedray` command line: `chain verify | show | export` (and, as they land, `run`, `bench`).
+"""The `fedray` command line: `run`, `chain verify | show | export`, `bench consensus`.
 
 Each subcommand is a small function taking parsed arguments and returning an exit status; the
 heavy imports (Ray, torch, pyarrow) happen inside the subcommand that needs them, so `fedray --help`
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run chain-governed federated training (embedded local Ray by default)",
         description="Run chain-governed federated training. CONFIG is any YAML merged over the "
-        "defaults; key=value items override single keys (rounds=3, strategy.params.radius=2.0) "
+        "defaults; key=value items override single keys (rounds=3, strategy.params.norm_ratio=2.0) "
         "or pick a config group file (strategy=krum, attack=sign_flip, data=mnist5k).",
     )
     run.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]")
@@ -229,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--block-interval",
         type=float,
         nargs="+",
-        default=[0.0, 0.05],
-        help="pause before an empty block (0: none; 0.05: the run default)",
+        default=[0.0, 0.2],
+        help="pause before an empty block (0: none; 0.2: the run default, chain.block_interval_s)",
     )
     consensus.set_defaults(func=cmd_bench_consensus)
     return parser

@@ -4,7 +4,7 @@
 an optional YAML file, then `key=value` overrides. An override whose key is a config *group*
 (`strategy`, `attack`, `data`) and whose value names a file in `conf/<group>/` merges that file
 into the group, Hydra style (`strategy=krum`); any other override sets one key (`rounds=3`,
-`strategy.params.radius=2.0`). Unknown keys and wrong types raise `ConfigError` naming the key and
+`strategy.params.norm_ratio=2.0`). Unknown keys and wrong types raise `ConfigError` naming the key and
 the closest valid ones.
 
 Deliberately ignored: Hydra's multirun and interpolation resolvers (Ray Tune sweeps call

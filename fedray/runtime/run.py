@@ -8,7 +8,8 @@ on the held-out test set and records the round's figures. The chain decides ever
 trains, when a round closes, what the new model is).
 
 Outputs (`runs/<name>-<time>/`): config.yaml, chain/validator-*/ (each validator's block store,
-blobs, keys), metrics.parquet, summary.json, model.safetensors, accuracy.png, round_time.png.
+blobs, keys), metrics.parquet, summary.json, model.safetensors, accuracy.png, round_time.png,
+balances.png (`fedray.federation.outputs`).
 """
 
 from __future__ import annotations
