@@ -5,7 +5,9 @@ over nodes by a placement group, each with its ingress in the same bundle), the 
 then only *observes the chain*: when a block opens a round it puts the global model into the object
 store once and asks the pools to train; when a block closes a round it evaluates the new global model
 on the held-out test set and records the round's figures. The chain decides everything else (who
-trains, when a round closes, what the new model is).
+trains, when a round closes, what the new model is); what the driver does next is the decision of a
+pure policy (`fedray.federation.driver.RunPolicy`, and `ValidatorHealth` for which validator to
+ask), and this module only carries its actions out on Ray.
 
 Outputs (`runs/<name>-<time>/`): config.yaml, chain/validator-*/ (each validator's block store,
 blobs, keys), metrics.parquet, summary.json, model.safetensors, accuracy.png, round_time.png,
