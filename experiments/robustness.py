@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import torch
 
 from fedray.aggregation.base import ClientDelta, NonFiniteUpdateError
 from fedray.aggregation.round import aggregate_round
-from fedray.config import RunConfig, load_config
+from fedray.config import AttackConfig, RunConfig, StrategyConfig, load_config, validate
 from fedray.core.encoding import digest
 from fedray.federation.clients import ClientPool
 from fedray.federation.evaluate import Evaluator
@@ -84,7 +84,8 @@ class Cell:
     seed: int = 0
 
     def run_config(self) -> RunConfig:
-        """The `fedray run` config of this cell: the product's defaults plus the cell's keys."""
+        """The `fedray run` config of this cell: the product's defaults plus the cell's keys; the
+        rule and the attack are exactly the table's (their own defaults for anything unnamed)."""
         scheme, alpha = PARTITIONS[self.partition]
         rule, rule_params = RULES[self.rule]
         attack, attack_params = ATTACKS[self.attack]
@@ -95,16 +96,17 @@ class Cell:
             f"rounds={self.rounds}",
             f"seed={self.seed}",
             f"training.epochs={self.epochs}",
-            f"strategy={rule}",
-            f"attack={attack}",
             "baseline=false",
             "runtime.progress=false",
         ]
         overrides += [f"data.alpha={alpha}"] if scheme == "dirichlet" else []
-        overrides += [f"strategy.params.{k}={v}" for k, v in rule_params.items()]
-        overrides += [f"attack.params.{k}={v}" for k, v in attack_params.items()]
-        overrides += ["attack.fraction=0.2"] if attack != "none" else []
-        return load_config(None, overrides)
+        cfg = replace(
+            load_config(None, overrides),
+            strategy=StrategyConfig(rule, dict(rule_params)),
+            attack=AttackConfig(attack, 0.2 if attack != "none" else 0.0, 0, dict(attack_params)),
+        )
+        validate(cfg)
+        return cfg
 
 
 @dataclass(frozen=True)
