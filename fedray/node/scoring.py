@@ -4,9 +4,9 @@ After a round is aggregated, each update is compared with the aggregate and with
 of the round. Every quantity is an exact integer (dot products and squared norms of int32 fixed
 point from `fedray.aggregation.dots`), and every threshold test is an integer inequality on squares,
 so all validators set the same flags. The flags (`fedray.core.precompiles.FLAG_*`) follow what was
-measured here (DESIGN.md section 3): per-round "worst f/n" or "was clipped" flags hit honest clients
-far too often, while this combination, held over k of the last w rounds by the slashing contract,
-separates attackers from honest clients.
+measured during design (docs/economy.md): per-round "worst f/n" or "was clipped" flags hit 19-95% of
+honest clients, while this combination, held over k of the last w rounds by the slashing contract,
+separated attackers from honest clients over short runs (docs/slashing.md has the current figures).
 
 Deliberately ignored: anything stateful across rounds (the slashing contract keeps the history).
 """
