@@ -2,14 +2,13 @@
 
 The consensus engine produces evidence when it sees a validator sign two different votes (same type,
 height, round) or two different proposals (same height, round); a later block carries it, and
-`process_evidence` verifies it and records it once in the `evidence` state section, where the
-slashing contract reads it. Evidence is canonical: the pair is ordered by encoded bytes, so the same
+`process_evidence` verifies it and records it once in the `evidence` state section; the transition
+hands each new record to the slashing contract. Evidence is canonical: the pair is ordered by encoded bytes, so the same
 misbehaviour always has the same hash and is recorded exactly once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -128,14 +127,12 @@ EVIDENCE_SECTION = register_section(
     )
 )
 
-EvidenceHandler = Callable[[Journal, EvidenceRecord], None]
-EVIDENCE_HANDLERS: list[EvidenceHandler] = []
-"""Called once per newly recorded evidence (the slashing contract registers here)."""
 
-
-def process_evidence(journal: Journal, block: Block) -> None:
-    """Verify and record each evidence item of `block`; any bad item rejects the block."""
+def process_evidence(journal: Journal, block: Block) -> list[EvidenceRecord]:
+    """Verify and record each evidence item of `block`; any bad item rejects the block. Returns the
+    new records, in block order, for the slashing contract."""
     records = dict(journal.section("evidence"))
+    new: list[EvidenceRecord] = []
     for raw in block.evidence:
         try:
             ev = Evidence.from_bytes(raw)
@@ -155,5 +152,5 @@ def process_evidence(journal: Journal, block: Block) -> None:
         record = EvidenceRecord(ev.kind, ev.height, ev.offender, key, block.height)
         records[key] = record
         journal.set_section("evidence", MappingProxyType(dict(sorted(records.items()))))
-        for handler in EVIDENCE_HANDLERS:
-            handler(journal, record)
+        new.append(record)
+    return new

@@ -22,15 +22,13 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fedray.core.context import ExecContext
 from fedray.core.crypto import DOMAIN_TX, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify
 from fedray.core.encoding import UINT64_MAX, decode, digest, encode
+from fedray.core.journal import Journal
 from fedray.errors import EncodingError, PayloadError, UnknownTxKindError
-
-if TYPE_CHECKING:
-    from fedray.core.journal import Journal
-    from fedray.core.transition import ExecContext
 
 MAX_KIND_LENGTH = 32
 MAX_CHAIN_ID_LENGTH = 64
@@ -113,7 +111,7 @@ def _expect(value: Any, typ: type, name: str) -> None:
 
 
 # --- payloads ---------------------------------------------------------------------------------
-Handler = Callable[["Journal", SignedTx, Any, "ExecContext"], None]
+Handler = Callable[[Journal, SignedTx, Any, ExecContext], None]
 
 
 @dataclass(frozen=True)

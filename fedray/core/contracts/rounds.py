@@ -15,10 +15,10 @@ Deliberately ignored here: rewards and penalties (incentives/slashing contracts 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import penalize
 from fedray.core.encoding import DIGEST_SIZE, digest, hash_value
 from fedray.core.journal import Journal
@@ -30,7 +30,6 @@ from fedray.core.precompiles import (
     UpdateVerdict,
 )
 from fedray.core.state import SectionSpec, register_section
-from fedray.core.transition import ExecContext, register_end_block_hook
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import BlockError, PayloadError, TxError
 
@@ -292,17 +291,6 @@ UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update,
 
 
 # --- opening and closing ----------------------------------------------------------------------
-RoundClosedHook = Callable[[Journal, RoundResult, ExecContext], None]
-ROUND_CLOSED_HOOKS: list[tuple[int, str, RoundClosedHook]] = []
-"""(order, name, hook) run when a round closes, after its result is recorded (rewards, flags)."""
-
-
-def register_round_closed_hook(order: int, name: str, hook: RoundClosedHook) -> None:
-    if all(n != name for _, n, _ in ROUND_CLOSED_HOOKS):
-        ROUND_CLOSED_HOOKS.append((order, name, hook))
-        ROUND_CLOSED_HOOKS.sort(key=lambda item: (item[0], item[1]))
-
-
 def eligible_clients(journal: Journal) -> list[bytes]:
     params = journal.params
     return sorted(
@@ -342,7 +330,9 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
     )
 
 
-def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
+def close_round(journal: Journal, ctx: ExecContext, reason: str) -> RoundResult:
+    """Aggregate the open round's updates and record its result (returned for rewards and
+    penalties, which `end_block` runs next)."""
     rs: RoundsState = journal.section("rounds")
     params = journal.params
     updates = tuple(sorted(rs.updates, key=lambda u: u.tx_hash))
@@ -396,19 +386,23 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
             used_payloads=rs.used_payloads | {u.payload_hash for u in updates} - {rs.zero_hash},
         ),
     )
-    for _, _, hook in ROUND_CLOSED_HOOKS:
-        hook(journal, result, ctx)
+    return result
 
 
-def rounds_end_block(journal: Journal, ctx: ExecContext) -> None:
+def close_due_round(journal: Journal, ctx: ExecContext) -> RoundResult | None:
+    """Close the open round if its quota is in or its deadline is reached; its result, or None."""
     rs: RoundsState = journal.section("rounds")
-    if rs.open:
-        if rs.submitted() >= len(rs.selected):
-            close_round(journal, ctx, "quota")
-        elif ctx.height >= rs.deadline:
-            close_round(journal, ctx, "deadline")
-    if not journal.section("rounds").open:
+    if not rs.open:
+        return None
+    if rs.submitted() >= len(rs.selected):
+        return close_round(journal, ctx, "quota")
+    if ctx.height >= rs.deadline:
+        return close_round(journal, ctx, "deadline")
+    return None
+
+
+def open_round_if_idle(journal: Journal, ctx: ExecContext) -> None:
+    """Open the next round when none is open (the one closed in this block included)."""
+    rs: RoundsState = journal.section("rounds")
+    if not rs.open:
         open_round(journal, ctx)
-
-
-register_end_block_hook(100, "rounds", rounds_end_block)

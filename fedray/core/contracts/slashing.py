@@ -27,15 +27,15 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
+from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import penalize
-from fedray.core.contracts.rounds import RoundResult, register_round_closed_hook
+from fedray.core.contracts.rounds import RoundResult
 from fedray.core.crypto import DOMAIN_PAYLOAD, verify
 from fedray.core.encoding import DIGEST_SIZE, digest, encode, hash_value
-from fedray.core.evidence import EVIDENCE_HANDLERS, EvidenceRecord
+from fedray.core.evidence import EvidenceRecord
 from fedray.core.journal import Journal
 from fedray.core.precompiles import FREE_RIDING, PAYLOAD_CHECK, SUSPICIOUS
 from fedray.core.state import SectionSpec, register_section
-from fedray.core.transition import ExecContext, register_end_block_hook
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import FedrayError, PayloadError, TxError
 
@@ -268,10 +268,6 @@ def apply_unjail(journal: Journal, stx: SignedTx, p: Unjail, ctx: ExecContext) -
     journal.put_account(stx.tx.sender, replace(acct, jailed_until=0))
 
 
-if punish_double_sign not in EVIDENCE_HANDLERS:
-    EVIDENCE_HANDLERS.append(punish_double_sign)
-register_end_block_hook(60, "liveness", track_liveness)
-register_round_closed_hook(20, "learning_slashing", judge_round)
 PAYLOAD_EVIDENCE = register_kind(
     KindSpec("payload_evidence", PayloadEvidence, 5_000, apply_payload_evidence)
 )
