@@ -9,14 +9,16 @@ misbehaviour always has the same hash and is recorded exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated
 
 from fedray.core.block import Block, Proposal, Vote
+from fedray.core.codec import KeyedBy
 from fedray.core.encoding import decode, digest, encode
 from fedray.core.journal import Journal
-from fedray.core.state import SectionSpec, register_section
+from fedray.core.sections import SectionSpec, register_section
 from fedray.errors import BlockError, EncodingError, FedrayError
 
 DUPLICATE_VOTE = "duplicate_vote"
@@ -107,25 +109,8 @@ class EvidenceRecord:
     included_at: int  # height of the block that carried it
 
 
-def _records_to_canonical(records: Any) -> list[Any]:
-    return [[r.kind, r.height, r.offender, r.proof_digest, r.included_at] for r in records.values()]
-
-
-def _records_from_canonical(value: Any) -> Any:
-    records = {
-        bytes(v[3]): EvidenceRecord(v[0], v[1], bytes(v[2]), bytes(v[3]), v[4]) for v in value
-    }
-    return MappingProxyType(dict(sorted(records.items())))
-
-
-EVIDENCE_SECTION = register_section(
-    SectionSpec(
-        "evidence",
-        default=lambda: MappingProxyType({}),
-        to_canonical=_records_to_canonical,
-        from_canonical=_records_from_canonical,
-    )
-)
+Records = Annotated[Mapping[bytes, EvidenceRecord], KeyedBy("proof_digest")]
+EVIDENCE_SECTION = register_section(SectionSpec("evidence", Records, lambda: MappingProxyType({})))
 
 
 def process_evidence(journal: Journal, block: Block) -> list[EvidenceRecord]:

@@ -16,7 +16,6 @@ Deliberately ignored here: rewards and penalties (incentives/slashing contracts 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import penalize
@@ -29,7 +28,7 @@ from fedray.core.precompiles import (
     AggregationRequest,
     UpdateVerdict,
 )
-from fedray.core.state import SectionSpec, register_section
+from fedray.core.sections import SectionSpec, register_section
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import BlockError, PayloadError, TxError
 
@@ -74,9 +73,6 @@ class UpdateRecord:
     size: int
     tx_hash: bytes
 
-    def to_canonical(self) -> list[Any]:
-        return [self.client, self.payload_hash, self.n_samples, self.size, self.tx_hash]
-
 
 @dataclass(frozen=True)
 class RoundResult:
@@ -91,33 +87,6 @@ class RoundResult:
     selected: tuple[bytes, ...]
     updates: tuple[UpdateRecord, ...]
     verdicts: tuple[UpdateVerdict, ...]
-
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.round,
-            self.opened_at,
-            self.closed_at,
-            self.reason,
-            self.global_before,
-            self.global_after,
-            list(self.selected),
-            [u.to_canonical() for u in self.updates],
-            [v.to_canonical() for v in self.verdicts],
-        ]
-
-    @staticmethod
-    def from_canonical(v: Any) -> RoundResult:
-        return RoundResult(
-            v[0],
-            v[1],
-            v[2],
-            v[3],
-            bytes(v[4]),
-            bytes(v[5]),
-            tuple(bytes(k) for k in v[6]),
-            tuple(UpdateRecord(*u) for u in v[7]),
-            tuple(UpdateVerdict.from_canonical(x) for x in v[8]),
-        )
 
 
 @dataclass(frozen=True)
@@ -138,49 +107,12 @@ class RoundsState:
     excluded: tuple[tuple[bytes, bytes], ...] = ()  # (client, payload) refused as copies this round
     zero_hash: bytes = b""  # digest of the all-zero update: free riding, judged by its flags
 
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.model_nbytes,
-            self.global_hash,
-            self.strategy_state_hash,
-            self.round,
-            self.open,
-            self.opened_at,
-            self.deadline,
-            list(self.selected),
-            [u.to_canonical() for u in self.updates],
-            [r.to_canonical() for r in self.results],
-            sorted(self.used_payloads),
-            [list(e) for e in self.excluded],
-            self.zero_hash,
-        ]
-
-    @staticmethod
-    def from_canonical(v: Any) -> RoundsState:
-        return RoundsState(
-            v[0],
-            bytes(v[1]),
-            bytes(v[2]),
-            v[3],
-            v[4],
-            v[5],
-            v[6],
-            tuple(bytes(k) for k in v[7]),
-            tuple(UpdateRecord(*u) for u in v[8]),
-            tuple(RoundResult.from_canonical(r) for r in v[9]),
-            frozenset(bytes(h) for h in v[10]),
-            tuple((bytes(c), bytes(h)) for c, h in v[11]),
-            bytes(v[12]),
-        )
-
     def submitted(self) -> int:
         """Selected clients that have used their turn this round (included or refused)."""
         return len(self.updates) + len(self.excluded)
 
 
-ROUNDS = register_section(
-    SectionSpec("rounds", RoundsState, RoundsState.to_canonical, RoundsState.from_canonical)
-)
+ROUNDS = register_section(SectionSpec("rounds", RoundsState, RoundsState))
 
 
 def genesis_rounds(global_hash: bytes, model_nbytes: int, zero_hash: bytes = b"") -> RoundsState:
