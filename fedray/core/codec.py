@@ -210,7 +210,7 @@ def _compile(annotation: Any, where: str) -> _Codec:
         return _fixed_tuple(tuple(_codec(a, where) for a in args), where)
     if origin is frozenset:
         return _set(_codec(args[0], where), where)
-    if origin in (Mapping, types.MappingProxyType, dict):
+    if origin in (Mapping, types.MappingProxyType):
         return _pairs(_codec(args[0], where), _codec(args[1], where), where)
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if issubclass(annotation, Encodable):
