@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 
 import fedray.core  # noqa: F401
+from fedray.core.context import ExecContext
 from fedray.core.contracts.accounts import Transfer
 from fedray.core.crypto import DOMAIN_TX, key_from_seed, signing_bytes
 from fedray.core.devchain import DevChain, certify, dev_genesis
 from fedray.core.journal import Journal
 from fedray.core.state import AccountsTree, GenesisAccount
-from fedray.core.transition import ExecContext, apply_block, check_tx_stateless, execute_tx
+from fedray.core.transition import apply_block, check_tx_stateless, execute_tx
 from fedray.core.tx import make_tx
 from fedray.storage.blockstore import BlockStore
 

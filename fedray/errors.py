@@ -30,6 +30,19 @@ class IntegerOverflowError(EncodingError):
     code = "integer_overflow"
 
 
+class ArityError(EncodingError):
+    """A record has the wrong number of fields, or a map misses or adds field names."""
+
+
+class FieldTypeError(EncodingError):
+    """A field holds the wrong type of value (text for bytes, a bool for an integer, a digest of
+    the wrong size, an array where a record belongs)."""
+
+
+class OrderError(EncodingError):
+    """Set members or map keys are not strictly ascending: the value has another canonical form."""
+
+
 # --- crypto -----------------------------------------------------------------------------------
 class CryptoError(FedrayError):
     """Key material is unusable."""

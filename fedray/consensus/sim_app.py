@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fedray.core.block import Block, CommitCertificate, make_block
+from fedray.core.context import BlockEnv
 from fedray.core.evidence import Evidence
 from fedray.core.state import State, ValidatorSet
-from fedray.core.transition import BlockEnv, apply_block
+from fedray.core.transition import apply_block
 from fedray.errors import FedrayError
 
 

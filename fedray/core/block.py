@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Annotated
 
+from fedray.core.codec import Digest, Encodable, Signed, Size
 from fedray.core.crypto import (
     DOMAIN_PROPOSAL,
     DOMAIN_VOTE,
@@ -24,19 +25,21 @@ from fedray.core.crypto import (
     PrivateKey,
     is_valid_signature,
 )
-from fedray.core.encoding import DIGEST_SIZE, decode, digest, encode, hash_value, merkle_root
+from fedray.core.encoding import decode, digest, encode, hash_value, merkle_root
 from fedray.core.state import ValidatorSet
-from fedray.errors import CertificateError, EncodingError, FedrayError
+from fedray.errors import CertificateError
 
 PREVOTE = 1
 PRECOMMIT = 2
 VOTE_TYPES = {PREVOTE: "prevote", PRECOMMIT: "precommit"}
 NIL = b""
 """A vote for nothing (nil) carries the empty block hash."""
+PublicKey = Annotated[bytes, Size(PUBLIC_KEY_SIZE)]
+Signature = Annotated[bytes, Size(SIGNATURE_SIZE)]
 
 
 @dataclass(frozen=True)
-class Vote:
+class Vote(Encodable):
     """A signed prevote or precommit for `block_hash` (NIL for a nil vote) at (height, round)."""
 
     type: int
@@ -64,26 +67,15 @@ class Vote:
             self.validator, DOMAIN_VOTE, chain_id, self.sign_bytes(), self.signature
         )
 
-    def to_canonical(self) -> list[Any]:
-        return [self.type, self.height, self.round, self.block_hash, self.validator, self.signature]
-
-    @staticmethod
-    def from_canonical(value: Any) -> Vote:
-        _expect_array(value, 6, "vote")
-        vote = Vote(*value)
-        _expect_ints(vote.type, vote.height, vote.round)
-        _expect_bytes(vote.block_hash, vote.validator, vote.signature)
-        return vote
-
 
 @dataclass(frozen=True)
-class Proposal:
+class Proposal(Encodable):
     """A proposer's signed claim that `block_hash` is its block for (height, round); `pol_round` is
     the round of the proof-of-lock it re-proposes (-1 if none), as in Tendermint."""
 
     height: int
     round: int
-    pol_round: int
+    pol_round: Signed  # -1: none
     block_hash: bytes
     proposer: bytes
     signature: bytes = b""
@@ -106,33 +98,17 @@ class Proposal:
             self.proposer, DOMAIN_PROPOSAL, chain_id, self.sign_bytes(), self.signature
         )
 
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.height,
-            self.round,
-            self.pol_round,
-            self.block_hash,
-            self.proposer,
-            self.signature,
-        ]
-
-    @staticmethod
-    def from_canonical(value: Any) -> Proposal:
-        _expect_array(value, 6, "proposal")
-        proposal = Proposal(*value)
-        _expect_ints(proposal.height, proposal.round, proposal.pol_round)
-        _expect_bytes(proposal.block_hash, proposal.proposer, proposal.signature)
-        return proposal
-
 
 @dataclass(frozen=True)
-class CommitCertificate:
+class CommitCertificate(Encodable):
     """Precommits of more than 2/3 of the voting power for one block: proof that it is final."""
 
     height: int
     round: int
     block_hash: bytes
-    signatures: tuple[tuple[bytes, bytes], ...]  # (validator key, precommit signature), sorted
+    signatures: tuple[
+        tuple[PublicKey, Signature], ...
+    ]  # (validator key, precommit signature), sorted
 
     @staticmethod
     def from_votes(votes: list[Vote]) -> CommitCertificate:
@@ -186,22 +162,6 @@ class CommitCertificate:
                 "needs more than 2/3"
             )
 
-    def to_canonical(self) -> list[Any]:
-        return [self.height, self.round, self.block_hash, [[k, s] for k, s in self.signatures]]
-
-    @staticmethod
-    def from_canonical(value: Any) -> CommitCertificate:
-        _expect_array(value, 4, "commit certificate")
-        height, round_, block_hash, sigs = value
-        _expect_ints(height, round_)
-        if not isinstance(sigs, list) or not all(isinstance(s, list) and len(s) == 2 for s in sigs):
-            raise EncodingError("certificate signatures must be [key, signature] pairs")
-        for k, s in sigs:
-            _expect_bytes(k, s)
-            if len(k) != PUBLIC_KEY_SIZE or len(s) != SIGNATURE_SIZE:
-                raise EncodingError("certificate signature pair has wrong sizes")
-        return CommitCertificate(height, round_, block_hash, tuple((k, s) for k, s in sigs))
-
     def to_bytes(self) -> bytes:
         return encode(self.to_canonical())
 
@@ -214,59 +174,24 @@ class CommitCertificate:
 
 
 @dataclass(frozen=True)
-class Header:
+class Header(Encodable):
     chain_id: str
     height: int
     time: int  # milliseconds since the epoch, chosen by the proposer
-    prev_hash: bytes
-    tx_root: bytes
-    state_root: bytes  # root after the previous block
+    prev_hash: Digest
+    tx_root: Digest
+    state_root: Digest  # root after the previous block
     proposer: bytes
-    validators_hash: bytes  # the set that must sign this block
+    validators_hash: Digest  # the set that must sign this block
     last_commit_hash: bytes  # digest of the previous block's certificate (empty at height 1)
-    evidence_root: bytes
-
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.chain_id,
-            self.height,
-            self.time,
-            self.prev_hash,
-            self.tx_root,
-            self.state_root,
-            self.proposer,
-            self.validators_hash,
-            self.last_commit_hash,
-            self.evidence_root,
-        ]
-
-    @staticmethod
-    def from_canonical(value: Any) -> Header:
-        _expect_array(value, 10, "header")
-        header = Header(*value)
-        if not isinstance(header.chain_id, str):
-            raise EncodingError("header chain id must be text")
-        _expect_ints(header.height, header.time)
-        _expect_bytes(
-            header.prev_hash,
-            header.tx_root,
-            header.state_root,
-            header.proposer,
-            header.validators_hash,
-            header.last_commit_hash,
-            header.evidence_root,
-        )
-        for name in ("prev_hash", "tx_root", "state_root", "validators_hash", "evidence_root"):
-            if len(getattr(header, name)) != DIGEST_SIZE:
-                raise EncodingError(f"header {name} must be a {DIGEST_SIZE}-byte digest")
-        return header
+    evidence_root: Digest
 
     def hash(self) -> bytes:
         return hash_value(self.to_canonical())
 
 
 @dataclass(frozen=True)
-class Block:
+class Block(Encodable):
     """A header and its body: signed transactions (wire bytes), the previous block's commit
     certificate, and evidence records (canonical bytes, checked by the slashing contract)."""
 
@@ -283,39 +208,14 @@ class Block:
     def height(self) -> int:
         return self.header.height
 
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.header.to_canonical(),
-            list(self.txs),
-            None if self.last_commit is None else self.last_commit.to_canonical(),
-            list(self.evidence),
-        ]
-
     @cached_property
     def raw(self) -> bytes:
         return encode(self.to_canonical())
 
     @staticmethod
     def from_bytes(raw: bytes) -> Block:
-        try:
-            value = decode(raw)
-            _expect_array(value, 4, "block")
-            header_v, txs, commit_v, evidence = value
-            if not isinstance(txs, list) or not all(isinstance(t, bytes) for t in txs):
-                raise EncodingError("block transactions must be byte strings")
-            if not isinstance(evidence, list) or not all(isinstance(e, bytes) for e in evidence):
-                raise EncodingError("block evidence must be byte strings")
-            block = Block(
-                Header.from_canonical(header_v),
-                tuple(txs),
-                None if commit_v is None else CommitCertificate.from_canonical(commit_v),
-                tuple(evidence),
-            )
-        except FedrayError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise EncodingError(f"malformed block: {exc}") from None
-        block.__dict__["raw"] = bytes(raw)
+        block = Block.from_canonical(decode(raw))
+        block.__dict__["raw"] = bytes(raw)  # decode() refuses non-canonical input: raw == encode()
         return block
 
 
@@ -356,20 +256,3 @@ def make_block(
         evidence_root(evidence),
     )
     return Block(header, tuple(txs), last_commit, tuple(evidence))
-
-
-def _expect_array(value: Any, n: int, what: str) -> None:
-    if not isinstance(value, list) or len(value) != n:
-        raise EncodingError(f"a {what} is an array of {n} fields")
-
-
-def _expect_ints(*values: Any) -> None:
-    for v in values:
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise EncodingError("expected an integer field")
-
-
-def _expect_bytes(*values: Any) -> None:
-    for v in values:
-        if not isinstance(v, bytes):
-            raise EncodingError("expected a byte-string field")

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fedray.core.block import PRECOMMIT, Block, CommitCertificate, Vote, make_block
+from fedray.core.context import BlockEnv, ExecContext
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.state import Genesis, GenesisAccount, Params, State
-from fedray.core.transition import BlockEnv, ExecContext, apply_block, select_txs
+from fedray.core.transition import apply_block, select_txs
 
 BLOCK_INTERVAL_MS = 1000
 

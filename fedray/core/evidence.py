@@ -2,22 +2,23 @@
 
 The consensus engine produces evidence when it sees a validator sign two different votes (same type,
 height, round) or two different proposals (same height, round); a later block carries it, and
-`process_evidence` verifies it and records it once in the `evidence` state section, where the
-slashing contract reads it. Evidence is canonical: the pair is ordered by encoded bytes, so the same
+`process_evidence` verifies it and records it once in the `evidence` state section; the transition
+hands each new record to the slashing contract. Evidence is canonical: the pair is ordered by encoded bytes, so the same
 misbehaviour always has the same hash and is recorded exactly once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated
 
 from fedray.core.block import Block, Proposal, Vote
+from fedray.core.codec import KeyedBy
 from fedray.core.encoding import decode, digest, encode
 from fedray.core.journal import Journal
-from fedray.core.state import SectionSpec, register_section
+from fedray.core.sections import SectionSpec, register_section
 from fedray.errors import BlockError, EncodingError, FedrayError
 
 DUPLICATE_VOTE = "duplicate_vote"
@@ -108,34 +109,15 @@ class EvidenceRecord:
     included_at: int  # height of the block that carried it
 
 
-def _records_to_canonical(records: Any) -> list[Any]:
-    return [[r.kind, r.height, r.offender, r.proof_digest, r.included_at] for r in records.values()]
+Records = Annotated[Mapping[bytes, EvidenceRecord], KeyedBy("proof_digest")]
+EVIDENCE_SECTION = register_section(SectionSpec("evidence", Records, lambda: MappingProxyType({})))
 
 
-def _records_from_canonical(value: Any) -> Any:
-    records = {
-        bytes(v[3]): EvidenceRecord(v[0], v[1], bytes(v[2]), bytes(v[3]), v[4]) for v in value
-    }
-    return MappingProxyType(dict(sorted(records.items())))
-
-
-EVIDENCE_SECTION = register_section(
-    SectionSpec(
-        "evidence",
-        default=lambda: MappingProxyType({}),
-        to_canonical=_records_to_canonical,
-        from_canonical=_records_from_canonical,
-    )
-)
-
-EvidenceHandler = Callable[[Journal, EvidenceRecord], None]
-EVIDENCE_HANDLERS: list[EvidenceHandler] = []
-"""Called once per newly recorded evidence (the slashing contract registers here)."""
-
-
-def process_evidence(journal: Journal, block: Block) -> None:
-    """Verify and record each evidence item of `block`; any bad item rejects the block."""
+def process_evidence(journal: Journal, block: Block) -> list[EvidenceRecord]:
+    """Verify and record each evidence item of `block`; any bad item rejects the block. Returns the
+    new records, in block order, for the slashing contract."""
     records = dict(journal.section("evidence"))
+    new: list[EvidenceRecord] = []
     for raw in block.evidence:
         try:
             ev = Evidence.from_bytes(raw)
@@ -155,5 +137,5 @@ def process_evidence(journal: Journal, block: Block) -> None:
         record = EvidenceRecord(ev.kind, ev.height, ev.offender, key, block.height)
         records[key] = record
         journal.set_section("evidence", MappingProxyType(dict(sorted(records.items()))))
-        for handler in EVIDENCE_HANDLERS:
-            handler(journal, record)
+        new.append(record)
+    return new

@@ -10,15 +10,16 @@ digests only, so they hash canonically and every validator can compare them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from fedray.core.codec import Encodable, Signed
 from fedray.core.encoding import hash_value
 
 AGGREGATION = "aggregation"
 
 
 @dataclass(frozen=True)
-class AggregationRequest:
+class AggregationRequest(Encodable):
     """Aggregate the round's updates into the global model.
 
     updates: (key, payload hash, sample count) sorted by key, the update transaction's hash (unique
@@ -36,17 +37,6 @@ class AggregationRequest:
     state_hash: bytes
     updates: tuple[tuple[bytes, bytes, int], ...]
     flag_params: tuple[int, int, int, int, int] = (0, 10_000, 100_000, 500, 9_990)
-
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.round,
-            self.rule,
-            self.rule_config,
-            self.global_hash,
-            self.state_hash,
-            [list(u) for u in self.updates],
-            list(self.flag_params),
-        ]
 
     def hash(self) -> bytes:
         return hash_value(self.to_canonical())
@@ -79,53 +69,19 @@ class UpdateVerdict:
     clipped: bool
     rejected: bool
     weight: int
-    score: int
+    score: Signed
     flags: int = 0
-    agreement: int = 0
-
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.key,
-            self.accepted,
-            self.clipped,
-            self.rejected,
-            self.weight,
-            self.score,
-            self.flags,
-            self.agreement,
-        ]
-
-    @staticmethod
-    def from_canonical(v: Any) -> UpdateVerdict:
-        return UpdateVerdict(
-            bytes(v[0]),
-            bool(v[1]),
-            bool(v[2]),
-            bool(v[3]),
-            int(v[4]),
-            int(v[5]),
-            int(v[6]),
-            int(v[7]),
-        )
+    agreement: Signed = 0
 
 
 @dataclass(frozen=True)
-class AggregationOutcome:
+class AggregationOutcome(Encodable):
     """The new global model digest, the new strategy-state digest, one verdict per update (in the
     request's order)."""
 
     global_hash: bytes
     state_hash: bytes
     verdicts: tuple[UpdateVerdict, ...]
-
-    def to_canonical(self) -> list[Any]:
-        return [self.global_hash, self.state_hash, [v.to_canonical() for v in self.verdicts]]
-
-    @staticmethod
-    def from_canonical(v: Any) -> AggregationOutcome:
-        return AggregationOutcome(
-            bytes(v[0]), bytes(v[1]), tuple(UpdateVerdict.from_canonical(x) for x in v[2])
-        )
 
 
 PAYLOAD_CHECK = "payload_check"

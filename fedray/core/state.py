@@ -2,7 +2,7 @@
 
 State = chain metadata (chain id, height, last block hash and time), accounts (balance, stake, nonce,
 roles, jail), the validator set that signs the next block and the one that signed the last, parameters,
-and named *sections* owned by contracts (FL rounds, governance, ...; see `register_section`).
+and named *sections* owned by contracts (FL rounds, governance, ...; see `sections.py`).
 
 The state root must be cheap to update per block, so accounts live in a two-level hash tree: each
 account has a leaf hash, accounts fall into 4096 buckets by the first 12 bits of their key, a bucket
@@ -14,14 +14,22 @@ Deliberately ignored: proofs of inclusion for light clients (the bucket tree cou
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, Self
 
+from fedray.core.codec import (
+    Encodable,
+    Size,
+    decode_as,
+    encode_as,
+    from_canonical_map,
+    to_canonical_map,
+)
 from fedray.core.crypto import PUBLIC_KEY_SIZE
 from fedray.core.encoding import UINT64_MAX, decode, digest, encode, hash_value
+from fedray.core.sections import Sections, section_specs
 from fedray.errors import EncodingError, FedrayError, IntegerOverflowError
 
 BUCKET_BITS = 12
@@ -37,7 +45,7 @@ def check_uint64(value: int, what: str) -> int:
 
 
 @dataclass(frozen=True)
-class Account:
+class Account(Encodable):
     """One participant. `jailed_until` > 0: jailed, may unjail from that height on (0: free)."""
 
     balance: int = 0
@@ -48,23 +56,6 @@ class Account:
     jailed_until: int = 0
     banned: bool = False
 
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.balance,
-            self.stake,
-            self.nonce,
-            self.is_client,
-            self.is_validator,
-            self.jailed_until,
-            self.banned,
-        ]
-
-    @staticmethod
-    def from_canonical(value: Any) -> Account:
-        if not isinstance(value, list) or len(value) != 7:
-            raise EncodingError("an account is an array of 7 fields")
-        return Account(*value)
-
     @property
     def jailed(self) -> bool:
         """Banned, or jailed and not yet unjailed (an `unjail` transaction, allowed from height
@@ -73,7 +64,7 @@ class Account:
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(Encodable):
     """Chain parameters (integers and strings only: they are hashed). Later contracts add theirs."""
 
     gas_price: int = 1
@@ -130,22 +121,24 @@ class Params:
     gov_timelock: int = 0
 
     def to_canonical(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """A map by name (new parameters must not move the others)."""
+        return to_canonical_map(self)
 
-    @staticmethod
-    def from_canonical(value: Mapping[str, Any]) -> Params:
-        names = {f.name for f in dataclasses.fields(Params)}
-        unknown = set(value) - names
-        if unknown:
-            raise EncodingError(f"unknown parameters {sorted(unknown)}")
-        return Params(**value)
+    @classmethod
+    def from_canonical(cls, value: object) -> Self:
+        """A missing name takes its default: genesis files written before it existed."""
+        return from_canonical_map(cls, value, defaults=True)
+
+
+PublicKey = Annotated[bytes, Size(PUBLIC_KEY_SIZE)]
+_MEMBERS = tuple[tuple[PublicKey, int], ...]
 
 
 @dataclass(frozen=True)
-class ValidatorSet:
+class ValidatorSet(Encodable):
     """Validators (public key, voting power), sorted by key. Power is the validator's stake."""
 
-    members: tuple[tuple[bytes, int], ...]
+    members: tuple[tuple[PublicKey, int], ...]
 
     @property
     def total_power(self) -> int:
@@ -164,12 +157,13 @@ class ValidatorSet:
     def keys(self) -> tuple[bytes, ...]:
         return tuple(k for k, _ in self.members)
 
-    def to_canonical(self) -> list[list[Any]]:
-        return [[k, p] for k, p in self.members]
+    def to_canonical(self) -> Any:
+        """The members' array itself (no enclosing record)."""
+        return encode_as(_MEMBERS, self.members)
 
-    @staticmethod
-    def from_canonical(value: Any) -> ValidatorSet:
-        return ValidatorSet(tuple((bytes(k), int(p)) for k, p in value))
+    @classmethod
+    def from_canonical(cls, value: object) -> Self:
+        return cls(decode_as(_MEMBERS, value, "ValidatorSet.members"))
 
     def hash(self) -> bytes:
         return hash_value(self.to_canonical())
@@ -237,31 +231,6 @@ class AccountsTree:
         return self.accounts.get(key)
 
 
-# --- sections owned by contracts --------------------------------------------------------------
-@dataclass(frozen=True)
-class SectionSpec:
-    """A named part of the state owned by one contract: a default value and canonical codecs."""
-
-    name: str
-    default: Callable[[], Any]
-    to_canonical: Callable[[Any], Any]
-    from_canonical: Callable[[Any], Any]
-
-
-_SECTIONS: dict[str, SectionSpec] = {}
-
-
-def register_section(spec: SectionSpec) -> SectionSpec:
-    if spec.name in _SECTIONS and _SECTIONS[spec.name] != spec:
-        raise ValueError(f"state section {spec.name!r} is already registered")
-    _SECTIONS[spec.name] = spec
-    return spec
-
-
-def section_specs() -> Mapping[str, SectionSpec]:
-    return MappingProxyType(_SECTIONS)
-
-
 @dataclass(frozen=True)
 class State:
     """The world state after block `height` (0: genesis). Never mutated: see `journal.Journal`."""
@@ -282,7 +251,7 @@ class State:
     def section(self, name: str) -> Any:
         if name in self.sections:
             return self.sections[name]
-        return _SECTIONS[name].default()
+        return section_specs()[name].default()
 
     def root(self) -> bytes:
         """The state root: one digest over the metadata and each part's digest."""
@@ -296,66 +265,51 @@ class State:
             "last_validators": self.last_validators.hash(),
             "params": hash_value(self.params.to_canonical()),
         }
-        for name, spec in sorted(_SECTIONS.items()):
-            parts["section/" + name] = _section_digest(spec, self.section(name))
+        for name, spec in sorted(section_specs().items()):
+            parts["section/" + name] = spec.digest(self.section(name))
         root = hash_value(parts)
         object.__setattr__(self, "_root", root)
         return root
 
     def to_bytes(self) -> bytes:
         """The full canonical state (for snapshots); `State.from_bytes` inverts it."""
-        return encode(
-            {
-                "meta": [self.chain_id, self.height, self.last_block_hash, self.last_block_time],
-                "accounts": [
-                    [k, a.to_canonical()] for k, a in sorted(self.accounts.accounts.items())
-                ],
-                "validators": self.validators.to_canonical(),
-                "last_validators": self.last_validators.to_canonical(),
-                "params": self.params.to_canonical(),
-                "sections": {
-                    name: spec.to_canonical(self.section(name))
-                    for name, spec in sorted(_SECTIONS.items())
-                },
-            }
+        snapshot = _Snapshot(
+            (self.chain_id, self.height, self.last_block_hash, self.last_block_time),
+            self.accounts.accounts,
+            self.validators,
+            self.last_validators,
+            self.params,
+            {name: self.section(name) for name in section_specs()},
         )
+        return encode(to_canonical_map(snapshot))
 
     @staticmethod
     def from_bytes(raw: bytes) -> State:
-        try:
-            value = decode(raw)
-            chain_id, height, last_hash, last_time = value["meta"]
-            sections = {
-                name: _SECTIONS[name].from_canonical(v) for name, v in value["sections"].items()
-            }
-            return State(
-                chain_id=chain_id,
-                height=height,
-                last_block_hash=last_hash,
-                last_block_time=last_time,
-                accounts=AccountsTree.build(
-                    {bytes(k): Account.from_canonical(a) for k, a in value["accounts"]}
-                ),
-                validators=ValidatorSet.from_canonical(value["validators"]),
-                last_validators=ValidatorSet.from_canonical(value["last_validators"]),
-                params=Params.from_canonical(value["params"]),
-                sections=MappingProxyType(sections),
-            )
-        except FedrayError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise EncodingError(f"not a canonical state snapshot: {exc!r}") from None
+        snapshot = from_canonical_map(_Snapshot, decode(raw))
+        chain_id, height, last_block_hash, last_block_time = snapshot.meta
+        return State(
+            chain_id,
+            height,
+            last_block_hash,
+            last_block_time,
+            AccountsTree.build(snapshot.accounts),
+            snapshot.validators,
+            snapshot.last_validators,
+            snapshot.params,
+            snapshot.sections,
+        )
 
 
-def _section_digest(spec: SectionSpec, value: Any) -> bytes:
-    """Digest of a section value, cached on the (immutable) value when it can hold attributes:
-    most blocks leave most sections untouched."""
-    cached = getattr(value, "__dict__", {}).get("_fedray_digest")
-    if cached is None:
-        cached = hash_value(spec.to_canonical(value))
-        if hasattr(value, "__dict__"):
-            object.__setattr__(value, "_fedray_digest", cached)
-    return cached
+@dataclass(frozen=True)
+class _Snapshot:
+    """The layout of `State.to_bytes`: a map of these fields."""
+
+    meta: tuple[str, int, bytes, int]  # chain id, height, last block hash, last block time
+    accounts: Mapping[PublicKey, Account]
+    validators: ValidatorSet
+    last_validators: ValidatorSet
+    params: Params
+    sections: Sections
 
 
 # --- genesis ----------------------------------------------------------------------------------
@@ -369,41 +323,22 @@ class GenesisAccount:
 
 
 @dataclass(frozen=True)
-class Genesis:
+class Genesis(Encodable):
     """The chain's first state, from config. Its hash stands in as block 0's hash."""
 
     chain_id: str
     genesis_time: int
     accounts: tuple[GenesisAccount, ...]
     params: Params = Params()
-    sections: Mapping[str, Any] = field(default_factory=dict)
+    sections: Sections = field(default_factory=dict)
 
     def to_canonical(self) -> dict[str, Any]:
-        return {
-            "chain_id": self.chain_id,
-            "genesis_time": self.genesis_time,
-            "accounts": [
-                [a.public_key, a.balance, a.stake, a.is_client, a.is_validator]
-                for a in self.accounts
-            ],
-            "params": self.params.to_canonical(),
-            "sections": {
-                name: _SECTIONS[name].to_canonical(v) for name, v in sorted(self.sections.items())
-            },
-        }
+        """A map by field name; `sections` holds only the sections the genesis sets."""
+        return to_canonical_map(self)
 
-    @staticmethod
-    def from_canonical(value: Mapping[str, Any]) -> Genesis:
-        return Genesis(
-            chain_id=value["chain_id"],
-            genesis_time=value["genesis_time"],
-            accounts=tuple(GenesisAccount(bytes(a[0]), *a[1:]) for a in value["accounts"]),
-            params=Params.from_canonical(value["params"]),
-            sections={
-                name: _SECTIONS[name].from_canonical(v)
-                for name, v in value.get("sections", {}).items()
-            },
-        )
+    @classmethod
+    def from_canonical(cls, value: object) -> Self:
+        return from_canonical_map(cls, value, defaults=True)
 
     def hash(self) -> bytes:
         return hash_value(self.to_canonical())

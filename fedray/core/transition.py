@@ -1,22 +1,26 @@
 """The state transition: `apply_tx` and `apply_block`, as small checks each naming its rule.
 
 `apply_block(state, block, env)` is a few small steps, as in the beacon-chain spec: header, body
-roots, last commit, evidence, then transactions and end-of-block hooks. Any broken rule raises a `FedrayError`
-subclass; the input state is never modified (states are frozen, writes go through a `Journal`).
-A block must contain only valid transactions: proposers filter with `select_txs`, so one bad
+roots, last commit, evidence, transactions, then the end of block (`end_block.process_end_block`).
+Any broken rule raises a `FedrayError` subclass; the input state is never modified (states are
+frozen, writes go through a `Journal`). A block must contain only valid transactions: proposers filter with `select_txs`, so one bad
 transaction rejects the whole block and `fedray chain verify` can name it.
 
 Contracts plug in through the transaction-kind registry (`tx.register_kind`), the section registry
-(`state.register_section`) and `END_BLOCK_HOOKS`; precompiles (aggregation) come in `BlockEnv`.
+(`state.register_section`) and the ordered steps of `end_block.py`; precompiles (aggregation) come in
+`BlockEnv` (`context.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from fedray.core.block import Block, commit_hash, evidence_root, tx_root
+from fedray.core.context import BlockEnv, ExecContext
+from fedray.core.contracts.slashing import punish_double_sign
+from fedray.core.end_block import process_end_block
 from fedray.core.evidence import process_evidence
 from fedray.core.journal import Journal
 from fedray.core.state import State
@@ -33,39 +37,6 @@ from fedray.errors import (
     OversizedError,
     UnknownAccountError,
 )
-
-
-@dataclass(frozen=True)
-class BlockEnv:
-    """What the application injects into execution: precompiles by name (aggregation enters here)
-    and the hashes of transactions whose signatures were already verified (ingress)."""
-
-    precompiles: Mapping[str, Any] = field(default_factory=dict)
-    verified: frozenset[bytes] | set[bytes] = frozenset()
-
-
-@dataclass(frozen=True)
-class ExecContext:
-    """The block a transaction executes in."""
-
-    height: int
-    time: int
-    proposer: bytes
-    env: BlockEnv = BlockEnv()
-    block_hash: bytes = b""
-    last_commit_signers: tuple[bytes, ...] = ()  # who signed the previous block (rewards, liveness)
-
-
-EndBlockHook = Callable[[Journal, ExecContext], None]
-END_BLOCK_HOOKS: list[tuple[int, str, EndBlockHook]] = []
-"""(order, name, hook): run after the block's transactions, in ascending order."""
-
-
-def register_end_block_hook(order: int, name: str, hook: EndBlockHook) -> None:
-    if any(n == name for _, n, _ in END_BLOCK_HOOKS):
-        return
-    END_BLOCK_HOOKS.append((order, name, hook))
-    END_BLOCK_HOOKS.sort(key=lambda item: (item[0], item[1]))
 
 
 # --- transactions -----------------------------------------------------------------------------
@@ -253,10 +224,10 @@ def apply_block(state: State, block: Block, env: BlockEnv | None = None) -> Stat
         signers,
     )
     journal = Journal(state)
-    process_evidence(journal, block)
+    for record in process_evidence(journal, block):  # each equivocation is recorded once ...
+        punish_double_sign(journal, record)  # ... and burns and bans its offender
     process_txs(journal, block, ctx)
-    for _, _, hook in END_BLOCK_HOOKS:
-        hook(journal, ctx)
+    process_end_block(journal, ctx)
     validators = journal.next_validator_set()
     if not validators.members:  # rule: the chain keeps at least one validator
         raise BlockError(f"block {block.height} would leave the validator set empty")

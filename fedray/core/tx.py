@@ -15,22 +15,18 @@ Deliberately ignored here: state rules (nonce, balance): see `transition.py` and
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fedray.core.codec import from_canonical_map, to_canonical_map
+from fedray.core.context import ExecContext
 from fedray.core.crypto import DOMAIN_TX, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify
-from fedray.core.encoding import UINT64_MAX, decode, digest, encode
+from fedray.core.encoding import decode, digest, encode
+from fedray.core.journal import Journal
 from fedray.errors import EncodingError, PayloadError, UnknownTxKindError
-
-if TYPE_CHECKING:
-    from fedray.core.journal import Journal
-    from fedray.core.transition import ExecContext
 
 MAX_KIND_LENGTH = 32
 MAX_CHAIN_ID_LENGTH = 64
@@ -113,7 +109,7 @@ def _expect(value: Any, typ: type, name: str) -> None:
 
 
 # --- payloads ---------------------------------------------------------------------------------
-Handler = Callable[["Journal", SignedTx, Any, "ExecContext"], None]
+Handler = Callable[[Journal, SignedTx, Any, ExecContext], None]
 
 
 @dataclass(frozen=True)
@@ -153,64 +149,17 @@ def registered_kinds() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def _check_field(kind: str, name: str, annotation: Any, value: Any) -> Any:
-    """Check one payload field against its annotation (int = uint64, bytes, str, bool,
-    `X | None`, `tuple[X, ...]`)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _check_field(kind, name, inner, value)
-    if origin is tuple:
-        inner = typing.get_args(annotation)[0]
-        if not isinstance(value, list | tuple):
-            raise PayloadError(f"{kind}.{name} must be a list")
-        return tuple(_check_field(kind, name, inner, v) for v in value)
-    if annotation is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise PayloadError(f"{kind}.{name} must be an integer")
-        if not 0 <= value <= UINT64_MAX:
-            raise PayloadError(f"{kind}.{name}={value} is outside 0..2**64-1")
-        return value
-    if annotation in (bytes, str, bool):
-        if not isinstance(value, annotation) or (
-            annotation is not bool and isinstance(value, bool)
-        ):
-            raise PayloadError(f"{kind}.{name} must be {annotation.__name__}")
-        return value
-    raise TypeError(f"unsupported payload annotation {annotation!r} for {kind}.{name}")
-
-
 def decode_payload(spec: KindSpec, payload: Mapping[str, Any]) -> Any:
-    """Build `spec.payload_type` from a canonical map, refusing missing, extra or mistyped fields."""
-    fields = dataclasses.fields(spec.payload_type)
-    hints = typing.get_type_hints(spec.payload_type)
-    names = {f.name for f in fields}
-    extra = set(payload) - names
-    if extra:
-        raise PayloadError(f"{spec.name} payload has unknown fields {sorted(map(str, extra))}")
-    missing = names - set(payload)
-    if missing:
-        raise PayloadError(f"{spec.name} payload lacks fields {sorted(missing)}")
-    values = {
-        f.name: _check_field(spec.name, f.name, hints[f.name], payload[f.name]) for f in fields
-    }
-    obj = spec.payload_type(**values)
+    """Build `spec.payload_type` from a canonical map, refusing missing, extra or mistyped fields
+    (int = uint64), then run its `validate` rules."""
+    try:
+        obj: Any = from_canonical_map(spec.payload_type, payload)
+    except EncodingError as exc:
+        raise PayloadError(f"{spec.name} payload: {exc}") from None
     validate = getattr(obj, "validate", None)
     if validate is not None:
         validate()
     return obj
-
-
-def payload_to_map(payload: Any) -> dict[str, Any]:
-    """The canonical map of a payload dataclass (tuples become lists)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(payload):
-        value = getattr(payload, f.name)
-        out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
 
 
 def make_tx(
@@ -227,5 +176,5 @@ def make_tx(
         if len(matches) != 1:
             raise UnknownTxKindError(f"no unique kind for payload type {type(payload).__name__}")
         kind = matches[0]
-    tx = Tx(chain_id, key.public_key, nonce, gas_limit, kind, payload_to_map(payload))
+    tx = Tx(chain_id, key.public_key, nonce, gas_limit, kind, to_canonical_map(payload))
     return tx.sign(key)

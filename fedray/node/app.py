@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from fedray.core.block import Block, CommitCertificate, make_block
+from fedray.core.context import BlockEnv, ExecContext
 from fedray.core.contracts.governance_params import PARAM_CHECK
 from fedray.core.crypto import PrivateKey
 from fedray.core.encoding import digest
 from fedray.core.evidence import Evidence
 from fedray.core.precompiles import AGGREGATION, PAYLOAD_CHECK
 from fedray.core.state import Genesis, State, ValidatorSet
-from fedray.core.transition import BlockEnv, ExecContext, apply_block, select_txs
+from fedray.core.transition import apply_block, select_txs
 from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import FedrayError, StorageError
 from fedray.node.mempool import Mempool, Rejection

@@ -17,9 +17,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from fedray.core.context import BlockEnv, ExecContext
 from fedray.core.journal import Journal
 from fedray.core.state import State
-from fedray.core.transition import BlockEnv, ExecContext, check_tx_stateless, execute_tx
+from fedray.core.transition import check_tx_stateless, execute_tx
 from fedray.core.tx import SignedTx
 from fedray.errors import FedrayError, OversizedError
 

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fedray.core.block import Block
+from fedray.core.context import BlockEnv
 from fedray.core.state import State
-from fedray.core.transition import BlockEnv, apply_block
+from fedray.core.transition import apply_block
 from fedray.errors import BlockError, FedrayError, StorageError
 from fedray.storage.blockstore import BlockStore, StoredBlock
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
+from fedray.core.sections import section_specs
 from fedray.core.state import (
     Account,
     AccountsTree,
     Params,
     State,
     ValidatorSet,
-    section_specs,
 )
 
 

@@ -22,13 +22,14 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 import fedray.core  # noqa: E402,F401  (registers kinds and sections)
 from fedray.core.block import PRECOMMIT, PREVOTE, Block, Vote, make_block  # noqa: E402
+from fedray.core.context import ExecContext  # noqa: E402
 from fedray.core.contracts.accounts import Register, Stake, Transfer, Unstake  # noqa: E402
 from fedray.core.crypto import DOMAIN_TX, key_from_seed  # noqa: E402
 from fedray.core.devchain import DevChain, certify, dev_genesis  # noqa: E402
 from fedray.core.encoding import UINT64_MAX, encode  # noqa: E402
 from fedray.core.evidence import Evidence  # noqa: E402
 from fedray.core.state import Params, State  # noqa: E402
-from fedray.core.transition import ExecContext, apply_block, apply_tx  # noqa: E402
+from fedray.core.transition import apply_block, apply_tx  # noqa: E402
 from fedray.core.tx import SignedTx, Tx, make_tx  # noqa: E402
 from fedray.errors import FedrayError  # noqa: E402
 

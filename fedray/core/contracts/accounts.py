@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedray.core.context import ExecContext
 from fedray.core.crypto import PUBLIC_KEY_SIZE
 from fedray.core.encoding import UINT64_MAX
 from fedray.core.journal import Journal
-from fedray.core.transition import ExecContext
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import (
     InsufficientBalanceError,

@@ -3,8 +3,8 @@
 Supply changes only here: `mint` (rewards) adds to an account and to `minted`; `burn_stake` and
 `burn_amount` (slashes, vetoed deposits) remove tokens and add to `burned`. So at every height
     sum of balances and stakes + tokens escrowed by contracts == genesis supply + minted - burned,
-which the tests check over random transaction sequences. Contracts that escrow tokens (governance
-deposits) report them through `ESCROW_VIEWS`.
+which the tests check over random transaction sequences. The only tokens a contract escrows are
+governance deposits (`escrowed`).
 
 Every penalty goes through `penalize`, which burns a fraction of the offender's stake, optionally
 jails or bans, and appends a `PenaltyRecord` (kind, height, offender, digest of the proof) to the
@@ -14,13 +14,16 @@ evidence is applied exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated
 
+from fedray.core.codec import KeyedBy
+from fedray.core.contracts import governance_state
 from fedray.core.journal import Journal
-from fedray.core.state import Account, SectionSpec, State, register_section
+from fedray.core.sections import SectionSpec, register_section
+from fedray.core.state import Account, State
 
 BPS = 10_000
 
@@ -32,17 +35,8 @@ class Supply:
     minted: int = 0
     burned: int = 0
 
-    def to_canonical(self) -> list[int]:
-        return [self.minted, self.burned]
 
-    @staticmethod
-    def from_canonical(v: Any) -> Supply:
-        return Supply(int(v[0]), int(v[1]))
-
-
-ECONOMY = register_section(
-    SectionSpec("economy", Supply, Supply.to_canonical, Supply.from_canonical)
-)
+ECONOMY = register_section(SectionSpec("economy", Supply, Supply))
 
 
 @dataclass(frozen=True)
@@ -60,52 +54,10 @@ class PenaltyRecord:
     banned: bool
     included_at: int
 
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.key,
-            self.kind,
-            self.height,
-            self.offender,
-            self.proof_digest,
-            self.burned,
-            self.jailed_until,
-            self.banned,
-            self.included_at,
-        ]
 
-    @staticmethod
-    def from_canonical(v: Any) -> PenaltyRecord:
-        return PenaltyRecord(
-            bytes(v[0]), v[1], v[2], bytes(v[3]), bytes(v[4]), v[5], v[6], bool(v[7]), v[8]
-        )
-
-
-def _penalties_to_canonical(records: Any) -> list[Any]:
-    return [r.to_canonical() for r in records.values()]
-
-
-def _penalties_from_canonical(v: Any) -> Any:
-    records = (PenaltyRecord.from_canonical(x) for x in v)
-    return MappingProxyType({r.key: r for r in records})
-
-
-PENALTIES = register_section(
-    SectionSpec(
-        "penalties",
-        default=lambda: MappingProxyType({}),
-        to_canonical=_penalties_to_canonical,
-        from_canonical=_penalties_from_canonical,
-    )
-)
-
-EscrowView = Callable[[Any], int]
-ESCROW_VIEWS: list[tuple[str, EscrowView]] = []
-"""(section name, tokens held by that section's contract) for the supply invariant."""
-
-
-def register_escrow(section: str, view: EscrowView) -> None:
-    if all(name != section for name, _ in ESCROW_VIEWS):
-        ESCROW_VIEWS.append((section, view))
+# The records in the order they were applied (that order is part of the state root).
+Penalties = Annotated[Mapping[bytes, PenaltyRecord], KeyedBy("key", ascending=False)]
+PENALTIES = register_section(SectionSpec("penalties", Penalties, lambda: MappingProxyType({})))
 
 
 # --- supply -----------------------------------------------------------------------------------
@@ -178,7 +130,8 @@ def account_total(accounts: Iterable[Account]) -> int:
 
 
 def escrowed(state: State) -> int:
-    return sum(view(state.section(name)) for name, view in ESCROW_VIEWS)
+    """Tokens held by contracts rather than accounts: governance deposits."""
+    return governance_state.escrowed(state.section("governance"))
 
 
 def supply_identity(state: State, genesis_supply: int) -> tuple[int, int]:

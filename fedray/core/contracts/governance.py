@@ -2,7 +2,7 @@
 
 Owns the `propose`, `deposit` and `vote` transactions, the `governance` state section (proposals and
 approved model releases), the deposit escrow (reported to `economy` for the supply identity) and
-the end-of-block step (order 300, after rounds) that expires, tallies and executes proposals. Which
+the end-of-block step (`process_proposals`, last in `end_block`) that expires, tallies and executes proposals. Which
 parameters may change and how a value is checked: `governance_params.py`.
 
 Proposal kinds: `param_change` (one whitelisted parameter, value as text), `admit` (set the client or
@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
+from fedray.core.context import ExecContext
 from fedray.core.contracts import economy
 from fedray.core.contracts.accounts import ROLES
 from fedray.core.contracts.governance_params import (
@@ -70,7 +71,6 @@ from fedray.core.crypto import PUBLIC_KEY_SIZE
 from fedray.core.encoding import DIGEST_SIZE, UINT64_MAX
 from fedray.core.journal import Journal
 from fedray.core.state import Params
-from fedray.core.transition import ExecContext, register_end_block_hook
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import (
     FedrayError,
@@ -371,7 +371,8 @@ def _due(journal: Journal, status: str, height_of: str, height: int) -> list[Pro
     return [p for p in in_order if p.status == status and getattr(p, height_of) <= height]
 
 
-def governance_end_block(journal: Journal, ctx: ExecContext) -> None:
+def process_proposals(journal: Journal, ctx: ExecContext) -> None:
+    """The end-of-block step: expiry, tallies, then executions, each in id order."""
     for p in _due(journal, DEPOSIT, "deposit_end", ctx.height):  # rule: deposit period over
         _refund(journal, p)
         _finish(journal, p, EXPIRED)
@@ -379,6 +380,3 @@ def governance_end_block(journal: Journal, ctx: ExecContext) -> None:
         tally(journal, p)
     for p in _due(journal, PASSED, "execute_height", ctx.height):  # rule: timelock over
         execute(journal, p, ctx)
-
-
-register_end_block_hook(300, "governance", governance_end_block)

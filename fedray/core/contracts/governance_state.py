@@ -1,7 +1,7 @@
 """The `governance` state section: proposals and approved model releases, and the deposit escrow.
 
-Owns the frozen dataclasses, their canonical encoding (maps as sorted [key, value] lists), the
-section's registration, and the escrow view that `economy` adds to the supply identity. The rules
+Owns the frozen dataclasses (their canonical form follows from their fields, see `codec`), the
+section's registration, and the escrow that `economy` adds to the supply identity. The rules
 that change these values live in `governance.py`.
 
 Deliberately ignored: indexes over proposals (the end-of-block step scans them; there are few).
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
-from fedray.core.contracts import economy
+from fedray.core.codec import KeyedBy
 from fedray.core.journal import Journal
-from fedray.core.state import SectionSpec, register_section
+from fedray.core.sections import SectionSpec, register_section
 
 DEPOSIT, VOTING, PASSED = "deposit", "voting", "passed"
 EXPIRED, REJECTED, VETOED, EXECUTED, FAILED = "expired", "rejected", "vetoed", "executed", "failed"
@@ -30,7 +30,7 @@ class Proposal:
 
     id: int
     kind: str
-    content: tuple[Any, ...]
+    content: tuple[str, str, bytes, str, bytes, str]
     proposer: bytes
     expedited: bool
     submit_height: int
@@ -49,49 +49,6 @@ class Proposal:
     def total_deposit(self) -> int:
         return sum(self.deposits.values())
 
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.id,
-            self.kind,
-            list(self.content),
-            self.proposer,
-            self.expedited,
-            self.submit_height,
-            self.deposit_end,
-            _pairs(self.deposits),
-            self.status,
-            self.voting_start,
-            self.voting_end,
-            _pairs(self.snapshot),
-            _pairs(self.votes),
-            list(self.tally),
-            self.execute_height,
-            self.result,
-        ]
-
-    @staticmethod
-    def from_canonical(v: Any) -> Proposal:
-        c = v[2]
-        content = (c[0], c[1], bytes(c[2]), c[3], bytes(c[4]), c[5])
-        return Proposal(
-            v[0],
-            v[1],
-            content,
-            bytes(v[3]),
-            bool(v[4]),
-            v[5],
-            v[6],
-            _map(v[7]),
-            v[8],
-            v[9],
-            v[10],
-            _map(v[11]),
-            _map(v[12]),
-            (v[13][0], v[13][1], v[13][2], v[13][3]),
-            v[14],
-            v[15],
-        )
-
 
 @dataclass(frozen=True)
 class ModelRelease:
@@ -102,38 +59,16 @@ class ModelRelease:
     height: int
     proposal_id: int
 
-    def to_canonical(self) -> list[Any]:
-        return [self.model_hash, self.terms, self.height, self.proposal_id]
-
 
 @dataclass(frozen=True)
 class GovernanceState:
     """The `governance` section: proposals by id, and the model releases governance approved."""
 
     next_id: int = 1
-    proposals: MappingProxyType[int, Proposal] = field(default_factory=lambda: _EMPTY)
+    proposals: Annotated[MappingProxyType[int, Proposal], KeyedBy("id")] = field(
+        default_factory=lambda: _EMPTY
+    )
     releases: tuple[ModelRelease, ...] = ()
-
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.next_id,
-            [self.proposals[i].to_canonical() for i in sorted(self.proposals)],
-            [r.to_canonical() for r in self.releases],
-        ]
-
-    @staticmethod
-    def from_canonical(v: Any) -> GovernanceState:
-        proposals = (Proposal.from_canonical(p) for p in v[1])
-        releases = tuple(ModelRelease(bytes(r[0]), r[1], r[2], r[3]) for r in v[2])
-        return GovernanceState(v[0], MappingProxyType({p.id: p for p in proposals}), releases)
-
-
-def _pairs(mapping: MappingProxyType[bytes, Any]) -> list[list[Any]]:
-    return [[k, mapping[k]] for k in sorted(mapping)]
-
-
-def _map(pairs: Any) -> MappingProxyType[bytes, Any]:
-    return MappingProxyType({bytes(k): v for k, v in pairs})
 
 
 def escrowed(gs: GovernanceState) -> int:
@@ -141,12 +76,7 @@ def escrowed(gs: GovernanceState) -> int:
     return sum(p.total_deposit for p in gs.proposals.values() if p.status in HOLDING)
 
 
-GOVERNANCE = register_section(
-    SectionSpec(
-        "governance", GovernanceState, GovernanceState.to_canonical, GovernanceState.from_canonical
-    )
-)
-economy.register_escrow("governance", escrowed)
+GOVERNANCE = register_section(SectionSpec("governance", GovernanceState, GovernanceState))
 
 
 def gov_section(journal: Journal) -> GovernanceState:

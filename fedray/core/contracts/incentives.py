@@ -22,11 +22,11 @@ Deliberately ignored: fees (they go to the proposer in `transition`), delegation
 
 from __future__ import annotations
 
+from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import mint
-from fedray.core.contracts.rounds import RoundResult, register_round_closed_hook
+from fedray.core.contracts.rounds import RoundResult
 from fedray.core.journal import Journal
 from fedray.core.precompiles import SUSPICIOUS, UpdateVerdict
-from fedray.core.transition import ExecContext, register_end_block_hook
 
 
 def contribution(verdict: UpdateVerdict) -> int:
@@ -61,7 +61,3 @@ def reward_validators(journal: Journal, ctx: ExecContext) -> None:
     powers = dict(validators.members)
     for signer in sorted(set(ctx.last_commit_signers)):
         mint(journal, signer, reward * powers.get(signer, 0) // total)
-
-
-register_round_closed_hook(10, "rewards", reward_clients)
-register_end_block_hook(50, "validator_rewards", reward_validators)

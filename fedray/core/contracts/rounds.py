@@ -15,10 +15,9 @@ Deliberately ignored here: rewards and penalties (incentives/slashing contracts 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
+from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import penalize
 from fedray.core.encoding import DIGEST_SIZE, digest, hash_value
 from fedray.core.journal import Journal
@@ -29,8 +28,7 @@ from fedray.core.precompiles import (
     AggregationRequest,
     UpdateVerdict,
 )
-from fedray.core.state import SectionSpec, register_section
-from fedray.core.transition import ExecContext, register_end_block_hook
+from fedray.core.sections import SectionSpec, register_section
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import BlockError, PayloadError, TxError
 
@@ -75,9 +73,6 @@ class UpdateRecord:
     size: int
     tx_hash: bytes
 
-    def to_canonical(self) -> list[Any]:
-        return [self.client, self.payload_hash, self.n_samples, self.size, self.tx_hash]
-
 
 @dataclass(frozen=True)
 class RoundResult:
@@ -92,33 +87,6 @@ class RoundResult:
     selected: tuple[bytes, ...]
     updates: tuple[UpdateRecord, ...]
     verdicts: tuple[UpdateVerdict, ...]
-
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.round,
-            self.opened_at,
-            self.closed_at,
-            self.reason,
-            self.global_before,
-            self.global_after,
-            list(self.selected),
-            [u.to_canonical() for u in self.updates],
-            [v.to_canonical() for v in self.verdicts],
-        ]
-
-    @staticmethod
-    def from_canonical(v: Any) -> RoundResult:
-        return RoundResult(
-            v[0],
-            v[1],
-            v[2],
-            v[3],
-            bytes(v[4]),
-            bytes(v[5]),
-            tuple(bytes(k) for k in v[6]),
-            tuple(UpdateRecord(*u) for u in v[7]),
-            tuple(UpdateVerdict.from_canonical(x) for x in v[8]),
-        )
 
 
 @dataclass(frozen=True)
@@ -139,49 +107,12 @@ class RoundsState:
     excluded: tuple[tuple[bytes, bytes], ...] = ()  # (client, payload) refused as copies this round
     zero_hash: bytes = b""  # digest of the all-zero update: free riding, judged by its flags
 
-    def to_canonical(self) -> list[Any]:
-        return [
-            self.model_nbytes,
-            self.global_hash,
-            self.strategy_state_hash,
-            self.round,
-            self.open,
-            self.opened_at,
-            self.deadline,
-            list(self.selected),
-            [u.to_canonical() for u in self.updates],
-            [r.to_canonical() for r in self.results],
-            sorted(self.used_payloads),
-            [list(e) for e in self.excluded],
-            self.zero_hash,
-        ]
-
-    @staticmethod
-    def from_canonical(v: Any) -> RoundsState:
-        return RoundsState(
-            v[0],
-            bytes(v[1]),
-            bytes(v[2]),
-            v[3],
-            v[4],
-            v[5],
-            v[6],
-            tuple(bytes(k) for k in v[7]),
-            tuple(UpdateRecord(*u) for u in v[8]),
-            tuple(RoundResult.from_canonical(r) for r in v[9]),
-            frozenset(bytes(h) for h in v[10]),
-            tuple((bytes(c), bytes(h)) for c, h in v[11]),
-            bytes(v[12]),
-        )
-
     def submitted(self) -> int:
         """Selected clients that have used their turn this round (included or refused)."""
         return len(self.updates) + len(self.excluded)
 
 
-ROUNDS = register_section(
-    SectionSpec("rounds", RoundsState, RoundsState.to_canonical, RoundsState.from_canonical)
-)
+ROUNDS = register_section(SectionSpec("rounds", RoundsState, RoundsState))
 
 
 def genesis_rounds(global_hash: bytes, model_nbytes: int, zero_hash: bytes = b"") -> RoundsState:
@@ -292,17 +223,6 @@ UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update,
 
 
 # --- opening and closing ----------------------------------------------------------------------
-RoundClosedHook = Callable[[Journal, RoundResult, ExecContext], None]
-ROUND_CLOSED_HOOKS: list[tuple[int, str, RoundClosedHook]] = []
-"""(order, name, hook) run when a round closes, after its result is recorded (rewards, flags)."""
-
-
-def register_round_closed_hook(order: int, name: str, hook: RoundClosedHook) -> None:
-    if all(n != name for _, n, _ in ROUND_CLOSED_HOOKS):
-        ROUND_CLOSED_HOOKS.append((order, name, hook))
-        ROUND_CLOSED_HOOKS.sort(key=lambda item: (item[0], item[1]))
-
-
 def eligible_clients(journal: Journal) -> list[bytes]:
     params = journal.params
     return sorted(
@@ -342,7 +262,9 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
     )
 
 
-def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
+def close_round(journal: Journal, ctx: ExecContext, reason: str) -> RoundResult:
+    """Aggregate the open round's updates and record its result (returned for rewards and
+    penalties, which `end_block` runs next)."""
     rs: RoundsState = journal.section("rounds")
     params = journal.params
     updates = tuple(sorted(rs.updates, key=lambda u: u.tx_hash))
@@ -396,19 +318,23 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> None:
             used_payloads=rs.used_payloads | {u.payload_hash for u in updates} - {rs.zero_hash},
         ),
     )
-    for _, _, hook in ROUND_CLOSED_HOOKS:
-        hook(journal, result, ctx)
+    return result
 
 
-def rounds_end_block(journal: Journal, ctx: ExecContext) -> None:
+def close_due_round(journal: Journal, ctx: ExecContext) -> RoundResult | None:
+    """Close the open round if its quota is in or its deadline is reached; its result, or None."""
     rs: RoundsState = journal.section("rounds")
-    if rs.open:
-        if rs.submitted() >= len(rs.selected):
-            close_round(journal, ctx, "quota")
-        elif ctx.height >= rs.deadline:
-            close_round(journal, ctx, "deadline")
-    if not journal.section("rounds").open:
+    if not rs.open:
+        return None
+    if rs.submitted() >= len(rs.selected):
+        return close_round(journal, ctx, "quota")
+    if ctx.height >= rs.deadline:
+        return close_round(journal, ctx, "deadline")
+    return None
+
+
+def open_round_if_idle(journal: Journal, ctx: ExecContext) -> None:
+    """Open the next round when none is open (the one closed in this block included)."""
+    rs: RoundsState = journal.section("rounds")
+    if not rs.open:
         open_round(journal, ctx)
-
-
-register_end_block_hook(100, "rounds", rounds_end_block)

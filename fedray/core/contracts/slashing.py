@@ -23,21 +23,23 @@ send `unjail`, allowed from height `jailed_until` on; banned accounts never retu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
+from fedray.core.codec import Via, check_ascending, decode_as, encode_as
+from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import penalize
-from fedray.core.contracts.rounds import RoundResult, register_round_closed_hook
+from fedray.core.contracts.rounds import RoundResult
 from fedray.core.crypto import DOMAIN_PAYLOAD, verify
 from fedray.core.encoding import DIGEST_SIZE, digest, encode, hash_value
-from fedray.core.evidence import EVIDENCE_HANDLERS, EvidenceRecord
+from fedray.core.evidence import EvidenceRecord
 from fedray.core.journal import Journal
 from fedray.core.precompiles import FREE_RIDING, PAYLOAD_CHECK, SUSPICIOUS
-from fedray.core.state import SectionSpec, register_section
-from fedray.core.transition import ExecContext, register_end_block_hook
+from fedray.core.sections import SectionSpec, register_section
 from fedray.core.tx import KindSpec, SignedTx, register_kind
-from fedray.errors import FedrayError, PayloadError, TxError
+from fedray.errors import FedrayError, FieldTypeError, PayloadError, TxError
 
 
 class SlashingError(TxError):
@@ -65,40 +67,46 @@ class PayloadEvidenceError(SlashingError):
 
 
 # --- state: signing windows and learning conduct ------------------------------------------------
+def _bits_to_bytes(bits: int) -> bytes:
+    return bits.to_bytes((bits.bit_length() + 7) // 8, "big")
+
+
+_WINDOWS = tuple[tuple[bytes, int, bytes], ...]
+
+
+def _windows_to_canonical(signing: Mapping[bytes, tuple[int, int]]) -> Any:
+    return encode_as(
+        _WINDOWS, tuple((k, o, _bits_to_bytes(b)) for k, (o, b) in sorted(signing.items()))
+    )
+
+
+def _windows_from_canonical(value: object) -> MappingProxyType[bytes, tuple[int, int]]:
+    entries = decode_as(_WINDOWS, value, "Conduct.signing")
+    check_ascending([k for k, _, _ in entries], "Conduct.signing")
+    if any(bits[:1] == b"\x00" for _, _, bits in entries):  # one encoding per window
+        raise FieldTypeError("Conduct.signing: a signing window has a leading zero byte")
+    return MappingProxyType({k: (o, int.from_bytes(bits, "big")) for k, o, bits in entries})
+
+
 @dataclass(frozen=True)
 class Conduct:
     """The `conduct` section: validators' signing windows (observed blocks, bitmask of signed) and
-    clients' recent rounds (round, flags, payload hash) up to `flag_window` long."""
+    clients' recent rounds (round, flags, payload hash) up to `flag_window` long. A window is up to
+    `downtime_window` bits, stored as [key, observed, big-endian bytes] since canonical integers
+    stop at 64 bits."""
 
-    signing: MappingProxyType[bytes, tuple[int, int]]
+    signing: Annotated[
+        MappingProxyType[bytes, tuple[int, int]],
+        Via(_windows_to_canonical, _windows_from_canonical),
+    ]
     history: MappingProxyType[bytes, tuple[tuple[int, int, bytes], ...]]
 
     @staticmethod
     def empty() -> Conduct:
         return Conduct(MappingProxyType({}), MappingProxyType({}))
 
-    def to_canonical(self) -> list[Any]:
-        # Signing windows are up to `downtime_window` bits: encoded as big-endian bytes, since
-        # canonical integers stop at 64 bits.
-        return [
-            [[k, o, _bits_to_bytes(b)] for k, (o, b) in sorted(self.signing.items())],
-            [[k, [list(x) for x in h]] for k, h in sorted(self.history.items())],
-        ]
 
-    @staticmethod
-    def from_canonical(v: Any) -> Conduct:
-        signing = {bytes(k): (o, int.from_bytes(b, "big")) for k, o, b in v[0]}
-        history = {bytes(k): tuple((r, f, bytes(x)) for r, f, x in h) for k, h in v[1]}
-        return Conduct(MappingProxyType(signing), MappingProxyType(history))
-
-
-def _bits_to_bytes(bits: int) -> bytes:
-    return bits.to_bytes((bits.bit_length() + 7) // 8, "big")
-
-
-CONDUCT = register_section(
-    SectionSpec("conduct", Conduct.empty, Conduct.to_canonical, Conduct.from_canonical)
-)
+CONDUCT = register_section(SectionSpec("conduct", Conduct, Conduct.empty))
 
 
 # --- consensus evidence -----------------------------------------------------------------------
@@ -268,10 +276,6 @@ def apply_unjail(journal: Journal, stx: SignedTx, p: Unjail, ctx: ExecContext) -
     journal.put_account(stx.tx.sender, replace(acct, jailed_until=0))
 
 
-if punish_double_sign not in EVIDENCE_HANDLERS:
-    EVIDENCE_HANDLERS.append(punish_double_sign)
-register_end_block_hook(60, "liveness", track_liveness)
-register_round_closed_hook(20, "learning_slashing", judge_round)
 PAYLOAD_EVIDENCE = register_kind(
     KindSpec("payload_evidence", PayloadEvidence, 5_000, apply_payload_evidence)
 )

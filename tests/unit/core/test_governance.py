@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fedray.core  # noqa: F401
+from fedray.core.context import BlockEnv, ExecContext
 from fedray.core.contracts import economy
 from fedray.core.contracts.accounts import Stake, Unstake
 from fedray.core.contracts.governance import Deposit, Propose, Vote, outcome
@@ -28,7 +29,7 @@ from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.devchain import DevChain, dev_genesis
 from fedray.core.journal import Journal
 from fedray.core.state import Params, State
-from fedray.core.transition import BlockEnv, ExecContext, check_tx_stateless, execute_tx
+from fedray.core.transition import check_tx_stateless, execute_tx
 from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import FedrayError
 

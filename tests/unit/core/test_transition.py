@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fedray.core  # noqa: F401
+from fedray.core.context import ExecContext
 from fedray.core.contracts.accounts import Stake, Transfer, Unstake
 from fedray.core.devchain import DevChain, dev_genesis
-from fedray.core.transition import ExecContext, apply_block, select_txs
+from fedray.core.transition import apply_block, select_txs
 from fedray.core.tx import make_tx
 
 GENESIS, VKEYS, AKEYS = dev_genesis("fedray-props", n_accounts=6)

@@ -10,7 +10,8 @@ import pytest
 
 import fedray.core  # noqa: F401
 from fedray.core.block import Block
-from fedray.core.transition import ExecContext, apply_block, apply_tx
+from fedray.core.context import ExecContext
+from fedray.core.transition import apply_block, apply_tx
 from fedray.errors import FedrayError
 
 VECTOR_DIR = Path(__file__).resolve().parents[2] / "vectors"

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 import fedray.core  # noqa: F401
+from fedray.core.context import BlockEnv
 from fedray.core.contracts.governance import Propose, Vote
 from fedray.core.contracts.governance_params import (
     PARAM_CHECK,
@@ -16,7 +17,6 @@ from fedray.core.contracts.governance_params import (
 )
 from fedray.core.devchain import DevChain, dev_genesis
 from fedray.core.state import Params
-from fedray.core.transition import BlockEnv
 from fedray.core.tx import make_tx
 from fedray.node.param_check import check_param
 
