@@ -20,6 +20,7 @@ centralized baseline (same model, optimizer and epoch budget = rounds x local ep
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -180,7 +181,7 @@ def grid(args: argparse.Namespace, rules: Sequence[str]) -> list[Cell]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling report module
-    from robustness_report import load_results, write_report
+    from robustness_report import load_results, read_runs, record, write_report
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="digits only, 10 rounds of 1 epoch")
@@ -194,10 +195,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     p.add_argument("--replot", action="store_true", help="redraw --out from its results.json")
     args = p.parse_args(argv)
-    if args.replot:
+    if args.replot:  # every run of the journal (all invocations into --out), or results.json
         results, baselines, meta = load_results(args.out / "results.json", Cell, RunResult)
-        rules = list(dict.fromkeys(r.config.rule for r in results))
-        attacks = list(dict.fromkeys(r.config.attack for r in results))
+        if (args.out / "runs.jsonl").exists():
+            results = read_runs(args.out / "runs.jsonl", Cell, RunResult)
+            baselines = json.loads((args.out / "baselines.json").read_text())
+        rules = [r for r in RULES if any(x.config.rule == r for x in results)]
+        attacks = [a for a in ATTACKS if any(x.config.attack == a for x in results)]
         write_report(results, baselines, rules, attacks, args.out, meta)
         return
     t0 = time.perf_counter()
@@ -208,10 +212,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         for ds, rounds, epochs in setups
     }
     print(baselines, flush=True)
-    results = []
-    with ProcessPoolExecutor(args.workers) as pool:
-        for i, res in enumerate(pool.map(run, cells)):
+    args.out.mkdir(parents=True, exist_ok=True)
+    known = args.out / "baselines.json"
+    merged = {**(json.loads(known.read_text()) if known.exists() else {}), **baselines}
+    known.write_text(json.dumps(merged, indent=1, sort_keys=True))
+    # Every finished run is appended to runs.jsonl at once; a rerun skips the cells found there.
+    journal = args.out / "runs.jsonl"
+    done = {r.config: r for r in read_runs(journal, Cell, RunResult)} if journal.exists() else {}
+    results = [done[c] for c in cells if c in done]
+    todo = [c for c in cells if c not in done]
+    with ProcessPoolExecutor(args.workers) as pool, journal.open("a") as log:
+        for i, res in enumerate(pool.map(run, todo), start=len(results)):
             results.append(res)
+            log.write(json.dumps(record(res)) + "\n")
+            log.flush()
             c = res.config
             div = "" if res.diverged_at is None else f" diverged@{res.diverged_at}"
             print(

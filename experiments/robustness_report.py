@@ -104,13 +104,32 @@ def write_report(
         f"## Centralized baselines\n\n{base}\n\n## Final test accuracy (%)\n\n{table}\n{note}"
     )
     heatmap(results, list(rules), list(attacks), out / "heatmap.png")
-    records = [
-        {**asdict(r.config), **{k: v for k, v in asdict(r).items() if k != "config"}}
-        for r in results
-    ]
+    records = [record(r) for r in results]
     (out / "results.json").write_text(
         json.dumps({"meta": meta, "baselines": baselines, "runs": records}, indent=1, default=str)
     )
+
+
+def record(result: Any) -> dict[str, Any]:
+    """One run as a flat JSON object: the cell's fields, then the result's."""
+    return {
+        **asdict(result.config),
+        **{k: v for k, v in asdict(result).items() if k != "config"},
+    }
+
+
+def from_record(rec: dict[str, Any], cell_type: type, result_type: type) -> Any:
+    cell_fields = {f.name for f in fields(cell_type)}
+    cell = cell_type(**{k: v for k, v in rec.items() if k in cell_fields})
+    rest = {k: v for k, v in rec.items() if k not in cell_fields}
+    rest["curve"] = tuple(rest["curve"])
+    return result_type(config=cell, **rest)
+
+
+def read_runs(path: Path, cell_type: type, result_type: type) -> list[Any]:
+    """The runs of a runs.jsonl journal (one JSON object per line)."""
+    lines = path.read_text().splitlines()
+    return [from_record(json.loads(line), cell_type, result_type) for line in lines if line]
 
 
 def load_results(
@@ -118,11 +137,5 @@ def load_results(
 ) -> tuple[list[Any], dict[str, float], dict[str, Any]]:
     """Read a results.json back (to redraw the table and heatmap without rerunning)."""
     data = json.loads(path.read_text())
-    cell_fields = {f.name for f in fields(cell_type)}
-    results = []
-    for rec in data["runs"]:
-        cell = cell_type(**{k: v for k, v in rec.items() if k in cell_fields})
-        rest = {k: v for k, v in rec.items() if k not in cell_fields}
-        rest["curve"] = tuple(rest["curve"])
-        results.append(result_type(config=cell, **rest))
+    results = [from_record(rec, cell_type, result_type) for rec in data["runs"]]
     return results, data["baselines"], data["meta"]
