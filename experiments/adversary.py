@@ -191,7 +191,9 @@ def network_peer_reaches_ray(lab: Lab) -> Outcome:
     from fedray.runtime.cluster import is_loopback
 
     cluster = lab.embedded_cluster()
-    exposed = [f"{name} on {ip}:{port}" for name, ip, port in cluster.listeners if not is_loopback(ip)]
+    exposed = [
+        f"{name} on {ip}:{port}" for name, ip, port in cluster.listeners if not is_loopback(ip)
+    ]
     if exposed:
         return Outcome("ACHIEVED", "listening beyond loopback: " + ", ".join(exposed))
     external = _external_addresses()

@@ -217,7 +217,9 @@ def _check_closed() -> None:
 
     node_ip = ray.util.get_node_ip_address()
     if not is_loopback(node_ip):
-        raise ClusterSecurityError(f"the embedded Ray node took the address {node_ip}, not loopback")
+        raise ClusterSecurityError(
+            f"the embedded Ray node took the address {node_ip}, not loopback"
+        )
     gcs = ray.get_runtime_context().gcs_address
     if accepts_anonymous(gcs):
         raise ClusterSecurityError(
