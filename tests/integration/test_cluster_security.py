@@ -224,9 +224,10 @@ def open_head() -> Iterator[OpenHead]:
     address = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
+        recorded = root / "ray" / "ray_current_cluster"  # written once the head is fully up
         while True:
             with contextlib.suppress(Exception):
-                if accepts_anonymous(address, timeout_s=2):
+                if recorded.read_text().strip() == address and accepts_anonymous(address, 2):
                     break
             assert time.monotonic() < deadline and head.poll() is None, "ray start failed"
             time.sleep(0.5)
