@@ -28,6 +28,7 @@ docs/security.md), and anyone who can already run code as the user that runs fed
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import secrets
 import sys
@@ -129,15 +130,14 @@ def _has_token_source() -> bool:
 
 
 def _resolve(target: str) -> str:
-    """A concrete address for `target`: `auto` becomes the cluster this machine records."""
+    """A concrete address for `target`. `auto` is RAY_ADDRESS if set, else the cluster this machine
+    records (as Ray resolves it), never Ray's fallback to any GCS process it finds running."""
     if target != "auto":
         return target
-    from ray._private.services import canonicalize_bootstrap_address
+    from ray._private.services import find_bootstrap_address
 
-    try:
-        found = canonicalize_bootstrap_address("auto")
-    except ConnectionError:
-        found = None
+    env = os.environ.get("RAY_ADDRESS")
+    found = env if env and env != "auto" else find_bootstrap_address(None)
     if not found:
         raise ClusterUnreachableError(
             "--address auto: no Ray cluster is recorded on this machine (`ray start --head` "
@@ -197,13 +197,20 @@ def _start_embedded(num_cpus: int | None, object_store_mb: int, **kwargs: Any) -
         )
     if not os.environ.get(AUTH_TOKEN):
         os.environ[AUTH_TOKEN] = secrets.token_hex(32)
-    ray.init(
-        address="local",
-        num_cpus=num_cpus,
-        object_store_memory=object_store_mb * 1024 * 1024,
-        include_dashboard=False,
-        **kwargs,
-    )
+    # Ray announces that token auth is on and how to opt out; fedray allows no opting out (above)
+    announcer = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = announcer.level
+    announcer.setLevel(logging.ERROR)
+    try:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            object_store_memory=object_store_mb * 1024 * 1024,
+            include_dashboard=False,
+            **kwargs,
+        )
+    finally:
+        announcer.setLevel(level)
     try:
         _check_closed()
     except BaseException:

@@ -258,6 +258,37 @@ def test_cli_refuses_a_cluster_without_token_auth(
     assert not any(tmp_path.iterdir())  # refused before the run directory
 
 
+def test_auto_without_a_recorded_cluster_is_a_clear_error(ray_cluster: None) -> None:
+    # Ray's own `auto` would fall back to any GCS process running here (this session's, at least).
+    root = short_tmpdir()
+    try:
+        env = clean_env(root, RAY_TMPDIR=str(root))
+        out = subprocess.run(
+            [sys.executable, "-m", "fedray.cli", "run", "--address", "auto"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert out.returncode == 2, out.stderr[-2000:]
+        assert "error: --address auto: no Ray cluster is recorded on this machine" in out.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_post_start_check_catches_an_open_instance(open_head: OpenHead) -> None:
+    # Connected to an instance without token auth, the check init_ray runs after start refuses it.
+    code = f"""
+from fedray.runtime.cluster import _check_closed
+import ray
+ray.init(address="{open_head.address}")
+_check_closed()
+"""
+    out = python(code, open_head.env)
+    assert out.returncode != 0 and "ClusterSecurityError" in out.stderr
+    assert "answered a request without its token" in out.stderr
+
+
 def test_joins_a_cluster_without_token_auth_only_when_allowed_and_warns(
     open_head: OpenHead,
 ) -> None:
