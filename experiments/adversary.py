@@ -1,6 +1,7 @@
 """Attack fedray as an adversary would, and report one row per attack: blocked, or what it achieved.
 
     python experiments/adversary.py            # every attack in CATALOGUE; exit 1 if any succeeds
+                                               # (2 if an attack could not be carried out)
     python experiments/adversary.py --list     # the attack names
     python experiments/adversary.py --only "foreign process"   # attacks whose name contains this
 
@@ -23,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,7 +36,7 @@ from typing import Literal
 
 import fedray  # noqa: F401  (before ray: the embedded instance must bind loopback)
 
-Status = Literal["blocked", "ACHIEVED", "not run"]
+Status = Literal["blocked", "ACHIEVED", "not run", "ERROR"]
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,7 @@ class Lab:
             import ray
 
             ray.shutdown()
-        with contextlib.suppress(OSError):
-            for p in sorted(self.scratch.rglob("*"), reverse=True):
-                p.rmdir() if p.is_dir() else p.unlink()
-            self.scratch.rmdir()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _remote_pid() -> int:
@@ -235,14 +234,20 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, Outcome]] = []
     try:
         for name, attack in chosen:
-            rows.append((name, attack(lab)))
+            try:
+                outcome = attack(lab)
+            except Exception as exc:  # one broken attack must not hide the others' rows
+                outcome = Outcome("ERROR", f"{type(exc).__name__}: {exc}")
+            rows.append((name, outcome))
     finally:
         lab.close()
     width = max(len(name) for name, _ in rows)
     print(f"\n{'attack':<{width}}  {'outcome':<8}  detail")
     for name, outcome in rows:
         print(f"{name:<{width}}  {outcome.status:<8}  {outcome.detail}")
-    return 1 if any(o.status == "ACHIEVED" for _, o in rows) else 0
+    if any(o.status == "ACHIEVED" for _, o in rows):
+        return 1
+    return 2 if any(o.status == "ERROR" for _, o in rows) else 0
 
 
 if __name__ == "__main__":
