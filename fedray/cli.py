@@ -190,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or pick a config group file (strategy=krum, attack=sign_flip, data=mnist5k).",
     )
     run.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]")
-    run.add_argument("--address", default=None, help="an existing Ray cluster (or set RAY_ADDRESS)")
+    run.add_argument(
+        "--address",
+        default=None,
+        help="a Ray cluster to join (or set RAY_ADDRESS); auto: the one `ray start` recorded on "
+        "this machine. It must authenticate its clients with a token, unless "
+        "runtime.allow_unauthenticated=true. Default: fedray's own embedded Ray on loopback",
+    )
     run.set_defaults(func=cmd_run)
 
     chain = sub.add_parser("chain", help="inspect, verify and export a chain")

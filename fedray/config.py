@@ -98,7 +98,10 @@ class ChainConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    address: str | None = None  # an existing Ray cluster (or RAY_ADDRESS); None: embedded local Ray
+    address: str | None = (
+        None  # cluster to join (or RAY_ADDRESS; auto: the recorded one); None: embedded Ray
+    )
+    allow_unauthenticated: bool = False  # join a cluster without token authentication (warns)
     num_cpus: int | None = None  # embedded Ray only; None: all cores
     object_store_mb: int = 256  # embedded Ray only
     client_pools: int = 2  # actors hosting the virtual clients

@@ -384,8 +384,11 @@ def run(cfg: RunConfig) -> RunResult:
     """Run `cfg` end to end; always shuts down what it started."""
     from fedray.runtime.cluster import init_ray
 
+    rt = cfg.runtime
+    started = init_ray(
+        rt.address, rt.num_cpus, rt.object_store_mb, allow_unauthenticated=rt.allow_unauthenticated
+    )
     run_dir = make_run_dir(cfg)
-    started = init_ray(cfg.runtime.address, cfg.runtime.num_cpus, cfg.runtime.object_store_mb)
     handle = Run(cfg, run_dir)
     try:
         handle.start()

@@ -1,5 +1,6 @@
-"""One small local Ray cluster for the whole integration session (2 CPUs, a small object store, no
-dashboard, loopback only via `fedray.runtime.cluster.init_ray`); every test here is `integration`."""
+"""One small local Ray cluster for the whole integration session, started the way `fedray run`
+starts it (`fedray.runtime.cluster.init_ray`: 2 CPUs, a small object store, no dashboard, loopback
+only, token authentication on); every test here is `integration`."""
 
 from __future__ import annotations
 
