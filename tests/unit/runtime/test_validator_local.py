@@ -113,8 +113,13 @@ def _check_schedule_recovery(node_dir: Path) -> None:
         assert load_schedule(app) == expected == replay_schedule(app)
         app.store.set_meta(SCHEDULE_KEY, encode_schedule(tip, ProposerSchedule.replay([vs] * tip)))
         assert load_schedule(app) == expected
-        app.store.set_meta(SCHEDULE_KEY, encode_schedule(tip - 3, expected))  # stale: not trusted
+        # A stale tag is not trusted: its schedule (deliberately wrong here) must not be used.
+        wrong = ProposerSchedule(tuple((k, p, 0) for k, p, _ in expected.members), b"\x00" * 32)
+        assert wrong != expected and wrong.proposer(0) != expected.proposer(0)
+        app.store.set_meta(SCHEDULE_KEY, encode_schedule(tip - 3, wrong))
         assert load_schedule(app) == expected
+        app.store.set_meta(SCHEDULE_KEY, encode_schedule(tip + 1, wrong))  # current: trusted as is
+        assert load_schedule(app) == wrong
     finally:
         app.close()
 
