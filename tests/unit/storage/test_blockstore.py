@@ -164,8 +164,8 @@ ACKS_BEFORE_KILL = 2  # committed heights the child acknowledges before the kill
 
 def _run_and_kill(directory: Path, rng: random.Random) -> list[str]:
     """Start the appending child, wait until it acknowledged ACKS_BEFORE_KILL committed heights,
-    SIGKILL it a random moment later (most often in the middle of an append) and return every line
-    it wrote."""
+    SIGKILL it at a random moment within 0.15 s (often in the middle of an append) and return
+    every line it wrote."""
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(directory)],
         stdout=subprocess.PIPE,
@@ -192,7 +192,7 @@ def _run_and_kill(directory: Path, rng: random.Random) -> list[str]:
             proc.kill()
             _, err = proc.communicate()
             pytest.fail(f"the child acknowledged no {ACKS_BEFORE_KILL} heights: {lines} {err}")
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.15))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
