@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from fedray.config import load_config
 from fedray.node.app import make_block_env
 from fedray.node.replay import verify_chain
@@ -45,7 +43,6 @@ def epochs_by_height(chain_dir: Path) -> dict[int, int]:
     return seen
 
 
-@pytest.mark.slow  # a whole `fedray run`: well over 20 s
 def test_governance_lifecycle_in_a_run(ray_cluster: None, tmp_path: Path) -> None:
     extra = tmp_path / "governance.yaml"
     extra.write_text(GOVERNANCE)
