@@ -13,6 +13,9 @@ round `r` of the height is `r` further increments of a copy, as in CometBFT's `e
 Before each batch of increments, priorities are rescaled into a window of 2 x total power and
 centred on their average, as CometBFT does; division rounds exactly as Go's integer division there.
 
+`encode_schedule` / `decode_schedule` are the schedule's canonical bytes, tagged with the height it
+belongs to, so a restarted node can resume without replaying the chain; decoding is strict.
+
 Deliberately ignored: CometBFT's int64 clipping (Python integers are exact, stakes are uint64) and its
 ordering of validators by power (only the tie-break by key matters for the choice).
 """
@@ -22,7 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from fedray.core.encoding import decode, encode
 from fedray.core.state import ValidatorSet
+from fedray.errors import EncodingError
 
 PRIORITY_WINDOW_FACTOR = 2
 
@@ -119,3 +124,46 @@ def _changed(old: tuple[tuple[bytes, int, int], ...], validators: ValidatorSet) 
     prios = _centred(_rescaled(prios, validators.total_power))
     members = tuple((k, p, q) for (k, p), q in zip(validators.members, prios, strict=True))
     return ProposerSchedule(members, b"")
+
+
+def encode_schedule(height: int, schedule: ProposerSchedule) -> bytes:
+    """`[height, [[key, power, priority], ...], proposer0]` in canonical encoding."""
+    members = [[key, power, priority] for key, power, priority in schedule.members]
+    return encode([height, members, schedule.proposer0])
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def decode_schedule(raw: bytes) -> tuple[int, ProposerSchedule]:
+    """(height, schedule) from `encode_schedule`'s bytes; `EncodingError` for anything else: members
+    sorted by key without repeats, positive powers, and a proposer that is one of them."""
+    value = decode(raw)
+    if not (
+        isinstance(value, list)
+        and len(value) == 3
+        and _is_int(value[0])
+        and value[0] >= 0
+        and isinstance(value[1], list)
+        and value[1]
+        and isinstance(value[2], bytes)
+    ):
+        raise EncodingError("a stored schedule is [height, members, proposer0]")
+    members: list[tuple[bytes, int, int]] = []
+    for m in value[1]:
+        if not (
+            isinstance(m, list)
+            and len(m) == 3
+            and isinstance(m[0], bytes)
+            and _is_int(m[1])
+            and m[1] > 0
+            and _is_int(m[2])
+        ):
+            raise EncodingError("a schedule member is [key, power > 0, priority]")
+        if members and m[0] <= members[-1][0]:
+            raise EncodingError("schedule members are sorted by key, each key once")
+        members.append((m[0], m[1], m[2]))
+    if value[2] not in {k for k, _, _ in members}:
+        raise EncodingError("the schedule's proposer is not one of its members")
+    return value[0], ProposerSchedule(tuple(members), value[2])

@@ -2,11 +2,12 @@
 the update payloads that blocks from peers reference.
 
 Proposer schedule: the engine's `ProposerSchedule` evolves per height (priorities), so a restarted
-node needs the schedule of the height it resumes at. The node writes it into the block store's meta
-table right after each commit (`save_schedule`), tagged with its height. A crash between the block's
-commit and that write leaves the schedule of the committed height, which `load_schedule` advances
-by one step with the next height's validator set; any older tag (a directory written without the
-runtime) falls back to replaying the validator sets of the whole chain.
+node needs the schedule of the height it resumes at. The node writes it (with the codec of
+`fedray.consensus.proposer`) into the block store's meta table right after each commit
+(`save_schedule`), tagged with its height. A crash between the block's commit and that write leaves
+the schedule of the committed height, which `load_schedule` advances by one step with the next
+height's validator set; any older tag (a directory written without the runtime) falls back to
+replaying the validator sets of the whole chain.
 
 Catch-up (`catch_up`): ask every peer for its committed height, fetch (block, certificate) pairs
 from the one furthest ahead and hand them to the driver in height order; the engine verifies each
@@ -29,11 +30,10 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from fedray.consensus.proposer import ProposerSchedule
+from fedray.consensus.proposer import ProposerSchedule, decode_schedule, encode_schedule
 from fedray.core.block import Block, CommitCertificate
-from fedray.core.encoding import decode, encode
 from fedray.core.transition import apply_block
-from fedray.errors import BlobError, EncodingError, FedrayError
+from fedray.errors import BlobError, FedrayError
 from fedray.node.app import LedgerApp
 from fedray.runtime.transport import Peers, PeerUnavailableError, gather_from
 from fedray.storage.tensors import tensors_digest
@@ -41,34 +41,6 @@ from fedray.storage.tensors import tensors_digest
 log = logging.getLogger(__name__)
 
 SCHEDULE_KEY = "runtime/proposer_schedule"
-
-
-def encode_schedule(height: int, schedule: ProposerSchedule) -> bytes:
-    members = [[key, power, priority] for key, power, priority in schedule.members]
-    return encode([height, members, schedule.proposer0])
-
-
-def decode_schedule(raw: bytes) -> tuple[int, ProposerSchedule]:
-    value = decode(raw)
-    if not (
-        isinstance(value, list)
-        and len(value) == 3
-        and isinstance(value[0], int)
-        and isinstance(value[1], list)
-        and isinstance(value[2], bytes)
-    ):
-        raise EncodingError("a stored schedule is [height, members, proposer0]")
-    members = []
-    for m in value[1]:
-        if not (
-            isinstance(m, list)
-            and len(m) == 3
-            and isinstance(m[0], bytes)
-            and all(isinstance(x, int) and not isinstance(x, bool) for x in m[1:])
-        ):
-            raise EncodingError("a schedule member is [key, power, priority]")
-        members.append((m[0], m[1], m[2]))
-    return value[0], ProposerSchedule(tuple(members), value[2])
 
 
 def save_schedule(app: LedgerApp, height: int, schedule: ProposerSchedule) -> None:

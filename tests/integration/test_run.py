@@ -1,6 +1,7 @@
 """`fedray run` end to end on the shared local Ray cluster, with the minimal preset: the run finishes,
 accuracy rises, `fedray chain verify --recompute` passes, every validator holds identical blocks;
-and the faults of issue 5 (a killed client pool, a killed validator, a corrupt payload)."""
+and the faults of issue 5 (a killed client pool, a killed validator, a corrupt payload). The run with
+a killed pool and validator takes about a minute here: `slow` (run it with `-m slow`)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ def test_corrupt_payload_is_rejected_at_ingress_and_recorded(clean_run: RunResul
     assert clean_run.rows[1]["included"] == clean_run.rows[1]["selected"]
 
 
+@pytest.mark.slow  # 54-90 s on the shared machine
 def test_killed_pool_and_killed_validator(ray_cluster: None, tmp_path: Path) -> None:
     cfg = load_config(
         MINIMAL,

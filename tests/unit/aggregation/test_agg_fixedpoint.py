@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from fedray.aggregation import dots
 from fedray.aggregation import fixedpoint as fp
 from fedray.aggregation.base import (
+    WEIGHT_ONE,
     BoundError,
     ClientDelta,
     DuplicateDeltaError,
@@ -21,6 +21,7 @@ from fedray.aggregation.base import (
     TooFewUpdatesError,
     UpdateShapeError,
 )
+from fedray.aggregation.centered_clipping import CenteredClipping, CenteredClippingConfig
 
 ULP = 2.0**-24
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
@@ -241,5 +242,25 @@ def test_run_chunks_rejects_zero_threads() -> None:
         fp.run_chunks(lambda c: c, [(0, 0, 1)], threads=0)
 
 
-def test_isqrt_floor_is_what_norms_use() -> None:
-    assert math.isqrt(24) == 4 and math.isqrt(25) == 5
+@pytest.mark.parametrize(
+    ("middle", "scores"),
+    [
+        # squared distance 24: the median norm is isqrt(24) = 4 (sqrt 4.9 rounded down), so the
+        # middle update itself is clipped to 4/sqrt(24) = 53509.1/2**16 and the far one to 4/10
+        ([2, 2, 4], [WEIGHT_ONE, 53509, 26214]),
+        # squared distance 25: exactly 5, nothing below the median is clipped, the far one to 5/10
+        ([3, 4, 0], [WEIGHT_ONE, WEIGHT_ONE, 32768]),
+    ],
+)
+def test_relative_radius_is_the_floor_square_root_of_the_median_norm(
+    middle: list[int], scores: list[int]
+) -> None:
+    """Centered clipping's relative radius (radius 1.0 x the median distance to the zero centre)
+    takes the floor square root of the exact squared norms, at the boundary of a perfect square."""
+    ups = [
+        Update(b"a", {"w": np.array([0, 0, 0], np.int32)}, 1),
+        Update(b"b", {"w": np.array(middle, np.int32)}, 1),
+        Update(b"c", {"w": np.array([0, 6, 8], np.int32)}, 1),  # squared norm 100
+    ]
+    result = CenteredClipping(CenteredClippingConfig(radius=1.0, relative=True)).aggregate(ups)
+    assert [v.score for v in result.verdicts] == scores

@@ -1,5 +1,5 @@
 """Proposer selection: CometBFT's proposer-priority algorithm, checked against its own test vectors
-(types/validator_set_test.go), fairness by weight, and determinism."""
+(types/validator_set_test.go), fairness by weight, determinism, and the schedule's strict codec."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from collections import Counter
 
 import pytest
 
-from fedray.consensus.proposer import ProposerSchedule
+from fedray.consensus.proposer import ProposerSchedule, decode_schedule, encode_schedule
+from fedray.core.encoding import encode
 from fedray.core.state import ValidatorSet
+from fedray.errors import EncodingError
 
 # TestProposerSelection1 of CometBFT: 99 heights of foo (1000), bar (300), baz (330).
 SELECTION1 = (
@@ -98,4 +100,43 @@ def test_newcomer_waits_and_schedule_replays_deterministically() -> None:
     first_turn = next(i for i in range(20) if s2.proposer(i) == b"d")
     assert first_turn >= 2  # starts at -1.125 x total: no early turn for joining
     assert ProposerSchedule.replay([v1, v1, v2]) == s2
-    assert ProposerSchedule.replay([v1, v1, v2]) == ProposerSchedule.replay([v1, v1, v2])
+
+
+def _stored() -> ProposerSchedule:
+    v = vset(a=10, b=20, c=30)
+    return ProposerSchedule.genesis(v).next_height(v).next_height(v)
+
+
+def test_schedule_codec_round_trip() -> None:
+    s = _stored()
+    raw = encode_schedule(7, s)
+    assert raw == encode([7, [[k, p, q] for k, p, q in s.members], s.proposer0])
+    assert decode_schedule(raw) == (7, s)
+
+
+A_, B_, C_ = b"a", b"b", b"c"
+MALFORMED = {
+    "not_canonical": b"\x83\x07\x80",  # truncated
+    "trailing": encode_schedule(7, _stored()) + b"\x00",
+    "not_a_list": encode({"height": 7}),
+    "two_items": encode([7, [[A_, 10, 0]]]),
+    "negative_height": encode([-1, [[A_, 10, 0]], A_]),
+    "bool_height": encode([True, [[A_, 10, 0]], A_]),
+    "text_height": encode(["7", [[A_, 10, 0]], A_]),
+    "no_members": encode([7, [], A_]),
+    "member_not_a_list": encode([7, [A_], A_]),
+    "member_short": encode([7, [[A_, 10]], A_]),
+    "member_text_key": encode([7, [["a", 10, 0]], A_]),
+    "zero_power": encode([7, [[A_, 0, 0]], A_]),
+    "bool_priority": encode([7, [[A_, 10, False]], A_]),
+    "unsorted": encode([7, [[B_, 10, 0], [A_, 10, 0]], A_]),
+    "repeated_key": encode([7, [[A_, 10, 0], [A_, 10, 0]], A_]),
+    "proposer_not_member": encode([7, [[A_, 10, 0], [B_, 10, 0]], C_]),
+    "proposer_not_bytes": encode([7, [[A_, 10, 0]], "a"]),
+}
+
+
+@pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
+def test_schedule_codec_refuses_malformed_bytes(raw: bytes) -> None:
+    with pytest.raises(EncodingError):
+        decode_schedule(raw)

@@ -36,6 +36,15 @@ def test_exact_cosine_tests_match_real_arithmetic(dot: int, sq: int, bps: int) -
     assert abs(agreement(dot, sq) - max(-1.0, min(1.0, cos)) * 65536) <= 1.0001
 
 
+def test_agreement_truncates_toward_zero_at_a_perfect_square() -> None:
+    # cos = 1/2 exactly is 32768/2**16; a squared norm one unit larger is just below: 32767, and
+    # the negative side truncates toward zero (-32767), it does not floor (-32768).
+    assert agreement(10**6, 4 * 10**12) == 32768
+    assert agreement(10**6, 4 * 10**12 + 1) == 32767
+    assert agreement(-(10**6), 4 * 10**12 + 1) == -32767
+    assert agreement(-(10**6), 4 * 10**12) == -32768
+
+
 def test_flags_on_constructed_updates() -> None:
     rng = np.random.default_rng(0)
     signal = rng.integers(-1000, 1000, 400).astype(np.int32)
