@@ -258,9 +258,9 @@ def test_relative_radius_is_the_floor_square_root_of_the_median_norm(
     """Centered clipping's relative radius (radius 1.0 x the median distance to the zero centre)
     takes the floor square root of the exact squared norms, at the boundary of a perfect square."""
     ups = [
-        Update(b"a", {"w": np.array([0, 0, 0], np.int32)}, 1),
-        Update(b"b", {"w": np.array(middle, np.int32)}, 1),
-        Update(b"c", {"w": np.array([0, 6, 8], np.int32)}, 1),  # squared norm 100
+        ClientDelta(b"a", {"w": np.array([0, 0, 0], np.int32)}, 1),
+        ClientDelta(b"b", {"w": np.array(middle, np.int32)}, 1),
+        ClientDelta(b"c", {"w": np.array([0, 6, 8], np.int32)}, 1),  # squared norm 100
     ]
     result = CenteredClipping(CenteredClippingConfig(radius=1.0, relative=True)).aggregate(ups)
     assert [v.score for v in result.verdicts] == scores
