@@ -73,6 +73,8 @@ class Params(Encodable):
     max_tx_bytes: int = 4096
     max_block_bytes: int = 4 * 1024 * 1024
     max_block_txs: int = 5000
+    max_block_time_step_ms: int = 600_000  # a block's time exceeds its parent's by at most this
+    unbonding_blocks: int = 10_000  # unstaked tokens stay slashable (>= MAX_EVIDENCE_AGE)
     min_stake_client: int = 100
     min_stake_validator: int = 1000
     # Federated rounds (contracts/rounds.py). Real-valued settings are decimal strings: they are
@@ -313,6 +315,17 @@ class _Snapshot:
 
 
 # --- genesis ----------------------------------------------------------------------------------
+def check_genesis_bounds(genesis_time: int, params: Params) -> None:
+    """Keep time and height arithmetic inside uint64: block time <= genesis_time + height * step
+    (the header rule) stays far below 2**64 for any reachable height."""
+    if not 0 <= genesis_time <= 2**53:
+        raise FedrayError(f"genesis_time {genesis_time} is outside 0..2**53")
+    if not 1 <= params.max_block_time_step_ms < 2**32:  # 0 would halt the chain
+        raise FedrayError("max_block_time_step_ms must be in 1..2**32-1")
+    if not 0 <= params.unbonding_blocks < 2**32:
+        raise FedrayError("unbonding_blocks must be in 0..2**32-1")
+
+
 @dataclass(frozen=True)
 class GenesisAccount:
     public_key: bytes
@@ -358,6 +371,7 @@ class Genesis(Encodable):
         validators = ValidatorSet.from_accounts(accounts, self.params)
         if not validators.members:
             raise FedrayError("genesis has no validator with the minimum stake")
+        check_genesis_bounds(self.genesis_time, self.params)
         return State(
             chain_id=self.chain_id,
             height=0,

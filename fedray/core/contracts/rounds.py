@@ -2,8 +2,9 @@
 
 Lifecycle, all inside `apply_block` so every validator agrees:
 - A round opens in the end-of-block step of block h when none is open (and `fl_max_rounds` allows):
-  it records the global model hash and `fl_clients_per_round` clients drawn from h's own hash (known
-  to nobody before h is proposed, reproducible by everyone after), with deadline h + fl_round_deadline.
+  it records the global model hash and `fl_clients_per_round` clients drawn from h's randomness, its
+  proposer's VRF output (`beacon.py`: known to nobody before h is proposed, reproducible by everyone
+  after, and not steerable through h's time or content), with deadline h + fl_round_deadline.
 - Each selected client submits one `update` transaction (round, payload hash, sample count, size)
   before the deadline; the payload itself travels off-chain and is pinned by every validator.
 - The round closes at the end of the block where its quota is in or its deadline is reached: the
@@ -238,6 +239,11 @@ def select_clients(candidates: list[bytes], k: int, seed: bytes) -> tuple[bytes,
     return tuple(sorted(ranked[:k]))
 
 
+def selection_seed(randomness: bytes, round_: int) -> bytes:
+    """The seed of round `round_`'s draw, from the opening block's VRF output."""
+    return hash_value(["fedray/select", randomness, round_])
+
+
 def open_round(journal: Journal, ctx: ExecContext) -> None:
     rs: RoundsState = journal.section("rounds")
     params = journal.params
@@ -247,7 +253,7 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
     if not candidates or not rs.global_hash:
         return
     k = min(params.fl_clients_per_round, len(candidates))
-    seed = hash_value(["fedray/select", ctx.block_hash, rs.round])
+    seed = selection_seed(ctx.randomness, rs.round)
     journal.set_section(
         "rounds",
         replace(
