@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from fedray.core.beacon import prove_next
 from fedray.core.block import Block, CommitCertificate, make_block, proposal_time
-from fedray.core.crypto import PrivateKey
 from fedray.core.context import BlockEnv
+from fedray.core.crypto import PrivateKey
 from fedray.core.evidence import Evidence
 from fedray.core.state import State, ValidatorSet
 from fedray.core.transition import apply_block

@@ -62,7 +62,7 @@ class LedgerApp:
         recompute: bool = False,
         keys: Sequence[PrivateKey] = (),
         clock: Callable[[], int] | None = None,
-        timeliness: Timeliness = Timeliness(),
+        timeliness: Timeliness | None = None,
     ) -> None:
         self.dir = Path(node_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,8 @@ class LedgerApp:
         self._pending: tuple[Block, CommitCertificate, State] | None = None
         self._lock = threading.RLock()
         self.keys = {k.public_key: k for k in keys}  # what this node may propose with
-        self.clock, self.timeliness = clock, timeliness  # no clock: no timeliness check
+        self.clock = clock  # none: no timeliness check (replay, tests, in-process federations)
+        self.timeliness = timeliness or Timeliness()
 
     # --- Application protocol -----------------------------------------------------------------
     @property

@@ -504,9 +504,7 @@ def block_cases() -> None:
         "invalid_block",
         state_root=b"\x22" * 32,
     )
-    variant(
-        "block_time_not_increasing", "time must grow", "block_time", time=pre.last_block_time
-    )
+    variant("block_time_not_increasing", "time must grow", "block_time", time=pre.last_block_time)
     step = pre.params.max_block_time_step_ms
     variant(
         "block_time_beyond_step",
@@ -545,7 +543,9 @@ def block_cases() -> None:
         "bad_randomness",
         vrf_proof=b1.header.vrf_proof,
     )
-    variant("block_vrf_proof_missing", "a block must carry a proof", "bad_randomness", vrf_proof=b"")
+    variant(
+        "block_vrf_proof_missing", "a block must carry a proof", "bad_randomness", vrf_proof=b""
+    )
     variant("block_wrong_chain", "block for another chain", "wrong_chain_id", chain_id="other")
     variant(
         "block_bad_tx_root", "tx root must match the body", "invalid_block", tx_root=b"\x33" * 32
