@@ -30,6 +30,7 @@ from fedray.core.precompiles import (
     UpdateVerdict,
 )
 from fedray.core.sections import SectionSpec, register_section
+from fedray.core.state import Account
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import BlockError, PayloadError, TxError
 
@@ -225,11 +226,23 @@ UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update,
 
 # --- opening and closing ----------------------------------------------------------------------
 def eligible_clients(journal: Journal) -> list[bytes]:
+    """Registered, staked, free clients, now and before this block: the proposer knows its VRF
+    output before it builds the block, so a client it registers in that block (a sybil key
+    ground to rank first under that output) must not take part in the draw."""
     params = journal.params
+
+    def eligible(acct: Account | None) -> bool:
+        return (
+            acct is not None
+            and acct.is_client
+            and not acct.jailed
+            and acct.stake >= params.min_stake_client
+        )
+
     return sorted(
         key
         for key, acct in journal.all_accounts().items()
-        if acct.is_client and not acct.jailed and acct.stake >= params.min_stake_client
+        if eligible(acct) and eligible(journal.base.account(key))
     )
 
 

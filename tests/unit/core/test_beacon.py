@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from fedray.core.beacon import prove_next
+from fedray.core import vrf
+from fedray.core.beacon import prove_next, vrf_input
 from fedray.core.block import Block, make_block
-from fedray.core.contracts.accounts import Transfer
-from fedray.core.contracts.rounds import genesis_rounds, select_clients
+from fedray.core.contracts.accounts import Register, Stake, Transfer
+from fedray.core.contracts.rounds import genesis_rounds, select_clients, selection_seed
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.devchain import DevChain, dev_genesis
-from fedray.core.encoding import hash_value
+from fedray.core.encoding import digest, hash_value
 from fedray.core.state import Genesis, GenesisAccount, State
 from fedray.core.transition import apply_block
 from fedray.core.tx import make_tx
@@ -80,3 +81,33 @@ def test_the_draw_depends_on_the_proposer_and_the_chain_of_outputs() -> None:
     first = chain.state.section("beacon").output
     chain.advance()
     assert len(first) == 64 and chain.state.section("beacon").output != first
+
+
+def test_sybils_registered_in_the_opening_block_are_not_drawn() -> None:
+    """The proposer knows its output before building the block, so it could grind sybil keys that
+    rank first under it and register them in that block; only clients eligible before the block
+    take part in the draw."""
+    state = GENESIS.state()
+    proposer, funder = VKEYS[1], AKEYS[0]
+    output = vrf.verify(
+        proposer.public_key,
+        vrf_input(CHAIN, 1, b""),
+        prove_next(proposer, state),
+    )
+    seed = selection_seed(output, 0)
+    honest_ranks = sorted(digest(seed + c.public_key) for c in CLIENTS)
+    sybils = [
+        k
+        for k in (key_from_seed(f"beacon/sybil/{i}".encode()) for i in range(200))
+        if digest(seed + k.public_key) < honest_ranks[0]  # would be drawn first
+    ][:3]
+    assert len(sybils) == 3
+    txs = []
+    for i, sybil in enumerate(sybils):
+        txs.append(make_tx(funder, CHAIN, i, Transfer(sybil.public_key, 100_000)).raw)
+        txs.append(make_tx(sybil, CHAIN, 0, Stake(1_000)).raw)
+        txs.append(make_tx(sybil, CHAIN, 1, Register("client")).raw)
+    after = apply_block(state, block_by(proposer, state, 1, txs))
+    assert all(after.account(s.public_key).is_client for s in sybils)
+    drawn = after.section("rounds").selected
+    assert not {s.public_key for s in sybils} & set(drawn)
