@@ -29,6 +29,7 @@ from fedray.core.codec import (
 )
 from fedray.core.crypto import PUBLIC_KEY_SIZE
 from fedray.core.encoding import UINT64_MAX, decode, digest, encode, hash_value
+from fedray.core.limits import check_genesis_bounds
 from fedray.core.sections import Sections, section_specs
 from fedray.errors import EncodingError, FedrayError, IntegerOverflowError
 
@@ -315,17 +316,6 @@ class _Snapshot:
 
 
 # --- genesis ----------------------------------------------------------------------------------
-def check_genesis_bounds(genesis_time: int, params: Params) -> None:
-    """Keep time and height arithmetic inside uint64: block time <= genesis_time + height * step
-    (the header rule) stays far below 2**64 for any reachable height."""
-    if not 0 <= genesis_time <= 2**53:
-        raise FedrayError(f"genesis_time {genesis_time} is outside 0..2**53")
-    if not 1 <= params.max_block_time_step_ms < 2**32:  # 0 would halt the chain
-        raise FedrayError("max_block_time_step_ms must be in 1..2**32-1")
-    if not 0 <= params.unbonding_blocks < 2**32:
-        raise FedrayError("unbonding_blocks must be in 0..2**32-1")
-
-
 @dataclass(frozen=True)
 class GenesisAccount:
     public_key: bytes
