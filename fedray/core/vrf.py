@@ -63,25 +63,23 @@ def public_key(seed: bytes) -> bytes:
     return bytes(sodium.crypto_sign_seed_keypair(seed)[0])
 
 
-def _decode(encoded: bytes) -> tuple[int, int] | None:
-    """(x, y) of a 32-byte point encoding (RFC 8032 section 5.1.3), or None if it is not one.
-    Python, because libsodium's decoding is not exposed and TAI must know exactly which
+def is_point(encoded: bytes) -> bool:
+    """Whether 32 bytes decode to a curve point of any order (RFC 8032 section 5.1.3). Python,
+    because libsodium's decoding is not exposed and try-and-increment must know exactly which
     candidates decode."""
     if len(encoded) != POINT_SIZE:
-        return None
+        return False
     y = int.from_bytes(encoded, "little") & ((1 << 255) - 1)
     sign = encoded[31] >> 7
     if y >= P:
-        return None
+        return False
     u, v = (y * y - 1) % P, (D * y * y + 1) % P
     x = (u * pow(v, 3, P) * pow(u * pow(v, 7, P), (P - 5) // 8, P)) % P
     if (v * x * x - u) % P != 0:
         if (v * x * x + u) % P != 0:
-            return None
+            return False
         x = (x * SQRT_M1) % P
-    if x == 0 and sign == 1:
-        return None
-    return (P - x if x & 1 != sign else x), y
+    return not (x == 0 and sign == 1)
 
 
 def _times_cofactor(point: bytes) -> bytes:
@@ -96,7 +94,7 @@ def encode_to_curve(public: bytes, alpha: bytes) -> bytes:
     """H = ECVRF_encode_to_curve_try_and_increment(PK, alpha) (RFC 9381 section 5.4.1.1)."""
     for ctr in range(256):
         candidate = _sha512(SUITE, b"\x01", public, alpha, bytes([ctr]), b"\x00")[:POINT_SIZE]
-        if _decode(candidate) is not None:
+        if is_point(candidate):
             return _times_cofactor(candidate)
     raise VrfError("try-and-increment found no curve point in 256 tries")
 

@@ -69,11 +69,6 @@ def start(journal: Journal, who: bytes, amount: int, ctx: ExecContext) -> int:
     return release_at
 
 
-def pending(journal: Journal, who: bytes) -> int:
-    """Tokens `who` has unbonding."""
-    return sum(e.amount for e in _section(journal).get(who, ()))
-
-
 def slash(journal: Journal, who: bytes, bps: int) -> int:
     """Burn `bps` basis points (rounded down) of each of `who`'s entries; returns the amount taken
     (the caller records the burn)."""
