@@ -148,6 +148,18 @@ class BlockError(FedrayError):
     code = "invalid_block"
 
 
+class BlockTimeError(BlockError):
+    """A block's time does not grow, or grows by more than `max_block_time_step_ms`."""
+
+    code = "block_time"
+
+
+class RandomnessError(BlockError):
+    """A block's VRF proof does not prove its proposer's output for the height."""
+
+    code = "bad_randomness"
+
+
 class CertificateError(BlockError):
     """A commit certificate does not carry >2/3 of voting power in valid precommits for the block."""
 

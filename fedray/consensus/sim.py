@@ -122,7 +122,7 @@ class SimNode:
         skew: int,
     ) -> None:
         self.id, self.key, self.kind, self.skew = index, key, kind, skew
-        self.app = SimApp(state, cache)
+        self.app = SimApp(state, key, cache)
         self.store = MemorySignerStore()
         self.schedule = schedule  # of height app.height + 1
         self.driver: Driver | None = None

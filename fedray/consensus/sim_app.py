@@ -3,8 +3,8 @@
 Blocks come from `make_block` (no transactions; the evidence the engine found, once, while it is not
 yet recorded in the state) and are executed with `transition.apply_block`, so the simulator exercises
 the real header rules, commit certificates (`last_commit` is verified at every height) and evidence
-verification. Block time is `max(previous + 1, now)`: strictly increasing as the core demands, with
-the shell's clock as the only input.
+verification. Block time is the shell's clock kept inside the core's rule (`proposal_time`), and
+each block carries the node's VRF proof (`beacon.prove_next`), which is why the app holds its key.
 
 `ExecCache` memoizes `apply_block` by (pre-state root, block hash), shared by all nodes of a schedule:
 states are immutable and the header binds the pre-state root, so a hit is exactly the same result.
@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fedray.core.block import Block, CommitCertificate, make_block
+from fedray.core.beacon import prove_next
+from fedray.core.block import Block, CommitCertificate, make_block, proposal_time
 from fedray.core.context import BlockEnv
+from fedray.core.crypto import PrivateKey
 from fedray.core.evidence import Evidence
 from fedray.core.state import State, ValidatorSet
 from fedray.core.transition import apply_block
@@ -49,8 +51,11 @@ class ExecCache:
 class SimApp:
     """The chain one simulated node has committed; survives the node's crashes."""
 
-    def __init__(self, genesis_state: State, cache: ExecCache | None = None) -> None:
+    def __init__(
+        self, genesis_state: State, key: PrivateKey, cache: ExecCache | None = None
+    ) -> None:
         self.state = genesis_state
+        self.key = key
         self.cache = cache or ExecCache()
         self.blocks: list[Block] = []
         self.certificates: list[CommitCertificate] = []
@@ -67,6 +72,8 @@ class SimApp:
         return self.state.validators
 
     def prepare_proposal(self, height: int, round_: int, proposer: bytes, time_ms: int) -> Block:
+        if proposer != self.key.public_key:
+            raise FedrayError("a simulated node proposes only with its own key")
         s = self.state
         recorded = s.section("evidence")
         evidence = sorted(
@@ -78,7 +85,7 @@ class SimApp:
         return make_block(
             s.chain_id,
             height,
-            max(s.last_block_time + 1, time_ms),
+            proposal_time(s.last_block_time, s.params.max_block_time_step_ms, time_ms),
             s.last_block_hash,
             s.root(),
             proposer,
@@ -86,6 +93,7 @@ class SimApp:
             (),
             last_commit,
             evidence,
+            prove_next(self.key, s),
         )
 
     def process_proposal(self, block: Block) -> bool:

@@ -4,7 +4,9 @@ A block's hash is the digest of its header; the header binds the body through th
 Merkle root, the digest of the previous block's commit certificate (`last_commit`, carried in the body
 as in Tendermint, so rewards can follow who signed) and the evidence root. `state_root` is the root of
 the state *after the previous block* (execution trails consensus by one block), `time` is chosen by
-the proposer and must grow strictly.
+the proposer and must grow by 1 ms to `max_block_time_step_ms` per block (`proposal_time` is how an
+honest proposer picks it), and `vrf_proof` proves the proposer's VRF output for the height, the
+randomness that selects clients (`beacon.py`).
 
 Votes and proposals are defined here, not in `consensus/`, because the core verifies certificates and
 equivocation evidence made of them; the engine only produces them.
@@ -182,6 +184,7 @@ class Header(Encodable):
     tx_root: Digest
     state_root: Digest  # root after the previous block
     proposer: bytes
+    vrf_proof: bytes  # the proposer's ECVRF proof over the height's beacon input (beacon.py)
     validators_hash: Digest  # the set that must sign this block
     last_commit_hash: bytes  # digest of the previous block's certificate (empty at height 1)
     evidence_root: Digest
@@ -219,6 +222,13 @@ class Block(Encodable):
         return block
 
 
+def proposal_time(last_block_time: int, max_step_ms: int, now_ms: int) -> int:
+    """The time an honest proposer gives its block: its clock, kept inside the header rule (after
+    the parent, at most `max_step_ms` later). After a long halt the chain's time lags the clock
+    and catches up by `max_step_ms` per block."""
+    return min(max(last_block_time + 1, now_ms), last_block_time + max_step_ms)
+
+
 def tx_root(txs: tuple[bytes, ...] | list[bytes]) -> bytes:
     return merkle_root([digest(t) for t in txs])
 
@@ -242,6 +252,7 @@ def make_block(
     txs: list[bytes] | tuple[bytes, ...],
     last_commit: CommitCertificate | None,
     evidence: list[bytes] | tuple[bytes, ...] = (),
+    vrf_proof: bytes = b"",
 ) -> Block:
     header = Header(
         chain_id,
@@ -251,6 +262,7 @@ def make_block(
         tx_root(txs),
         state_root,
         proposer,
+        vrf_proof,
         validators.hash(),
         commit_hash(last_commit),
         evidence_root(evidence),

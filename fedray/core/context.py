@@ -31,3 +31,4 @@ class ExecContext:
     env: BlockEnv = BlockEnv()
     block_hash: bytes = b""
     last_commit_signers: tuple[bytes, ...] = ()  # who signed the previous block (rewards, liveness)
+    randomness: bytes = b""  # the block's VRF output (beacon.py): what selects clients

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from fedray.core.beacon import prove_next
 from fedray.core.block import PRECOMMIT, Block, CommitCertificate, Vote, make_block
 from fedray.core.context import BlockEnv, ExecContext
 from fedray.core.crypto import PrivateKey, key_from_seed
@@ -93,6 +94,7 @@ class DevChain:
             txs,
             last_commit,
             tuple(evidence),
+            prove_next(self._keys_of([proposer])[0], s),
         )
 
     def commit(self, block: Block, absent: Iterable[bytes] = ()) -> State:

@@ -110,8 +110,10 @@ def _encode_into(value: Canonical, out: bytearray, depth: int) -> None:
 
 
 def decode(data: bytes) -> Canonical:
-    """Parse canonical bytes; refuses non-shortest forms, unsorted or duplicate map keys, floats,
-    tags, indefinite lengths and trailing bytes. Arrays decode to lists, maps to dicts."""
+    """Parse canonical bytes; refuses non-shortest forms, unsorted or duplicate map keys (keys that
+    decode to equal values too: 0 and false, 1 and true), floats, tags, indefinite lengths and
+    trailing bytes. Arrays decode to lists, maps to dicts. Whatever decodes re-encodes to the same
+    bytes (a property test checks it)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise EncodingError(f"expected bytes, got {type(data).__name__}")
     view = bytes(data)
@@ -193,6 +195,8 @@ def _decode_at(data: bytes, pos: int, depth: int) -> tuple[Canonical, int]:
             raise EncodingError("map keys are unsorted or duplicated")
         if isinstance(key, list | dict):
             raise EncodingError("map keys must be scalars")
+        if key in result:  # 0 == False and 1 == True in Python: distinct bytes, one dict key
+            raise EncodingError(f"map key {key!r} equals an earlier key as a value")
         previous_key = key_bytes
         result[key], pos = _decode_at(data, pos, depth + 1)
     return result, pos

@@ -5,7 +5,7 @@ protocol (every state root depends on it): the validator steps read the last com
 result is recorded before its clients are paid and judged, and the next round draws its clients after
 that, so a client jailed for this round is not drawn for the next; governance runs last, so what it
 executes (parameters, roles, bans) is seen by the next block's steps and by the validator set that
-signs it.
+signs it; unbonding stake is released after every penalty of the block has had its chance at it.
 
 Deliberately ignored: anything a single contract decides on its own (see each contract).
 """
@@ -13,7 +13,7 @@ Deliberately ignored: anything a single contract decides on its own (see each co
 from __future__ import annotations
 
 from fedray.core.context import ExecContext
-from fedray.core.contracts import governance, incentives, rounds, slashing
+from fedray.core.contracts import governance, incentives, rounds, slashing, unbonding
 from fedray.core.journal import Journal
 
 
@@ -26,3 +26,4 @@ def process_end_block(journal: Journal, ctx: ExecContext) -> None:
         slashing.judge_round(journal, closed, ctx)  # free riding and repeated flags are penalized
     rounds.open_round_if_idle(journal, ctx)  # the next round draws its clients from this block
     governance.process_proposals(journal, ctx)  # expiries, tallies, then executions, by id
+    unbonding.release_due(journal, ctx)  # unstaked tokens whose period ends here reach balances

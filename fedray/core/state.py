@@ -29,6 +29,7 @@ from fedray.core.codec import (
 )
 from fedray.core.crypto import PUBLIC_KEY_SIZE
 from fedray.core.encoding import UINT64_MAX, decode, digest, encode, hash_value
+from fedray.core.limits import check_genesis_bounds
 from fedray.core.sections import Sections, section_specs
 from fedray.errors import EncodingError, FedrayError, IntegerOverflowError
 
@@ -73,6 +74,8 @@ class Params(Encodable):
     max_tx_bytes: int = 4096
     max_block_bytes: int = 4 * 1024 * 1024
     max_block_txs: int = 5000
+    max_block_time_step_ms: int = 600_000  # a block's time exceeds its parent's by at most this
+    unbonding_blocks: int = 10_000  # unstaked tokens stay slashable (>= MAX_EVIDENCE_AGE)
     min_stake_client: int = 100
     min_stake_validator: int = 1000
     # Federated rounds (contracts/rounds.py). Real-valued settings are decimal strings: they are
@@ -358,6 +361,7 @@ class Genesis(Encodable):
         validators = ValidatorSet.from_accounts(accounts, self.params)
         if not validators.members:
             raise FedrayError("genesis has no validator with the minimum stake")
+        check_genesis_bounds(self.genesis_time, self.params)
         return State(
             chain_id=self.chain_id,
             height=0,

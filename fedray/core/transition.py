@@ -1,7 +1,8 @@
 """The state transition: `apply_tx` and `apply_block`, as small checks each naming its rule.
 
-`apply_block(state, block, env)` is a few small steps, as in the beacon-chain spec: header, body
-roots, last commit, evidence, transactions, then the end of block (`end_block.process_end_block`).
+`apply_block(state, block, env)` is a few small steps, as in the beacon-chain spec: header (with the
+proposer's VRF proof, `beacon.py`), body roots, last commit, evidence, transactions, then the end of
+block (`end_block.process_end_block`).
 Any broken rule raises a `FedrayError` subclass; the input state is never modified (states are
 frozen, writes go through a `Journal`). A block must contain only valid transactions: proposers filter with `select_txs`, so one bad
 transaction rejects the whole block and `fedray chain verify` can name it.
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from fedray.core import beacon
 from fedray.core.block import Block, commit_hash, evidence_root, tx_root
 from fedray.core.context import BlockEnv, ExecContext
 from fedray.core.contracts.slashing import punish_double_sign
@@ -27,6 +29,7 @@ from fedray.core.state import State
 from fedray.core.tx import KindSpec, SignedTx, decode_payload, kind_spec
 from fedray.errors import (
     BlockError,
+    BlockTimeError,
     ChainIdError,
     FedrayError,
     GasError,
@@ -145,7 +148,8 @@ def select_txs(
 
 
 # --- blocks -----------------------------------------------------------------------------------
-def process_header(state: State, block: Block) -> None:
+def process_header(state: State, block: Block) -> bytes:
+    """The header rules; returns the block's randomness (its proposer's VRF output)."""
     h = block.header
     if h.chain_id != state.chain_id:  # rule: same chain
         raise ChainIdError(f"block is for chain {h.chain_id!r}, this is {state.chain_id!r}")
@@ -154,13 +158,19 @@ def process_header(state: State, block: Block) -> None:
     if h.prev_hash != state.last_block_hash:  # rule: hash link
         raise BlockError(f"block {h.height} does not link to the previous block hash")
     if h.time <= state.last_block_time:  # rule: time grows
-        raise BlockError(f"block time {h.time} is not after {state.last_block_time}")
+        raise BlockTimeError(f"block time {h.time} is not after {state.last_block_time}")
+    step = state.params.max_block_time_step_ms
+    if h.time - state.last_block_time > step:  # rule: time grows by at most the step
+        raise BlockTimeError(
+            f"block time {h.time} is more than {step} ms after {state.last_block_time}"
+        )
     if h.state_root != state.root():  # rule: state root of the previous block
         raise BlockError(f"block {h.height} state root does not match the replayed state")
     if h.validators_hash != state.validators.hash():  # rule: signed by the current set
         raise BlockError(f"block {h.height} names another validator set")
     if h.proposer not in state.validators:  # rule: proposer is a validator
         raise BlockError(f"block {h.height} proposer is not a validator")
+    return beacon.check_randomness(state, h)  # rule: the proposer's VRF output for the height
 
 
 def process_body_roots(state: State, block: Block) -> None:
@@ -211,7 +221,7 @@ def process_txs(journal: Journal, block: Block, ctx: ExecContext) -> None:
 
 def apply_block(state: State, block: Block, env: BlockEnv | None = None) -> State:
     """Validate and execute `block` on `state`; returns the state after it."""
-    process_header(state, block)
+    randomness = process_header(state, block)
     process_body_roots(state, block)
     process_last_commit(state, block)
     signers = block.last_commit.signers() if block.last_commit is not None else ()
@@ -222,8 +232,10 @@ def apply_block(state: State, block: Block, env: BlockEnv | None = None) -> Stat
         env or BlockEnv(),
         block.hash,
         signers,
+        randomness,
     )
     journal = Journal(state)
+    beacon.record(journal, randomness)
     for record in process_evidence(journal, block):  # each equivocation is recorded once ...
         punish_double_sign(journal, record)  # ... and burns and bans its offender
     process_txs(journal, block, ctx)

@@ -44,8 +44,9 @@ class InProcessFederation:
         ]
         self.initial = self.fed.initial_model()
         self.genesis = self.fed.genesis([k.public_key for k in self.keys], self.initial)
-        self.apps = [
-            LedgerApp(Path(root) / f"validator-{i}", self.genesis) for i in range(validators)
+        self.apps = [  # validator 0 proposes for whichever validator's turn it is: it holds all keys
+            LedgerApp(Path(root) / f"validator-{i}", self.genesis, keys=self.keys)
+            for i in range(validators)
         ]
         spec = TensorSpec.of(self.initial)
         self.ingress = [

@@ -10,20 +10,23 @@ One node directory holds everything a validator needs to restart:
     rejections.jsonl  every transaction the node refused, with the rule broken
 
 Proposals are checked by executing them (`apply_block` on the committed state) after making sure
-every update payload they reference is pinned here (data availability); the resulting state is kept
-so `finalize_block` does not execute twice.
+every update payload they reference is pinned here (data availability) and, given a clock, that
+their time is close to it (`timeliness.py`); the resulting state is kept so `finalize_block` does
+not execute twice. A node proposes only for keys it holds (`keys`): the block carries the
+proposer's VRF proof.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fedray.core.block import Block, CommitCertificate, make_block
+from fedray.core.beacon import prove_next
+from fedray.core.block import Block, CommitCertificate, make_block, proposal_time
 from fedray.core.context import BlockEnv, ExecContext
 from fedray.core.contracts.governance_params import PARAM_CHECK
 from fedray.core.crypto import PrivateKey
@@ -33,11 +36,12 @@ from fedray.core.precompiles import AGGREGATION, PAYLOAD_CHECK
 from fedray.core.state import Genesis, State, ValidatorSet
 from fedray.core.transition import apply_block, select_txs
 from fedray.core.tx import SignedTx, make_tx
-from fedray.errors import FedrayError, StorageError
+from fedray.errors import CryptoError, FedrayError, StorageError
 from fedray.node.mempool import Mempool, Rejection
 from fedray.node.param_check import check_param
 from fedray.node.precompile import BlobAggregation, PayloadChecker
 from fedray.node.replay import load_state
+from fedray.node.timeliness import Timeliness
 from fedray.storage.blobs import BlobStore
 from fedray.storage.blockstore import BlockStore
 
@@ -56,6 +60,9 @@ class LedgerApp:
         aggregation_threads: int = 1,
         snapshot_interval: int = 100,
         recompute: bool = False,
+        keys: Sequence[PrivateKey] = (),
+        clock: Callable[[], int] | None = None,
+        timeliness: Timeliness | None = None,
     ) -> None:
         self.dir = Path(node_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +86,9 @@ class LedgerApp:
         self._checked: dict[bytes, State] = {}  # proposal hash -> state after it
         self._pending: tuple[Block, CommitCertificate, State] | None = None
         self._lock = threading.RLock()
+        self.keys = {k.public_key: k for k in keys}  # what this node may propose with
+        self.clock = clock  # none: no timeliness check (replay, tests, in-process federations)
+        self.timeliness = timeliness or Timeliness()
 
     # --- Application protocol -----------------------------------------------------------------
     @property
@@ -97,7 +107,10 @@ class LedgerApp:
     def prepare_proposal(self, height: int, round_: int, proposer: bytes, time_ms: int) -> Block:
         with self._lock:
             s = self.state
-            time = max(s.last_block_time + 1, time_ms)
+            key = self.keys.get(proposer)
+            if key is None:
+                raise CryptoError(f"this node holds no key of proposer {proposer.hex()[:16]}")
+            time = proposal_time(s.last_block_time, s.params.max_block_time_step_ms, time_ms)
             ctx = ExecContext(height, time, proposer, self.env)
             candidates = [raw for raw in self.mempool.candidates() if self._available(raw)]
             txs, _ = select_txs(s, candidates, ctx)
@@ -114,6 +127,7 @@ class LedgerApp:
                 txs,
                 self.last_commit,
                 evidence,
+                prove_next(key, s),
             )
 
     def process_proposal(self, block: Block) -> bool:
@@ -124,6 +138,8 @@ class LedgerApp:
                 for raw in block.txs:  # data availability before execution
                     if not self._available(raw):
                         return False
+                if not self._timely(block):
+                    return False
                 new_state = apply_block(self.state, block, self.env)
             except FedrayError:
                 return False
@@ -131,6 +147,16 @@ class LedgerApp:
                 self._checked.pop(next(iter(self._checked)))
             self._checked[block.hash] = new_state
             return True
+
+    def _timely(self, block: Block) -> bool:
+        """A fresh proposal's time is near our clock (no clock: replay, tests, in-process)."""
+        if self.clock is None:
+            return True
+        s = self.state
+        why = self.timeliness.refusal(
+            block.header.time, s.last_block_time, s.params.max_block_time_step_ms, self.clock()
+        )
+        return why is None
 
     def finalize_block(self, block: Block, certificate: CommitCertificate) -> None:
         with self._lock:

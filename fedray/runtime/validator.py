@@ -54,6 +54,7 @@ from fedray.core.encoding import decode
 from fedray.core.state import Genesis
 from fedray.errors import ConfigError, EncodingError, FedrayError
 from fedray.node.app import LedgerApp
+from fedray.node.timeliness import Timeliness
 from fedray.node.views import accounts_info, economy_info, governance_info, round_info
 from fedray.runtime.observers import CommitWatch
 from fedray.runtime.recovery import (
@@ -89,6 +90,8 @@ class NodeSettings:
     aggregation_threads: int = 1
     gossip_s: float = 0.5  # period of the progress check (resend, catch-up)
     call_timeout_s: float = 5.0  # per peer call
+    clock_precision_s: float = 0.5  # a proposal's time may be this far ahead of our clock ...
+    max_block_lag_s: float = 60.0  # ... or this far behind it (node/timeliness.py)
 
     def __post_init__(self) -> None:
         if self.timeout_propose_s <= self.block_interval_s:
@@ -133,7 +136,14 @@ class ValidatorNode:
         self.genesis = Genesis.from_canonical(decode(genesis))
         self.key = KeyStore(self.dir / "keys", s.passphrase).load("validator")
         self.name = self.key.public_key.hex()[:12]
-        self.app = LedgerApp(self.dir, self.genesis, aggregation_threads=s.aggregation_threads)
+        self.app = LedgerApp(
+            self.dir,
+            self.genesis,
+            aggregation_threads=s.aggregation_threads,
+            keys=[self.key],
+            clock=self.now_ms,
+            timeliness=Timeliness(int(1000 * s.clock_precision_s), int(1000 * s.max_block_lag_s)),
+        )
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
         self.outbox = Outbox(self.peers, s.call_timeout_s)

@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 import fedray.core  # noqa: E402,F401  (registers kinds and sections)
+from fedray.core.beacon import prove_next  # noqa: E402
 from fedray.core.block import PRECOMMIT, PREVOTE, Block, Vote, make_block  # noqa: E402
 from fedray.core.context import ExecContext  # noqa: E402
 from fedray.core.contracts.accounts import Register, Stake, Transfer, Unstake  # noqa: E402
@@ -59,10 +60,12 @@ RULES: dict[str, str] = {
     "bad_certificate": "CertificateError",
     "bad_evidence": "EvidenceError",
     "bad_param_value": "BadParamValueError",
+    "bad_randomness": "RandomnessError",
     "bad_payload": "PayloadError",
     "bad_payload_evidence": "PayloadEvidenceError",
     "bad_signature": "SignatureError",
     "banned": "BannedError",
+    "block_time": "BlockTimeError",
     "deposit_closed": "DepositClosedError",
     "double_vote": "DoubleVoteError",
     "duplicate_update": "DuplicateUpdateError",
@@ -370,6 +373,13 @@ def tx_cases() -> None:
             Reject("malformed"),
         ),
         (
+            "malformed_colliding_keys",
+            "map keys 0 and false decode to one value (a second encoding of the same map)",
+            s,
+            [_with_colliding_keys(raw_tx(A, 0, "transfer", {0: 2}))],
+            Reject("malformed"),
+        ),
+        (
             "malformed_float",
             "a float inside the payload",
             s,
@@ -528,6 +538,13 @@ def _non_canonical_nonce(raw: bytes) -> bytes:
     return head + prefix + b"\x18\x00" + raw[2 + len(prefix) :]
 
 
+def _with_colliding_keys(raw: bytes) -> bytes:
+    # The payload {0: 2} (a1 00 02) becomes {0: 1, false: 2} (a2 00 01 f4 02), which a decoder
+    # that lets false overwrite 0 reads back as {0: 2}.
+    assert raw.count(bytes.fromhex("a10002")) == 1
+    return raw.replace(bytes.fromhex("a10002"), bytes.fromhex("a20001f402"))
+
+
 def _with_float_amount(raw: bytes) -> bytes:
     # Replace the amount (1 = 0x01 after the "amount" key) with a half-float 1.0 (0xf9 0x3c00).
     marker = encode("amount") + b"\x01"
@@ -545,7 +562,7 @@ def block_cases() -> None:
     good = chain.propose([tx(A, 1, Transfer(B.public_key, 10))])
     block_vector("block_ok_height2", "height 2 carries the certificate of block 1", pre, good)
 
-    def variant(name: str, description: str, reject: Reject, **header_changes: Any) -> None:
+    def variant(name: str, description: str, reject: Reject | None, **header_changes: Any) -> None:
         header = dataclasses.replace(good.header, **header_changes)
         block_vector(name, description, pre, Block(header, good.txs, good.last_commit), reject)
 
@@ -567,8 +584,52 @@ def block_cases() -> None:
     variant(
         "block_time_not_increasing",
         "time must grow",
-        block_reject("invalid_block"),
+        block_reject("block_time"),
         time=pre.last_block_time,
+    )
+    step = pre.params.max_block_time_step_ms
+    variant(
+        "block_time_beyond_step",
+        "time may grow by at most max_block_time_step_ms",
+        block_reject("block_time"),
+        time=pre.last_block_time + step + 1,
+    )
+    variant(
+        "block_time_overflow",
+        "a Byzantine proposer's time of 2**64-1 (the next block could not exceed it)",
+        block_reject("block_time"),
+        time=UINT64_MAX,
+    )
+    variant(
+        "block_time_at_step",
+        "time may grow by exactly max_block_time_step_ms",
+        None,
+        time=pre.last_block_time + step,
+    )
+    proof = good.header.vrf_proof
+    variant(
+        "block_vrf_proof_flipped",
+        "the VRF proof must verify (one bit of s flipped)",
+        block_reject("bad_randomness"),
+        vrf_proof=proof[:-1] + bytes([proof[-1] ^ 0x01]),
+    )
+    variant(
+        "block_vrf_proof_other_validator",
+        "a valid proof by another validator is not the proposer's",
+        block_reject("bad_randomness"),
+        vrf_proof=prove_next(VKEYS[2], pre),
+    )
+    variant(
+        "block_vrf_proof_replayed",
+        "the proof of the previous height does not prove this one",
+        block_reject("bad_randomness"),
+        vrf_proof=b1.header.vrf_proof,
+    )
+    variant(
+        "block_vrf_proof_missing",
+        "a block must carry a proof",
+        block_reject("bad_randomness"),
+        vrf_proof=b"",
     )
     variant(
         "block_wrong_chain",
@@ -610,6 +671,7 @@ def block_cases() -> None:
             txs,
             last,
             evidence,
+            prove_next(VKEYS[0], state),
         )
 
     cases: list[tuple[str, str, Block | bytes, Reject | None]] = [
@@ -733,6 +795,45 @@ def block_cases() -> None:
         pre,
         body([], evidence=(Evidence.of(vote_a, forged).to_bytes(),)),
         block_reject("bad_evidence"),
+    )
+
+
+def unbonding_cases() -> None:
+    """Unstaked tokens unbond: not spendable, still slashable, released at the period's end."""
+    s = base_state()
+    v = VKEYS[1]
+    stake = s.account(v.public_key).stake
+    balance = s.account(v.public_key).balance
+    tx_vector(
+        "unstake_then_spend",
+        "unstaked tokens are unbonding, not in the balance",
+        s,
+        [tx(v, 0, Unstake(stake)), tx(v, 1, Transfer(A.public_key, balance))],
+        reject=Reject("insufficient_balance", index=1),
+    )
+
+    params = dataclasses.replace(GENESIS.params, unbonding_blocks=2)
+    chain = DevChain(dataclasses.replace(GENESIS, params=params), VKEYS)
+    voter = VKEYS[3]
+    vote_a = Vote(PREVOTE, 1, 0, b"\x01" * 32, voter.public_key).signed(voter, CHAIN)
+    vote_b = Vote(PREVOTE, 1, 0, b"\x02" * 32, voter.public_key).signed(voter, CHAIN)
+    chain.advance()  # block 1: the double prevote happens
+    chain.advance([tx(voter, 0, Unstake(5_000))])  # block 2: half unbonds until the end of 4
+    pre = chain.state
+    block = chain.propose([], evidence=[Evidence.of(vote_a, vote_b).to_bytes()])
+    block_vector(
+        "block_evidence_slashes_unbonding",
+        "evidence landing after an unstake burns the unbonding tokens too",
+        pre,
+        block,
+    )
+    chain.commit(block)
+    pre = chain.state
+    block_vector(
+        "block_unbonding_released",
+        "unbonding tokens reach the balance at the end of the block where the period ends",
+        pre,
+        chain.propose([]),
     )
 
 
@@ -1448,6 +1549,7 @@ GENERATORS: list[Callable[[], None]] = [
     round_cases,
     governance_cases,
     slashing_cases,
+    unbonding_cases,
 ]
 
 

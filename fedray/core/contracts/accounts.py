@@ -2,9 +2,10 @@
 
 Each handler runs after the envelope rules (nonce, jail, gas, fee) and either changes the journal or
 raises; `transition.execute_tx` undoes partial writes. Stake counts as voting power for validators and
-as the bond that slashing takes from.
+as the bond that slashing takes from; unstaked tokens unbond for `unbonding_blocks`, still slashable,
+before they reach the balance (`unbonding.py`).
 
-Deliberately ignored here: unbonding delays and penalties (the incentives and slashing contracts).
+Deliberately ignored here: penalties (the incentives and slashing contracts).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedray.core.context import ExecContext
+from fedray.core.contracts import unbonding
 from fedray.core.crypto import PUBLIC_KEY_SIZE
 from fedray.core.encoding import UINT64_MAX
 from fedray.core.journal import Journal
@@ -94,9 +96,8 @@ def apply_unstake(journal: Journal, stx: SignedTx, p: Unstake, ctx: ExecContext)
     acct = journal.account_or_empty(stx.tx.sender)
     if acct.stake < p.amount:  # rule: cannot unstake more than staked
         raise InsufficientStakeError(f"stake {acct.stake} < unstake amount {p.amount}")
-    journal.update_account(
-        stx.tx.sender, stake=acct.stake - p.amount, balance=_add(acct.balance, p.amount, "balance")
-    )
+    journal.update_account(stx.tx.sender, stake=acct.stake - p.amount)
+    unbonding.start(journal, stx.tx.sender, p.amount, ctx)  # rule: unstaked tokens unbond first
 
 
 def apply_register(journal: Journal, stx: SignedTx, p: Register, ctx: ExecContext) -> None:

@@ -3,10 +3,11 @@
 Supply changes only here: `mint` (rewards) adds to an account and to `minted`; `burn_stake` and
 `burn_amount` (slashes, vetoed deposits) remove tokens and add to `burned`. So at every height
     sum of balances and stakes + tokens escrowed by contracts == genesis supply + minted - burned,
-which the tests check over random transaction sequences. The only tokens a contract escrows are
-governance deposits (`escrowed`).
+which the tests check over random transaction sequences. The tokens contracts hold are governance
+deposits and unbonding stake (`escrowed`).
 
-Every penalty goes through `penalize`, which burns a fraction of the offender's stake, optionally
+Every penalty goes through `penalize`, which burns a fraction of the offender's stake and of each of
+its unbonding entries (so unstaking does not escape a penalty whose evidence lands later), optionally
 jails or bans, and appends a `PenaltyRecord` (kind, height, offender, digest of the proof) to the
 `penalties` section; its `key` makes a repeated penalty for the same proof a no-op, so each piece of
 evidence is applied exactly once.
@@ -20,7 +21,7 @@ from types import MappingProxyType
 from typing import Annotated
 
 from fedray.core.codec import KeyedBy
-from fedray.core.contracts import governance_state
+from fedray.core.contracts import governance_state, unbonding
 from fedray.core.journal import Journal
 from fedray.core.sections import SectionSpec, register_section
 from fedray.core.state import Account, State
@@ -84,12 +85,14 @@ def burn_amount(journal: Journal, amount: int) -> None:
 
 
 def burn_stake(journal: Journal, who: bytes, bps: int) -> int:
-    """Burn `bps` basis points of `who`'s stake (rounded down); returns the amount burned."""
+    """Burn `bps` basis points of `who`'s stake and of each of its unbonding entries (each rounded
+    down); returns the amount burned."""
     acct = journal.account_or_empty(who)
     amount = acct.stake * bps // BPS
     if amount:
         journal.put_account(who, replace(acct, stake=acct.stake - amount))
-        burn_amount(journal, amount)
+    amount += unbonding.slash(journal, who, bps)
+    burn_amount(journal, amount)
     return amount
 
 
@@ -130,8 +133,8 @@ def account_total(accounts: Iterable[Account]) -> int:
 
 
 def escrowed(state: State) -> int:
-    """Tokens held by contracts rather than accounts: governance deposits."""
-    return governance_state.escrowed(state.section("governance"))
+    """Tokens held by contracts rather than accounts: governance deposits and unbonding stake."""
+    return governance_state.escrowed(state.section("governance")) + unbonding.total(state)
 
 
 def supply_identity(state: State, genesis_supply: int) -> tuple[int, int]:

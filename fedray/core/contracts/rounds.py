@@ -2,8 +2,9 @@
 
 Lifecycle, all inside `apply_block` so every validator agrees:
 - A round opens in the end-of-block step of block h when none is open (and `fl_max_rounds` allows):
-  it records the global model hash and `fl_clients_per_round` clients drawn from h's own hash (known
-  to nobody before h is proposed, reproducible by everyone after), with deadline h + fl_round_deadline.
+  it records the global model hash and `fl_clients_per_round` clients drawn from h's randomness, its
+  proposer's VRF output (`beacon.py`: known to nobody before h is proposed, reproducible by everyone
+  after, and not steerable through h's time or content), with deadline h + fl_round_deadline.
 - Each selected client submits one `update` transaction (round, payload hash, sample count, size)
   before the deadline; the payload itself travels off-chain and is pinned by every validator.
 - The round closes at the end of the block where its quota is in or its deadline is reached: the
@@ -29,6 +30,7 @@ from fedray.core.precompiles import (
     UpdateVerdict,
 )
 from fedray.core.sections import SectionSpec, register_section
+from fedray.core.state import Account
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import BlockError, PayloadError, TxError
 
@@ -224,11 +226,23 @@ UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update,
 
 # --- opening and closing ----------------------------------------------------------------------
 def eligible_clients(journal: Journal) -> list[bytes]:
+    """Registered, staked, free clients, now and before this block: the proposer knows its VRF
+    output before it builds the block, so a client it registers in that block (a sybil key
+    ground to rank first under that output) must not take part in the draw."""
     params = journal.params
+
+    def eligible(acct: Account | None) -> bool:
+        return (
+            acct is not None
+            and acct.is_client
+            and not acct.jailed
+            and acct.stake >= params.min_stake_client
+        )
+
     return sorted(
         key
         for key, acct in journal.all_accounts().items()
-        if acct.is_client and not acct.jailed and acct.stake >= params.min_stake_client
+        if eligible(acct) and eligible(journal.base.account(key))
     )
 
 
@@ -236,6 +250,11 @@ def select_clients(candidates: list[bytes], k: int, seed: bytes) -> tuple[bytes,
     """The k candidates with the smallest H(seed || key): a uniform sample fixed by the seed."""
     ranked = sorted(candidates, key=lambda key: digest(seed + key))
     return tuple(sorted(ranked[:k]))
+
+
+def selection_seed(randomness: bytes, round_: int) -> bytes:
+    """The seed of round `round_`'s draw, from the opening block's VRF output."""
+    return hash_value(["fedray/select", randomness, round_])
 
 
 def open_round(journal: Journal, ctx: ExecContext) -> None:
@@ -247,7 +266,7 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
     if not candidates or not rs.global_hash:
         return
     k = min(params.fl_clients_per_round, len(candidates))
-    seed = hash_value(["fedray/select", ctx.block_hash, rs.round])
+    seed = selection_seed(ctx.randomness, rs.round)
     journal.set_section(
         "rounds",
         replace(

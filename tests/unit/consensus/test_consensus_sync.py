@@ -34,7 +34,7 @@ class Net:
         self.drivers: list[Driver] = []
         for i, key in enumerate(self.keys):
             store = file_signer_store(tmp / f"{i}.json") if tmp and i == 0 else MemorySignerStore()
-            app = SimApp(self.state0, self.cache)
+            app = SimApp(self.state0, key, self.cache)
             cfg = EngineConfig(CHAIN, key, TimeoutConfig())
             self.drivers.append(Driver.open(cfg, app, store, _Link(self, i), self.schedule))
 

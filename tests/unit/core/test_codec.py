@@ -196,6 +196,7 @@ def test_header_digests_must_have_32_bytes() -> None:
         2,
         *[b"\x00" * 32] * 3,
         b"p",
+        b"v",
         b"\x00" * 32,
         b"",
         b"\x00" * 32,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from fedray.core.encoding import UINT64_MAX, decode, encode, merkle_root
@@ -53,6 +53,8 @@ def test_map_encoding_ignores_insertion_order(d: dict[str, int]) -> None:
         b"\x5f\xff",  # indefinite byte string
         b"\xa2\x61b\x01\x61a\x02",  # unsorted map keys
         b"\xa2\x61a\x01\x61a\x02",  # duplicate map keys
+        bytes.fromhex("a20001f402"),  # keys 0 and false: one key once decoded ({0: 2})
+        bytes.fromhex("a2010af50b"),  # keys 1 and true
         b"\x01\x02",  # trailing bytes
         b"\x43ab",  # truncated byte string
         b"\x62\xff\xfe",  # invalid UTF-8
@@ -97,3 +99,72 @@ def test_merkle_root_binds_order_and_content() -> None:
     assert merkle_root(leaves) == root
     # A leaf cannot pose as an inner node (domain separation).
     assert merkle_root([leaves[0] + leaves[1]]) != merkle_root(leaves[:2])
+
+
+def test_colliding_map_keys_are_refused_not_merged() -> None:
+    """Finding 8: decode(a20001f402) gave {0: 2}, whose encoding a10002 differs from the input:
+    two byte strings for one value, so a hash or signature over either means the other too."""
+    with pytest.raises(EncodingError, match="equals an earlier key"):
+        decode(bytes.fromhex("a20001f402"))
+    with pytest.raises(EncodingError):
+        decode(bytes.fromhex("a2f4010002"))  # false (f4) sorts after 0 (00): unsorted
+
+
+# --- decode is one-to-one: arbitrary CBOR-like bytes ---------------------------------------
+def _head(major: int, arg: int, width: int) -> bytes:
+    """A CBOR head with `arg` in `width` extra bytes (0: immediate), canonical or not."""
+    if width == 0:
+        return bytes([(major << 5) | min(arg, 23)])
+    info = {1: 24, 2: 25, 4: 26, 8: 27}[width]
+    return bytes([(major << 5) | info]) + (arg % (1 << (8 * width))).to_bytes(width, "big")
+
+
+widths = st.sampled_from([0, 1, 2, 4, 8])
+odd_items = (  # non-shortest heads, floats, tags, breaks, undefined
+    st.builds(_head, st.sampled_from([0, 1, 2, 3, 4, 5]), st.integers(0, 300), widths)
+    | st.sampled_from([b"\xf7", b"\xf9\x3c\x00", b"\xc1\x00", b"\xff", b"\x5f\xff"])
+)
+scalar_items = (
+    st.integers(-(2**64), UINT64_MAX).map(encode)
+    | st.binary(max_size=3).map(encode)
+    | st.text(max_size=3).map(encode)
+    | st.sampled_from([b"\xf4", b"\xf5", b"\xf6"])
+    | odd_items
+)
+
+
+# Map keys drawn mostly from a few encodings, among them values Python holds equal (0 and false,
+# 1 and true), so maps whose distinct keys collide as values come up often.
+map_keys = st.sampled_from([b"\x00", b"\x01", b"\xf4", b"\xf5", b"\x40", b"\x60"]) | scalar_items
+
+
+@st.composite
+def _maps(draw: st.DrawFn, values: st.SearchStrategy[bytes]) -> bytes:
+    keys = draw(st.lists(map_keys, unique=True, max_size=4))
+    if draw(st.integers(0, 3)):  # mostly in canonical order, sometimes as drawn
+        keys.sort()
+    entries = [k + draw(values) for k in keys]
+    return _head(5, len(entries), 0) + b"".join(entries)
+
+
+cbor_items = st.recursive(
+    scalar_items,
+    lambda children: (
+        st.lists(children, max_size=3).map(lambda xs: _head(4, len(xs), 0) + b"".join(xs))
+        | _maps(children)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cbor_items | st.binary(max_size=12))
+@example(bytes.fromhex("a20001f402"))  # finding 8, always tried
+def test_whatever_decodes_re_encodes_to_the_same_bytes(raw: bytes) -> None:
+    try:
+        value = decode(raw)
+    except EncodingError:
+        event("refused")
+        return
+    event("decoded")
+    assert encode(value) == raw
