@@ -33,6 +33,8 @@ def markdown_table(results: Sequence[Any], rules: Sequence[str], attacks: Sequen
         out.append("|---" * (len(attacks) + 2) + "|")
         for rule in rules:
             cells = [acc.get((rule, a)) for a in attacks]
+            if all(c is None for c in cells):
+                continue  # this rule was not run on this data set
             clean = acc.get((rule, "none"))
             attacked = [
                 c for a, c in zip(attacks, cells, strict=True) if a != "none" and c is not None
