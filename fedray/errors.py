@@ -17,6 +17,14 @@ class FedrayError(Exception):
     code = "fedray_error"
 
 
+class DefinitionError(FedrayError):
+    """fedray's own code is wired wrong (a name registered twice, a field type with no canonical
+    form, an empty validator set handed to the proposer schedule): raised where the mistake is made,
+    never by outside input."""
+
+    code = "definition"
+
+
 # --- encoding ---------------------------------------------------------------------------------
 class EncodingError(FedrayError):
     """Bytes are not the canonical encoding of a value (malformed, non-canonical, trailing data)."""

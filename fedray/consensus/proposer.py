@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from fedray.core.encoding import decode, encode
 from fedray.core.state import ValidatorSet
-from fedray.errors import EncodingError
+from fedray.errors import DefinitionError, EncodingError
 
 PRIORITY_WINDOW_FACTOR = 2
 
@@ -62,7 +62,7 @@ class ProposerSchedule:
                 ProposerSchedule.genesis(vs) if schedule is None else schedule.next_height(vs)
             )
         if schedule is None:
-            raise ValueError("replay needs at least one validator set")
+            raise DefinitionError("replay needs at least one validator set")
         return schedule
 
     def next_height(self, validators: ValidatorSet) -> ProposerSchedule:
@@ -74,7 +74,7 @@ class ProposerSchedule:
     def incremented(self, times: int) -> ProposerSchedule:
         """CometBFT `IncrementProposerPriority(times)`: rescale, centre, then `times` increments."""
         if not self.members:
-            raise ValueError("a proposer schedule needs at least one validator")
+            raise DefinitionError("a proposer schedule needs at least one validator")
         keys = [k for k, _, _ in self.members]
         powers = [p for _, p, _ in self.members]
         prios = _centred(_rescaled([q for _, _, q in self.members], sum(powers)))
@@ -115,7 +115,7 @@ def _changed(old: tuple[tuple[bytes, int, int], ...], validators: ValidatorSet) 
     """CometBFT `updateWithChangeSet` for a full new set: keep priorities of staying validators,
     start newcomers at -1.125 x (power after updates, before removals), rescale and centre."""
     if not validators.members:
-        raise ValueError("a proposer schedule needs at least one validator")
+        raise DefinitionError("a proposer schedule needs at least one validator")
     old_prio = {k: q for k, _, q in old}
     new_power = dict(validators.members)
     before_removals = sum(new_power.values()) + sum(p for k, p, _ in old if k not in new_power)

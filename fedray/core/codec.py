@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Self, TypeVar
 
 from fedray.core.encoding import DIGEST_SIZE, UINT64_MAX
-from fedray.errors import ArityError, FieldTypeError, IntegerOverflowError, OrderError
+from fedray.errors import (
+    ArityError,
+    DefinitionError,
+    FieldTypeError,
+    IntegerOverflowError,
+    OrderError,
+)
 
 T = TypeVar("T")
 Encode = Callable[[Any], Any]
@@ -216,7 +222,7 @@ def _compile(annotation: Any, where: str) -> _Codec:
         if issubclass(annotation, Encodable):
             return _encodable(annotation)
         return _fields_codec(annotation)
-    raise TypeError(f"{where}: no canonical form for {annotation!r}")
+    raise DefinitionError(f"{where}: no canonical form for {annotation!r}")
 
 
 def _annotated(base: Any, marks: tuple[Any, ...], where: str) -> _Codec:
@@ -229,7 +235,7 @@ def _annotated(base: Any, marks: tuple[Any, ...], where: str) -> _Codec:
         return _keyed(_codec(typing.get_args(base)[1], where), mark, where)
     if isinstance(mark, Via):
         return _Codec(mark.to, mark.from_)
-    raise TypeError(f"{where}: unsupported annotation {mark!r} on {base!r}")
+    raise DefinitionError(f"{where}: unsupported annotation {mark!r} on {base!r}")
 
 
 def _int(low: int, high: int, where: str) -> _Codec:
@@ -257,7 +263,7 @@ def _scalar(kind: type[Any], where: str, length: int | None = None) -> _Codec:
 def _optional(options: tuple[Any, ...], where: str) -> _Codec:
     inner_types = [o for o in options if o is not type(None)]
     if len(inner_types) != 1 or len(options) != 2:
-        raise TypeError(f"{where}: only `X | None` unions have a canonical form")
+        raise DefinitionError(f"{where}: only `X | None` unions have a canonical form")
     inner = _codec(inner_types[0], where)
     return _Codec(
         lambda v: None if v is None else inner.encode(v),

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fedray.core.codec import Via, decode_as, encode_as
 from fedray.core.encoding import hash_value
-from fedray.errors import ArityError, FieldTypeError
+from fedray.errors import ArityError, DefinitionError, FieldTypeError
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ _SECTIONS: dict[str, SectionSpec] = {}
 
 def register_section(spec: SectionSpec) -> SectionSpec:
     if spec.name in _SECTIONS and _SECTIONS[spec.name] != spec:
-        raise ValueError(f"state section {spec.name!r} is already registered")
+        raise DefinitionError(f"state section {spec.name!r} is already registered")
     _SECTIONS[spec.name] = spec
     return spec
 

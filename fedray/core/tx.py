@@ -26,7 +26,7 @@ from fedray.core.context import ExecContext
 from fedray.core.crypto import DOMAIN_TX, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify
 from fedray.core.encoding import decode, digest, encode
 from fedray.core.journal import Journal
-from fedray.errors import EncodingError, PayloadError, UnknownTxKindError
+from fedray.errors import DefinitionError, EncodingError, PayloadError, UnknownTxKindError
 
 MAX_KIND_LENGTH = 32
 MAX_CHAIN_ID_LENGTH = 64
@@ -131,7 +131,7 @@ def register_kind(spec: KindSpec) -> KindSpec:
     """Add a kind; registering a different spec under a taken name is an error."""
     existing = _REGISTRY.get(spec.name)
     if existing is not None and existing != spec:
-        raise ValueError(f"transaction kind {spec.name!r} is already registered")
+        raise DefinitionError(f"transaction kind {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
     return spec
 

@@ -356,3 +356,17 @@ def test_every_malformed_variant_raises_only_encoding_errors(name: str) -> None:
         with contextlib.suppress(EncodingError):
             parse(encode(variant))
     assert count > 100
+
+
+def test_a_field_type_without_canonical_form_is_a_definition_error() -> None:
+    import dataclasses
+
+    from fedray.core.codec import encode_as
+    from fedray.errors import DefinitionError
+
+    @dataclasses.dataclass(frozen=True)
+    class Odd:
+        value: float
+
+    with pytest.raises(DefinitionError):
+        encode_as(Odd, Odd(1.0))
