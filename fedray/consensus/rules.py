@@ -73,10 +73,10 @@ def rule_decide(w: Work) -> bool:  # L49: a proposal and 2f+1 precommits for it,
             continue
         value = vs.quorum_value(w.total)
         block = None if value is None else decision_block(w, round_, value)
-        if block is None:
+        if value is None or block is None:
             continue
         if w.accepted(block.hash) is True:
-            w.decide(block, CommitCertificate.from_votes(vs.votes_for(block.hash)))
+            w.decide(block, CommitCertificate.from_votes(vs.votes_for(value)))
             return True
         w.request_check(block)
     return False

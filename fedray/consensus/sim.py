@@ -33,21 +33,40 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedray.consensus.driver import Driver, MemorySignerStore
-from fedray.consensus.messages import Message, ScheduleTimeout, TimeoutFired
+from fedray.consensus.messages import (
+    Message,
+    ProposalMessage,
+    ScheduleTimeout,
+    TimeoutFired,
+    VoteMessage,
+)
 from fedray.consensus.proposer import ProposerSchedule
+from fedray.consensus.signer import STEP_PROPOSE
 from fedray.consensus.sim_app import GENESIS_TIME, ChainFactory, ChainSpec, SimChain, SmallChain
 from fedray.consensus.sim_byzantine import (
-    AMNESIA,
     BEHAVIOURS,
+    SPLIT,
     ByzantineTransport,
     draw_behaviours,
+    draw_scene,
     forget_lock,
+    forgets,
 )
 from fedray.consensus.sim_check import Checker, ScheduleResult
 from fedray.consensus.sim_net import FaultPlan, Network, draw_plan
-from fedray.consensus.sim_node import BYZANTINE, HONEST, TWIN, NodeTransport, SimNode, Wire
+from fedray.consensus.sim_node import (
+    BYZANTINE,
+    HONEST,
+    SPLIT_DECISION,
+    TWIN,
+    NodeTransport,
+    Scene,
+    SimNode,
+    Wire,
+)
 from fedray.consensus.state import EngineConfig, TimeoutConfig, gossip
 from fedray.consensus.sync import SyncBatch, batch_for
+from fedray.core.block import PRECOMMIT
 from fedray.errors import FedrayError
 
 SIM_TIMEOUTS = TimeoutConfig(300, 100, 200, 100, 200, 100)
@@ -69,6 +88,8 @@ class SimConfig:
     max_gst_ms: int = 3000
     max_partitions: int = 2
     max_crashes: int = 1
+    max_phase_faults: int = 3
+    scene_rate: float = 0.5  # share of eligible rounds the adversary stages a scene in
     gossip_ms: int = 250
     liveness_window_ms: int = 60_000
     max_events: int = 400_000
@@ -78,6 +99,18 @@ class SimConfig:
     def within_bound(self) -> bool:
         """Faulty keys are at most f of 3f+1 validators (their power is then drawn below 1/3)."""
         return 3 * (self.byzantine + self.twins) < self.validators
+
+
+def is_after(message: Wire, cut: tuple[int, int]) -> bool:
+    """Whether `message` is a precommit of round `cut` or anything later (catch-up included)."""
+    if isinstance(message, SyncBatch):
+        return True
+    height, round_ = cut
+    if message.height != height:
+        return message.height > height
+    if isinstance(message, VoteMessage) and message.vote.type == PRECOMMIT:
+        return message.round >= round_
+    return message.round > round_
 
 
 def draw_stakes(rng: random.Random, cfg: SimConfig, faulty: Sequence[int]) -> tuple[int, ...]:
@@ -101,7 +134,9 @@ class Simulation:
         faulty = rng.sample(range(n), cfg.byzantine + cfg.twins)
         byzantine, twins = set(faulty[: cfg.byzantine]), faulty[cfg.byzantine :]
         stakes = draw_stakes(rng, cfg, faulty)
-        spec = ChainSpec(n, stakes, cfg.standby, tuple(twins), frozenset(faulty), f"{cfg.seed}:{index}")
+        spec = ChainSpec(
+            n, stakes, cfg.standby, tuple(twins), frozenset(faulty), f"{cfg.seed}:{index}"
+        )
         self.chain: SimChain = chains(spec)
         keys = self.chain.keys
         schedule = ProposerSchedule.genesis(self.chain.app(0).validators(1))
@@ -114,20 +149,29 @@ class Simulation:
             self.nodes.append(SimNode(i, keys[v], kind, self.chain.app(i), schedule, skew, drawn))
         pairs = [(t, len(keys) + j) for j, t in enumerate(twins)]
         self.plan: FaultPlan = draw_plan(
-            rng, len(self.nodes), pairs, cfg.max_gst_ms, cfg.max_partitions, cfg.max_crashes
+            rng,
+            len(self.nodes),
+            pairs,
+            cfg.max_gst_ms,
+            cfg.max_partitions,
+            cfg.max_crashes,
+            max_phase_faults=cfg.max_phase_faults,
+            heights=cfg.heights,
         )
         self.net = Network(rng, self.plan)
         self.honest = [node for node in self.nodes if node.kind == HONEST]
-        faulty_keys = frozenset(keys[i].public_key for i in faulty)
-        self.check = Checker(self.chain.chain_id, self.result, faulty_keys, cfg.within_bound)
+        self.faulty_keys = frozenset(keys[i].public_key for i in faulty)
+        self.check = Checker(self.chain.chain_id, self.result, self.faulty_keys, cfg.within_bound)
         self.sync_sent: dict[tuple[int, int], int] = {}
         self.target: int | None = None  # heights every honest node must reach, known at GST
+        self.scenes: dict[tuple[int, int], Scene | None] = {}  # drawn when first asked
+        self.cut_off: dict[int, tuple[int, int]] = {}  # node -> (height, round), until GST
 
     # --- wiring (the `World` the transports see) ----------------------------------------------
     def boot(self, node: SimNode) -> None:
         if node.incarnation:  # a restart: what the disk holds
             node.app = self.chain.reopen(node.id)
-            if AMNESIA in node.behaviours:
+            if forgets(node):
                 node.store = MemorySignerStore()
         node.incarnation += 1
         inc = node.incarnation
@@ -148,7 +192,32 @@ class Simulation:
         self.net.at(self.net.now + self.cfg.gossip_ms, (_GOSSIP, node.id, inc))
 
     def send(self, src: SimNode, dst: int, message: Wire) -> None:
-        self.net.send(src.id, dst, (_DELIVER, src.id, dst, message))
+        tag = None
+        if isinstance(message, VoteMessage):
+            tag = (message.height, message.round, message.vote.type)
+            if message.vote.type == PRECOMMIT:
+                self.scene(message.height, message.round)  # may cut the sender off
+        elif isinstance(message, ProposalMessage):
+            tag = (message.height, message.round, STEP_PROPOSE)
+        cut = self.cut_off.get(src.id)
+        if cut is not None and self.net.now < self.plan.gst_ms and is_after(message, cut):
+            return
+        self.net.send(src.id, dst, (_DELIVER, src.id, dst, message), tag)
+
+    def scene(self, height: int, round_: int) -> Scene | None:
+        """The adversary's plan for (height, round), before GST only (see `sim_byzantine`). A
+        split decision cuts the favourite off from its precommits of that round on, until GST."""
+        if self.net.now >= self.plan.gst_ms or not self.cfg.scene_rate:
+            return None
+        key = (height, round_)
+        if key not in self.scenes:
+            scene = draw_scene(
+                self.rng, self.cfg.scene_rate, self.nodes, self.faulty_keys, height, round_
+            )
+            if scene is not None and scene.kind == SPLIT_DECISION:
+                self.cut_off.setdefault(scene.favourite, (height, round_))
+            self.scenes[key] = scene
+        return self.scenes[key]
 
     def timer(self, node: SimNode, inc: int, t: ScheduleTimeout) -> None:
         fired = TimeoutFired(t.height, t.round, t.step)
@@ -166,7 +235,7 @@ class Simulation:
         """After each event a node handled: persist its schedule, and the adversary's amnesia."""
         assert node.driver is not None
         node.schedule = node.driver.state.schedule  # persisted with each commit
-        if AMNESIA in node.behaviours:
+        if forgets(node):
             forget_lock(node.driver)
 
     # --- event loop ---------------------------------------------------------------------------
@@ -180,7 +249,7 @@ class Simulation:
                 net.at(restart, (_RESTART, node_id))
             net.at(plan.gst_ms, (_GST,))
             deadline = plan.gst_ms + cfg.liveness_window_ms
-            while r.events < cfg.max_events and not r.safety_violations:
+            while r.events < cfg.max_events and not (r.safety_violations or r.false_evidence):
                 popped = net.pop()
                 if popped is None or popped[0] > deadline:
                     break
@@ -255,6 +324,8 @@ class Simulation:
             self.after(node)
 
     def answer_sync(self, node: SimNode, peer: int, their_height: int) -> None:
+        if SPLIT in node.behaviours:
+            return  # it wants them to stay behind
         last = self.sync_sent.get((node.id, peer), -(10**9))
         if self.net.now - last < self.cfg.gossip_ms // 2:
             return  # one answer per peer per half gossip interval
@@ -343,9 +414,7 @@ def add_arguments(ap: argparse.ArgumentParser, chains: Sequence[str]) -> None:
     ap.add_argument("--app", choices=chains, default=chains[0], help="the simulated application")
 
 
-def main(
-    argv: list[str] | None = None, chains: Mapping[str, ChainFactory] | None = None
-) -> int:
+def main(argv: list[str] | None = None, chains: Mapping[str, ChainFactory] | None = None) -> int:
     chains = chains or {"small": SmallChain}
     ap = argparse.ArgumentParser(
         prog="python -m fedray.consensus.sim",

@@ -17,9 +17,16 @@ signer safety cannot prevent and evidence must expose. Behaviours (a node may co
 - `phantom`: votes for blocks no one proposed.
 - `withhold`: proposes a block whose payload only some peers get (the chain's `withheld_block`); on a
   chain without payloads, sends its proposal to some peers only while voting for it to all.
+- `split`: plays the scenes the world stages before GST (`draw_scene`), the classic attacks on
+  locking: *split proposal* (in its own round, its block to one honest favourite, another block to
+  the rest, and its votes for the other block) and *split decision* (in the round before its turn,
+  its precommit for the value to the favourite only, nil to the rest, while the network loses the
+  favourite's precommits: the favourite may decide alone while the others move on; then, with its
+  lock forgotten, it proposes a fresh value, half the time with a false POL round).
 
-Deliberately ignored: timing attacks beyond what the network plan does, and adaptive strategies
-that read honest nodes' state.
+Scenes are the one adaptive part: the adversary reads the public proposer schedule to pick the
+rounds next to a faulty proposer. Deliberately ignored: timing attacks beyond the network plan,
+and strategies that read honest nodes' private state.
 """
 
 from __future__ import annotations
@@ -30,20 +37,30 @@ from dataclasses import replace
 
 from fedray.consensus.driver import Driver
 from fedray.consensus.messages import Message, ProposalMessage, VoteMessage
-from fedray.consensus.sim_node import NodeTransport, SimNode, World, Wire
+from fedray.consensus.sim_node import (
+    SPLIT_DECISION,
+    SPLIT_PROPOSAL,
+    NodeTransport,
+    Scene,
+    SimNode,
+    Wire,
+    World,
+)
 from fedray.consensus.sync import SyncBatch
 from fedray.core.block import NIL, PRECOMMIT, PREVOTE, Block, CommitCertificate, Proposal, Vote
 from fedray.core.encoding import digest
 
 EQUIVOCATE, SILENT, SELECTIVE, AMNESIA = "equivocate", "silent", "selective", "amnesia"
-FALSE_POL, JUNK, INVALID_BLOCK, PHANTOM, WITHHOLD = (
+FALSE_POL, JUNK, INVALID_BLOCK, PHANTOM, WITHHOLD, SPLIT = (
     "false_pol",
     "junk",
     "invalid_block",
     "phantom",
     "withhold",
+    "split",
 )
 BEHAVIOURS = (
+    SPLIT,
     EQUIVOCATE,
     SILENT,
     SELECTIVE,
@@ -59,13 +76,45 @@ BEHAVIOURS = (
 def draw_behaviours(rng: random.Random, allowed: Sequence[str]) -> frozenset[str]:
     """Silent alone one time in ten (if allowed), else each other allowed behaviour with
     probability 0.4, at least one."""
-    if SILENT in allowed and rng.random() < 0.1:
-        return frozenset({SILENT})
     others = [b for b in allowed if b != SILENT]
+    if SILENT in allowed and (not others or rng.random() < 0.1):
+        return frozenset({SILENT})
     chosen = {b for b in others if rng.random() < 0.4}
     if not chosen and others:
         chosen = {rng.choice(others)}
     return frozenset(chosen)
+
+
+def forgets(node: SimNode) -> bool:
+    """Whether the node forgets its lock after every step and its signer state at a restart."""
+    return AMNESIA in node.behaviours or SPLIT in node.behaviours
+
+
+def draw_scene(
+    rng: random.Random,
+    rate: float,
+    nodes: Sequence[SimNode],
+    faulty: frozenset[bytes],
+    height: int,
+    round_: int,
+) -> Scene | None:
+    """A scene for (height, round) with probability `rate` when a faulty node proposes this round
+    or the next one (read from an honest node's proposer schedule at that height)."""
+    at = [n for n in nodes if n.honest and n.driver is not None and n.driver.state.height == height]
+    if not at:
+        return None
+    state = at[0].driver.state if at[0].driver is not None else None
+    assert state is not None
+    if state.schedule.proposer(round_) in faulty:
+        kind = SPLIT_PROPOSAL
+    elif state.schedule.proposer(round_ + 1) in faulty:
+        kind = SPLIT_DECISION
+    else:
+        return None
+    cast = [n.id for n in nodes if n.honest and n.key.public_key in state.powers]
+    if not cast or rng.random() >= rate:
+        return None
+    return Scene(kind, rng.choice(cast))
 
 
 def forget_lock(driver: Driver) -> None:
@@ -128,9 +177,12 @@ class ByzantineTransport(NodeTransport):
                 self.world.send(self.node, peer, message)
 
     def split(self, first: Message, second: Message) -> None:
-        rng = self.world.rng
+        rng, scene = self.world.rng, self.world.scene(first.height, first.round)
         for peer in self.peers():
             if peer in self.muted:
+                continue
+            if scene is not None:  # the favourite alone gets the first
+                self.world.send(self.node, peer, first if peer == scene.favourite else second)
                 continue
             choice = rng.random()
             if choice < 0.8:
@@ -147,13 +199,17 @@ class ByzantineTransport(NodeTransport):
 
     def propose(self, message: ProposalMessage) -> None:
         rng, p = self.world.rng, message.proposal
+        if self.has(SPLIT) and self.play_proposal(message):
+            return
         first = message
         if self.has(INVALID_BLOCK) and rng.random() < 0.5:
             first = self.signed_proposal(p, invalid(message.block), p.pol_round)
         elif self.has(WITHHOLD) and rng.random() < 0.5:
             peers = self.peers()
             holders = rng.sample(peers, rng.randint(0, len(peers)))
-            block = self.world.chain.withheld_block(self.node.id, p.height, self.now_ms() + 1, holders)
+            block = self.world.chain.withheld_block(
+                self.node.id, p.height, self.now_ms() + 1, holders
+            )
             if block is None:  # no payloads on this chain: withhold the proposal itself
                 self.deliver(message, holders)
                 return
@@ -174,6 +230,8 @@ class ByzantineTransport(NodeTransport):
 
     def vote(self, message: VoteMessage) -> None:
         rng, v = self.world.rng, message.vote
+        if self.has(SPLIT) and self.play_vote(message):
+            return
         first = message
         if self.has(PHANTOM) and rng.random() < 0.5:
             first = self.signed_vote(v.type, v.height, v.round, self.made_up(v.height, v.round))
@@ -192,6 +250,64 @@ class ByzantineTransport(NodeTransport):
     def made_up(self, height: int, round_: int) -> bytes:
         return digest(b"byzantine/%d/%d/%d" % (height, round_, self.world.rng.randrange(1 << 30)))
 
+    # --- scenes -------------------------------------------------------------------------------
+    def play_proposal(self, message: ProposalMessage) -> bool:
+        """Our proposal in a scene; False if there is none to play."""
+        p, rng = message.proposal, self.world.rng
+        scene = self.world.scene(p.height, p.round)
+        if scene is not None and scene.kind == SPLIT_PROPOSAL:
+            other = self.node.app.prepare_proposal(
+                p.height, p.round, self.me, self.now_ms() + 1 + rng.randint(0, 99)
+            )
+            if other.hash == p.block_hash:
+                return False
+            self.alt[(p.height, p.round, p.block_hash)] = other.hash
+            self.split(message, self.signed_proposal(p, other, -1))
+            return True
+        return False
+
+    def play_vote(self, message: VoteMessage) -> bool:
+        """Our vote in a scene; False if there is none to play."""
+        v = message.vote
+        scene = self.world.scene(v.height, v.round)
+        if scene is None:
+            return False
+        if scene.kind == SPLIT_PROPOSAL:  # vote for the block the others got
+            other = self.alt.get((v.height, v.round, v.block_hash))
+            if other is None:
+                return False
+            self.deliver(self.signed_vote(v.type, v.height, v.round, other))
+            return True
+        if v.type != PRECOMMIT:
+            return False
+        value = v.block_hash
+        s = self.node.driver.state if self.node.driver is not None else None
+        if value == NIL and s is not None and v.round in s.proposals:
+            value = s.proposals[v.round][0].block_hash
+        if value == NIL:
+            return False
+        nil = self.signed_vote(PRECOMMIT, v.height, v.round, NIL)
+        self.split(self.signed_vote(PRECOMMIT, v.height, v.round, value), nil)
+        self.next_round(v.height, v.round + 1, value, scene.favourite)
+        return True
+
+    def next_round(self, height: int, round_: int, locked: bytes, favourite: int) -> None:
+        """The second act of a split decision, played at once (our engine may decide and move on
+        meanwhile): our proposal of the next round, a fresh block (half the time with a false POL
+        round), with our prevote and precommit for it, to all but the favourite."""
+        rng = self.world.rng
+        block = self.node.app.prepare_proposal(
+            height, round_, self.me, self.now_ms() + 2 + rng.randint(0, 99)
+        )
+        if block.hash == locked:
+            return
+        pol = round_ - 1 if rng.random() < 0.5 else -1
+        p = Proposal(height, round_, pol, block.hash, self.me)
+        others = [peer for peer in self.peers() if peer != favourite]
+        self.deliver(self.signed_proposal(p, block, pol), others)
+        for type_ in (PREVOTE, PRECOMMIT):
+            self.deliver(self.signed_vote(type_, height, round_, block.hash), others)
+
     # --- junk ---------------------------------------------------------------------------------
     def junk(self, trigger: Message) -> None:
         rng = self.world.rng
@@ -209,7 +325,9 @@ class ByzantineTransport(NodeTransport):
             later = r + rng.randint(1, 3)
             self.deliver(self.signed_vote(rng.choice((PREVOTE, PRECOMMIT)), h, later, NIL))
         elif kind in (3, 4):  # a proposal out of turn, or one naming another block
-            block = self.node.app.prepare_proposal(h, r, self.me, self.now_ms() + rng.randint(1, 99))
+            block = self.node.app.prepare_proposal(
+                h, r, self.me, self.now_ms() + rng.randint(1, 99)
+            )
             p = Proposal(h, r, -1, block.hash, self.me)
             message = self.signed_proposal(p, block, -1)
             if kind == 4:

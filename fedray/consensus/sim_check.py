@@ -112,7 +112,9 @@ class Checker:
         try:
             verify_certified(self.chain_id, state.validators, block, cert)
         except FedrayError as exc:
-            self.violation(f"node {node.id} decided height {block.height} on a bad certificate: {exc}")
+            self.violation(
+                f"node {node.id} decided height {block.height} on a bad certificate: {exc}"
+            )
         first = self.canonical.setdefault(block.height, block.hash)
         if first != block.hash:
             self.violation(

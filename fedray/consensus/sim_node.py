@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from fedray.consensus.driver import Driver, MemorySignerStore
@@ -55,6 +56,20 @@ class SimNode:
         return self.kind == HONEST
 
 
+@dataclass(frozen=True)
+class Scene:
+    """What the adversary stages in one (height, round) before GST, around one honest `favourite`:
+    `split_proposal` when a faulty node proposes this round (the favourite alone gets its block,
+    the others another one), `split_decision` when a faulty node proposes the next round (the
+    favourite's precommits reach no one, and a faulty precommit for the value reaches only it)."""
+
+    kind: str
+    favourite: int
+
+
+SPLIT_PROPOSAL, SPLIT_DECISION = "split_proposal", "split_decision"
+
+
 class World(Protocol):
     rng: random.Random
     nodes: Sequence[SimNode]
@@ -65,6 +80,10 @@ class World(Protocol):
     def timer(self, node: SimNode, incarnation: int, timeout: ScheduleTimeout) -> None: ...
 
     def now_ms(self, node: SimNode) -> int: ...
+
+    def scene(self, height: int, round_: int) -> Scene | None:
+        """The adversary's plan for (height, round), if any (see `sim_byzantine.draw_scene`)."""
+        ...
 
 
 class NodeTransport:
