@@ -76,7 +76,6 @@ def applied(mutant: Mutant) -> Iterator[None]:
 
 # --- the replacements -------------------------------------------------------------------------
 _ADD = VoteSet.add
-_INITIAL_STATE = driver.initial_state
 
 
 def _add_equivocator_twice(
@@ -91,7 +90,7 @@ def _add_equivocator_twice(
 def _initial_state_amnesiac(
     config: Any, height: int, validators: Any, schedule: Any, signer: Any = None
 ) -> Any:
-    return _INITIAL_STATE(config, height, validators, schedule, None)
+    return state.initial_state(config, height, validators, schedule, None)
 
 
 def _decide_what_we_have(w: Work, round_: int, value: bytes) -> Block | None:

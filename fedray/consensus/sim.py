@@ -101,6 +101,10 @@ class SimConfig:
         return 3 * (self.byzantine + self.twins) < self.validators
 
 
+class _BeyondBound(Exception):
+    """The validator set left the model (see `Checker.validators`): the schedule ends here."""
+
+
 def is_after(message: Wire, cut: tuple[int, int]) -> bool:
     """Whether `message` is a precommit of round `cut` or anything later (catch-up included)."""
     if isinstance(message, SyncBatch):
@@ -118,7 +122,10 @@ def draw_stakes(rng: random.Random, cfg: SimConfig, faulty: Sequence[int]) -> tu
     unequal = cfg.powers == "random" or (cfg.powers == "mixed" and rng.random() < 0.5)
     for _ in range(20 if unequal else 0):
         stakes = tuple(rng.randint(1, 10) * STAKE_UNIT for _ in range(n))
-        if not cfg.within_bound or 3 * sum(stakes[i] for i in faulty) < sum(stakes):
+        total, adversary = sum(stakes), sum(stakes[i] for i in faulty)
+        if 3 * max(stakes) > 2 * (total - adversary):
+            continue  # one validator would decide alone, at least once the adversary is banned
+        if not cfg.within_bound or 3 * adversary < total:
             return stakes
     return (10 * STAKE_UNIT,) * n
 
@@ -230,6 +237,8 @@ class Simulation:
         if node.kind == HONEST and node.driver is not None:
             self.check.decided(node, node.driver.state, block, cert)
             self.check.validators(node.app.validators(block.height + 1))
+            if self.result.beyond_bound:
+                raise _BeyondBound()
 
     def after(self, node: SimNode) -> None:
         """After each event a node handled: persist its schedule, and the adversary's amnesia."""
@@ -254,7 +263,10 @@ class Simulation:
                 if popped is None or popped[0] > deadline:
                     break
                 r.events += 1
-                self.dispatch(popped[1])
+                try:
+                    self.dispatch(popped[1])
+                except _BeyondBound:
+                    break
                 if self.target is not None and all(
                     n.app.height >= self.target for n in self.honest
                 ):
@@ -264,10 +276,10 @@ class Simulation:
         r.gst_ms, r.end_ms = plan.gst_ms, net.now
         r.evidence = len(self.check.evidence_seen)
         r.heights_committed = min((n.app.height for n in self.honest), default=0)
-        if cfg.within_bound and not r.safety_violations:
-            if self.target is None or r.heights_committed < self.target:
-                r.liveness_failure = True
-                r.notes.append(f"stalled at height {r.heights_committed + 1} (t={net.now} ms)")
+        stalled = self.target is None or r.heights_committed < self.target
+        if stalled and cfg.within_bound and not (r.safety_violations or r.beyond_bound):
+            r.liveness_failure = True
+            r.notes.append(f"stalled at height {r.heights_committed + 1} (t={net.now} ms)")
         return r
 
     def dispatch(self, item: tuple[Any, ...]) -> None:

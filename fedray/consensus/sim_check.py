@@ -12,8 +12,8 @@
   GST. And every honest node commits the target heights before GST + the liveness window.
 
 Guarantees hold only while the adversary's voting power stays below 1/3; a height where it does not
-(validator-set changes may shrink honest power) marks the schedule `beyond_bound`, and its failures
-are reported, not counted as bugs.
+(validator-set changes may shrink honest power), or where one validator alone holds a quorum, marks
+the schedule `beyond_bound` and ends it; its failures are reported, not counted as bugs.
 
 Deliberately ignored: throughput and message complexity.
 """
@@ -92,12 +92,17 @@ class Checker:
         self.result.notes.append(note)
 
     def validators(self, validators: ValidatorSet) -> None:
-        """A set that will sign a height: is the adversary still below 1/3 of its power?"""
+        """A set that will sign a height: is the adversary still below 1/3 of its power, and does
+        no validator hold a quorum alone (it would decide heights without the network, and nothing
+        is left to test)?"""
+        total = validators.total_power
         faulty = sum(p for k, p in validators.members if k in self.faulty)
-        beyond = 3 * faulty >= validators.total_power
-        if self.bounded and beyond and not self.result.beyond_bound:
+        alone = max((p for _, p in validators.members), default=0)
+        if self.result.beyond_bound or not self.bounded:
+            return
+        if 3 * faulty >= total or 3 * alone > 2 * total:
             self.result.beyond_bound = True
-            self.result.notes.append(f"adversary holds {faulty}/{validators.total_power} power")
+            self.result.notes.append(f"adversary {faulty}, largest {alone} of {total} power")
 
     def at_gst(self, states: Iterable[EngineState]) -> None:
         rounds: dict[int, int] = {}

@@ -71,9 +71,14 @@ SPLIT_PROPOSAL, SPLIT_DECISION = "split_proposal", "split_decision"
 
 
 class World(Protocol):
-    rng: random.Random
-    nodes: Sequence[SimNode]
-    chain: SimChain
+    @property
+    def rng(self) -> random.Random: ...
+
+    @property
+    def nodes(self) -> Sequence[SimNode]: ...
+
+    @property
+    def chain(self) -> SimChain: ...
 
     def send(self, src: SimNode, dst: int, message: Wire) -> None: ...
 
