@@ -36,14 +36,23 @@ from fedray.consensus.votes import VoteSet
 from fedray.consensus.work import Work
 from fedray.core.block import PREVOTE, Block
 
-HUNTS: tuple[tuple[str, SimConfig], ...] = (
-    ("4v/1byz", SimConfig(validators=4, byzantine=1, heights=3, max_gst_ms=6000)),
-    ("4v/split", SimConfig(byzantine=1, heights=3, behaviours=("split",), max_gst_ms=6000)),
-    ("4v/silent", SimConfig(byzantine=1, heights=3, behaviours=("silent",), max_gst_ms=6000)),
-    ("4v/crashes", SimConfig(validators=4, heights=3, max_crashes=3)),
-    ("7v/2byz", SimConfig(validators=7, byzantine=2, heights=2, max_gst_ms=6000)),
-    ("4v/1twin", SimConfig(validators=4, twins=1, heights=3)),
-)
+
+def scenarios(validators: int, byzantine: int) -> tuple[tuple[str, SimConfig], ...]:
+    """The rotation for one size: the adversary with any behaviour, playing the split attacks,
+    silent; no adversary but more crashes; one twin."""
+    base = SimConfig(validators, byzantine, heights=3 if validators < 7 else 2, max_gst_ms=6000)
+    tag = f"{validators}v"
+    return (
+        (f"{tag}/{byzantine}byz", base),
+        (f"{tag}/split", replace(base, behaviours=("split",))),
+        (f"{tag}/silent", replace(base, behaviours=("silent",))),
+        (f"{tag}/crashes", replace(base, byzantine=0, max_crashes=3, max_gst_ms=3000)),
+        (f"{tag}/1twin", replace(base, byzantine=0, twins=1, max_gst_ms=3000)),
+    )
+
+
+SCENARIOS = {"4v": scenarios(4, 1), "7v": scenarios(7, 2)}
+HUNTS = SCENARIOS["4v"] + SCENARIOS["7v"]
 HANG_SECONDS = 20.0
 
 
@@ -281,12 +290,16 @@ def main(argv: list[str] | None = None, chains: Mapping[str, ChainFactory] | Non
     ap.add_argument("--budget", type=int, default=240, help="schedules per mutant at most")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default="", help="comma list of mutant names")
+    ap.add_argument(
+        "--sizes", default="4v,7v", help="scenario sets to rotate over: 4v (1 Byzantine), 7v (2)"
+    )
     ap.add_argument("--app", choices=list(chains), default=next(iter(chains)))
     a = ap.parse_args(argv)
     chosen = [m for m in CATALOGUE if not a.only or m.name in a.only.split(",")]
     killed, total_schedules, t0 = 0, 0, time.perf_counter()
     for mutant in chosen:
-        verdict = hunt(mutant, a.budget, a.seed, chains[a.app])
+        hunts = tuple(h for size in a.sizes.split(",") for h in SCENARIOS[size])
+        verdict = hunt(mutant, a.budget, a.seed, chains[a.app], hunts)
         killed += verdict.killed
         total_schedules += verdict.schedules
         print(verdict.line(), flush=True)
