@@ -76,6 +76,16 @@ def test_hunts_rotate_over_their_scenarios(monkeypatch: pytest.MonkeyPatch) -> N
     assert seen == ["4/0", "7/0", "4/1", "7/1"]
 
 
+def test_rates_count_failures_and_the_real_engine_fails_none(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--rates", "--only", "quorum_at_2f", "--budget", "2", "--sizes", "4v"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["(real", "engine)", "failed", "0/2", "schedules"]
+    assert lines[1].startswith("quorum_at_2f") and "failed 2/2 schedules (safety 2)" in lines[1]
+    assert lines[-1] == "killed 1/1"
+
+
 @pytest.mark.slow
 def test_every_mutant_is_killed(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--budget", "400"]) == 0
