@@ -140,6 +140,19 @@ class Checker:
                 f"(bound {bound})"
             )
 
+    def progress(self, node: SimNode, state: EngineState) -> None:
+        """An honest node's state after an event: beyond the bound at a height it has not decided
+        is already a failure (its rounds only grow until it decides)."""
+        if self.gst_rounds is None or state.decision is not None or self.result.liveness_failure:
+            return
+        used = state.round - self.gst_rounds.get(state.height, 0)
+        bound = round_bound(state.schedule, self.faulty)
+        if used > bound:
+            self.result.liveness_failure = True
+            self.result.notes.append(
+                f"node {node.id} is {used} rounds past GST at height {state.height} (bound {bound})"
+            )
+
     def evidence(self, node: SimNode, ev: Evidence) -> None:
         h = ev.hash()
         if h in self.evidence_seen:

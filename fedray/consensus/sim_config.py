@@ -39,6 +39,7 @@ class SimConfig:
     scene_rate: float = 0.5  # share of eligible rounds the adversary stages a scene in
     gossip_ms: int = 250
     liveness_window_ms: int = 60_000
+    stall_ms: int = 15_000  # after GST, no honest (height, round, step) change for this long
     max_events: int = 400_000
     timeouts: TimeoutConfig = SIM_TIMEOUTS
 

@@ -49,6 +49,7 @@ class SimNode:
         self.driver: Driver | None = None
         self.incarnation = 0
         self.last_gossip_height: int | None = None
+        self.progress: tuple[int, int, int] | None = None  # (height, round, step) last seen
         self.behaviours = behaviours  # the adversary's, for a Byzantine node
 
     @property

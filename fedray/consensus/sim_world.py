@@ -113,6 +113,7 @@ class Simulation:
         self.check = Checker(self.chain.chain_id, self.result, self.faulty_keys, cfg.within_bound)
         self.sync_sent: dict[tuple[int, int], int] = {}
         self.target: int | None = None  # heights every honest node must reach, known at GST
+        self.last_progress = 0  # virtual time an honest node last changed height, round or step
         self.scenes: dict[tuple[int, int], Scene | None] = {}  # drawn when first asked
         self.cut_off: dict[int, tuple[int, int]] = {}  # node -> (height, round), until GST
 
@@ -185,9 +186,15 @@ class Simulation:
     def after(self, node: SimNode) -> None:
         """After each event a node handled: persist its schedule, and the adversary's amnesia."""
         assert node.driver is not None
-        node.schedule = node.driver.state.schedule  # persisted with each commit
+        s = node.driver.state
+        node.schedule = s.schedule  # persisted with each commit
         if forgets(node):
             forget_lock(node.driver)
+        elif node.kind == HONEST:
+            key = (s.height, s.round, s.step)
+            if key != node.progress:
+                node.progress, self.last_progress = key, self.net.now
+                self.check.progress(node, s)
 
     # --- event loop ---------------------------------------------------------------------------
     def run(self) -> ScheduleResult:
@@ -200,9 +207,12 @@ class Simulation:
                 net.at(restart, (_RESTART, node_id))
             net.at(plan.gst_ms, (_GST,))
             deadline = plan.gst_ms + cfg.liveness_window_ms
-            while r.events < cfg.max_events and not (r.safety_violations or r.false_evidence):
+            while r.events < cfg.max_events and r.failed_check is None:
                 popped = net.pop()
                 if popped is None or popped[0] > deadline:
+                    break
+                if popped[0] - max(self.last_progress, plan.gst_ms) > cfg.stall_ms:
+                    r.notes.append(f"no honest node moved for {cfg.stall_ms} ms after GST")
                     break
                 r.events += 1
                 try:
