@@ -19,7 +19,7 @@ signer safety cannot prevent and evidence must expose. Behaviours (a node may co
   chain without payloads, sends its proposal to some peers only while voting for it to all.
 - `split`: plays the scenes the world stages before GST (`draw_scene`), the classic attacks on
   locking: *split proposal* (in its own round, its block to one honest favourite, another block to
-  the rest, and its votes for the other block) and *split decision* (in the round before its turn,
+  the rest, and its prevote and precommit for the other block, whatever its engine votes) and *split decision* (in the round before its turn,
   its precommit for the value to the favourite only, nil to the rest, while the network loses the
   favourite's precommits: the favourite may decide alone while the others move on; then, with its
   lock forgotten, it proposes a fresh value, half the time with a false POL round).
@@ -100,11 +100,14 @@ def draw_scene(
 ) -> Scene | None:
     """A scene for (height, round) with probability `rate` when a faulty node proposes this round
     or the next one (read from an honest node's proposer schedule at that height)."""
-    at = [n for n in nodes if n.honest and n.driver is not None and n.driver.state.height == height]
-    if not at:
+    states = [
+        n.driver.state
+        for n in nodes
+        if n.honest and n.driver is not None and n.driver.state.height == height
+    ]
+    if not states:
         return None
-    state = at[0].driver.state if at[0].driver is not None else None
-    assert state is not None
+    state = states[0]
     if state.schedule.proposer(round_) in faulty:
         kind = SPLIT_PROPOSAL
     elif state.schedule.proposer(round_ + 1) in faulty:
@@ -135,6 +138,7 @@ class ByzantineTransport(NodeTransport):
     def __init__(self, world: World, node: SimNode, incarnation: int) -> None:
         super().__init__(world, node, incarnation)
         self.alt: dict[tuple[int, int, bytes], bytes] = {}  # (height, round, hash) -> other hash
+        self.others_block: dict[tuple[int, int], bytes] = {}  # split proposal: (height, round)
         self.muted: frozenset[int] = frozenset()
         self.muted_height = -1
 
@@ -262,6 +266,7 @@ class ByzantineTransport(NodeTransport):
             if other.hash == p.block_hash:
                 return False
             self.alt[(p.height, p.round, p.block_hash)] = other.hash
+            self.others_block[(p.height, p.round)] = other.hash
             self.split(message, self.signed_proposal(p, other, -1))
             return True
         return False
@@ -272,8 +277,8 @@ class ByzantineTransport(NodeTransport):
         scene = self.world.scene(v.height, v.round)
         if scene is None:
             return False
-        if scene.kind == SPLIT_PROPOSAL:  # vote for the block the others got
-            other = self.alt.get((v.height, v.round, v.block_hash))
+        if scene.kind == SPLIT_PROPOSAL:  # prevote and precommit the block the others got
+            other = self.others_block.get((v.height, v.round))
             if other is None:
                 return False
             self.deliver(self.signed_vote(v.type, v.height, v.round, other))

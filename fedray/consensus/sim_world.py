@@ -42,6 +42,7 @@ from fedray.consensus.sim_node import (
     BYZANTINE,
     HONEST,
     SPLIT_DECISION,
+    SPLIT_PROPOSAL,
     TWIN,
     NodeTransport,
     Scene,
@@ -50,7 +51,7 @@ from fedray.consensus.sim_node import (
 )
 from fedray.consensus.state import EngineConfig, gossip
 from fedray.consensus.sync import SyncBatch, batch_for
-from fedray.core.block import PRECOMMIT
+from fedray.core.block import PRECOMMIT, Block, CommitCertificate
 from fedray.errors import FedrayError
 
 _DELIVER, _TIMER, _GOSSIP, _CRASH, _RESTART, _GST = range(6)
@@ -149,6 +150,9 @@ class Simulation:
                 self.scene(message.height, message.round)  # may cut the sender off
         elif isinstance(message, ProposalMessage):
             tag = (message.height, message.round, STEP_PROPOSE)
+            scene = self.scene(message.height, message.round)
+            if scene and scene.kind == SPLIT_PROPOSAL and src.honest and dst == scene.favourite:
+                return  # the favourite must see the other block only after GST
         cut = self.cut_off.get(src.id)
         if cut is not None and self.net.now < self.plan.gst_ms and is_after(message, cut):
             return
@@ -156,7 +160,8 @@ class Simulation:
 
     def scene(self, height: int, round_: int) -> Scene | None:
         """The adversary's plan for (height, round), before GST only (see `sim_byzantine`). A
-        split decision cuts the favourite off from its precommits of that round on, until GST."""
+        split decision cuts the favourite off from its precommits of that round on, until GST; in
+        a split proposal, honest nodes' proposals of that round do not reach the favourite."""
         if self.net.now >= self.plan.gst_ms or not self.cfg.scene_rate:
             return None
         key = (height, round_)
@@ -176,7 +181,7 @@ class Simulation:
     def now_ms(self, node: SimNode) -> int:
         return GENESIS_TIME + self.net.now + node.skew
 
-    def on_decide(self, node: SimNode, block: Any, cert: Any) -> None:
+    def on_decide(self, node: SimNode, block: Block, cert: CommitCertificate) -> None:
         if node.kind == HONEST and node.driver is not None:
             self.check.decided(node, node.driver.state, block, cert)
             self.check.validators(node.app.validators(block.height + 1))
