@@ -138,10 +138,13 @@ class LedgerChain:
         for i in [*self.honest, *range(self.spec.validators, len(self.keys))]:
             self._unjail(state, i)
         done = self.submitted[node]
-        for _, raw in self.in_flight.values():
-            if raw not in done:
-                done.add(raw)
-                app.submit(raw)
+        for sender, (nonce, raw) in list(self.in_flight.items()):
+            if raw in done:
+                continue
+            done.add(raw)
+            account = state.account(sender)
+            if app.submit(raw) is not None and (account is None or account.nonce <= nonce):
+                del self.in_flight[sender]  # refused before it committed: it can never apply
 
     def withheld_block(
         self, node: int, height: int, time_ms: int, holders: Collection[int]

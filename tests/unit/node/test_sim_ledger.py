@@ -4,6 +4,7 @@ app's side of issue 12: a proposal carries only evidence of earlier heights."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from fedray.consensus.sim import SimConfig, run
 from fedray.consensus.sim_app import ChainSpec
 from fedray.core.block import PREVOTE, CommitCertificate, Vote
+from fedray.core.crypto import PrivateKey
 from fedray.core.devchain import certify, dev_genesis
 from fedray.core.encoding import digest
 from fedray.core.evidence import Evidence
@@ -31,12 +33,12 @@ def equivocation(key_index: int, height: int, chain_id: str = "fedray-dev") -> E
     return Evidence.of(a, b)
 
 
-def commit_next(apps: list[LedgerApp], keys: list, chain_id: str) -> None:  # type: ignore[type-arg]
+def commit_next(apps: Sequence[LedgerApp], keys: Sequence[PrivateKey], chain_id: str) -> None:
     """The first app proposes the next block; every app finalizes and commits it."""
     app = apps[0]
     height = app.height + 1
     block = app.prepare_proposal(height, 0, keys[0].public_key, GENESIS_TIME + 1000 * height)
-    cert: CommitCertificate = certify(block, keys, chain_id)
+    cert: CommitCertificate = certify(block, list(keys), chain_id)
     for a in apps:
         assert a.process_proposal(block)
         a.finalize_block(block, cert)
