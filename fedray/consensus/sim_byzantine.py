@@ -11,8 +11,9 @@ signer safety cannot prevent and evidence must expose. Behaviours (a node may co
 - `amnesia`: forgets its lock and valid value after every step (so it prevotes values it is locked
   away from and proposes fresh values), and its signer state at every restart (double signs).
 - `false_pol`: re-proposes with a proof-of-lock round that has no polka.
-- `junk`: besides its messages, forged votes in honest validators' names, votes for future heights
-  and rounds, proposals out of turn or naming another block, and forged catch-up certificates.
+- `junk`: besides its messages, a nil prevote for the next round with each of its prevotes, and at
+  random forged votes in honest validators' names, votes for future heights and rounds, proposals
+  out of turn or naming another block, and forged catch-up certificates.
 - `invalid_block`: proposes blocks the application rejects (a wrong state root).
 - `phantom`: votes for blocks no one proposed.
 - `withhold`: proposes a block whose payload only some peers get (the chain's `withheld_block`); on a
@@ -160,6 +161,9 @@ class ByzantineTransport(NodeTransport):
                 self.deliver(message)
         elif message.vote.validator == self.me:
             self.vote(message)
+            if self.has(JUNK) and message.vote.type == PREVOTE:  # always a round ahead
+                v = message.vote
+                self.deliver(self.signed_vote(PREVOTE, v.height, v.round + 1, NIL))
         else:
             self.deliver(message)
         if self.has(JUNK) and self.world.rng.random() < 0.3:
