@@ -1,30 +1,118 @@
-"""A small deterministic application for the simulator, on the real ledger core.
+"""The simulator's applications: what one schedule's chain must offer, and the small chain.
 
-Blocks come from `make_block` (no transactions; the evidence the engine found, once, while it is not
-yet recorded in the state) and are executed with `transition.apply_block`, so the simulator exercises
-the real header rules, commit certificates (`last_commit` is verified at every height) and evidence
-verification. Block time is the shell's clock kept inside the core's rule (`proposal_time`), and
-each block carries the node's VRF proof (`beacon.prove_next`), which is why the app holds its key.
+A `SimChain` is one schedule's world of applications: a genesis shared by every node, one
+`SimApplication` per node (its "disk": it survives crashes, `reopen` is what a restart sees), a
+workload it feeds to live honest nodes (transactions, payloads), and, for the adversary, blocks whose
+payload only some nodes hold. A `ChainFactory` builds one from a `ChainSpec` (validators, their
+stakes, standby nodes that may join, which validators the adversary runs). The simulator depends on
+these protocols only, so an application from an outer ring (the ledger app in `fedray.node`) can be
+plugged in without the consensus package importing it.
 
-`ExecCache` memoizes `apply_block` by (pre-state root, block hash), shared by all nodes of a schedule:
-states are immutable and the header binds the pre-state root, so a hit is exactly the same result.
+`SmallChain` is the built-in one: blocks come from `make_block` (no transactions; the evidence the
+engine found, once, while it is not yet recorded in the state) and are executed with
+`transition.apply_block`, so the simulator exercises the real header rules, commit certificates
+(`last_commit` is verified at every height), evidence verification and the slashing it triggers
+(a banned equivocator leaves the validator set). Block time is `max(previous + 1, now)`.
+`ExecCache` memoizes `apply_block` by (pre-state root, block hash), shared by all nodes of a
+schedule: states are immutable and the header binds the pre-state root, so a hit is the same result.
 
-Deliberately ignored: transactions and a mempool (the engine does not look inside blocks) and bounds
-on proposer time versus the local clock (the simulator's clocks are honest).
+Deliberately ignored here: transactions, a mempool and payloads (see `fedray.node.sim_ledger`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
 
+from fedray.consensus.app import Application
+from fedray.consensus.sync import BlockSource
 from fedray.core.beacon import prove_next
 from fedray.core.block import Block, CommitCertificate, make_block, proposal_time
 from fedray.core.context import BlockEnv
-from fedray.core.crypto import PrivateKey
+from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.evidence import Evidence
-from fedray.core.state import State, ValidatorSet
+from fedray.core.state import Genesis, GenesisAccount, Params, State, ValidatorSet
 from fedray.core.transition import apply_block
 from fedray.errors import FedrayError
+
+SIM_CHAIN_ID = "fedray-sim"
+GENESIS_TIME = 1_700_000_000_000
+BALANCE = 1_000_000
+
+
+class SimApplication(Application, BlockSource, Protocol):
+    """One node's application as the simulator drives it: consensus' `Application` plus serving
+    committed blocks to peers that are behind."""
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    validators: int
+    stakes: tuple[int, ...]  # one per genesis validator
+    standby: int = 0  # honest nodes outside the genesis set that may join by staking
+    twins: tuple[int, ...] = ()  # validators that run a second node (nodes len(keys), ...)
+    faulty: frozenset[int] = frozenset()  # node indexes the adversary runs
+    seed: str = ""  # for the workload's choices
+
+
+class SimChain(Protocol):
+    chain_id: str
+    keys: tuple[PrivateKey, ...]  # node i signs with keys[i]: validators, then standby nodes
+    # (a twin's second node, numbered from len(keys), signs with its validator's key)
+
+    def app(self, node: int) -> SimApplication:
+        """Node `node`'s application as it is now."""
+        ...
+
+    def reopen(self, node: int) -> SimApplication:
+        """The application a restarted node opens from its disk."""
+        ...
+
+    def feed(self, node: int, now_ms: int) -> None:
+        """Offer the workload (transactions, payloads) to a live honest node."""
+        ...
+
+    def withheld_block(
+        self, node: int, height: int, time_ms: int, holders: Collection[int]
+    ) -> Block | None:
+        """A valid block by `node` whose payload only `holders` get; None if not supported."""
+        ...
+
+    def close(self) -> None: ...
+
+
+ChainFactory = Callable[[ChainSpec], SimChain]
+
+
+def node_keys(chain_id: str, n: int) -> tuple[PrivateKey, ...]:
+    return tuple(key_from_seed(f"{chain_id}/node/{i}".encode()) for i in range(n))
+
+
+def sim_genesis(
+    chain_id: str,
+    keys: tuple[PrivateKey, ...],
+    stakes: tuple[int, ...],
+    params: Params | None = None,
+    extra: tuple[GenesisAccount, ...] = (),
+    sections: dict[str, object] | None = None,
+) -> Genesis:
+    """Validators `keys[:len(stakes)]` with `stakes`, the other keys as funded plain accounts."""
+    accounts = [
+        GenesisAccount(k.public_key, balance=BALANCE, stake=s, is_validator=True)
+        for k, s in zip(keys, stakes, strict=False)
+    ] + [GenesisAccount(k.public_key, balance=BALANCE) for k in keys[len(stakes) :]]
+    return Genesis(
+        chain_id, GENESIS_TIME, (*accounts, *extra), params or Params(), dict(sections or {})
+    )
+
+
+@lru_cache(maxsize=32)
+def _small_world(stakes: tuple[int, ...], standby: int) -> tuple[State, tuple[PrivateKey, ...]]:
+    keys = node_keys(SIM_CHAIN_ID, len(stakes) + standby)
+    params = Params(downtime_min_signed_bps=0)  # no downtime jail: nothing here would unjail
+    return sim_genesis(SIM_CHAIN_ID, keys, stakes, params).state(), keys
 
 
 @dataclass
@@ -55,7 +143,7 @@ class SimApp:
         self, genesis_state: State, key: PrivateKey, cache: ExecCache | None = None
     ) -> None:
         self.state = genesis_state
-        self.key = key
+        self.key = key  # proposes with it: each block carries its proposer's VRF proof
         self.cache = cache or ExecCache()
         self.blocks: list[Block] = []
         self.certificates: list[CommitCertificate] = []
@@ -122,4 +210,34 @@ class SimApp:
     def committed(self, height: int) -> tuple[Block, CommitCertificate] | None:
         if 1 <= height <= len(self.blocks):
             return self.blocks[height - 1], self.certificates[height - 1]
+        return None
+
+
+class SmallChain:
+    """`SimApp` on every node, a genesis with the spec's stakes, no workload."""
+
+    chain_id = SIM_CHAIN_ID
+
+    def __init__(self, spec: ChainSpec) -> None:
+        state, self.keys = _small_world(spec.stakes, spec.standby)
+        cache = ExecCache()
+        # a twin's second node signs with its validator's key
+        keys = list(self.keys) + [self.keys[v] for v in spec.twins]
+        self.apps = [SimApp(state, key, cache) for key in keys]
+
+    def app(self, node: int) -> SimApplication:
+        return self.apps[node]
+
+    def reopen(self, node: int) -> SimApplication:
+        return self.apps[node]
+
+    def feed(self, node: int, now_ms: int) -> None:
+        return None
+
+    def withheld_block(
+        self, node: int, height: int, time_ms: int, holders: Collection[int]
+    ) -> Block | None:
+        return None
+
+    def close(self) -> None:
         return None

@@ -6,7 +6,13 @@ before GST (global stabilization time) is adversarial, everything after is synch
 no partitions, delays at most `max_delay_after_gst_ms`, every node up. Twins are placed on opposite
 sides of the first partition when the plan asks for it, which is how a fork is made possible.
 
-`Network` is an event heap in virtual milliseconds; nothing here knows consensus.
+Besides partitions in time, the plan holds partitions in protocol phases (`PhaseFault`, as ByzzFuzz
+injects them): before GST, messages tagged with one (height, round, kind) do not cross a partition,
+e.g. the precommits of round 0 at height 2 do not reach one node. A handful of these reaches the
+corner cases (a lone decider, a lone node in a later round) that random drops reach only rarely.
+
+`Network` is an event heap in virtual milliseconds; nothing here knows consensus (a message's tag
+is three integers the caller chooses).
 
 Deliberately ignored: bandwidth, message sizes, per-link asymmetry.
 """
@@ -30,6 +36,25 @@ class Partition:
 
 
 @dataclass(frozen=True)
+class PhaseFault:
+    height: int
+    round: int
+    kind: int  # the tag's kind, or ANY_KIND
+    side: tuple[int, ...]  # node -> side index
+
+    def separates(self, a: int, b: int, tag: tuple[int, int, int]) -> bool:
+        height, round_, kind = tag
+        return (
+            (height, round_) == (self.height, self.round)
+            and self.kind in (ANY_KIND, kind)
+            and self.side[a] != self.side[b]
+        )
+
+
+ANY_KIND = -1
+
+
+@dataclass(frozen=True)
 class FaultPlan:
     gst_ms: int
     drop: float
@@ -39,6 +64,7 @@ class FaultPlan:
     partitions: tuple[Partition, ...]
     crashes: tuple[tuple[int, int, int], ...]  # (node, crash at, restart at)
     skews_ms: tuple[int, ...]
+    phase_faults: tuple[PhaseFault, ...] = ()
 
 
 def draw_plan(
@@ -49,6 +75,9 @@ def draw_plan(
     max_partitions: int = 2,
     max_crashes: int = 1,
     crashable: list[int] | None = None,
+    max_phase_faults: int = 3,
+    heights: int = 3,
+    kinds: int = 3,
 ) -> FaultPlan:
     """A random adversarial prefix followed by a synchronous suffix."""
     gst = 0 if rng.random() < 0.1 else rng.randint(200, max_gst_ms)
@@ -68,6 +97,15 @@ def draw_plan(
         at = rng.randint(0, max(gst, 1))
         crashes.append((node, at, at + rng.randint(50, 1500)))
     gst = max([gst] + [p.end_ms for p in partitions] + [r for _, _, r in crashes])
+    phase_faults = []
+    for _ in range(rng.randint(0, max_phase_faults) if gst else 0):
+        if rng.random() < 0.5:  # one node alone
+            lone = rng.randrange(n_nodes)
+            side = tuple(int(i == lone) for i in range(n_nodes))
+        else:
+            side = tuple(rng.randint(0, 1) for _ in range(n_nodes))
+        kind = rng.choice([ANY_KIND, *range(kinds)])
+        phase_faults.append(PhaseFault(rng.randint(1, heights), rng.randint(0, 2), kind, side))
     return FaultPlan(
         gst_ms=gst,
         drop=rng.choice([0.0, 0.05, 0.2, 0.5]),
@@ -77,6 +115,7 @@ def draw_plan(
         partitions=tuple(partitions),
         crashes=tuple(sorted(crashes, key=lambda c: c[1])),
         skews_ms=tuple(rng.randint(0, 50) for _ in range(n_nodes)),
+        phase_faults=tuple(phase_faults),
     )
 
 
@@ -108,12 +147,17 @@ class Network:
         self.now = time_ms
         return time_ms, item
 
-    def send(self, src: int, dst: int, item: Any) -> None:
-        """Schedule delivery of `item` (the caller's delivery record) unless the link loses it."""
+    def send(self, src: int, dst: int, item: Any, tag: tuple[int, int, int] | None = None) -> None:
+        """Schedule delivery of `item` (the caller's delivery record) unless the link loses it;
+        `tag` is the message's (height, round, kind) for phase faults."""
         self.sent += 1
         plan, now, rng = self.plan, self.now, self.rng
         if now < plan.gst_ms:
-            if any(p.separates(src, dst, now) for p in plan.partitions) or rng.random() < plan.drop:
+            if (
+                any(p.separates(src, dst, now) for p in plan.partitions)
+                or (tag is not None and any(f.separates(src, dst, tag) for f in plan.phase_faults))
+                or rng.random() < plan.drop
+            ):
                 self.dropped += 1
                 return
             copies = 2 if rng.random() < plan.duplicate else 1

@@ -139,9 +139,10 @@ def verified(message: Vote | Proposal, chain_id: str) -> bool:
 
 def gossip(state: EngineState) -> tuple[Message, ...]:
     """What to resend while the height makes no progress, so that lost messages reach every honest
-    node eventually (the paper's gossip assumption), as CometBFT's gossip routines choose: the
-    current round's proposal and votes, the prevotes of every proof-of-lock round we know of (our
-    lock, our valid value, the current proposal's POL) and the precommits of any decided round."""
+    node eventually (the paper assumes correct processes relay what they receive; CometBFT's gossip
+    routines send each peer the votes its round needs): the current round's proposal and votes, the
+    prevotes of every proof-of-lock round we know of (our lock, our valid value, the current
+    proposal's POL), and the precommits of every round up to ours and of any decided round."""
     r = state.round
     out: list[Message] = []
     p = state.proposals.get(r, (None,))[0]
@@ -153,6 +154,13 @@ def gossip(state: EngineState) -> tuple[Message, ...]:
             VoteMessage(v) for v in state.votes.get((rnd, PREVOTE), EMPTY_VOTE_SET).all_votes()
         )
     for (rnd, type_), vs in sorted(state.votes.items()):
-        if type_ == PRECOMMIT and (rnd == r or vs.quorum_value(state.total_power) is not None):
+        if type_ == PRECOMMIT and resends_precommits(state, rnd, vs):
             out.extend(VoteMessage(v) for v in vs.all_votes())
     return tuple(out)
+
+
+def resends_precommits(state: EngineState, round_: int, precommits: VoteSet) -> bool:
+    """Whether `gossip` resends the precommits of `round_`: those of every round up to ours (a peer
+    still in an earlier round needs them to time out of it (L47) or to decide (L49), and once we
+    moved on no one else may resend ours), and those of a decided round."""
+    return round_ <= state.round or precommits.quorum_value(state.total_power) is not None

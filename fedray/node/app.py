@@ -115,7 +115,13 @@ class LedgerApp:
             candidates = [raw for raw in self.mempool.candidates() if self._available(raw)]
             txs, _ = select_txs(s, candidates, ctx)
             recorded = s.section("evidence")
-            evidence = [e.to_bytes() for h, e in self.evidence_pool.items() if h not in recorded]
+            # Only evidence of earlier heights: `process_evidence` refuses the rest (an
+            # equivocation in a failed round of this height waits for the next block).
+            evidence = [
+                e.to_bytes()
+                for h, e in self.evidence_pool.items()
+                if h not in recorded and e.height < height
+            ]
             return make_block(
                 s.chain_id,
                 height,

@@ -127,15 +127,8 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
     return []
 
 
-# Removed in parallel by the simulator's transport refactor (issue 9); drop this at merge.
-_KNOWN_CYCLE = {"fedray.consensus.sim", "fedray.consensus.sim_byzantine"}
-
-
 def test_no_import_cycle() -> None:
-    graph = _import_graph()
-    for module in _KNOWN_CYCLE:
-        graph[module] -= _KNOWN_CYCLE
-    cycle = _find_cycle(graph)
+    cycle = _find_cycle(_import_graph())
     assert not cycle, "import cycle: " + " -> ".join(cycle)
 
 

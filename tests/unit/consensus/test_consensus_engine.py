@@ -19,7 +19,7 @@ from consensus_harness import (
     vote,
 )
 
-from fedray.consensus.engine import step
+from fedray.consensus.engine import gossip, step
 from fedray.consensus.messages import (
     Broadcast,
     BuildProposal,
@@ -285,3 +285,17 @@ def test_junk_is_ignored(harness: Harness) -> None:
     s1, _ = step(state, dup)
     s2, out = step(s1, dup)
     assert s2 is s1 and out == ()
+
+
+def test_gossip_resends_the_precommits_of_a_round_we_left(harness: Harness) -> None:
+    """Issue 12, fix 2: a node that moved on must keep resending its precommit of the round it
+    left, or peers still in that round may never see 2f+1 precommits and stall there."""
+    harness.feed(TimeoutFired(1, 0, STEP_PROPOSE))  # no proposal: prevote nil
+    harness.feed(*harness.votes_from(PREVOTE, 0, NIL, 2))  # nil polka: precommit nil
+    harness.feed(*harness.votes_from(PRECOMMIT, 0, NIL, 2))  # 2f+1 precommits: timer
+    harness.feed(TimeoutFired(1, 0, STEP_PRECOMMIT))
+    assert harness.state.round == 1
+    resent = [m.vote for m in gossip(harness.state) if isinstance(m, VoteMessage)]
+    assert harness.me is not None
+    round0 = {v.validator for v in resent if (v.round, v.type) == (0, PRECOMMIT)}
+    assert round0 == {harness.me.public_key, *(k.public_key for k in harness.others[:2])}
