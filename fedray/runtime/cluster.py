@@ -3,7 +3,8 @@
 A local instance keeps all its traffic on loopback: `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` must be set
 before `ray.init` (Ray then binds 127.0.0.1 instead of the machine's external address), and the
 dashboard is off. Only a user-given address (`--address`, `runtime.address` or `RAY_ADDRESS`) reaches
-elsewhere.
+elsewhere. A start that fails halfway is shut down before the error propagates, so it leaves no Ray
+process behind.
 """
 
 from __future__ import annotations
@@ -36,10 +37,21 @@ def init_ray(
         return True
     for key, value in LOCAL_ENV.items():
         os.environ[key] = value
-    ray.init(
-        num_cpus=num_cpus,
-        object_store_memory=object_store_mb * 1024 * 1024,
-        include_dashboard=False,
-        **kwargs,
-    )
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            object_store_memory=object_store_mb * 1024 * 1024,
+            include_dashboard=False,
+            **kwargs,
+        )
+    except BaseException:
+        shutdown_ray()  # a start that failed halfway leaves no process behind
+        raise
     return True
+
+
+def shutdown_ray() -> None:
+    """Disconnect, and stop every process an embedded instance started (Ray waits for them)."""
+    import ray
+
+    ray.shutdown()

@@ -89,6 +89,7 @@ class NodeSettings:
     aggregation_threads: int = 1
     gossip_s: float = 0.5  # period of the progress check (resend, catch-up)
     call_timeout_s: float = 5.0  # per peer call
+    lock_wait_s: float = 30.0  # wait this long for a previous process to release the directory
 
     def __post_init__(self) -> None:
         if self.timeout_propose_s <= self.block_interval_s:
@@ -133,7 +134,12 @@ class ValidatorNode:
         self.genesis = Genesis.from_canonical(decode(genesis))
         self.key = KeyStore(self.dir / "keys", s.passphrase).load("validator")
         self.name = self.key.public_key.hex()[:12]
-        self.app = LedgerApp(self.dir, self.genesis, aggregation_threads=s.aggregation_threads)
+        self.app = LedgerApp(
+            self.dir,
+            self.genesis,
+            aggregation_threads=s.aggregation_threads,
+            lock_wait_s=s.lock_wait_s,
+        )
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
         self.outbox = Outbox(self.peers, s.call_timeout_s)
