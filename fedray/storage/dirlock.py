@@ -50,7 +50,8 @@ class DirLock:
 
 
 def held_by_another(directory: str | Path) -> bool:
-    """Whether a live process holds `<directory>/LOCK` (never creates or changes the file)."""
+    """Whether a live process (this one included) holds `<directory>/LOCK`; never creates or
+    changes the file."""
     path = Path(directory) / LOCK_NAME
     try:
         f = open(path, "rb")  # noqa: SIM115

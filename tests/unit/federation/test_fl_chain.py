@@ -153,3 +153,20 @@ def test_validators_agree_per_rule(tmp_path: Path, rule: str) -> None:
     net.run_round()
     hashes = {a.state.section("rounds").global_hash for a in net.apps}
     assert len(hashes) == 1 and net.state.section("rounds").results[-1].reason == "quota"
+
+
+def test_a_client_whose_training_fails_skips_and_the_round_does_not_wait(tmp_path: Path) -> None:
+    net = federation(tmp_path, ["rounds=1"])  # the minimal preset: 120 s of block time to wait
+    net.block()
+    bad = net.pools[0].shards[2]
+    x = bad.x.copy()
+    x[:, 0] = np.nan  # its training yields NaN: no update this round
+    net.pools[0].shards[2] = replace(bad, x=x)
+    report = net.run_round()
+    assert list(report.failed) == [2] and report.submitted == 5
+    result = net.state.section("rounds").results[-1]
+    key = net.fed.client_key(2).public_key
+    assert result.reason == "quota" and result.skipped == (key,)
+    assert result.closed_at - result.opened_at <= 2  # one block for the updates and the skip
+    assert not net.state.section("penalties")  # a missed update is no offence
+    net.close()
