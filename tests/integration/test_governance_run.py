@@ -8,7 +8,7 @@ from pathlib import Path
 from fedray.config import load_config
 from fedray.node.app import make_block_env
 from fedray.node.replay import verify_chain
-from fedray.runtime.run import run
+from fedray.runtime.launch import run
 from fedray.storage.blockstore import BlockStore
 
 MINIMAL = Path(__file__).resolve().parents[2] / "conf" / "preset" / "minimal.yaml"
