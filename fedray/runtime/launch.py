@@ -70,6 +70,7 @@ def _launch(cfg: RunConfig, resume_dir: Path | None) -> RunResult:
     lock = DirLock(resume_dir, wait_s=0) if resume_dir is not None else None
     started = False
     run_dir: Path | None = resume_dir
+    made_parent = False
     handle: Run | None = None
     ok = False
     try:
@@ -84,6 +85,7 @@ def _launch(cfg: RunConfig, resume_dir: Path | None) -> RunResult:
 
             _check_cpus(fed, float(ray.cluster_resources().get("CPU", 0)), "the Ray cluster")
         if run_dir is None:
+            made_parent = not Path(cfg.output_dir).exists()
             run_dir = make_run_dir(cfg)
             lock = DirLock(run_dir, wait_s=0)
         handle = Run(cfg, run_dir, resume=resume_dir is not None)
@@ -108,3 +110,6 @@ def _launch(cfg: RunConfig, resume_dir: Path | None) -> RunResult:
         empty = handle is None or not handle.committed
         if resume_dir is None and run_dir is not None and not ok and empty:
             shutil.rmtree(run_dir, ignore_errors=True)
+            if made_parent:
+                with contextlib.suppress(OSError):  # only if nothing else is in it
+                    run_dir.parent.rmdir()

@@ -73,8 +73,9 @@ def test_minimal_run_finishes_and_learns(clean_run: RunResult) -> None:
     assert table.schema == METRICS_SCHEMA and table.num_rows == 2
     assert table.column("run_id").to_pylist() == [clean_run.run_dir.name] * 2
     assert s["global_model_hash"] == hashes(clean_run)[-1]
-    assert json.loads((clean_run.run_dir / "summary.json").read_text())["global_model_hash"] == (
-        s["global_model_hash"]
+    assert (
+        json.loads((clean_run.run_dir / "summary.json").read_text())["global_model_hash"]
+        == (s["global_model_hash"])
     )
     assert [r["close_reason"] for r in clean_run.rows] == ["quota", "quota"]
     assert s["deadline_rounds"] == [] and s["missed_updates"] == {}
@@ -121,9 +122,7 @@ def test_faults_end_no_run(ray_cluster: None, tmp_path: Path) -> None:
         codes = [json.loads(line)["code"] for line in log.read_text().splitlines()]
         assert codes.count("payload_hash") == 1, log
     assert rows[0]["close_reason"] == "deadline" and len(rows[0]["missed_clients"]) == 1
-    assert result.summary["deadline_rounds"] == [
-        {"round": 0, "missed": rows[0]["missed_clients"]}
-    ]
+    assert result.summary["deadline_rounds"] == [{"round": 0, "missed": rows[0]["missed_clients"]}]
     assert result.summary["economy"]["penalties"] == {"invalid_payload": 1}  # provable: slashed
     # Round 1: pool 0 killed, rebuilt, and its clients declare missed updates: no deadline wait.
     assert rows[1]["close_reason"] == "quota" and rows[1]["skipped_clients"] == pool0["1"]
