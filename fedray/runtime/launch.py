@@ -27,7 +27,6 @@ from fedray.federation.plan import Federation
 from fedray.storage.dirlock import DirLock
 
 
-
 def _check_cpus(fed: Federation, available: float, where: str) -> None:
     need = fed.cpus_needed()
     if need > available + 1e-9:

@@ -18,6 +18,7 @@ directory's life, are `runtime.launch`'s.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,8 @@ class Run:
             saved = self.record.pool_state_before(idx, action.round)
             if saved is not None:
                 restores.append(self.actors.pools[idx].restore.remote(saved))
-        ray.get(restores)
+        with contextlib.suppress(ray.exceptions.RayError):  # a dead pool fails its round below
+            ray.get(restores)
         self.actors.fresh_pools.clear()
         for idx, pool in enumerate(self.actors.pools):
             future = pool.train_round.remote(action.round, ref, validators, ingresses)
@@ -162,20 +164,17 @@ class Run:
                 out = ray.get(fut)
             except ray.exceptions.RayActorError as exc:
                 self._say(
-                    f"round {round_}: client pool {idx} crashed; it is rebuilt and its "
-                    "clients miss this round"
+                    f"round {round_}: client pool {idx} crashed; it is rebuilt and its clients "
+                    "miss this round"
                 )
                 self.actors.pools[idx] = self.actors.new_pool(idx)
-                validators, ingresses = self.actors.live()
-                reason = f"pool {idx} crashed ({type(exc).__name__})"
                 pending.append(
-                    (
-                        idx,
-                        self.actors.pools[idx].skip_round.remote(
-                            round_, reason, validators, ingresses
-                        ),
-                    )
+                    (idx, self._skip(idx, round_, f"pool crashed ({type(exc).__name__})"))
                 )
+                continue
+            except ray.exceptions.RayError as exc:  # the pool lives, its round raised
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+                pending.append((idx, self._skip(idx, round_, reason)))
                 continue
             failed = out.get("failed", {})
             for reason in sorted(set(failed.values())):
@@ -192,6 +191,11 @@ class Run:
                     sum(out.get("clipped", {}).values()),
                 )
         self.pool_futures[round_] = pending
+
+    def _skip(self, idx: int, round_: int, reason: str) -> Any:
+        """Pool `idx` declares its clients' missed updates of `round_` (a future)."""
+        validators, ingresses = self.actors.live()
+        return self.actors.pools[idx].skip_round.remote(round_, reason, validators, ingresses)
 
     def _record(self, result: RoundResultView, evaluator: Evaluator, start_wall: float) -> None:
         self._collect_pools(result.round)

@@ -14,7 +14,7 @@ import pytest
 
 from fedray.cli import main as cli_main
 from fedray.errors import StorageError
-from fedray.storage.blockstore import DB_NAME, BlockStore
+from fedray.storage.blockstore import DB_NAME
 from fedray.storage.dirlock import DirLock, held_by_another
 from fedray.storage.trees import tree_from_bytes, tree_to_bytes
 
