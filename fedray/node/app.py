@@ -207,14 +207,18 @@ class LedgerApp:
         needed = self.needed_payload(raw)
         return needed is None or self.blobs.has(needed)
 
+    def next_nonce(self, sender: bytes) -> int:
+        """The nonce `sender`'s next transaction takes: its committed nonce plus its transactions
+        pending in the mempool (so a second transaction queues behind the first, not against it)."""
+        with self._lock:
+            account = self.state.account(sender)
+            pending = sum(1 for stx in self.mempool.pending() if stx.tx.sender == sender)
+            return (account.nonce if account else 0) + pending
+
     def submit_own(self, payload: Any, key: PrivateKey) -> Rejection | None:
         """Sign `payload` as a transaction of this node's key (next free nonce) and admit it."""
         with self._lock:
-            me = key.public_key
-            account = self.state.account(me)
-            pending = sum(1 for stx in self.mempool.pending() if stx.tx.sender == me)
-            nonce = (account.nonce if account else 0) + pending
-            stx = make_tx(key, self.state.chain_id, nonce, payload)
+            stx = make_tx(key, self.state.chain_id, self.next_nonce(key.public_key), payload)
             return self.submit(stx.raw, signature_verified=True)
 
     def _record_rejection(self, r: Rejection) -> None:

@@ -69,6 +69,10 @@ class PoolNode:
         if self.faults.fail_start:
             raise InjectedFault("faults.fail_pool_start: this pool fails to build")
         self.pool = ClientPool(cfg, clients)
+        # One signing at a time, each from the nonces validators expect next (pending counted),
+        # and sent before the next starts: a governance vote and an update of one client queue
+        # one behind the other instead of taking the same nonce.
+        self._signing = asyncio.Lock()
 
     def public_keys(self) -> dict[int, bytes]:
         return self.pool.public_keys()
@@ -89,9 +93,23 @@ class PoolNode:
         mine = [k for k in info.selected if k in self.pool.public]
         if not mine:
             return {"round": round_, "clients": 0}
-        nonces = await first_alive(validators, "account_nonces", mine)
         if self.faults.slow_s > 0:
             await asyncio.sleep(self.faults.slow_s)
+        async with self._signing:
+            return await self._train_and_send(
+                round_, global_model, info, mine, validators, ingresses
+            )
+
+    async def _train_and_send(
+        self,
+        round_: int,
+        global_model: dict[str, np.ndarray],
+        info: RoundInfo,
+        mine: list[bytes],
+        validators: list[Any],
+        ingresses: list[Any],
+    ) -> dict[str, Any]:
+        nonces = await first_alive(validators, "next_nonces", mine)
         start = time.perf_counter()
         try:
             if round_ == self.faults.error_round:
@@ -158,12 +176,13 @@ class PoolNode:
         clients = sorted(
             self.pool.public[k] for k in info.selected if k in self.pool.public and k not in done
         )
-        nonces = await first_alive(
-            validators, "account_nonces", [self.pool.keys[i].public_key for i in clients]
-        )
-        await self._send(
-            ingresses, [(raw, None, b"") for raw in self.pool.skips(round_, clients, nonces)]
-        )
+        async with self._signing:
+            nonces = await first_alive(
+                validators, "next_nonces", [self.pool.keys[i].public_key for i in clients]
+            )
+            await self._send(
+                ingresses, [(raw, None, b"") for raw in self.pool.skips(round_, clients, nonces)]
+            )
         return {"round": round_, "failed": dict.fromkeys(clients, reason)}
 
     @staticmethod
@@ -185,9 +204,10 @@ class PoolNode:
     ) -> int:
         """Sign and send every client's vote on `proposal_id`; returns how many were sent."""
         keys = list(self.pool.public)
-        nonces = await first_alive(validators, "account_nonces", keys)
-        batch = [(raw, None, b"") for raw in self.pool.votes(proposal_id, option, nonces)]
-        await asyncio.gather(*(i.submit.remote(batch) for i in ingresses), return_exceptions=True)
+        async with self._signing:
+            nonces = await first_alive(validators, "next_nonces", keys)
+            batch = [(raw, None, b"") for raw in self.pool.votes(proposal_id, option, nonces)]
+            await self._send(ingresses, batch)
         return len(batch)
 
 

@@ -127,7 +127,7 @@ class Run:
         """Submit the proposals due at an opening round; vote on ours once they are open."""
         v0 = self.validator_keys[0].public_key
         if action.opened_round is not None:
-            nonce = self.actors.call("account_nonces", [v0])[v0]
+            nonce = self.actors.call("next_nonces", [v0])[v0]
             deposit = self.genesis.params.gov_min_deposit
             self.actors.submit(
                 self.script.due(action.opened_round, deposit, action.global_hash, nonce)
@@ -137,9 +137,7 @@ class Run:
         if not due:
             return
         keys = [k.public_key for k in self.validator_keys]
-        self.actors.submit(
-            self.script.validator_votes(due, self.actors.call("account_nonces", keys))
-        )
+        self.actors.submit(self.script.validator_votes(due, self.actors.call("next_nonces", keys)))
         validators, ingresses = self.actors.live()
         for pend in due:
             if pend.action.client_votes != "none":

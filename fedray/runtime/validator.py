@@ -438,11 +438,11 @@ class ValidatorNode:
 
     async def account_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
         """The next nonce of each account at the last committed state (0 if unknown)."""
-        out = {}
-        for k in keys:
-            account = self.app.state.account(k)
-            out[k] = 0 if account is None else account.nonce
-        return out
+        return {k: getattr(self.app.state.account(k), "nonce", 0) for k in keys}
+
+    async def next_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
+        """The nonce each account's next transaction takes: committed, plus pending here."""
+        return {k: self.app.next_nonce(k) for k in keys}
 
     async def round_info(self, results_after: int = -1) -> dict[str, Any]:
         return round_info(self.app.state, results_after)
