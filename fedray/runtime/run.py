@@ -53,6 +53,8 @@ from fedray.runtime.actors import RunActors
 
 __all__ = ["Run", "RunError", "RunResult"]
 
+MAX_POOL_REBUILDS = 3  # a pool that crashes more often stays down (its clients miss their rounds)
+
 
 class Run:
     """One run's actors and bookkeeping; `execute()` drives it to the end."""
@@ -64,6 +66,7 @@ class Run:
         self.timings: dict[int, RoundTiming] = {}
         self.pool_futures: dict[int, list[tuple[int, Any]]] = {}
         self.aggregation_before = 0.0
+        self.crashes: dict[int, int] = {}  # pool index -> times rebuilt
         self.actors = RunActors(cfg, self.fed, run_dir)
         n = cfg.chain.validators
         self.policy = RunPolicy(
@@ -116,11 +119,8 @@ class Run:
         import ray
 
         for round_ in [r for r in self.pool_futures if r < before]:
-            ray.wait(
-                [f for _, f in self.pool_futures[round_]],
-                num_returns=len(self.pool_futures[round_]),
-                timeout=timeout_s,
-            )
+            futures = [f for _, f in self.pool_futures[round_]]
+            ray.wait(futures, num_returns=len(futures), timeout=timeout_s)
             self._collect_pools(round_)
 
     def _governance(self, action: GovernanceStep) -> None:
@@ -161,6 +161,10 @@ class Run:
             try:
                 out = ray.get(fut)
             except ray.exceptions.RayActorError as exc:
+                self.crashes[idx] = self.crashes.get(idx, 0) + 1
+                if self.crashes[idx] > MAX_POOL_REBUILDS:
+                    self._say(f"round {round_}: client pool {idx} keeps crashing; not rebuilt")
+                    continue
                 self._say(
                     f"round {round_}: client pool {idx} crashed; it is rebuilt and its clients "
                     "miss this round"
@@ -188,7 +192,10 @@ class Run:
                     len(out.get("ingress", [])),
                     sum(out.get("clipped", {}).values()),
                 )
-        self.pool_futures[round_] = pending
+        if pending:
+            self.pool_futures[round_] = pending
+        else:
+            self.pool_futures.pop(round_, None)
 
     def _skip(self, idx: int, round_: int, reason: str) -> Any:
         """Pool `idx` declares its clients' missed updates of `round_` (a future)."""
@@ -252,7 +259,9 @@ class Run:
 
         for _ in range(2):  # a pool that crashes here is rebuilt and skips: wait for that too
             futures = [f for fs in self.pool_futures.values() for _, f in fs]
-            ray.wait(futures, num_returns=len(futures), timeout=self.cfg.chain.round_timeout_s)
+            if futures:
+                wait_s = max(60.0, self.cfg.chain.round_timeout_s)
+                ray.wait(futures, num_returns=len(futures), timeout=wait_s)
             for round_ in list(self.pool_futures):
                 self._collect_pools(round_)
         self.actors.start_consensus()
