@@ -90,7 +90,11 @@ def test_a_failed_start_leaves_no_process_and_no_run_directory(
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and ("failed to build" in last or "Ray failed" in last)
     assert not out.exists()  # neither the run directory nor the folder made for it
-    assert session_processes(proc.pid) == []  # nothing it started lives on
+    left = {
+        pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()[:120]
+        for pid in session_processes(proc.pid)
+    }
+    assert left == {}  # nothing it started lives on
 
 
 def test_a_run_killed_at_any_moment_resumes_to_the_same_hashes(
