@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedray.aggregation.base import ClientDelta, NonFiniteUpdateError
+from fedray.aggregation.base import ClientDelta
 from fedray.aggregation.round import aggregate_round
 from fedray.config import AttackConfig, RunConfig, StrategyConfig, load_config, validate
 from fedray.core.encoding import digest
@@ -129,6 +129,7 @@ def run(cell: Cell) -> RunResult:
     fed = Federation(cfg)
     pools = [ClientPool(cfg, clients) for clients in fed.pools()]
     selected = [fed.client_key(i).public_key for i in range(cfg.clients)]
+    attackers = set(fed.attackers())
     evaluator = Evaluator(fed)
     global_model = fed.initial_model()
     rule_config = dict(cfg.strategy.params)
@@ -137,17 +138,22 @@ def run(cell: Cell) -> RunResult:
     diverged_at, fallbacks = None, 0
     for r in range(cell.rounds):
         global_hash = tensors_digest(global_model)
-        try:
-            subs = [
-                s
-                for pool in pools
-                for s in pool.train_round(
-                    r, global_model, global_hash, selected, {}, cfg.training.epochs, cfg.training.lr
-                )
-            ]
-        except NonFiniteUpdateError:
+        answers = [
+            pool.train_round(
+                r, global_model, global_hash, selected, {}, cfg.training.epochs, cfg.training.lr
+            )
+            for pool in pools
+        ]
+        honest_trouble = [
+            i
+            for a in answers
+            for i in [*a.failed, *(c for c, n in a.clipped.items() if n)]
+            if i not in attackers
+        ]
+        if honest_trouble:
             diverged_at = r  # an honest update left the fixed-point range: the model diverged
             break
+        subs = [s for a in answers for s in a.submissions]
         deltas = [ClientDelta(digest(s.tx), s.payload, s.n_samples) for s in subs]
         out = aggregate_round(global_model, deltas, cfg.strategy.name, rule_config, state)
         global_model, state = out.new_global, (out.result.state or None)

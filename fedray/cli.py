@@ -32,24 +32,36 @@ def _chain_dirs_or_fail(path: Path) -> list[Path]:
     return dirs
 
 
+def _label(d: Path) -> str:
+    """`validator-2` for a validator of a run directory, else the path."""
+    return d.name if d.parent.name == "chain" else str(d)
+
+
 def cmd_chain_verify(args: argparse.Namespace) -> int:
+    """Replay every block store found, read-only; a damaged store is reported and the others are
+    still checked; validators must agree at every height they all verified."""
+    from fedray.node.app import make_block_env
     from fedray.node.replay import verify_chain
     from fedray.storage.blockstore import BlockStore
 
     dirs = _chain_dirs_or_fail(Path(args.dir))
     status = 0
-    tips: dict[Path, tuple[int, bytes]] = {}
+    hashes: dict[str, dict[int, bytes]] = {}
     for d in dirs:
-        with BlockStore(d) as store:
-            env = None
-            if args.recompute or (d / "outcomes").exists():
-                from fedray.node.app import make_block_env
-
-                env = make_block_env(d, recompute=args.recompute)
-            report = verify_chain(store, env)
-        label = str(d)
+        label = _label(d)
+        seen: dict[int, bytes] = {}
+        try:
+            with BlockStore.reading(d) as store:
+                env = make_block_env(d, recompute=args.recompute, store=store)
+                report = verify_chain(
+                    store, env, on_block=lambda _s, b, seen=seen: seen.__setitem__(b.height, b.hash)
+                )
+        except FedrayError as exc:  # a store that cannot even be opened
+            status = 1
+            print(f"FAIL {label}: cannot read {d}: {exc}")
+            continue
         if report.ok:
-            tips[d] = (report.height, report.tip_hash)
+            hashes[label] = seen
             print(
                 f"OK {label}: {report.height} blocks, tip {report.tip_hash.hex()[:16]}, "
                 f"state root {report.state_root.hex()[:16]}"
@@ -57,17 +69,18 @@ def cmd_chain_verify(args: argparse.Namespace) -> int:
         else:
             status = 1
             print(f"FAIL {label}: height {report.height}: {report.rule}: {report.message}")
-    if len(tips) > 1 and status == 0:
+    if len(hashes) > 1:
         # Nodes of one chain may differ in length; at common heights they must agree.
-        common = min(h for h, _ in tips.values())
-        hashes = set()
-        for d in tips:
-            with BlockStore(d) as store:
-                hashes.add(store.get(common).hash if common else b"")
-        if len(hashes) > 1:
-            print(f"FAIL: validators disagree on the block at height {common}")
-            return 1
-        print(f"OK: {len(tips)} block stores agree up to height {common}")
+        common = min(max(seen, default=0) for seen in hashes.values())
+        for h in range(1, common + 1):
+            by_hash: dict[bytes, list[str]] = {}
+            for label, seen in hashes.items():
+                by_hash.setdefault(seen[h], []).append(label)
+            if len(by_hash) > 1:
+                groups = " vs ".join(", ".join(v) for v in by_hash.values())
+                print(f"FAIL: validators disagree on the block at height {h}: {groups}")
+                return 1
+        print(f"OK: {len(hashes)} block stores agree up to height {common}")
     return status
 
 
@@ -104,7 +117,7 @@ def cmd_chain_show(args: argparse.Namespace) -> int:
                 print()
                 print(table(state, labels))
         return 0
-    with BlockStore(d) as store:
+    with BlockStore.reading(d) as store:
         genesis = store.genesis()
         tip = store.height()
         if args.height is None:
@@ -155,15 +168,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fedray.config import load_config
 
     items = list(args.items)
-    path = None
-    if items and "=" not in items[0]:
-        path = items.pop(0)
-    overrides = items + ([f"runtime.address={args.address}"] if args.address else [])
-    cfg = load_config(path, overrides)  # config errors surface before Ray starts
+    address = [f"runtime.address={args.address}"] if args.address else []
+    from fedray.federation.outputs import summary_text
+    from fedray.runtime import launch
 
-    from fedray.runtime.run import run, summary_text
-
-    result = run(cfg)
+    if args.resume:
+        result = launch.resume(args.resume, items + address)
+    else:
+        path = None
+        if items and "=" not in items[0]:
+            path = items.pop(0)
+        cfg = load_config(path, items + address)  # config errors surface before Ray starts
+        result = launch.run(cfg)
     print(summary_text(result))
     return 0
 
@@ -196,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Ray cluster to join (or set RAY_ADDRESS); auto: the one `ray start` recorded on "
         "this machine. It must authenticate its clients with a token, unless "
         "runtime.allow_unauthenticated=true. Default: fedray's own embedded Ray on loopback",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue a stopped run from its directory (its chain, results and config.yaml); "
+        "only runtime.* keys may be given",
     )
     run.set_defaults(func=cmd_run)
 
@@ -250,6 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FedrayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: a run keeps its directory; continue it with fedray run --resume DIR",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ class Params(Encodable):
     # Federated rounds (contracts/rounds.py). Real-valued settings are decimal strings: they are
     # hashed, and text has one canonical form where floats do not.
     fl_clients_per_round: int = 10
-    fl_round_deadline: int = 20  # blocks after opening
+    fl_round_deadline: int = 20  # a round's deadline is at least this many blocks after opening
+    fl_round_timeout_ms: int = 0  # ... and at least this much block time (ms) after it
     fl_max_rounds: int = 0  # 0: no limit
     fl_rule: str = "fedavg"
     fl_rule_config: str = "{}"  # canonical JSON of the strategy config

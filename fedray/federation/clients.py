@@ -3,8 +3,13 @@ process. The Ray actor (`runtime/pool.py`) wraps this plain class; tests use it 
 
 One round for the pool: check the global model against the hash the chain recorded, run the client
 round of its selected clients (`fedray.learning.client_round`: train, craft, clip, quantize), and sign
-one `update` transaction per client naming the payload's digest. The payloads leave as plain numpy
-arrays.
+one `update` transaction per client naming the payload's digest, and one `skip` transaction per
+client that has no update (its training or its attack failed: a missed update, declared so the
+round does not wait for its deadline). The payloads leave as plain numpy arrays.
+
+The pool owns its attack state (what a stateful attack such as replay carries across rounds);
+`attack_state` is what the driver saves after each round and hands to a rebuilt pool (`restore`),
+so a resumed run crafts what an uninterrupted one would.
 
 Deliberately ignored: client dropout and device heterogeneity (fault tests kill whole pools).
 """
@@ -21,7 +26,7 @@ import torch
 from fedray.aggregation.fixedpoint import dequantize
 from fedray.config import RunConfig
 from fedray.core.contracts.governance import Vote as GovVote
-from fedray.core.contracts.rounds import Update
+from fedray.core.contracts.rounds import Skip, Update
 from fedray.core.contracts.slashing import delivery_message
 from fedray.core.crypto import DOMAIN_PAYLOAD
 from fedray.core.tx import make_tx
@@ -31,6 +36,7 @@ from fedray.learning.attacks import make_attack
 from fedray.learning.client_round import client_round
 from fedray.learning.models import build_model
 from fedray.storage.tensors import nbytes, tensors_digest
+from fedray.storage.trees import tree_from_bytes, tree_to_bytes
 
 
 class GlobalModelMismatch(FedrayError):
@@ -49,6 +55,17 @@ class Submission:
     delivery_signature: bytes
     n_samples: int
     train_seconds: float
+
+
+@dataclass(frozen=True)
+class PoolRound:
+    """A pool's round: the updates it submits, signed `skip` transactions of the selected clients
+    without one, why each of those has none, and coordinates clipped per client."""
+
+    submissions: list[Submission]
+    skips: list[bytes] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    clipped: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +111,31 @@ class ClientPool:
     def public_keys(self) -> dict[int, bytes]:
         return {i: k.public_key for i, k in self.keys.items()}
 
+    def saved_state(self) -> bytes | None:
+        """The attack state as bytes (`storage.trees`), or None when there is none to keep."""
+        return tree_to_bytes(self.attack_state) if self.attack_state else None
+
+    def restore(self, saved: bytes) -> None:
+        """Resume from the attack state a previous pool of these clients left (`saved_state`)."""
+        state = tree_from_bytes(saved)
+        if not isinstance(state, dict):
+            raise FedrayError("a saved attack state is a mapping")
+        self.attack_state = state
+
+    def skips(
+        self, round_: int, clients: Sequence[int], nonces: Mapping[bytes, int]
+    ) -> list[bytes]:
+        """Signed `skip` transactions: each of `clients` declares a missed update in `round_`."""
+        return [
+            make_tx(
+                self.keys[i],
+                self.cfg.chain.chain_id,
+                nonces.get(self.keys[i].public_key, 0),
+                Skip(round_),
+            ).raw
+            for i in clients
+        ]
+
     def train_round(
         self,
         round_: int,
@@ -103,14 +145,14 @@ class ClientPool:
         nonces: Mapping[bytes, int],
         epochs: int,
         lr: float,
-    ) -> list[Submission]:
+    ) -> PoolRound:
         """Updates and signed transactions of this pool's clients among the round's `selected`
         (every selected client of the round, this pool's or not)."""
         if tensors_digest(global_model) != global_hash:
             raise GlobalModelMismatch(f"global model of round {round_} does not match the chain")
         mine = sorted(self.public[k] for k in selected if k in self.public)
         if not mine:
-            return []
+            return PoolRound([])
         # Blob stores and safetensors order tensors by name; training wants the model's order.
         global_float = dequantize({name: global_model[name] for name in self.param_names})
         attacking = self.attack is not None and round_ >= self.cfg.attack.start_round
@@ -128,7 +170,14 @@ class ClientPool:
             attack_state=self.attack_state,
         )
         self.attack_state = out.attack_state
-        return [self._submission(i, round_, out.payloads[i], nonces, out.seconds[i]) for i in mine]
+        subs = [
+            self._submission(i, round_, out.payloads[i], nonces, out.seconds[i])
+            for i in mine
+            if i in out.payloads
+        ]
+        return PoolRound(
+            subs, self.skips(round_, list(out.failed), nonces), out.failed, out.clipped
+        )
 
     def _submission(
         self,

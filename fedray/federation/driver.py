@@ -140,6 +140,11 @@ class RunPolicy:
         self._advance(tick)
         return actions
 
+    def consensus_started(self, now: float) -> None:
+        """Consensus starts after the first tick (a resumed round is delivered first): the stall
+        clock starts now, not at that tick."""
+        self.last_progress = now
+
     def _check_progress(self, tick: Tick) -> None:
         if self.last_progress is None or tick.info.height > self.height:
             self.height = max(self.height, tick.info.height)

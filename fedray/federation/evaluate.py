@@ -16,6 +16,12 @@ from fedray.learning.models import build_model
 from fedray.learning.training import Metrics, centralized_baseline, evaluate
 
 
+def as_float(fed: Federation, fixed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """int32 fixed point (any tensor order) -> float32 in the model's parameter order."""
+    names = [n for n, _ in build_model(fed.model_spec(), fed.cfg.seed).named_parameters()]
+    return dequantize({n: fixed[n] for n in names})
+
+
 class Evaluator:
     def __init__(self, fed: Federation) -> None:
         torch.set_num_threads(1)

@@ -33,6 +33,7 @@ class RoundReport:
     round: int
     submitted: int
     refused: list[Refused] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # clients that declared a missed update
 
 
 class InProcessFederation:
@@ -66,7 +67,8 @@ class InProcessFederation:
         a0 = self.apps[0]
         height = a0.height + 1
         proposer = a0.state.validators.keys[height % len(a0.state.validators)]
-        block = a0.prepare_proposal(height, 0, proposer, 0)
+        interval_ms = int(self.cfg.chain.block_interval_s * 1000)  # block time, as on Ray
+        block = a0.prepare_proposal(height, 0, proposer, a0.state.last_block_time + interval_ms)
         if not all(app.process_proposal(block) for app in self.apps):
             raise RunError(f"an app refused block {height}")
         cert = certify(
@@ -103,7 +105,7 @@ class InProcessFederation:
         p = self.state.params
         report = RoundReport(rs.round, 0)
         for pool in self.pools:
-            for sub in pool.train_round(
+            answer = pool.train_round(
                 rs.round,
                 model,
                 rs.global_hash,
@@ -111,12 +113,16 @@ class InProcessFederation:
                 nonces,
                 p.fl_local_epochs,
                 float(p.fl_learning_rate),
-            ):
+            )
+            for sub in answer.submissions:
                 if tamper is not None:
                     sub = tamper(sub)
                 results = self.submit(sub.tx, sub.payload, sub.delivery_signature)
                 report.submitted += 1
                 report.refused += [r for r in results[:1] if isinstance(r, Refused)]
+            for raw in answer.skips:  # clients without an update declare the miss
+                self.submit(raw)
+            report.failed.update(answer.failed)
         return report
 
     def run_round(self, tamper: Tamper | None = None, max_blocks: int = 1000) -> RoundReport:

@@ -1,10 +1,10 @@
-"""A run's directory and results: the directory itself (`make_run_dir`), metrics.parquet (pyarrow),
-summary.json, the final model as safetensors (float32, the model's parameter names), three PNG plots
-(matplotlib, Agg backend), and the summary printed at the end."""
+"""A run's directory and final results: the directory itself (`make_run_dir`), the final
+summary.json (`final_summary`), the final model as safetensors (float32, the model's parameter
+names), three PNG plots (matplotlib, Agg backend), and the summary printed at the end. What is
+written round by round (metrics.parquet, checkpoints, progress) is `record.RunRecord`'s."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fedray.config import RunConfig, to_yaml
 from fedray.core.contracts.economy import account_total
 from fedray.core.state import Genesis
+from fedray.federation.metrics import client_names
 from fedray.federation.plan import Federation
-from fedray.node.export import jsonable
+from fedray.federation.record import RunRecord
 from fedray.node.views import EconomyInfo
 
 
@@ -55,6 +54,53 @@ def economy_summary(economy: EconomyInfo, genesis: Genesis) -> dict[str, Any]:
     }
 
 
+def final_summary(
+    record: RunRecord,
+    *,
+    initial_accuracy: float,
+    elapsed_seconds: float,
+    height: int,
+    global_hash: bytes,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """summary.json of a finished run: the run, its end, its lost updates, and `extra` (the
+    driver's observations: agreement, dead validators, governance, economy, baseline)."""
+    rows = record.rows
+    return {
+        "name": record.fed.cfg.name,
+        "run_id": record.run_id,
+        "run_dir": str(record.run_dir),
+        "finished": True,
+        "rounds": len(rows),
+        "final_accuracy": rows[-1]["accuracy"] if rows else initial_accuracy,
+        "initial_accuracy": initial_accuracy,
+        "elapsed_seconds": elapsed_seconds,
+        "height": height,
+        "attackers": list(record.fed.attackers()),
+        "global_model_hash": global_hash.hex(),
+        **lost_updates(rows),
+        **extra,
+    }
+
+
+def lost_updates(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds that closed on their deadline, and every missed update, from the metrics rows."""
+    deadline = [
+        {
+            "round": r["round"],
+            "missed": [c for c in r["missed_clients"] if c not in r["skipped_clients"]],
+        }
+        for r in rows
+        if r["close_reason"] == "deadline"
+    ]
+    missed = {str(r["round"]): list(r["missed_clients"]) for r in rows if r["missed_clients"]}
+    return {
+        "deadline_rounds": deadline,
+        "missed_updates": missed,
+        "clipped_coordinates": int(sum(r["clipped_coordinates"] for r in rows)),
+    }
+
+
 def summary_text(result: RunResult) -> str:
     """What `fedray run` prints at the end."""
     s = result.summary
@@ -65,31 +111,44 @@ def summary_text(result: RunResult) -> str:
     ]
     if "baseline_accuracy" in s:
         lines.append(f"centralized     {s['baseline_accuracy']:.3f} (same model and epoch budget)")
+    missed = sum(len(v) for v in s.get("missed_updates", {}).values())
+    deadline = s.get("deadline_rounds", [])
+    if missed or deadline:
+        parts = [f"{missed} missed updates"] + [
+            f"round {d['round']} closed on its deadline"
+            + (f" ({client_names(d['missed'])} did not answer)" if d["missed"] else "")
+            for d in deadline
+        ]
+        lines.append("lost updates    " + "; ".join(parts))
+    else:
+        lines.append("lost updates    none: every round closed with every selected client")
+    if s.get("clipped_coordinates"):
+        lines.append(f"clipped         {s['clipped_coordinates']} coordinates into |x| < 128")
+    lines.append(f"global model    {s['global_model_hash']}")
     lines.append(f"validators      agree on all {s['validators_agree_up_to']} common blocks")
     lines.append(f"verify with     fedray chain verify {result.run_dir} --recompute")
     return "\n".join(lines)
 
 
 def write_outputs(
-    run_dir: Path,
-    rows: list[dict[str, Any]],
+    record: RunRecord,
     summary: dict[str, Any],
     final_model: Mapping[str, np.ndarray],
     fed: Federation,
 ) -> None:
-    from safetensors.numpy import save_file
+    """The final summary, model and plots (metrics.parquet is already written, round by round)."""
+    from safetensors.numpy import save
 
-    from fedray.federation.evaluate import Evaluator
+    from fedray.federation.evaluate import as_float
+    from fedray.storage.blobs import atomic_write
 
-    pq.write_table(pa.Table.from_pylist(rows), run_dir / "metrics.parquet")
-    (run_dir / "summary.json").write_text(
-        json.dumps(jsonable(summary), indent=2, sort_keys=True) + "\n"
-    )
-    save_file(
-        Evaluator(fed).as_float(final_model),
-        str(run_dir / "model.safetensors"),
+    run_dir, rows = record.run_dir, record.rows
+    data = save(
+        as_float(fed, final_model),
         metadata={"format": "fedray", "global_model_hash": str(summary.get("global_model_hash"))},
     )
+    atomic_write(run_dir / "model.safetensors", data)
+    record.progress(summary)
     plot_accuracy(run_dir / "accuracy.png", rows, summary)
     plot_round_time(run_dir / "round_time.png", rows)
     if rows and "client_balances" in rows[0]:

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from fedray.aggregation.fixedpoint import quantize
-from fedray.config import RunConfig
+from fedray.config import RunConfig, with_model_defaults
 from fedray.core.contracts.rounds import genesis_rounds
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.state import Genesis, GenesisAccount, Params
-from fedray.errors import FedrayError
+from fedray.errors import ConfigError, FedrayError
 from fedray.learning.datasets import DatasetSpec, DataSplit, SyntheticConfig, load_dataset
 from fedray.learning.models import ModelSpec, build_model, get_params
 from fedray.learning.partition import PartitionConfig, partition
@@ -43,9 +43,33 @@ def _split(name: str, seed: int, test_fraction: float, s_alpha: float, s_beta: f
     return load_dataset(DatasetSpec(name, seed, test_fraction, synthetic))
 
 
+INGRESS_CPUS = 0.05  # each validator's ingress actor, in the validator's bundle
+
+
 @dataclass(frozen=True)
 class Federation:
     cfg: RunConfig
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cfg", with_model_defaults(self.cfg))  # concrete epochs and lr
+
+    def preflight(self) -> None:
+        """Everything a run derives from its config, built once before Ray starts, so a config the
+        data or the chain cannot take fails as one `ConfigError` line instead of inside an actor:
+        the partition (a client count the data set cannot split), the model, the chain
+        parameters."""
+        try:
+            self.shards()
+            build_model(self.model_spec(), self.cfg.seed)
+            self.params()
+        except (FedrayError, ValueError, TypeError) as exc:
+            raise ConfigError(f"the config cannot run: {type(exc).__name__}: {exc}") from None
+
+    def cpus_needed(self) -> float:
+        """Ray CPUs the run's actors reserve: each validator with its ingress, and each pool."""
+        rt = self.cfg.runtime
+        validators = self.cfg.chain.validators * (rt.validator_num_cpus + INGRESS_CPUS)
+        return validators + len(self.pools()) * rt.pool_num_cpus
 
     # --- data and model -----------------------------------------------------------------------
     def split(self) -> DataSplit:
@@ -81,6 +105,7 @@ class Federation:
 
     def train_config(self, epochs: int | None = None, lr: float | None = None) -> TrainConfig:
         t = self.cfg.training
+        assert t.epochs is not None and t.lr is not None  # resolved in __post_init__
         return TrainConfig(
             epochs=epochs or t.epochs,
             batch_size=t.batch_size,
@@ -129,6 +154,7 @@ class Federation:
             min_stake_validator=min(1000, c.validator_stake),
             fl_clients_per_round=per_round,
             fl_round_deadline=c.round_deadline_blocks,
+            fl_round_timeout_ms=int(round(c.round_timeout_s * 1000)),
             fl_max_rounds=self.cfg.rounds,
             fl_rule=self.cfg.strategy.name,
             fl_rule_config=json.dumps(dict(self.cfg.strategy.params), sort_keys=True),

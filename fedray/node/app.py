@@ -6,6 +6,7 @@ One node directory holds everything a validator needs to restart:
     blobs/         pinned update payloads and global models (storage.blobs)
     outcomes/      recorded aggregation outcomes (node.precompile)
     keys/          the validator key, encrypted (storage.keystore)
+    LOCK           held while a process has the directory open (storage.dirlock)
     signer.json    last signed (height, round, step) (storage.signer_state)
     rejections.jsonl  every transaction the node refused, with the rule broken
 
@@ -44,6 +45,7 @@ from fedray.node.replay import load_state
 from fedray.node.timeliness import Timeliness
 from fedray.storage.blobs import BlobStore
 from fedray.storage.blockstore import BlockStore
+from fedray.storage.dirlock import DirLock
 
 MAX_PROPOSAL_CACHE = 8
 
@@ -63,9 +65,12 @@ class LedgerApp:
         keys: Sequence[PrivateKey] = (),
         clock: Callable[[], int] | None = None,
         timeliness: Timeliness | None = None,
+        lock_wait_s: float = 0.0,
     ) -> None:
         self.dir = Path(node_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        # one process per node directory (a resumed run waits for its predecessor's to exit)
+        self._dir_lock = DirLock(self.dir, wait_s=lock_wait_s)
         self.store = BlockStore(self.dir, snapshot_interval=snapshot_interval)
         self.store.init_genesis(genesis)
         self.blobs = BlobStore(self.dir / "blobs")
@@ -234,14 +239,18 @@ class LedgerApp:
         needed = self.needed_payload(raw)
         return needed is None or self.blobs.has(needed)
 
+    def next_nonce(self, sender: bytes) -> int:
+        """The nonce `sender`'s next transaction takes: its committed nonce plus its transactions
+        pending in the mempool (so a second transaction queues behind the first, not against it)."""
+        with self._lock:
+            account = self.state.account(sender)
+            pending = sum(1 for stx in self.mempool.pending() if stx.tx.sender == sender)
+            return (account.nonce if account else 0) + pending
+
     def submit_own(self, payload: Any, key: PrivateKey) -> Rejection | None:
         """Sign `payload` as a transaction of this node's key (next free nonce) and admit it."""
         with self._lock:
-            me = key.public_key
-            account = self.state.account(me)
-            pending = sum(1 for stx in self.mempool.pending() if stx.tx.sender == me)
-            nonce = (account.nonce if account else 0) + pending
-            stx = make_tx(key, self.state.chain_id, nonce, payload)
+            stx = make_tx(key, self.state.chain_id, self.next_nonce(key.public_key), payload)
             return self.submit(stx.raw, signature_verified=True)
 
     def _record_rejection(self, r: Rejection) -> None:
@@ -267,6 +276,7 @@ class LedgerApp:
         with self._lock:
             self._rejections.close()
             self.store.close()
+            self._dir_lock.release()
 
 
 def node_precompiles(
@@ -277,12 +287,16 @@ def node_precompiles(
     return {AGGREGATION: aggregation, PAYLOAD_CHECK: checker, PARAM_CHECK: check_param}
 
 
-def make_block_env(node_dir: str | Path, recompute: bool) -> BlockEnv:
-    """The environment `fedray chain verify` replays a node's chain with: its blob store and its
-    recorded aggregation outcomes (reused, or recomputed and compared when `recompute`)."""
+def make_block_env(node_dir: str | Path, recompute: bool, store: BlockStore) -> BlockEnv:
+    """The environment `fedray chain verify` replays a node's chain (`store`) with: its blob store
+    and its recorded aggregation outcomes (reused, or recomputed and compared when `recompute`),
+    opened read-only: the replay writes nothing into `node_dir`."""
     node_dir = Path(node_dir)
     aggregation = BlobAggregation(
-        BlobStore(node_dir / "blobs"), node_dir / "outcomes", recompute=recompute
+        BlobStore(node_dir / "blobs", read_only=True),
+        node_dir / "outcomes",
+        recompute=recompute,
+        read_only=True,
     )
-    genesis_state = BlockStore(node_dir).genesis().state()
+    genesis_state = store.genesis().state()
     return BlockEnv(precompiles=node_precompiles(node_dir, aggregation, lambda: genesis_state))

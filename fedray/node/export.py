@@ -66,7 +66,7 @@ def export_chain(chain_dir: Path, out: Path) -> list[Path]:
             "size_bytes",
         )
     }
-    with BlockStore(chain_dir) as store:
+    with BlockStore.reading(chain_dir) as store:
         for stored in store.iter_blocks():
             block, cert = stored.block(), stored.cert()
             h = block.header

@@ -9,7 +9,8 @@ the verdicts. Every step is exact integer arithmetic, so all honest validators g
 Outcomes are also written to `<outcomes>/<request hash>.cbor`. Replaying a chain can then either
 reuse them (fast verification of links, signatures and roots) or recompute every aggregation from the
 stored payloads (`fedray chain verify --recompute`), in which case a stored outcome that differs from
-the recomputed one is an error.
+the recomputed one is an error. A read-only instance (what `fedray chain verify` uses) writes
+nothing: models it computes stay in memory, where later rounds of the replay find them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from fedray.aggregation.base import ClientDelta
 from fedray.aggregation.round import aggregate_round
 from fedray.core.encoding import decode, encode
@@ -27,7 +30,7 @@ from fedray.core.precompiles import AggregationOutcome, AggregationRequest, Upda
 from fedray.errors import BlobError, FedrayError, PayloadValidationError
 from fedray.node.scoring import score_updates
 from fedray.storage.blobs import BlobStore, atomic_write
-from fedray.storage.tensors import TensorSpec, validate_payload
+from fedray.storage.tensors import TensorSpec, tensors_digest, validate_payload
 
 
 class AggregationMismatchError(FedrayError):
@@ -46,10 +49,14 @@ class BlobAggregation:
         *,
         recompute: bool = True,
         threads: int = 1,
+        read_only: bool = False,
     ) -> None:
         self.blobs = blobs
         self.outcomes_dir = Path(outcomes_dir)
-        self.outcomes_dir.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        self._computed: dict[bytes, dict[str, np.ndarray]] = {}  # read-only: models kept here
+        if not read_only:
+            self.outcomes_dir.mkdir(parents=True, exist_ok=True)
         self.recompute = recompute
         self.threads = threads
         self.seconds = 0.0  # time spent aggregating (metrics)
@@ -68,7 +75,7 @@ class BlobAggregation:
         with self._lock:
             stored = self.stored_outcome(request)
             if stored is not None and not self.recompute:
-                if not self.blobs.has(stored.global_hash):
+                if not (self.blobs.has(stored.global_hash) or stored.global_hash in self._computed):
                     raise BlobError(
                         f"stored outcome names a missing model {stored.global_hash.hex()[:16]}"
                     )
@@ -78,22 +85,32 @@ class BlobAggregation:
                 raise AggregationMismatchError(
                     f"round {request.round}: recomputed aggregation differs from the recorded outcome"
                 )
-            if stored is None:
+            if stored is None and not self.read_only:
                 atomic_write(self._outcome_path(request), encode(outcome.to_canonical()))
             return outcome
 
+    def _get(self, digest: bytes) -> dict[str, np.ndarray]:
+        return self._computed[digest] if digest in self._computed else self.blobs.get(digest)
+
+    def _put(self, tensors: dict[str, np.ndarray]) -> bytes:
+        if not self.read_only:
+            return self.blobs.put(tensors)
+        digest = tensors_digest(tensors)
+        self._computed[digest] = tensors
+        return digest
+
     def _compute(self, request: AggregationRequest) -> AggregationOutcome:
         start = time.perf_counter()
-        global_model = self.blobs.get(request.global_hash)
-        state = self.blobs.get(request.state_hash) if request.state_hash else None
-        updates = [ClientDelta(key, self.blobs.get(h), n) for key, h, n in request.updates]
+        global_model = self._get(request.global_hash)
+        state = self._get(request.state_hash) if request.state_hash else None
+        updates = [ClientDelta(key, self._get(h), n) for key, h, n in request.updates]
         config = json.loads(request.rule_config)
         round_ = aggregate_round(
             global_model, updates, request.rule, config, state, threads=self.threads
         )
         result = round_.result
-        global_hash = self.blobs.put(round_.new_global)
-        state_hash = self.blobs.put(result.state) if result.state else b""
+        global_hash = self._put(round_.new_global)
+        state_hash = self._put(result.state) if result.state else b""
         by_key = {v.key: v for v in result.verdicts}
         ordered = [by_key[key] for key, _, _ in request.updates]
         scores = score_updates(

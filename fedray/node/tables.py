@@ -17,8 +17,8 @@ from fedray.storage.blockstore import BlockStore
 
 
 def replay(chain_dir: Path) -> State:
-    with BlockStore(chain_dir) as store:
-        return load_state(store, make_block_env(chain_dir, recompute=False))
+    with BlockStore.reading(chain_dir) as store:
+        return load_state(store, make_block_env(chain_dir, recompute=False, store=store))
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:

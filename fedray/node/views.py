@@ -15,7 +15,9 @@ from fedray.core.state import State
 @dataclass(frozen=True)
 class RoundResultView:
     """A closed round: when and why it closed, the models before and after, and what was decided
-    about its updates (counts, contributing clients and their weights in 2**-16 units)."""
+    about its updates (counts, contributing clients and their weights in 2**-16 units); who was
+    selected, who declared a missed update (`skipped`), and who delivered nothing the round
+    included (`missed`: skipped, too late for the deadline, or refused as a copy)."""
 
     round: int
     opened_at: int
@@ -30,9 +32,13 @@ class RoundResultView:
     rejected: int
     clients: tuple[bytes, ...]
     weights: tuple[int, ...]
+    selected_clients: tuple[bytes, ...] = ()
+    skipped: tuple[bytes, ...] = ()
+    missed: tuple[bytes, ...] = ()
 
     @staticmethod
     def of(r: RoundResult) -> RoundResultView:
+        included = {u.client for u in r.updates}
         return RoundResultView(
             round=r.round,
             opened_at=r.opened_at,
@@ -47,6 +53,9 @@ class RoundResultView:
             rejected=sum(v.rejected for v in r.verdicts),
             clients=tuple(u.client for u in r.updates),
             weights=tuple(v.weight for v in r.verdicts),
+            selected_clients=tuple(r.selected),
+            skipped=tuple(r.skipped),
+            missed=tuple(k for k in r.selected if k not in included),
         )
 
 
@@ -67,6 +76,8 @@ class RoundInfo:
     fl_learning_rate: str
     fl_rule: str
     results: tuple[RoundResultView, ...]
+    answered: tuple[bytes, ...] = ()  # selected clients with an update, a refusal or a skip
+    deadline_ms: int = 0
 
 
 def round_info(state: State, results_after: int = -1) -> RoundInfo:
@@ -86,6 +97,8 @@ def round_info(state: State, results_after: int = -1) -> RoundInfo:
         fl_learning_rate=p.fl_learning_rate,
         fl_rule=p.fl_rule,
         results=tuple(RoundResultView.of(r) for r in rs.results if r.round > results_after),
+        answered=rs.answered() if rs.open else (),
+        deadline_ms=rs.deadline_ms,
     )
 
 

@@ -21,6 +21,9 @@ it runs without token authentication: fedray refuses to join unless `allow_unaut
 joined with the caller's token (`RAY_AUTH_MODE=token` plus `RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH`
 or `~/.ray/auth_token`).
 
+A start that fails halfway is shut down before the error propagates, and `shutdown_ray`
+(`processes`) waits for every process the embedded instance started: none outlives the command.
+
 Ignored here: encryption between nodes (Ray's `RAY_USE_TLS` settings, which the probe honours; see
 docs/security.md), and anyone who can already run code as the user that runs fedray.
 """
@@ -36,6 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from fedray.errors import FedrayError
+from fedray.runtime.processes import shutdown_ray, track_start
+
+__all__ = ["ClusterSecurityError", "cluster_address", "init_ray", "shutdown_ray"]
 
 NODE_FLAG = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 AUTH_MODE = "RAY_AUTH_MODE"
@@ -202,20 +208,20 @@ def _start_embedded(num_cpus: int | None, object_store_mb: int, **kwargs: Any) -
     level = announcer.level
     announcer.setLevel(logging.ERROR)
     try:
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            object_store_memory=object_store_mb * 1024 * 1024,
-            include_dashboard=False,
-            **kwargs,
-        )
-    finally:
-        announcer.setLevel(level)
-    try:
+        with track_start():
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                object_store_memory=object_store_mb * 1024 * 1024,
+                include_dashboard=False,
+                **kwargs,
+            )
         _check_closed()
     except BaseException:
-        ray.shutdown()
+        shutdown_ray()  # a start that failed halfway, or an open instance, leaves no process
         raise
+    finally:
+        announcer.setLevel(level)
 
 
 def _check_closed() -> None:

@@ -1,15 +1,22 @@
 """The client-pool actor: many virtual clients in one process (`federation/clients.ClientPool`).
 
 Per round it reads the round from a validator (the chain, not the driver, says which global model
-hash to trust), receives the global model by object reference (put once per round by the driver),
-trains its selected clients, puts each update into the object store as numpy arrays and sends the
-signed transactions with the payload references to every validator's ingress in one call each.
+hash to trust and who has answered already), receives the global model by object reference (put
+once per round by the driver), trains all its selected clients, puts each update into the object
+store as numpy arrays and sends the signed transactions with the payload references to every
+validator's ingress in one call each. Clients already on chain for the round (a resumed run) are
+trained again, so colluding attackers craft exactly what they crafted before, but not sent again.
+
+Errors end no run: a client without an update, or every client of the pool when its round fails as
+a whole, sends a signed `skip` (a missed update), and the answer says why; `skip_round` is what a
+pool rebuilt after a crash sends for its predecessor's round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +24,7 @@ import ray
 
 from fedray.config import RunConfig
 from fedray.errors import FedrayError
-from fedray.federation.clients import ClientPool
+from fedray.federation.clients import ClientPool, PoolRound
 from fedray.node.views import RoundInfo
 
 
@@ -25,6 +32,22 @@ class NoValidatorError(FedrayError):
     """No validator the pool was given answered (all of them died)."""
 
     code = "no_validator"
+
+
+class InjectedFault(FedrayError):
+    """A failure injected by the run's `faults` config (tests and demos)."""
+
+    code = "injected_fault"
+
+
+@dataclass(frozen=True)
+class PoolFaults:
+    """The faults of the run's first pool (`faults.*`); other pools get none."""
+
+    corrupt_round: int = -1  # one payload altered after signing
+    slow_s: float = 0.0  # sleep before training each round, like a loaded host
+    error_round: int = -1  # the round fails as a whole
+    fail_start: bool = False  # the actor fails to build
 
 
 async def first_alive(validators: list[Any], method: str, *args: Any) -> Any:
@@ -39,12 +62,23 @@ async def first_alive(validators: list[Any], method: str, *args: Any) -> Any:
 
 
 class PoolNode:
-    def __init__(self, cfg: RunConfig, clients: list[int], corrupt_round: int = -1) -> None:
+    def __init__(
+        self, cfg: RunConfig, clients: list[int], faults: PoolFaults | None = None
+    ) -> None:
+        self.faults = faults or PoolFaults()
+        if self.faults.fail_start:
+            raise InjectedFault("faults.fail_pool_start: this pool fails to build")
         self.pool = ClientPool(cfg, clients)
-        self.corrupt_round = corrupt_round  # fault injection: one payload altered after signing
+        # One signing at a time, each from the nonces validators expect next (pending counted),
+        # and sent before the next starts: a governance vote and an update of one client queue
+        # one behind the other instead of taking the same nonce.
+        self._signing = asyncio.Lock()
 
     def public_keys(self) -> dict[int, bytes]:
         return self.pool.public_keys()
+
+    def restore(self, saved: bytes) -> None:
+        self.pool.restore(saved)
 
     async def train_round(
         self,
@@ -59,53 +93,121 @@ class PoolNode:
         mine = [k for k in info.selected if k in self.pool.public]
         if not mine:
             return {"round": round_, "clients": 0}
-        nonces = await first_alive(validators, "account_nonces", mine)
+        if self.faults.slow_s > 0:
+            await asyncio.sleep(self.faults.slow_s)
+        async with self._signing:
+            return await self._train_and_send(
+                round_, global_model, info, mine, validators, ingresses
+            )
+
+    async def _train_and_send(
+        self,
+        round_: int,
+        global_model: dict[str, np.ndarray],
+        info: RoundInfo,
+        mine: list[bytes],
+        validators: list[Any],
+        ingresses: list[Any],
+    ) -> dict[str, Any]:
+        nonces = await first_alive(validators, "next_nonces", mine)
         start = time.perf_counter()
-        subs = self.pool.train_round(
-            round_,
-            global_model,
-            info.global_hash,
-            info.selected,  # the whole round's selection: attacks reason about all of it
-            nonces,
-            info.fl_local_epochs,
-            float(info.fl_learning_rate),
-        )
+        try:
+            if round_ == self.faults.error_round:
+                raise InjectedFault(f"faults.pool_error_round: round {round_} fails in this pool")
+            out = self.pool.train_round(
+                round_,
+                global_model,
+                info.global_hash,
+                info.selected,  # the whole round's selection: attacks reason about all of it
+                nonces,
+                info.fl_local_epochs,
+                float(info.fl_learning_rate),
+            )
+        except Exception as exc:  # the pool's round failed: every one of its clients misses it
+            reason = f"{type(exc).__name__}: {exc}"
+            clients = sorted(self.pool.public[k] for k in mine)
+            out = PoolRound(
+                [], self.pool.skips(round_, clients, nonces), dict.fromkeys(clients, reason)
+            )
         train_s = time.perf_counter() - start
+        done = set(info.answered)
         batch = []
-        for s in subs:
+        for s in out.submissions:
+            if self.pool.keys[s.client].public_key in done:
+                continue  # on chain already (a resumed run): trained only to craft alike
             payload, signature = s.payload, s.delivery_signature
-            if round_ == self.corrupt_round and not batch:
+            if round_ == self.faults.corrupt_round and not batch:
                 # Fault injection: this client delivers something other than what it signed in
                 # its transaction (and signs the delivery): provable, so it is slashed.
                 name = next(iter(payload))
                 payload = {**payload, name: payload[name] + np.int32(1)}
                 signature = self.pool.sign_delivery(s.client, round_, payload)
             batch.append((s.tx, ray.put(payload), signature))
+        skips = [
+            (raw, None, b"")
+            for raw, i in zip(out.skips, out.failed, strict=True)
+            if self.pool.keys[i].public_key not in done
+        ]
         sent_at = time.time()
+        results = await self._send(ingresses, batch + skips)
+        return {
+            "round": round_,
+            "clients": len(out.submissions),
+            "train_s": train_s,
+            "sent_at": sent_at,
+            "payload_bytes": int(
+                sum(a.nbytes for s in out.submissions for a in s.payload.values())
+            ),
+            "ingress": results,
+            "failed": out.failed,
+            "clipped": out.clipped,
+            "attack_state": self.pool.saved_state(),
+        }
+
+    async def skip_round(
+        self, round_: int, reason: str, validators: list[Any], ingresses: list[Any]
+    ) -> dict[str, Any]:
+        """Declare a missed update for this pool's selected clients that have not answered
+        `round_` (its previous actor crashed); returns who and why."""
+        info: RoundInfo = await first_alive(validators, "round_info")
+        if not info.open or info.round != round_:
+            return {"round": round_, "failed": {}}
+        done = set(info.answered)
+        clients = sorted(
+            self.pool.public[k] for k in info.selected if k in self.pool.public and k not in done
+        )
+        async with self._signing:
+            nonces = await first_alive(
+                validators, "next_nonces", [self.pool.keys[i].public_key for i in clients]
+            )
+            await self._send(
+                ingresses, [(raw, None, b"") for raw in self.pool.skips(round_, clients, nonces)]
+            )
+        return {"round": round_, "failed": dict.fromkeys(clients, reason)}
+
+    @staticmethod
+    async def _send(
+        ingresses: list[Any], batch: list[tuple[bytes, Any, bytes]]
+    ) -> list[dict[str, Any]]:
+        if not batch:
+            return []
         answers = await asyncio.gather(
             *(i.submit.remote(batch) for i in ingresses), return_exceptions=True
         )
-        results = [
+        return [
             a if isinstance(a, dict) else {"admitted": 0, "rejected": ["ingress_unavailable"]}
             for a in answers
         ]
-        return {
-            "round": round_,
-            "clients": len(subs),
-            "train_s": train_s,
-            "sent_at": sent_at,
-            "payload_bytes": int(sum(a.nbytes for s in subs for a in s.payload.values())),
-            "ingress": results,
-        }
 
     async def vote(
         self, proposal_id: int, option: str, validators: list[Any], ingresses: list[Any]
     ) -> int:
         """Sign and send every client's vote on `proposal_id`; returns how many were sent."""
         keys = list(self.pool.public)
-        nonces = await first_alive(validators, "account_nonces", keys)
-        batch = [(raw, None, b"") for raw in self.pool.votes(proposal_id, option, nonces)]
-        await asyncio.gather(*(i.submit.remote(batch) for i in ingresses), return_exceptions=True)
+        async with self._signing:
+            nonces = await first_alive(validators, "next_nonces", keys)
+            batch = [(raw, None, b"") for raw in self.pool.votes(proposal_id, option, nonces)]
+            await self._send(ingresses, batch)
         return len(batch)
 
 

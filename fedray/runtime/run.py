@@ -1,17 +1,19 @@
-"""`fedray run`: the driver of one chain-governed federated training run.
+"""`fedray run`'s driver on Ray: the actors of one run, and the policy's actions carried out.
 
-It connects to Ray (embedded by default), writes the run directory, creates the validators (spread
-over nodes by a placement group, each with its ingress in the same bundle), the client pools, and
-then only *observes the chain*: when a block opens a round it puts the global model into the object
-store once and asks the pools to train; when a block closes a round it evaluates the new global model
-on the held-out test set and records the round's figures. The chain decides everything else (who
-trains, when a round closes, what the new model is); what the driver does next is the decision of a
-pure policy (`fedray.federation.driver.RunPolicy`, and `ValidatorHealth` for which validator to
-ask), and this module only carries its actions out on Ray.
+`Run.start()` creates the validators (spread over nodes by a placement group, each with its ingress
+in the same bundle) and the client pools; a resumed run reopens the validators' directories (keys,
+block stores, signer state) and restores each pool's attack state. `execute()` then only *observes
+the chain*: when a block opens a round it puts the global model into the object store once and asks
+the pools to train; when a block closes a round it evaluates the new model and records the round
+(`federation.record`: metrics row, checkpoint, progress) at once. The chain decides everything else
+(who trains, when a round closes, what the new model is); what the driver does next is the pure
+policy's decision (`federation.driver.RunPolicy`, and `ValidatorHealth` for which validator to ask).
 
-Outputs (`runs/<name>-<time>/`): config.yaml, chain/validator-*/ (each validator's block store,
-blobs, keys), metrics.parquet, summary.json, model.safetensors, accuracy.png, round_time.png,
-balances.png (`fedray.federation.outputs`).
+The first observation happens before consensus starts, so a resumed run's open round is trained and
+its updates are in every mempool before the first block: a resumed round closes with the same
+updates as an uninterrupted one. A pool that crashes is rebuilt and declares its clients' missed
+updates; errors in a round are printed and the run goes on. Ray's start and stop, and the run
+directory's life, are `runtime.launch`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from fedray.config import RunConfig
-from fedray.core.encoding import encode
 from fedray.federation.driver import (
     DispatchRound,
     FaultPlan,
@@ -34,204 +35,120 @@ from fedray.federation.driver import (
     RunError,
     RunPolicy,
     Tick,
-    ValidatorHealth,
 )
 from fedray.federation.evaluate import Evaluator
 from fedray.federation.governance_script import GovernanceScript
-from fedray.federation.metrics import RoundContext, RoundRow, RoundTiming, round_row
-from fedray.federation.outputs import (
-    RunResult,
-    economy_summary,
-    make_run_dir,
-    summary_text,
-    write_outputs,
+from fedray.federation.metrics import (
+    RoundContext,
+    RoundTiming,
+    client_names,
+    round_notes,
+    round_row,
 )
+from fedray.federation.outputs import RunResult, economy_summary, final_summary, write_outputs
 from fedray.federation.plan import Federation
-from fedray.node.views import RoundResultView
-from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
+from fedray.federation.record import RunRecord
+from fedray.node.views import RoundInfo, RoundResultView
+from fedray.runtime.actors import RunActors
 
-__all__ = ["Run", "RunError", "RunResult", "make_run_dir", "run", "summary_text"]
+__all__ = ["Run", "RunError", "RunResult"]
+
+MAX_POOL_REBUILDS = 3  # a pool that crashes more often stays down (its clients miss their rounds)
 
 
 class Run:
     """One run's actors and bookkeeping; `execute()` drives it to the end."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
-        self.cfg = cfg
-        self.run_dir = run_dir
+    def __init__(self, cfg: RunConfig, run_dir: Path, resume: bool = False) -> None:
+        self.cfg, self.run_dir, self.resume = cfg, run_dir, resume
         self.fed = Federation(cfg)
-        self.rows: list[RoundRow] = []
+        self.record = RunRecord(run_dir, self.fed)
         self.timings: dict[int, RoundTiming] = {}
         self.pool_futures: dict[int, list[tuple[int, Any]]] = {}
         self.aggregation_before = 0.0
-        self.validators: list[Any] = []
-        self.ingresses: list[Any] = []
-        self.pools: list[Any] = []
-        self.pool_clients = self.fed.pools()
+        self.crashes: dict[int, int] = {}  # pool index -> times rebuilt
+        self.actors = RunActors(cfg, self.fed, run_dir)
         n = cfg.chain.validators
-        self.health = ValidatorHealth(n)
         self.policy = RunPolicy(
             rounds=cfg.rounds,
             stall_limit_s=max(120.0, 10 * cfg.chain.round_deadline_blocks),
             governance=bool(cfg.governance),
             faults=FaultPlan(cfg.faults.kill_pool_round, cfg.faults.kill_validator_round, n),
+            recorded=len(self.record.rows),
+            last_result=self.record.last_round,
         )
 
-    # --- setup --------------------------------------------------------------------------------
-    def node_dir(self, i: int) -> Path:
-        return self.run_dir / "chain" / f"validator-{i}"
-
     def start(self) -> None:
-        import ray
-        from ray.util.placement_group import placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        from fedray.runtime.ingress import IngressActor
-        from fedray.runtime.validator import ValidatorActor
-
-        cfg, rt = self.cfg, self.cfg.runtime
-        n = cfg.chain.validators
-        keys = [
-            KeyStore(self.node_dir(i) / "keys", DEV_PASSPHRASE).create("validator")
-            for i in range(n)
-        ]
+        keys = self.actors.keys()
         self.validator_keys = keys
         self.initial = self.fed.initial_model()
         self.genesis = self.fed.genesis([k.public_key for k in keys], self.initial)
         self.script = GovernanceScript(self.fed, keys, self.genesis.chain_id)
-        self.client_keys = [self.fed.client_key(i).public_key for i in range(cfg.clients)]
-        genesis_bytes = encode(self.genesis.to_canonical())
-        ingress_cpus = 0.05
-        self.pg = placement_group(
-            [{"CPU": rt.validator_num_cpus + ingress_cpus}] * n, strategy="SPREAD"
-        )
-        ray.get(self.pg.ready(), timeout=120)
-        self._validator_args = (genesis_bytes,)
-        for i in range(n):
-            strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
-            v = ValidatorActor.options(
-                num_cpus=rt.validator_num_cpus, scheduling_strategy=strategy, name=None
-            ).remote(**self._validator_kwargs(i))
-            self.validators.append(v)
-        ray.get([v.put_blob.remote(self.initial) for v in self.validators])
-        layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in self.initial.items()}
-        for i, v in enumerate(self.validators):
-            strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
-            self.ingresses.append(
-                IngressActor.options(num_cpus=ingress_cpus, scheduling_strategy=strategy).remote(
-                    str(self.node_dir(i)),
-                    self.genesis.chain_id,
-                    self.genesis.params.max_tx_bytes,
-                    layout,
-                    v,
-                )
-            )
-        for idx in range(len(self.pool_clients)):
-            self.pools.append(self._new_pool(idx))
-        # Everyone is ready before the first block opens round 0.
-        ray.get(
-            [p.public_keys.remote() for p in self.pools]
-            + [g.stats.remote() for g in self.ingresses]
-        )
-        ray.get([v.connect.remote(self.validators) for v in self.validators])
-        ray.get([v.start.remote() for v in self.validators])
+        self.client_keys = [self.fed.client_key(i).public_key for i in range(self.cfg.clients)]
+        self.actors.start(self.genesis, self.initial)
 
-    def _validator_kwargs(self, i: int) -> dict[str, Any]:
-        c = self.cfg.chain
-        return {
-            "node_dir": str(self.node_dir(i)),
-            "genesis": self._validator_args[0],
-            "passphrase": DEV_PASSPHRASE,
-            "timeout_propose_s": c.timeout_propose_s,
-            "timeout_vote_s": c.timeout_vote_s,
-            "timeout_delta_s": c.timeout_delta_s,
-            "block_interval_s": c.block_interval_s,
-            "aggregation_threads": self.cfg.runtime.aggregation_threads,
-        }
+    def _say(self, message: str) -> None:
+        from tqdm import tqdm
 
-    def _new_pool(self, idx: int) -> Any:
-        from fedray.runtime.pool import PoolActor
-
-        corrupt = self.cfg.faults.corrupt_payload_round if idx == 0 else -1
-        return PoolActor.options(num_cpus=self.cfg.runtime.pool_num_cpus).remote(
-            self.cfg, self.pool_clients[idx], corrupt
-        )
-
-    # --- calling validators ---------------------------------------------------------------------
-    def _call(self, method: str, *args: Any, timeout: float = 60.0) -> Any:
-        """Call `method` on the first validator the health policy lets us ask."""
-        import ray
-
-        for i in self.health.live(time.time()):
-            try:
-                answer = ray.get(getattr(self.validators[i], method).remote(*args), timeout=timeout)
-            except ray.exceptions.GetTimeoutError:
-                self.health.timed_out(i, time.time())
-                continue
-            except ray.exceptions.RayActorError:
-                self.health.died(i)
-                continue
-            self.health.answered(i)
-            return answer
-        raise RunError(f"no live validator answered {method}")
-
-    def _live(self) -> tuple[list[Any], list[Any]]:
-        """(validators, their ingresses) the policy lets us use now."""
-        live = self.health.live(time.time())
-        return [self.validators[i] for i in live], [self.ingresses[i] for i in live]
-
-    def _submit(self, txs: list[bytes]) -> None:
-        """Send transactions without payloads to every live ingress (fire and forget)."""
-        batch = [(raw, None, b"") for raw in txs]
-        if batch:
-            for ingress in self._live()[1]:
-                ingress.submit.remote(batch)
+        tqdm.write(f"fedray: {message}")
 
     # --- carrying out the policy's actions -----------------------------------------------------
     def _dispatch(self, action: DispatchRound) -> None:
         import ray
 
+        self._settle(action.round)
         timing = self.timings.setdefault(action.round, RoundTiming(time.time()))
-        ref = ray.put(self._call("get_blob", action.global_hash))  # pools get it by reference
+        ref = ray.put(self.actors.call("get_blob", action.global_hash))  # pools get it by reference
         timing.dispatched_wall = time.time()
-        validators, ingresses = self._live()
-        for idx, pool in enumerate(self.pools):
+        validators, ingresses = self.actors.live()
+        restores = []
+        for idx in sorted(self.actors.fresh_pools):  # rebuilt pools resume their attack state
+            saved = self.record.pool_state_before(idx, action.round)
+            if saved is not None:
+                restores.append(self.actors.pools[idx].restore.remote(saved))
+        with contextlib.suppress(ray.exceptions.RayError):  # a dead pool fails its round below
+            ray.get(restores)
+        self.actors.fresh_pools.clear()
+        for idx, pool in enumerate(self.actors.pools):
             future = pool.train_round.remote(action.round, ref, validators, ingresses)
             self.pool_futures.setdefault(action.round, []).append((idx, future))
 
-    def _kill(self, action: KillPool | KillValidator) -> None:
+    def _settle(self, before: int, timeout_s: float = 60.0) -> None:
+        """Collect the pools' answers of rounds before `before` (closed, so answered or crashed),
+        so each pool's attack state is saved before it trains again."""
         import ray
 
-        if isinstance(action, KillPool):
-            ray.kill(self.pools[action.index], no_restart=True)
-            return
-        ray.kill(self.validators[action.index], no_restart=True)
-        ray.kill(self.ingresses[action.index], no_restart=True)
-        self.health.died(action.index)
+        for round_ in [r for r in self.pool_futures if r < before]:
+            futures = [f for _, f in self.pool_futures[round_]]
+            ray.wait(futures, num_returns=len(futures), timeout=timeout_s)
+            self._collect_pools(round_)
 
     def _governance(self, action: GovernanceStep) -> None:
         """Submit the proposals due at an opening round; vote on ours once they are open."""
         v0 = self.validator_keys[0].public_key
         if action.opened_round is not None:
-            nonce = self._call("account_nonces", [v0])[v0]
+            nonce = self.actors.call("next_nonces", [v0])[v0]
             deposit = self.genesis.params.gov_min_deposit
-            self._submit(self.script.due(action.opened_round, deposit, action.global_hash, nonce))
-        self.script.match(self._call("governance_info").proposals)
+            self.actors.submit(
+                self.script.due(action.opened_round, deposit, action.global_hash, nonce)
+            )
+        self.script.match(self.actors.call("governance_info").proposals)
         due = self.script.votes_due()
         if not due:
             return
         keys = [k.public_key for k in self.validator_keys]
-        self._submit(self.script.validator_votes(due, self._call("account_nonces", keys)))
-        validators, ingresses = self._live()
+        self.actors.submit(self.script.validator_votes(due, self.actors.call("next_nonces", keys)))
+        validators, ingresses = self.actors.live()
         for pend in due:
             if pend.action.client_votes != "none":
-                for pool in self.pools:
+                for pool in self.actors.pools:
                     pool.vote.remote(
                         pend.proposal_id, pend.action.client_votes, validators, ingresses
                     )
 
     def _collect_pools(self, round_: int) -> None:
-        """Fold finished pool answers into the round's timing; restart pools that died."""
+        """Fold finished pool answers into the round's record; a pool that crashed is rebuilt and
+        declares its clients' missed updates (the chain goes on without them)."""
         import ray
 
         timing = self.timings.get(round_)
@@ -243,159 +160,185 @@ class Run:
                 continue
             try:
                 out = ray.get(fut)
-            except ray.exceptions.RayActorError:
-                self.pools[idx] = self._new_pool(idx)  # the chain moves on without its updates
+            except ray.exceptions.RayActorError as exc:
+                self.crashes[idx] = self.crashes.get(idx, 0) + 1
+                if self.crashes[idx] > MAX_POOL_REBUILDS:
+                    self._say(f"round {round_}: client pool {idx} keeps crashing; not rebuilt")
+                    continue
+                self._say(
+                    f"round {round_}: client pool {idx} crashed; it is rebuilt and its clients "
+                    "miss this round"
+                )
+                self.actors.pools[idx] = self.actors.new_pool(idx)
+                pending.append(
+                    (idx, self._skip(idx, round_, f"pool crashed ({type(exc).__name__})"))
+                )
                 continue
-            if timing is not None:
+            except ray.exceptions.RayError as exc:  # the pool lives, its round raised
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+                pending.append((idx, self._skip(idx, round_, reason)))
+                continue
+            failed = out.get("failed", {})
+            for reason in sorted(set(failed.values())):
+                who = client_names(sorted(c for c, r in failed.items() if r == reason))
+                self._say(f"round {round_}: {who} missed the update: {reason}")
+            if out.get("attack_state") is not None:
+                self.record.save_pool_state(idx, round_, out["attack_state"])
+            if timing is not None and "train_s" in out:
                 timing.pool_report(
-                    out.get("train_s", 0.0),
+                    out["train_s"],
                     out.get("sent_at", 0.0),
                     out.get("payload_bytes", 0),
                     len(out.get("ingress", [])),
+                    sum(out.get("clipped", {}).values()),
                 )
-        self.pool_futures[round_] = pending
+        if pending:
+            self.pool_futures[round_] = pending
+        else:
+            self.pool_futures.pop(round_, None)
 
-    def _record(self, result: RoundResultView, evaluator: Evaluator, start_wall: float) -> RoundRow:
+    def _skip(self, idx: int, round_: int, reason: str) -> Any:
+        """Pool `idx` declares its clients' missed updates of `round_` (a future)."""
+        validators, ingresses = self.actors.live()
+        return self.actors.pools[idx].skip_round.remote(round_, reason, validators, ingresses)
+
+    def _record(self, result: RoundResultView, evaluator: Evaluator, start_wall: float) -> None:
         self._collect_pools(result.round)
-        self.pool_futures.pop(result.round, None)
         timing = self.timings.pop(result.round, RoundTiming(time.time()))
-        aggregation_now = float(self._call("status").get("aggregation_s", 0.0))
+        aggregation_now = float(self.actors.call("status").get("aggregation_s", 0.0))
         # seconds a validator spent aggregating since the last round (another validator may
         # answer after a crash, so never negative)
         aggregation_s = max(0.0, aggregation_now - self.aggregation_before)
         self.aggregation_before = aggregation_now
-        closed_wall = time.time()
+        rows = self.record.rows
         context = RoundContext(
-            closed_wall=closed_wall,
+            closed_wall=time.time(),
             start_wall=start_wall,
             height=self.policy.height,
-            previous_txs=self.rows[-1].cumulative_txs if self.rows else 0,
+            previous_txs=rows[-1]["cumulative_txs"] if rows else 0,
             model_bytes=sum(a.nbytes for a in self.initial.values()),
-            pools=len(self.pools),
+            pools=len(self.actors.pools),
         )
-        return round_row(
+        model = self.actors.call("get_blob", result.global_after)
+        row = round_row(
             result,
             timing,
-            evaluator.evaluate(self._call("get_blob", result.global_after)),
+            evaluator.evaluate(model),
             aggregation_s,
             context,
             self.client_keys,
-            self._call("accounts_info", self.client_keys),
-            self._call("economy_info"),
+            self.actors.call("accounts_info", self.client_keys),
+            self.actors.call("economy_info"),
         )
+        self.record.add_row(row.as_dict())
+        self.record.checkpoint(result.round, model, result.global_after)
+        self.record.progress(
+            {
+                "name": self.cfg.name,
+                "run_id": self.record.run_id,
+                "finished": False,
+                "rounds": len(self.record.rows),
+                "of_rounds": self.cfg.rounds,
+                "accuracy": row.accuracy,
+                "global_model_hash": row.global_model_hash,
+            }
+        )
+        for note in round_notes(row, self.cfg.chain.round_timeout_s):
+            self._say(note)
+
+    def _observe(self, first: bool) -> Tick:
+        """The chain's round view now; the first time from the most advanced validator (after a
+        kill they may stand at different heights)."""
+        only = self.actors.most_advanced() if first else None
+        info: RoundInfo = self.actors.call("round_info", self.policy.last_result, only=only)
+        return Tick(time.time(), info, self.script.finished())
+
+    def _start_consensus(self) -> None:
+        """Start the validators once the first tick's dispatch (a resumed round) is delivered."""
+        import ray
+
+        for _ in range(2):  # a pool that crashes here is rebuilt and skips: wait for that too
+            futures = [f for fs in self.pool_futures.values() for _, f in fs]
+            if futures:
+                wait_s = max(60.0, self.cfg.chain.round_timeout_s)
+                ray.wait(futures, num_returns=len(futures), timeout=wait_s)
+            for round_ in list(self.pool_futures):
+                self._collect_pools(round_)
+        self.actors.start_consensus()
+        self.policy.consensus_started(time.time())
 
     def execute(self) -> RunResult:
         evaluator = Evaluator(self.fed)
-        progress = _progress(self.cfg)
+        progress = _progress(self.cfg, len(self.record.rows))
         start_wall = time.time()
+        first = True
         while self.policy.phase is not Phase.FINISHED:
-            self._call("wait_for_height", self.policy.height + 1, 2.0, timeout=30.0)
-            info = self._call("round_info", self.policy.last_result)
-            tick = Tick(time.time(), info, self.script.finished())
+            if not first:
+                self.actors.call("wait_for_height", self.policy.height + 1, 2.0, timeout=30.0)
+            tick = self._observe(first)
             for open_round in list(self.pool_futures):
                 self._collect_pools(open_round)
             for action in self.policy.observe(tick):
                 if isinstance(action, RecordRound):
-                    row = self._record(action.result, evaluator, start_wall)
-                    self.rows.append(row)
+                    self._record(action.result, evaluator, start_wall)
+                    row = self.record.rows[-1]
                     progress.update(1)
-                    tx_s = row.cumulative_txs / max(1e-9, time.time() - start_wall)
+                    tx_s = row["cumulative_txs"] / max(1e-9, time.time() - start_wall)
                     progress.set_postfix(
-                        acc=f"{row.accuracy:.3f}", height=self.policy.height, tx_s=f"{tx_s:.1f}"
+                        acc=f"{row['accuracy']:.3f}", height=self.policy.height, tx_s=f"{tx_s:.1f}"
                     )
                 elif isinstance(action, DispatchRound):
                     self._dispatch(action)
                 elif isinstance(action, KillPool | KillValidator):
-                    self._kill(action)
+                    self.actors.kill(action)
                 else:
                     self._governance(action)
+            if first:
+                self._start_consensus()
+                first = False
         progress.close()
         return self._finish(evaluator, start_wall)
 
     def _finish(self, evaluator: Evaluator, start_wall: float) -> RunResult:
-        elapsed = time.time() - start_wall
-        info = self._call("round_info", self.cfg.rounds)
-        final_model = self._call("get_blob", info.global_hash)
-        rows = [row.as_dict() for row in self.rows]
-        summary = {
-            "name": self.cfg.name,
-            "run_dir": str(self.run_dir),
-            "rounds": len(rows),
-            "final_accuracy": rows[-1]["accuracy"],
-            "initial_accuracy": evaluator.evaluate(self.initial).accuracy,
-            "elapsed_seconds": elapsed,
-            "height": info.height,
-            "validators_agree_up_to": self._agreement(),
-            "dead_validators": sorted(self.health.dead),
-            "attackers": list(self.fed.attackers()),
-            "global_model_hash": info.global_hash.hex(),
+        info = self.actors.call("round_info", self.cfg.rounds)
+        final_model = self.actors.call("get_blob", info.global_hash)
+        extra: dict[str, Any] = {
+            "validators_agree_up_to": self.actors.agreement(),
+            "dead_validators": sorted(self.actors.health.dead),
             "governance": self.script.summary(),
-            "economy": economy_summary(self._call("economy_info"), self.genesis),
+            "economy": economy_summary(self.actors.call("economy_info"), self.genesis),
+            "resumed": self.resume,
         }
         if self.cfg.baseline:
-            summary["baseline_accuracy"] = evaluator.baseline(self.cfg)
-        write_outputs(self.run_dir, rows, summary, final_model, self.fed)
-        return RunResult(self.run_dir, rows, summary)
+            extra["baseline_accuracy"] = evaluator.baseline(self.cfg)
+        summary = final_summary(
+            self.record,
+            initial_accuracy=evaluator.evaluate(self.initial).accuracy,
+            elapsed_seconds=time.time() - start_wall,
+            height=info.height,
+            global_hash=info.global_hash,
+            extra=extra,
+        )
+        write_outputs(self.record, summary, final_model, self.fed)
+        return RunResult(self.run_dir, self.record.rows, summary)
 
-    def _agreement(self) -> int:
-        """Compare block hashes of every live validator at every common height; raise on a fork."""
-        import ray
-
-        maps = []
-        for i in self.health.live(time.time()):
-            try:
-                maps.append(ray.get(self.validators[i].block_hashes.remote(), timeout=30))
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-                continue  # a validator that cannot answer is not compared
-        common = min(max(m) for m in maps) if maps else 0
-        for h in range(1, common + 1):
-            if len({m[h] for m in maps}) != 1:
-                raise RunError(f"validators disagree on block {h}")
-        return common
+    @property
+    def committed(self) -> bool:
+        """Whether the chain got past genesis (the run left something worth keeping)."""
+        return self.policy.height > 0 or bool(self.record.rows)
 
     def stop(self) -> None:
-        import ray
-
-        live = [self.validators[i] for i in self.health.live(time.time())]
-        with contextlib.suppress(Exception):  # close stores cleanly where possible
-            ray.get([v.shutdown.remote() for v in live], timeout=30)
-        for actor in [*self.pools, *self.ingresses, *self.validators]:
-            with contextlib.suppress(Exception):  # already dead is fine
-                ray.kill(actor, no_restart=True)
-        if getattr(self, "pg", None) is not None:
-            from ray.util.placement_group import remove_placement_group
-
-            remove_placement_group(self.pg)
+        self.actors.stop()
 
 
-def _progress(cfg: RunConfig) -> Any:
+def _progress(cfg: RunConfig, done: int) -> Any:
     from tqdm import tqdm
 
     return tqdm(
         total=cfg.rounds,
+        initial=done,
         desc=f"fedray {cfg.name}",
         unit="round",
         disable=not cfg.runtime.progress,
         dynamic_ncols=True,
     )
-
-
-def run(cfg: RunConfig) -> RunResult:
-    """Run `cfg` end to end; always shuts down what it started."""
-    from fedray.runtime.cluster import init_ray
-
-    rt = cfg.runtime
-    started = init_ray(
-        rt.address, rt.num_cpus, rt.object_store_mb, allow_unauthenticated=rt.allow_unauthenticated
-    )
-    run_dir = make_run_dir(cfg)
-    handle = Run(cfg, run_dir)
-    try:
-        handle.start()
-        return handle.execute()
-    finally:
-        handle.stop()
-        if started:
-            import ray
-
-            ray.shutdown()

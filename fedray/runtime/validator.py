@@ -92,6 +92,7 @@ class NodeSettings:
     call_timeout_s: float = 5.0  # per peer call
     clock_precision_s: float = 0.5  # a proposal's time may be this far ahead of our clock ...
     max_block_lag_s: float = 60.0  # ... or this far behind it (node/timeliness.py)
+    lock_wait_s: float = 30.0  # wait this long for a previous process to release the directory
 
     def __post_init__(self) -> None:
         if self.timeout_propose_s <= self.block_interval_s:
@@ -143,6 +144,7 @@ class ValidatorNode:
             keys=[self.key],
             clock=self.now_ms,
             timeliness=Timeliness(int(1000 * s.clock_precision_s), int(1000 * s.max_block_lag_s)),
+            lock_wait_s=s.lock_wait_s,
         )
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
@@ -442,11 +444,11 @@ class ValidatorNode:
 
     async def account_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
         """The next nonce of each account at the last committed state (0 if unknown)."""
-        out = {}
-        for k in keys:
-            account = self.app.state.account(k)
-            out[k] = 0 if account is None else account.nonce
-        return out
+        return {k: getattr(self.app.state.account(k), "nonce", 0) for k in keys}
+
+    async def next_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
+        """The nonce each account's next transaction takes: committed, plus pending here."""
+        return {k: self.app.next_nonce(k) for k in keys}
 
     async def round_info(self, results_after: int = -1) -> dict[str, Any]:
         return round_info(self.app.state, results_after)

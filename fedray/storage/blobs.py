@@ -8,6 +8,7 @@ Deliberately ignored: garbage collection and remote fetching (validators serve b
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so a crash leaves either the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -40,9 +41,11 @@ def atomic_write(path: Path, data: bytes) -> None:
 class BlobStore:
     """Tensor payloads under `<directory>/<hex[:2]>/<hex>.safetensors`."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, read_only: bool = False) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if not read_only:
+            self.directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, digest: bytes) -> Path:
         h = digest.hex()
@@ -55,6 +58,8 @@ class BlobStore:
         """Store `tensors`; returns their digest. Idempotent."""
         digest = tensors_digest(tensors)
         path = self.path(digest)
+        if self.read_only:
+            raise BlobError(f"blob store {self.directory} is open read-only")
         if not path.exists():
             path.parent.mkdir(exist_ok=True)
             atomic_write(path, to_safetensors(tensors))

@@ -6,21 +6,33 @@ certificate, state root and, every `snapshot_interval` heights, the snapshot). A
 instant the store reopens with exactly the blocks whose `append` returned, never a partial one: SQLite's
 atomic commit is the whole mechanism, so there is nothing here to recover by hand.
 
+Reading without writing (`reading`): the tools that inspect a kept run directory (verify, show,
+export) must leave it byte for byte as it was, so they never open its store read-write (closing the
+last read-write connection merges the WAL into the database and deletes `-wal` and `-shm`). Beside
+a live node (its directory lock is held) they read through a `mode=ro` connection, as any SQLite
+reader does; otherwise they copy the database and its WAL to a temporary directory and read the
+copy, so not even the WAL index is touched.
+
 Deliberately ignored: pruning, and indexing transactions by hash (export does that).
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from fedray.core.block import Block, CommitCertificate
 from fedray.core.encoding import decode, encode
 from fedray.core.state import Genesis, State
 from fedray.errors import StorageError
+from fedray.storage.dirlock import held_by_another
 
 DB_NAME = "chain.sqlite"
 SCHEMA = """
@@ -54,13 +66,23 @@ class StoredBlock:
 class BlockStore:
     """A node's committed chain in `<directory>/chain.sqlite`. Thread-safe (one lock)."""
 
-    def __init__(self, directory: str | Path, snapshot_interval: int = 100) -> None:
+    def __init__(
+        self, directory: str | Path, snapshot_interval: int = 100, read_only: bool = False
+    ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_NAME
         self.snapshot_interval = snapshot_interval
+        self.read_only = read_only
         self._lock = threading.Lock()
         try:
+            if read_only:
+                uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+                self._db = sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, isolation_level=None
+                )
+                self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -71,6 +93,29 @@ class BlockStore:
     @staticmethod
     def exists(directory: str | Path) -> bool:
         return (Path(directory) / DB_NAME).exists()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def reading(directory: str | Path) -> Iterator[BlockStore]:
+        """The store in `directory`, opened so that nothing in `directory` changes (see the
+        module docstring)."""
+        source = Path(directory)
+        if not (source / DB_NAME).exists():
+            raise StorageError(f"no block store ({DB_NAME}) in {source}")
+        if held_by_another(source):
+            with BlockStore(source, read_only=True) as store:
+                yield store
+            return
+        with tempfile.TemporaryDirectory(prefix="fedray-read-") as tmp:
+            for name in (DB_NAME, DB_NAME + "-wal"):
+                if (source / name).exists():
+                    shutil.copyfile(source / name, Path(tmp) / name)
+            try:
+                store = BlockStore(tmp, read_only=True)
+            except StorageError as exc:
+                raise StorageError(f"cannot open block store {source / DB_NAME}: {exc}") from None
+            with store:
+                yield store
 
     def close(self) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from pathlib import Path
 from fedray.config import load_config
 from fedray.node.app import make_block_env
 from fedray.node.replay import verify_chain
-from fedray.runtime.run import run
+from fedray.runtime.launch import run
 from fedray.storage.blockstore import BlockStore
 
 MINIMAL = Path(__file__).resolve().parents[2] / "conf" / "preset" / "minimal.yaml"
@@ -33,10 +33,10 @@ governance:
 
 def epochs_by_height(chain_dir: Path) -> dict[int, int]:
     seen: dict[int, int] = {}
-    with BlockStore(chain_dir) as store:
+    with BlockStore.reading(chain_dir) as store:
         report = verify_chain(
             store,
-            make_block_env(chain_dir, recompute=False),
+            make_block_env(chain_dir, recompute=False, store=store),
             on_block=lambda s, b: seen.__setitem__(b.height, s.params.fl_local_epochs),
         )
     assert report.ok, report

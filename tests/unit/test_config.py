@@ -85,3 +85,83 @@ def test_missing_file_and_frozen() -> None:
     cfg = load_config()
     with pytest.raises(AttributeError):
         cfg.rounds = 5  # type: ignore[misc]
+
+
+def test_group_files_merge_before_plain_keys_whatever_their_order() -> None:
+    for overrides in (
+        ["attack.fraction=0.3", "attack=sign_flip"],
+        ["attack=sign_flip", "attack.fraction=0.3"],
+    ):
+        cfg = load_config(None, overrides)
+        assert (cfg.attack.name, cfg.attack.fraction, cfg.attack.params) == (
+            "sign_flip",
+            0.3,
+            {"scale": 4.0},
+        )
+    cfg = load_config(None, ["strategy.params.f=1", "strategy=krum"])
+    assert cfg.strategy.params == {"f": 1}
+
+
+def test_unset_training_settings_take_the_models_defaults() -> None:
+    assert (load_config().training.epochs, load_config().training.lr) == (5, 0.1)
+    cnn = load_config(None, ["model.name=cnn"]).training
+    assert (cnn.epochs, cnn.lr) == (2, 0.01)
+    mine = load_config(None, ["model.name=cnn", "training.lr=0.05", "training.epochs=3"])
+    assert (mine.training.epochs, mine.training.lr) == (3, 0.05)
+    # the saved config holds the values the run used, so reloading it changes nothing
+    assert "lr: 0.01" in to_yaml(load_config(None, ["model.name=cnn"]))
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"rounds: [1\n", "is not valid YAML at line 2, column 1"),
+        (b"rounds: 3\nname: \xff\xfe\n", "is not UTF-8 text"),
+        (b"- 1\n- 2\n", "must hold a mapping"),
+        (b"data: 5\n", "incompatible config"),
+        (b"strategy:\n  params: 3\n", "wrong type for config key 'strategy.params'"),
+    ],
+)
+def test_unreadable_files_are_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, fragment: str
+) -> None:
+    from fedray.cli import main
+
+    path = tmp_path / "cfg.yaml"
+    path.write_bytes(content)
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "data.alpha=0",
+        "data.alpha=-1",
+        "data.test_fraction=0",
+        "data.test_fraction=1",
+        "training.epochs=0",
+        "training.lr=0",
+        "training.lr=-0.1",
+        "training.batch_size=0",
+        "model.hidden=0",
+        "runtime.num_cpus=0",
+        "runtime.pool_num_cpus=0",
+        "runtime.validator_num_cpus=-1",
+        "chain.block_interval_s=0",
+        "chain.timeout_propose_s=0.1",
+        "runtime.object_store_mb=10",
+        "seed=-1",
+        "name=../x",
+    ],
+)
+def test_values_out_of_range_are_refused_before_anything_starts(override: str) -> None:
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=f"config key '{key}'"):
+        load_config(None, [override])
+
+
+def test_a_group_file_named_with_its_suffix_is_explained() -> None:
+    with pytest.raises(ConfigError, match=r"pick a data file by name \(data=digits\)"):
+        load_config(None, ["data=digits.yaml"])

@@ -839,14 +839,14 @@ def unbonding_cases() -> None:
 
 def round_cases() -> None:
     """Update transactions against an open round (no aggregation: rounds close in end-of-block)."""
-    from fedray.core.contracts.rounds import Update, genesis_rounds
+    from fedray.core.contracts.rounds import Skip, Update, genesis_rounds
     from fedray.core.state import GenesisAccount
 
     clients = [key_from_seed(f"vectors/client/{i}".encode()) for i in range(5)]
     accounts = GENESIS.accounts + tuple(
         GenesisAccount(k.public_key, balance=10**6, stake=100, is_client=True) for k in clients
     )
-    params = Params(fl_clients_per_round=3, fl_round_deadline=4)
+    params = Params(fl_clients_per_round=3, fl_round_deadline=4, fl_round_timeout_ms=60_000)
     genesis = dataclasses.replace(
         GENESIS,
         accounts=accounts,
@@ -861,7 +861,9 @@ def round_cases() -> None:
     chosen = [by_pub[k] for k in rounds.selected]
     outsider = next(k for k in clients if k.public_key not in rounds.selected)
     ctx = ExecContext(height=2, time=pre.last_block_time + 1000, proposer=PROPOSER)
-    late = ExecContext(
+    late = ExecContext(height=rounds.deadline + 1, time=rounds.deadline_ms + 1, proposer=PROPOSER)
+    # past the deadline's height but within its time budget: the round is still open
+    slow = ExecContext(
         height=rounds.deadline + 1, time=pre.last_block_time + 1000, proposer=PROPOSER
     )
     h = [bytes([i]) * 32 for i in range(1, 6)]
@@ -896,6 +898,54 @@ def round_cases() -> None:
             "an update after the round's deadline",
             pre,
             [tx(u, 0, Update(0, h[0], 50, 1024))],
+            Reject("round_closed"),
+            late,
+        ),
+        (
+            "update_within_time_budget",
+            "an update after the deadline's height but within fl_round_timeout_ms of block time",
+            pre,
+            [tx(u, 0, Update(0, h[0], 50, 1024))],
+            None,
+            slow,
+        ),
+        (
+            "skip_ok",
+            "a selected client declares a missed update",
+            pre,
+            [tx(u, 0, Skip(0))],
+            None,
+            ctx,
+        ),
+        (
+            "skip_after_update",
+            "a client that submitted its update cannot also skip",
+            pre,
+            [tx(u, 0, Update(0, h[0], 50, 1024)), tx(u, 1, Skip(0))],
+            Reject("duplicate_update", index=1),
+            ctx,
+        ),
+        (
+            "update_after_skip",
+            "a client that skipped cannot also submit an update",
+            pre,
+            [tx(u, 0, Skip(0)), tx(u, 1, Update(0, h[0], 50, 1024))],
+            Reject("duplicate_update", index=1),
+            ctx,
+        ),
+        (
+            "skip_not_selected",
+            "only selected clients may skip",
+            pre,
+            [tx(outsider, 0, Skip(0))],
+            Reject("not_selected"),
+            ctx,
+        ),
+        (
+            "skip_after_deadline",
+            "a skip after the round's deadline",
+            pre,
+            [tx(u, 0, Skip(0))],
             Reject("round_closed"),
             late,
         ),

@@ -38,6 +38,7 @@ ParamCheck = Callable[[str, Params], None]
 BPS = 10_000
 MAX_PERIOD = 2**32 - 1  # blocks
 MAX_MINT = 2**40  # tokens per round or per block
+MAX_TIMEOUT_MS = 30 * 24 * 3600 * 1000  # a round waits at most 30 days of block time
 
 
 class GovernanceError(TxError):
@@ -69,6 +70,7 @@ INT_GUARDS: dict[str, tuple[int, int]] = {
     "fl_clients_per_round": (1, UINT64_MAX),
     "fl_local_epochs": (1, UINT64_MAX),
     "fl_round_deadline": (2, MAX_PERIOD),
+    "fl_round_timeout_ms": (0, MAX_TIMEOUT_MS),
     "reward_pool": (0, MAX_MINT),
     "block_reward": (0, MAX_MINT),
     "freeride_penalty_bps": (0, BPS),

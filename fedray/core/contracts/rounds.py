@@ -4,12 +4,18 @@ Lifecycle, all inside `apply_block` so every validator agrees:
 - A round opens in the end-of-block step of block h when none is open (and `fl_max_rounds` allows):
   it records the global model hash and `fl_clients_per_round` clients drawn from h's randomness, its
   proposer's VRF output (`beacon.py`: known to nobody before h is proposed, reproducible by everyone
-  after, and not steerable through h's time or content), with deadline h + fl_round_deadline.
-- Each selected client submits one `update` transaction (round, payload hash, sample count, size)
-  before the deadline; the payload itself travels off-chain and is pinned by every validator.
-- The round closes at the end of the block where its quota is in or its deadline is reached: the
-  aggregation precompile turns the pinned payloads into the new global model hash and one verdict per
-  update, which the state records. The next round opens in the same block.
+  after, and not steerable through h's time or content).
+- Each selected client answers once: an `update` transaction (round, payload hash, sample count,
+  size) whose payload travels off-chain and is pinned by every validator, or a `skip` transaction
+  declaring that it will not deliver this round (its training failed, its pool crashed): a missed
+  update, recorded, neither paid nor penalized.
+- The round closes at the end of the block where every selected client has answered ("quota"), so
+  how long training takes never changes what the round aggregates. The deadline only cuts clients
+  that never answer (dead, or lagging past any reason): it is reached once the block is at least
+  `fl_round_deadline` blocks *and* `fl_round_timeout_ms` of BFT time (block header time) after the
+  opening block ("deadline"). The aggregation precompile turns the pinned payloads into the new
+  global model hash and one verdict per update, which the state records. The next round opens in
+  the same block.
 
 Deliberately ignored here: rewards and penalties (incentives/slashing contracts read `results`).
 """
@@ -78,7 +84,8 @@ class UpdateRecord:
 
 @dataclass(frozen=True)
 class RoundResult:
-    """A closed round: what went in, what came out, and why it closed ("quota" or "deadline")."""
+    """A closed round: what went in, what came out, and why it closed ("quota": every selected
+    client answered; "deadline"). `skipped`: selected clients that declared a missed update."""
 
     round: int
     opened_at: int
@@ -89,6 +96,7 @@ class RoundResult:
     selected: tuple[bytes, ...]
     updates: tuple[UpdateRecord, ...]
     verdicts: tuple[UpdateVerdict, ...]
+    skipped: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,17 +109,31 @@ class RoundsState:
     round: int = 0
     open: bool = False
     opened_at: int = 0
-    deadline: int = 0
+    deadline: int = 0  # the deadline needs this height (and the block time `deadline_ms`)
     selected: tuple[bytes, ...] = ()
     updates: tuple[UpdateRecord, ...] = ()
     results: tuple[RoundResult, ...] = ()
     used_payloads: frozenset[bytes] = field(default_factory=frozenset)
     excluded: tuple[tuple[bytes, bytes], ...] = ()  # (client, payload) refused as copies this round
     zero_hash: bytes = b""  # digest of the all-zero update: free riding, judged by its flags
+    skipped: tuple[bytes, ...] = ()  # selected clients that declared a missed update this round
+    deadline_ms: int = 0  # the deadline needs this block time (and the height `deadline`)
+
+    def answered(self) -> tuple[bytes, ...]:
+        """Selected clients that have used their turn this round (included, refused or skipped)."""
+        return (
+            tuple(u.client for u in self.updates)
+            + tuple(c for c, _ in self.excluded)
+            + self.skipped
+        )
 
     def submitted(self) -> int:
-        """Selected clients that have used their turn this round (included or refused)."""
-        return len(self.updates) + len(self.excluded)
+        """How many selected clients have used their turn this round."""
+        return len(self.updates) + len(self.excluded) + len(self.skipped)
+
+    def past_deadline(self, height: int, time_ms: int) -> bool:
+        """Whether a block at (height, time) is at or past the open round's deadline."""
+        return height >= self.deadline and time_ms >= self.deadline_ms
 
 
 ROUNDS = register_section(SectionSpec("rounds", RoundsState, RoundsState))
@@ -138,20 +160,26 @@ class Update:
             raise PayloadError("update.n_samples must be positive")
 
 
+def _check_turn(rs: RoundsState, sender: bytes, round_: int, ctx: ExecContext) -> None:
+    """The rules an update and a skip share: an open round, its deadline, selection, one turn."""
+    if not rs.open or round_ != rs.round:  # rule: the named round is open
+        raise RoundClosedError(
+            f"round {round_} is not open (open: {rs.round if rs.open else None})"
+        )
+    if ctx.height > rs.deadline and ctx.time > rs.deadline_ms:  # rule: before the deadline
+        raise RoundClosedError(
+            f"round {round_} closed at height {rs.deadline} and time {rs.deadline_ms}"
+        )
+    if sender not in rs.selected:  # rule: only selected clients
+        raise NotSelectedError(f"client {sender.hex()[:16]} is not selected for round {round_}")
+    if sender in rs.answered():  # rule: one update (or skip) per client per round
+        raise DuplicateUpdateError(f"client {sender.hex()[:16]} already submitted round {round_}")
+
+
 def apply_update(journal: Journal, stx: SignedTx, p: Update, ctx: ExecContext) -> None:
     rs: RoundsState = journal.section("rounds")
     sender = stx.tx.sender
-    if not rs.open or p.round != rs.round:  # rule: the named round is open
-        raise RoundClosedError(
-            f"round {p.round} is not open (open: {rs.round if rs.open else None})"
-        )
-    if ctx.height > rs.deadline:  # rule: before the deadline
-        raise RoundClosedError(f"round {p.round} closed at height {rs.deadline}")
-    if sender not in rs.selected:  # rule: only selected clients
-        raise NotSelectedError(f"client {sender.hex()[:16]} is not selected for round {p.round}")
-    if any(c == sender for c, _ in rs.excluded) or any(u.client == sender for u in rs.updates):
-        # rule: one update per client per round
-        raise DuplicateUpdateError(f"client {sender.hex()[:16]} already submitted round {p.round}")
+    _check_turn(rs, sender, p.round, ctx)
     if p.payload_hash == rs.zero_hash:
         pass  # the zero update is free riding, not a copy: its flags decide (slashing contract)
     elif p.payload_hash in rs.used_payloads:
@@ -224,6 +252,24 @@ def _refuse_copy(
 UPDATE = register_kind(KindSpec("update", Update, UPDATE_BASE_GAS, apply_update, fee_exempt=True))
 
 
+# --- the skip transaction ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Skip:
+    """A selected client declares that it delivers no update in `round` (a missed update)."""
+
+    round: int
+
+
+def apply_skip(journal: Journal, stx: SignedTx, p: Skip, ctx: ExecContext) -> None:
+    rs: RoundsState = journal.section("rounds")
+    _check_turn(rs, stx.tx.sender, p.round, ctx)
+    journal.set_section("rounds", replace(rs, skipped=rs.skipped + (stx.tx.sender,)))
+
+
+# Fee exempt for the reason updates are: one answer per selected client per round.
+SKIP = register_kind(KindSpec("skip", Skip, UPDATE_BASE_GAS, apply_skip, fee_exempt=True))
+
+
 # --- opening and closing ----------------------------------------------------------------------
 def eligible_clients(journal: Journal) -> list[bytes]:
     """Registered, staked, free clients, now and before this block: the proposer knows its VRF
@@ -274,9 +320,11 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
             open=True,
             opened_at=ctx.height,
             deadline=ctx.height + params.fl_round_deadline,
+            deadline_ms=ctx.time + params.fl_round_timeout_ms,
             selected=select_clients(candidates, k, seed),
             updates=(),
             excluded=(),
+            skipped=(),
         ),
     )
 
@@ -321,6 +369,7 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> RoundResult:
         rs.selected,
         updates,
         outcome.verdicts,
+        tuple(sorted(rs.skipped)),
     )
     journal.set_section(
         "rounds",
@@ -333,6 +382,7 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> RoundResult:
             selected=(),
             updates=(),
             excluded=(),
+            skipped=(),
             results=rs.results + (result,),
             used_payloads=rs.used_payloads | {u.payload_hash for u in updates} - {rs.zero_hash},
         ),
@@ -341,13 +391,14 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> RoundResult:
 
 
 def close_due_round(journal: Journal, ctx: ExecContext) -> RoundResult | None:
-    """Close the open round if its quota is in or its deadline is reached; its result, or None."""
+    """Close the open round once every selected client answered, or at its deadline; its result,
+    or None."""
     rs: RoundsState = journal.section("rounds")
     if not rs.open:
         return None
     if rs.submitted() >= len(rs.selected):
         return close_round(journal, ctx, "quota")
-    if ctx.height >= rs.deadline:
+    if rs.past_deadline(ctx.height, ctx.time):
         return close_round(journal, ctx, "deadline")
     return None
 

@@ -125,3 +125,19 @@ def test_when_every_live_validator_backs_off_they_are_all_asked() -> None:
     health.died(1)
     health.timed_out(0, now=0)
     assert health.live(0.5) == [0]
+
+
+def test_a_resumed_policy_records_only_the_rounds_not_yet_recorded() -> None:
+    policy = RunPolicy(rounds=4, stall_limit_s=60, recorded=2, last_result=1)
+    actions = policy.observe(Tick(0, info(9, 3, True, 0, 1, 2)))
+    assert kinds(actions) == ["RecordRound", "DispatchRound"]  # round 2, then the open round 3
+    assert actions[0].result.round == 2 and actions[1] == DispatchRound(3, b"g3")
+
+
+def test_the_stall_clock_starts_when_consensus_does() -> None:
+    policy = RunPolicy(rounds=2, stall_limit_s=10)
+    policy.observe(Tick(0, info(0, 0, False)))  # before consensus: a resumed round is trained
+    policy.consensus_started(100)  # ... for 100 s, which is no stall
+    policy.observe(Tick(105, info(0, 0, False)))
+    with pytest.raises(RunError):
+        policy.observe(Tick(111, info(0, 0, False)))

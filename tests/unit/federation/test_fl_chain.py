@@ -59,7 +59,9 @@ def tamper_first(round_: int) -> object:
 
 
 def test_bad_payload_rejected_and_round_closes_at_deadline(tmp_path: Path) -> None:
-    net = federation(tmp_path, ["rounds=1", "chain.round_deadline_blocks=3"])
+    net = federation(
+        tmp_path, ["rounds=1", "chain.round_deadline_blocks=3", "chain.round_timeout_s=0"]
+    )
     net.block()
     report = net.train_round(tamper_first(0))  # type: ignore[arg-type]
     assert [r.rejection.code for r in report.refused] == ["payload_hash"]
@@ -96,11 +98,14 @@ def test_signed_mismatched_delivery_is_slashed(tmp_path: Path) -> None:
 
 
 def test_mempool_records_late_updates(tmp_path: Path) -> None:
-    net = federation(tmp_path, ["rounds=2", "chain.round_deadline_blocks=2"])
+    net = federation(
+        tmp_path, ["rounds=2", "chain.round_deadline_blocks=2", "chain.round_timeout_s=0"]
+    )
     net.block()
     rs = net.state.section("rounds")
     model = net.apps[0].blobs.get(rs.global_hash)
     subs = net.pools[0].train_round(0, model, rs.global_hash, list(rs.selected), {}, 1, 0.05)
+    subs = subs.submissions
     net.block()
     net.block()  # deadline passed without updates
     assert net.state.section("rounds").results[-1].reason == "deadline"
@@ -119,7 +124,8 @@ def test_ingress_validation_order(tmp_path: Path) -> None:
     net.block()
     rs = net.state.section("rounds")
     model = net.apps[0].blobs.get(rs.global_hash)
-    s = net.pools[0].train_round(0, model, rs.global_hash, list(rs.selected), {}, 1, 0.05)[0]
+    answer = net.pools[0].train_round(0, model, rs.global_hash, list(rs.selected), {}, 1, 0.05)
+    s = answer.submissions[0]
     ing = net.ingress[0]
     name = next(iter(s.payload))
     cases = {
@@ -147,3 +153,20 @@ def test_validators_agree_per_rule(tmp_path: Path, rule: str) -> None:
     net.run_round()
     hashes = {a.state.section("rounds").global_hash for a in net.apps}
     assert len(hashes) == 1 and net.state.section("rounds").results[-1].reason == "quota"
+
+
+def test_a_client_whose_training_fails_skips_and_the_round_does_not_wait(tmp_path: Path) -> None:
+    net = federation(tmp_path, ["rounds=1"])  # the minimal preset: 120 s of block time to wait
+    net.block()
+    bad = net.pools[0].shards[2]
+    x = bad.x.copy()
+    x[:, 0] = np.nan  # its training yields NaN: no update this round
+    net.pools[0].shards[2] = replace(bad, x=x)
+    report = net.run_round()
+    assert list(report.failed) == [2] and report.submitted == 5
+    result = net.state.section("rounds").results[-1]
+    key = net.fed.client_key(2).public_key
+    assert result.reason == "quota" and result.skipped == (key,)
+    assert result.closed_at - result.opened_at <= 2  # one block for the updates and the skip
+    assert not net.state.section("penalties")  # a missed update is no offence
+    net.close()

@@ -110,3 +110,14 @@ def test_local_sgd_matches_torch_optim_sgd(setup):
             opt.step()
     expected = get_params(ref)
     assert all(np.allclose(add(g, ours.delta)[k], expected[k], atol=1e-5) for k in g)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["logreg", "mlp", "cnn"])
+def test_every_model_learns_with_its_training_defaults(model: str) -> None:
+    from fedray.config import load_config
+    from fedray.federation.evaluate import Evaluator
+    from fedray.federation.plan import Federation
+
+    cfg = load_config(None, [f"model.name={model}"])  # the default run's data and epoch budget
+    assert Evaluator(Federation(cfg)).baseline(cfg) >= 0.9

@@ -53,8 +53,10 @@ async def _scenario(tmp: Path) -> None:
     await _until(round_open)
     await nodes[2].shutdown()  # misses the payloads and the round's close
     info = await nodes[0].round_info()
-    subs = ClientPool(cfg, list(range(cfg.clients))).train_round(
-        0, initial, info.global_hash, list(info.selected), {}, 1, 0.05
+    subs = (
+        ClientPool(cfg, list(range(cfg.clients)))
+        .train_round(0, initial, info.global_hash, list(info.selected), {}, 1, 0.05)
+        .submissions
     )
     for n in nodes[:2]:  # node 3 is live but never gets the payloads directly
         for s in subs:

@@ -1,0 +1,199 @@
+"""The actors of one run: validators (spread over nodes by a placement group, each with its ingress
+in the same bundle), client pools, and how the driver calls them.
+
+`RunActors.start` builds them all and waits until each answers, so an actor that fails to build
+fails the start (and `launch` then stops Ray and removes the empty run directory). A resumed run
+reopens the same validator directories (keys, block store, signer state). `call` asks the first
+validator `ValidatorHealth` allows; `new_pool` rebuilds a pool with the same clients (and marks it
+fresh, so the driver hands it its saved attack state). Consensus starts only on `start_consensus`.
+
+Ignores: what to do next (the policy's), rounds and records (`run`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+from fedray.config import RunConfig
+from fedray.core.crypto import PrivateKey
+from fedray.core.encoding import encode
+from fedray.core.state import Genesis
+from fedray.federation.driver import KillPool, KillValidator, RunError, ValidatorHealth
+from fedray.federation.plan import INGRESS_CPUS, Federation
+from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
+
+
+class RunActors:
+    def __init__(self, cfg: RunConfig, fed: Federation, run_dir: Path) -> None:
+        self.cfg, self.fed, self.run_dir = cfg, fed, run_dir
+        self.health = ValidatorHealth(cfg.chain.validators)
+        self.pool_clients = fed.pools()
+        self.validators: list[Any] = []
+        self.ingresses: list[Any] = []
+        self.pools: list[Any] = []
+        self.fresh_pools: set[int] = set()  # rebuilt pools, to be handed their saved state
+        self.pg: Any = None
+
+    def node_dir(self, i: int) -> Path:
+        return self.run_dir / "chain" / f"validator-{i}"
+
+    def keys(self) -> list[PrivateKey]:
+        """Each validator's key: created for a new run, read back for a resumed one."""
+        return [
+            KeyStore(self.node_dir(i) / "keys", DEV_PASSPHRASE).load_or_create("validator")
+            for i in range(self.cfg.chain.validators)
+        ]
+
+    def start(self, genesis: Genesis, initial: dict[str, Any]) -> None:
+        import ray
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from fedray.runtime.ingress import IngressActor
+        from fedray.runtime.validator import ValidatorActor
+
+        rt, n = self.cfg.runtime, self.cfg.chain.validators
+        genesis_bytes = encode(genesis.to_canonical())
+        self.pg = placement_group(
+            [{"CPU": rt.validator_num_cpus + INGRESS_CPUS}] * n, strategy="SPREAD"
+        )
+        ray.get(self.pg.ready(), timeout=120)
+        for i in range(n):
+            strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
+            self.validators.append(
+                ValidatorActor.options(
+                    num_cpus=rt.validator_num_cpus, scheduling_strategy=strategy
+                ).remote(**self._validator_kwargs(i, genesis_bytes))
+            )
+        ray.get([v.put_blob.remote(initial) for v in self.validators])
+        layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in initial.items()}
+        for i, v in enumerate(self.validators):
+            strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
+            self.ingresses.append(
+                IngressActor.options(num_cpus=INGRESS_CPUS, scheduling_strategy=strategy).remote(
+                    str(self.node_dir(i)), genesis.chain_id, genesis.params.max_tx_bytes, layout, v
+                )
+            )
+        self.pools = [self.new_pool(idx) for idx in range(len(self.pool_clients))]
+        # Everyone answers (an actor that fails to build raises here) before consensus starts.
+        ray.get(
+            [p.public_keys.remote() for p in self.pools]
+            + [g.stats.remote() for g in self.ingresses]
+        )
+        ray.get([v.connect.remote(self.validators) for v in self.validators])
+
+    def start_consensus(self) -> None:
+        import ray
+
+        ray.get([v.start.remote() for v in self.validators])
+
+    def _validator_kwargs(self, i: int, genesis: bytes) -> dict[str, Any]:
+        c = self.cfg.chain
+        return {
+            "node_dir": str(self.node_dir(i)),
+            "genesis": genesis,
+            "passphrase": DEV_PASSPHRASE,
+            "timeout_propose_s": c.timeout_propose_s,
+            "timeout_vote_s": c.timeout_vote_s,
+            "timeout_delta_s": c.timeout_delta_s,
+            "block_interval_s": c.block_interval_s,
+            "aggregation_threads": self.cfg.runtime.aggregation_threads,
+        }
+
+    def new_pool(self, idx: int) -> Any:
+        """A pool actor for the clients of pool `idx` (the configured faults go to pool 0)."""
+        from fedray.runtime.pool import PoolActor, PoolFaults
+
+        f = self.cfg.faults
+        faults = (
+            PoolFaults(
+                f.corrupt_payload_round, f.slow_pool_s, f.pool_error_round, f.fail_pool_start
+            )
+            if idx == 0
+            else None
+        )
+        self.fresh_pools.add(idx)
+        return PoolActor.options(num_cpus=self.cfg.runtime.pool_num_cpus).remote(
+            self.cfg, self.pool_clients[idx], faults
+        )
+
+    # --- calling validators ---------------------------------------------------------------------
+    def call(self, method: str, *args: Any, timeout: float = 60.0, only: int | None = None) -> Any:
+        """Call `method` on the first validator the health policy lets us ask (or on `only`)."""
+        import ray
+
+        for i in self.health.live(time.time()) if only is None else [only]:
+            try:
+                answer = ray.get(getattr(self.validators[i], method).remote(*args), timeout=timeout)
+            except ray.exceptions.GetTimeoutError:
+                self.health.timed_out(i, time.time())
+                continue
+            except ray.exceptions.RayActorError:
+                self.health.died(i)
+                continue
+            self.health.answered(i)
+            return answer
+        raise RunError(f"no live validator answered {method}")
+
+    def most_advanced(self) -> int:
+        """The validator at the greatest height (after a kill they may differ)."""
+        import ray
+
+        heights = ray.get([v.status.remote() for v in self.validators], timeout=60)
+        return max(range(len(heights)), key=lambda i: heights[i]["height"])
+
+    def live(self) -> tuple[list[Any], list[Any]]:
+        """(validators, their ingresses) the policy lets us use now."""
+        live = self.health.live(time.time())
+        return [self.validators[i] for i in live], [self.ingresses[i] for i in live]
+
+    def submit(self, txs: list[bytes]) -> None:
+        """Send transactions without payloads to every live ingress (fire and forget)."""
+        batch = [(raw, None, b"") for raw in txs]
+        if batch:
+            for ingress in self.live()[1]:
+                ingress.submit.remote(batch)
+
+    def kill(self, action: KillPool | KillValidator) -> None:
+        import ray
+
+        if isinstance(action, KillPool):
+            ray.kill(self.pools[action.index], no_restart=True)
+            return
+        ray.kill(self.validators[action.index], no_restart=True)
+        ray.kill(self.ingresses[action.index], no_restart=True)
+        self.health.died(action.index)
+
+    def agreement(self) -> int:
+        """Compare block hashes of every live validator at every common height; raise on a fork."""
+        import ray
+
+        maps = []
+        for i in self.health.live(time.time()):
+            try:
+                maps.append(ray.get(self.validators[i].block_hashes.remote(), timeout=30))
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                continue  # a validator that cannot answer is not compared
+        common = min(max(m, default=0) for m in maps) if maps else 0
+        for h in range(1, common + 1):
+            if len({m[h] for m in maps}) != 1:
+                raise RunError(f"validators disagree on block {h}")
+        return common
+
+    def stop(self) -> None:
+        import ray
+
+        live = [self.validators[i] for i in self.health.live(time.time())]
+        with contextlib.suppress(Exception):  # close stores cleanly where possible
+            ray.get([v.shutdown.remote() for v in live], timeout=30)
+        for actor in [*self.pools, *self.ingresses, *self.validators]:
+            with contextlib.suppress(Exception):  # already dead is fine
+                ray.kill(actor, no_restart=True)
+        if self.pg is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            with contextlib.suppress(Exception):
+                remove_placement_group(self.pg)
