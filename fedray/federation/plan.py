@@ -35,6 +35,7 @@ from fedray.learning.training import TrainConfig
 from fedray.storage.tensors import nbytes, tensors_digest
 
 GENESIS_TIME_MS = 1_700_000_000_000
+"""The genesis time of chains that keep no clock (in-process federations, tests)."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -169,7 +170,16 @@ class Federation:
         }
         return dataclasses.replace(params, **overrides)
 
-    def genesis(self, validator_keys: list[bytes], initial: dict[str, np.ndarray]) -> Genesis:
+    def genesis(
+        self,
+        validator_keys: list[bytes],
+        initial: dict[str, np.ndarray],
+        genesis_time_ms: int = GENESIS_TIME_MS,
+    ) -> Genesis:
+        """The chain's genesis. `genesis_time_ms` is when the chain starts: a run passes its start
+        time, since block time may grow by at most `max_block_time_step_ms` a block and a genesis
+        in the past would take thousands of blocks to catch up with the clock (and every time
+        budget in BFT time would expire at once). Only block hashes depend on it, never a model."""
         c = self.cfg.chain
         accounts = [
             GenesisAccount(k, balance=c.client_balance, stake=c.validator_stake, is_validator=True)
@@ -187,7 +197,7 @@ class Federation:
         zero = {name: np.zeros_like(a) for name, a in initial.items()}
         rounds = genesis_rounds(tensors_digest(initial), nbytes(initial), tensors_digest(zero))
         return Genesis(
-            c.chain_id, GENESIS_TIME_MS, tuple(accounts), self.params(), {"rounds": rounds}
+            c.chain_id, genesis_time_ms, tuple(accounts), self.params(), {"rounds": rounds}
         )
 
 

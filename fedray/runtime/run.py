@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fedray.config import RunConfig
+from fedray.core.state import Genesis
 from fedray.federation.driver import (
     DispatchRound,
     FaultPlan,
@@ -50,6 +51,7 @@ from fedray.federation.plan import Federation
 from fedray.federation.record import RunRecord
 from fedray.node.views import RoundInfo, RoundResultView
 from fedray.runtime.actors import RunActors
+from fedray.storage.blockstore import BlockStore
 
 __all__ = ["Run", "RunError", "RunResult"]
 
@@ -82,10 +84,18 @@ class Run:
         keys = self.actors.keys()
         self.validator_keys = keys
         self.initial = self.fed.initial_model()
-        self.genesis = self.fed.genesis([k.public_key for k in keys], self.initial)
+        self.genesis = self._genesis([k.public_key for k in keys])
         self.script = GovernanceScript(self.fed, keys, self.genesis.chain_id)
         self.client_keys = [self.fed.client_key(i).public_key for i in range(self.cfg.clients)]
         self.actors.start(self.genesis, self.initial)
+
+    def _genesis(self, validator_keys: list[bytes]) -> Genesis:
+        """The chain starts now (see `Federation.genesis`); a resumed run keeps the genesis its
+        validators stored."""
+        if self.resume:
+            with BlockStore(self.actors.node_dir(0), read_only=True) as store:
+                return store.genesis()
+        return self.fed.genesis(validator_keys, self.initial, int(time.time() * 1000))
 
     def _say(self, message: str) -> None:
         from tqdm import tqdm
