@@ -109,6 +109,9 @@ class RuntimeConfig:
     validator_num_cpus: float = 0.2
     aggregation_threads: int = 1
     progress: bool = True  # tqdm progress bar
+    # simulation: keys under the public dev passphrase, client keys derived from this config;
+    # fresh: random keys under FEDRAY_KEY_PASSPHRASE (fedray.federation.keys)
+    keys: str = "simulation"
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,7 @@ def validate(cfg: RunConfig) -> None:
         ("data.name", cfg.data.name, DATASETS),
         ("data.partition", cfg.data.partition, SCHEMES),
         ("model.name", cfg.model.name, MODELS),
+        ("runtime.keys", cfg.runtime.keys, ("simulation", "fresh")),
     ):
         near = difflib.get_close_matches(value, options, n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""

@@ -4,8 +4,9 @@ and the genesis. The driver and every client pool call the same functions, so th
 shipping data around: each pool rebuilds only its own clients' shards, and raw training data never
 leaves a pool actor.
 
-Client keys come from the run seed (`key_from_seed`): right for simulations, where the driver must
-know every public key for the genesis; a real deployment registers clients' own keys on chain.
+Client keys come from the run seed (`key_from_seed`) unless the federation is given them: right for
+simulations, where the driver must know every public key for the genesis; `runtime.keys=fresh`
+hands it fresh ones (`federation.keys`), and a real deployment registers clients' own keys on chain.
 
 Ray-free: pools and the driver import it inside their actors/processes.
 """
@@ -46,6 +47,7 @@ def _split(name: str, seed: int, test_fraction: float, s_alpha: float, s_beta: f
 @dataclass(frozen=True)
 class Federation:
     cfg: RunConfig
+    client_keys: tuple[PrivateKey, ...] | None = None  # None: derived from the config (simulation)
 
     # --- data and model -----------------------------------------------------------------------
     def split(self) -> DataSplit:
@@ -95,6 +97,8 @@ class Federation:
 
     # --- participants -------------------------------------------------------------------------
     def client_key(self, index: int) -> PrivateKey:
+        if self.client_keys is not None:
+            return self.client_keys[index]
         return key_from_seed(f"{self.cfg.chain.chain_id}/{self.cfg.seed}/client/{index}".encode())
 
     def attackers(self) -> tuple[int, ...]:
@@ -172,6 +176,8 @@ def run_key_labels(chain_dir: Path) -> dict[bytes, str]:
 
     labels: dict[bytes, str] = {}
     for parent in chain_dir.resolve().parents:
+        if (parent / "keys.json").exists():  # written by every run (federation.keys)
+            return public_labels(json.loads((parent / "keys.json").read_text()))
         if (parent / "config.yaml").exists() and (parent / "chain").is_dir():
             fed = Federation(load_config(parent / "config.yaml"))
             labels.update(
@@ -183,4 +189,13 @@ def run_key_labels(chain_dir: Path) -> dict[bytes, str]:
                         d.name
                     )
             break
+    return labels
+
+
+def public_labels(public: dict[str, Any]) -> dict[bytes, str]:
+    """Account labels from the public keys a run wrote to keys.json."""
+    labels = {bytes.fromhex(h): f"client-{i}" for i, h in enumerate(public.get("clients", []))}
+    labels.update(
+        {bytes.fromhex(h): f"validator-{i}" for i, h in enumerate(public.get("validators", []))}
+    )
     return labels

@@ -1,9 +1,14 @@
 """The client-pool actor: many virtual clients in one process (`federation/clients.ClientPool`).
 
-Per round it reads the round from a validator (the chain, not the driver, says which global model
+Per round it reads the round from an ingress (the chain, not the driver, says which global model
 hash to trust), receives the global model by object reference (put once per round by the driver),
 trains its selected clients, puts each update into the object store as numpy arrays and sends the
 signed transactions with the payload references to every validator's ingress in one call each.
+
+A pool holds ingress handles only, never a validator's. Its methods that act for its clients
+(`train_round`, `vote`) take the capability the driver created it with, so another pool's code
+cannot make these clients train or vote; the actor is sealed and unpickles only allowed types
+(`hardening`).
 """
 
 from __future__ import annotations
@@ -19,28 +24,47 @@ from fedray.config import RunConfig
 from fedray.errors import FedrayError
 from fedray.federation.clients import ClientPool
 from fedray.node.views import RoundInfo
+from fedray.runtime.access import require
+from fedray.runtime.hardening import guard_unpickling, in_ray_actor, sealed
+from fedray.runtime.ingress import IngressReport
 
 
 class NoValidatorError(FedrayError):
-    """No validator the pool was given answered (all of them died)."""
+    """No ingress the pool was given answered (all of them, or their validators, died)."""
 
     code = "no_validator"
 
 
-async def first_alive(validators: list[Any], method: str, *args: Any) -> Any:
-    """Call `method` on the first validator that answers."""
+async def first_alive(ingresses: list[Any], method: str, *args: Any) -> Any:
+    """Call `method` on the first ingress that answers."""
     last: Exception | None = None
-    for v in validators:
+    for ingress in ingresses:
         try:
-            return await getattr(v, method).remote(*args)
-        except ray.exceptions.RayActorError as exc:
+            return await getattr(ingress, method).remote(*args)
+        except ray.exceptions.RayError as exc:
             last = exc
-    raise NoValidatorError(f"no validator answered {method}") from last
+    raise NoValidatorError(f"no ingress answered {method}") from last
+
+
+def _report(answer: object) -> dict[str, Any]:
+    if isinstance(answer, IngressReport):
+        return {"admitted": answer.admitted, "rejected": list(answer.rejected)}
+    return {"admitted": 0, "rejected": ["ingress_unavailable"]}
 
 
 class PoolNode:
-    def __init__(self, cfg: RunConfig, clients: list[int], corrupt_round: int = -1) -> None:
-        self.pool = ClientPool(cfg, clients)
+    def __init__(
+        self,
+        cfg: RunConfig,
+        clients: list[int],
+        capability: bytes,
+        corrupt_round: int = -1,
+        keys: dict[int, Any] | None = None,
+    ) -> None:
+        if in_ray_actor():
+            guard_unpickling()
+        self.pool = ClientPool(cfg, clients, given_keys=keys)
+        self._capability = capability
         self.corrupt_round = corrupt_round  # fault injection: one payload altered after signing
 
     def public_keys(self) -> dict[int, bytes]:
@@ -48,18 +72,19 @@ class PoolNode:
 
     async def train_round(
         self,
+        capability: bytes,
         round_: int,
         global_model: dict[str, np.ndarray],
-        validators: list[Any],
         ingresses: list[Any],
     ) -> dict[str, Any]:
-        info: RoundInfo = await first_alive(validators, "round_info")
+        require(self._capability, capability, "train_round")
+        info: RoundInfo = await first_alive(ingresses, "round_info")
         if not info.open or info.round != round_:
             return {"round": round_, "clients": 0, "skipped": "round not open"}
         mine = [k for k in info.selected if k in self.pool.public]
         if not mine:
             return {"round": round_, "clients": 0}
-        nonces = await first_alive(validators, "account_nonces", mine)
+        nonces = await first_alive(ingresses, "account_nonces", mine)
         start = time.perf_counter()
         subs = self.pool.train_round(
             round_,
@@ -85,10 +110,7 @@ class PoolNode:
         answers = await asyncio.gather(
             *(i.submit.remote(batch) for i in ingresses), return_exceptions=True
         )
-        results = [
-            a if isinstance(a, dict) else {"admitted": 0, "rejected": ["ingress_unavailable"]}
-            for a in answers
-        ]
+        results = [_report(a) for a in answers]
         return {
             "round": round_,
             "clients": len(subs),
@@ -99,14 +121,15 @@ class PoolNode:
         }
 
     async def vote(
-        self, proposal_id: int, option: str, validators: list[Any], ingresses: list[Any]
+        self, capability: bytes, proposal_id: int, option: str, ingresses: list[Any]
     ) -> int:
         """Sign and send every client's vote on `proposal_id`; returns how many were sent."""
+        require(self._capability, capability, "vote")
         keys = list(self.pool.public)
-        nonces = await first_alive(validators, "account_nonces", keys)
+        nonces = await first_alive(ingresses, "account_nonces", keys)
         batch = [(raw, None, b"") for raw in self.pool.votes(proposal_id, option, nonces)]
         await asyncio.gather(*(i.submit.remote(batch) for i in ingresses), return_exceptions=True)
         return len(batch)
 
 
-PoolActor = ray.remote(PoolNode)
+PoolActor = sealed(ray.remote(PoolNode))

@@ -9,14 +9,19 @@ trains, when a round closes, what the new model is); what the driver does next i
 pure policy (`fedray.federation.driver.RunPolicy`, and `ValidatorHealth` for which validator to
 ask), and this module only carries its actions out on Ray.
 
-Outputs (`runs/<name>-<time>/`): config.yaml, chain/validator-*/ (each validator's block store,
-blobs, keys), metrics.parquet, summary.json, model.safetensors, accuracy.png, round_time.png,
-balances.png (`fedray.federation.outputs`).
+Outputs (`runs/<name>-<time>/`): config.yaml, keys.json, chain/validator-*/ (each validator's block
+store, blobs, keys), clients/keys/ (runtime.keys=fresh), metrics.parquet, summary.json,
+model.safetensors, accuracy.png, round_time.png, balances.png (`fedray.federation.outputs`).
+
+Handles (docs/security.md): only the driver holds validator handles and operator capabilities;
+pools get ingress handles and a capability of their own; pools and validators answer this process,
+so it unpickles only allowed types while the run lasts (`hardening.guarded`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ from fedray.federation.driver import (
 )
 from fedray.federation.evaluate import Evaluator
 from fedray.federation.governance_script import GovernanceScript
+from fedray.federation.keys import RunKeys, make_run_keys, write_run_keys
 from fedray.federation.metrics import RoundContext, RoundRow, RoundTiming, round_row
 from fedray.federation.outputs import (
     RunResult,
@@ -48,7 +54,6 @@ from fedray.federation.outputs import (
 )
 from fedray.federation.plan import Federation
 from fedray.node.views import RoundResultView
-from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
 
 __all__ = ["Run", "RunError", "RunResult", "make_run_dir", "run", "summary_text"]
 
@@ -68,6 +73,7 @@ class Run:
         self.ingresses: list[Any] = []
         self.pools: list[Any] = []
         self.pool_clients = self.fed.pools()
+        self.pool_caps = [secrets.token_bytes(32) for _ in self.pool_clients]
         n = cfg.chain.validators
         self.health = ValidatorHealth(n)
         self.policy = RunPolicy(
@@ -86,16 +92,19 @@ class Run:
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+        from fedray.runtime.access import Capabilities
         from fedray.runtime.ingress import IngressActor
         from fedray.runtime.validator import ValidatorActor
 
         cfg, rt = self.cfg, self.cfg.runtime
         n = cfg.chain.validators
-        keys = [
-            KeyStore(self.node_dir(i) / "keys", DEV_PASSPHRASE).create("validator")
-            for i in range(n)
-        ]
+        self.keys: RunKeys = make_run_keys(self.fed, n, rt.keys)
+        if self.keys.mode == "fresh":
+            self.fed = Federation(cfg, self.keys.clients)
+        write_run_keys(self.run_dir, [self.node_dir(i) for i in range(n)], self.keys)
+        keys = list(self.keys.validators)
         self.validator_keys = keys
+        self.caps = [Capabilities.of(k) for k in keys]
         self.initial = self.fed.initial_model()
         self.genesis = self.fed.genesis([k.public_key for k in keys], self.initial)
         self.script = GovernanceScript(self.fed, keys, self.genesis.chain_id)
@@ -113,7 +122,7 @@ class Run:
                 num_cpus=rt.validator_num_cpus, scheduling_strategy=strategy, name=None
             ).remote(**self._validator_kwargs(i))
             self.validators.append(v)
-        ray.get([v.put_blob.remote(self.initial) for v in self.validators])
+        ray.get([v.put_blob.remote(c.operator, self.initial) for v, c in self._with_caps()])
         layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in self.initial.items()}
         for i, v in enumerate(self.validators):
             strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
@@ -124,6 +133,7 @@ class Run:
                     self.genesis.params.max_tx_bytes,
                     layout,
                     v,
+                    self.caps[i].ingress,
                 )
             )
         for idx in range(len(self.pool_clients)):
@@ -133,15 +143,18 @@ class Run:
             [p.public_keys.remote() for p in self.pools]
             + [g.stats.remote() for g in self.ingresses]
         )
-        ray.get([v.connect.remote(self.validators) for v in self.validators])
-        ray.get([v.start.remote() for v in self.validators])
+        ray.get([v.connect.remote(c.operator, self.validators) for v, c in self._with_caps()])
+        ray.get([v.start.remote(c.operator) for v, c in self._with_caps()])
+
+    def _with_caps(self) -> list[tuple[Any, Any]]:
+        return list(zip(self.validators, self.caps, strict=True))
 
     def _validator_kwargs(self, i: int) -> dict[str, Any]:
         c = self.cfg.chain
         return {
             "node_dir": str(self.node_dir(i)),
             "genesis": self._validator_args[0],
-            "passphrase": DEV_PASSPHRASE,
+            "passphrase": self.keys.passphrase,
             "timeout_propose_s": c.timeout_propose_s,
             "timeout_vote_s": c.timeout_vote_s,
             "timeout_delta_s": c.timeout_delta_s,
@@ -153,18 +166,23 @@ class Run:
         from fedray.runtime.pool import PoolActor
 
         corrupt = self.cfg.faults.corrupt_payload_round if idx == 0 else -1
+        clients = self.pool_clients[idx]
         return PoolActor.options(num_cpus=self.cfg.runtime.pool_num_cpus).remote(
-            self.cfg, self.pool_clients[idx], corrupt
+            self.cfg, clients, self.pool_caps[idx], corrupt, self.keys.pool_keys(clients)
         )
 
     # --- calling validators ---------------------------------------------------------------------
-    def _call(self, method: str, *args: Any, timeout: float = 60.0) -> Any:
-        """Call `method` on the first validator the health policy lets us ask."""
+    def _call(self, method: str, *args: Any, timeout: float = 60.0, operator: bool = False) -> Any:
+        """Call `method` on the first validator the health policy lets us ask (with that
+        validator's operator capability first when `operator`)."""
         import ray
 
         for i in self.health.live(time.time()):
+            cap = (self.caps[i].operator,) if operator else ()
             try:
-                answer = ray.get(getattr(self.validators[i], method).remote(*args), timeout=timeout)
+                answer = ray.get(
+                    getattr(self.validators[i], method).remote(*cap, *args), timeout=timeout
+                )
             except ray.exceptions.GetTimeoutError:
                 self.health.timed_out(i, time.time())
                 continue
@@ -175,16 +193,15 @@ class Run:
             return answer
         raise RunError(f"no live validator answered {method}")
 
-    def _live(self) -> tuple[list[Any], list[Any]]:
-        """(validators, their ingresses) the policy lets us use now."""
-        live = self.health.live(time.time())
-        return [self.validators[i] for i in live], [self.ingresses[i] for i in live]
+    def _live(self) -> list[Any]:
+        """The ingresses of the validators the policy lets us use now."""
+        return [self.ingresses[i] for i in self.health.live(time.time())]
 
     def _submit(self, txs: list[bytes]) -> None:
         """Send transactions without payloads to every live ingress (fire and forget)."""
         batch = [(raw, None, b"") for raw in txs]
         if batch:
-            for ingress in self._live()[1]:
+            for ingress in self._live():
                 ingress.submit.remote(batch)
 
     # --- carrying out the policy's actions -----------------------------------------------------
@@ -194,9 +211,9 @@ class Run:
         timing = self.timings.setdefault(action.round, RoundTiming(time.time()))
         ref = ray.put(self._call("get_blob", action.global_hash))  # pools get it by reference
         timing.dispatched_wall = time.time()
-        validators, ingresses = self._live()
+        ingresses = self._live()
         for idx, pool in enumerate(self.pools):
-            future = pool.train_round.remote(action.round, ref, validators, ingresses)
+            future = pool.train_round.remote(self.pool_caps[idx], action.round, ref, ingresses)
             self.pool_futures.setdefault(action.round, []).append((idx, future))
 
     def _kill(self, action: KillPool | KillValidator) -> None:
@@ -222,12 +239,12 @@ class Run:
             return
         keys = [k.public_key for k in self.validator_keys]
         self._submit(self.script.validator_votes(due, self._call("account_nonces", keys)))
-        validators, ingresses = self._live()
+        ingresses = self._live()
         for pend in due:
             if pend.action.client_votes != "none":
-                for pool in self.pools:
+                for idx, pool in enumerate(self.pools):
                     pool.vote.remote(
-                        pend.proposal_id, pend.action.client_votes, validators, ingresses
+                        self.pool_caps[idx], pend.proposal_id, pend.action.client_votes, ingresses
                     )
 
     def _collect_pools(self, round_: int) -> None:
@@ -259,7 +276,7 @@ class Run:
         self._collect_pools(result.round)
         self.pool_futures.pop(result.round, None)
         timing = self.timings.pop(result.round, RoundTiming(time.time()))
-        aggregation_now = float(self._call("status").get("aggregation_s", 0.0))
+        aggregation_now = float(self._call("status").aggregation_s)
         # seconds a validator spent aggregating since the last round (another validator may
         # answer after a crash, so never negative)
         aggregation_s = max(0.0, aggregation_now - self.aggregation_before)
@@ -289,7 +306,7 @@ class Run:
         progress = _progress(self.cfg)
         start_wall = time.time()
         while self.policy.phase is not Phase.FINISHED:
-            self._call("wait_for_height", self.policy.height + 1, 2.0, timeout=30.0)
+            self._call("wait_for_height", self.policy.height + 1, 2.0, timeout=30.0, operator=True)
             info = self._call("round_info", self.policy.last_result)
             tick = Tick(time.time(), info, self.script.finished())
             for open_round in list(self.pool_futures):
@@ -356,9 +373,9 @@ class Run:
     def stop(self) -> None:
         import ray
 
-        live = [self.validators[i] for i in self.health.live(time.time())]
         with contextlib.suppress(Exception):  # close stores cleanly where possible
-            ray.get([v.shutdown.remote() for v in live], timeout=30)
+            live = [(self.validators[i], self.caps[i]) for i in self.health.live(time.time())]
+            ray.get([v.shutdown.remote(c.operator) for v, c in live], timeout=30)
         for actor in [*self.pools, *self.ingresses, *self.validators]:
             with contextlib.suppress(Exception):  # already dead is fine
                 ray.kill(actor, no_restart=True)
@@ -383,6 +400,7 @@ def _progress(cfg: RunConfig) -> Any:
 def run(cfg: RunConfig) -> RunResult:
     """Run `cfg` end to end; always shuts down what it started."""
     from fedray.runtime.cluster import init_ray
+    from fedray.runtime.hardening import guarded
 
     rt = cfg.runtime
     started = init_ray(
@@ -391,8 +409,9 @@ def run(cfg: RunConfig) -> RunResult:
     run_dir = make_run_dir(cfg)
     handle = Run(cfg, run_dir)
     try:
-        handle.start()
-        return handle.execute()
+        with guarded():
+            handle.start()
+            return handle.execute()
     finally:
         handle.stop()
         if started:

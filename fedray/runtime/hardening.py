@@ -1,0 +1,178 @@
+"""What Ray lets any caller do to an actor, and how fedray's actors refuse it.
+
+Ray has no caller identity: whoever holds (or rebuilds, from the actor id the GCS lists) an actor
+handle may call every method of it. Two of Ray's own mechanisms would turn such a handle into code
+execution inside the actor, and fedray closes both in every actor that serves untrusted callers
+(validators, ingresses, client pools) and in the run driver:
+
+- `__ray_call__(fn)`, which Ray adds to every actor class, runs any function on the actor instance.
+  `sealed` replaces it on the class Ray built (Ray ships that class by value, so workers get the
+  replacement) with one that refuses.
+- Arguments, return values and objects in the object store are Python pickles, and unpickling runs
+  code of the sender's choosing (a `__reduce__` naming `os.system`). `guard_unpickling` replaces
+  `ray.cloudpickle.loads` in the process with an unpickler that resolves only an allow-list of
+  globals: containers, numpy arrays and dtypes, Ray's object-ref and actor-handle reducers,
+  exceptions of Ray, builtins and fedray, and fedray's wire types (`WIRE_MODULES`). Everything else
+  is refused before it is imported, and the call fails with a deserialization error.
+
+Deliberately ignored (Ray's, documented in docs/security.md): killing an actor (`ray.kill` with a
+handle rebuilt from its id), and code that leaves Ray's API (the same Unix user's files, ptrace).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib
+import io
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fedray.errors import FedrayError
+
+
+class SealedMethodError(FedrayError):
+    """A Ray built-in that would run a caller's code inside a fedray actor."""
+
+    code = "sealed"
+
+
+class RefusedGlobalError(pickle.UnpicklingError):
+    """A pickle names a global outside the allow-list (it would run code on load)."""
+
+
+# (module, qualified name) pairs any fedray process may resolve while unpickling.
+SAFE_GLOBALS = frozenset(
+    {
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "bytearray"),
+        ("builtins", "complex"),
+        ("builtins", "slice"),
+        ("collections", "OrderedDict"),
+        ("collections", "deque"),
+        ("numpy", "dtype"),
+        ("numpy", "ndarray"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.multiarray", "scalar"),
+        ("ray._private.serialization", "_object_ref_deserializer"),
+        ("ray._private.serialization", "_actor_handle_deserializer"),
+        ("ray.actor", "ActorHandle._deserialization_helper"),
+    }
+)
+# Modules whose frozen dataclasses and enums cross actor boundaries as values (views, evidence).
+WIRE_MODULES = frozenset(
+    {
+        "fedray.node.views",
+        "fedray.core.contracts.slashing",
+        "fedray.runtime.faces",
+        "fedray.runtime.ingress",
+    }
+)
+# Modules whose exception classes may be rebuilt (a peer's error reaches the caller as one).
+EXCEPTION_MODULES = ("builtins", "fedray.", "ray.exceptions")
+
+
+def _allowed(module: str, name: str, obj: object) -> bool:
+    if (module, name) in SAFE_GLOBALS:
+        return True
+    if not isinstance(obj, type):
+        return False  # functions, methods and other callables: never
+    if issubclass(obj, BaseException):
+        return any(module == m or module.startswith(m) for m in EXCEPTION_MODULES)
+    if module in WIRE_MODULES:
+        frozen = dataclasses.is_dataclass(obj) and obj.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        return bool(frozen) or issubclass(obj, enum.Enum)
+    return False
+
+
+def _known_module(module: str) -> bool:
+    if any(module == m or module.startswith(m) for m in EXCEPTION_MODULES):
+        return True
+    return module in WIRE_MODULES or any(module == m for m, _ in SAFE_GLOBALS)
+
+
+class GuardedUnpickler(pickle.Unpickler):
+    """`pickle.Unpickler` that resolves only allowed globals (see module docstring)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if not _known_module(module):  # refuse before importing anything the sender names
+            raise RefusedGlobalError(f"refused to unpickle {module}.{name}")
+        obj: Any = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part, None)
+        if obj is None or not _allowed(module, name, obj):
+            raise RefusedGlobalError(f"refused to unpickle {module}.{name}")
+        return obj
+
+
+def guarded_loads(
+    data: bytes | bytearray | memoryview,
+    /,
+    *,
+    fix_imports: bool = True,
+    encoding: str = "ASCII",
+    errors: str = "strict",
+    buffers: Any = None,
+) -> Any:
+    """Drop-in for `pickle.loads` that refuses every global outside the allow-list."""
+    unpickler = GuardedUnpickler(
+        io.BytesIO(data), fix_imports=fix_imports, encoding=encoding, errors=errors, buffers=buffers
+    )
+    return unpickler.load()
+
+
+_original: Callable[..., Any] | None = None
+
+
+def guard_unpickling() -> None:
+    """Make every unpickling Ray does in this process go through `guarded_loads` (idempotent)."""
+    global _original
+    import ray.cloudpickle
+
+    if _original is None:
+        _original = ray.cloudpickle.loads
+    ray.cloudpickle.loads = guarded_loads
+
+
+def unguard_unpickling() -> None:
+    global _original
+    import ray.cloudpickle
+
+    if _original is not None:
+        ray.cloudpickle.loads = _original
+        _original = None
+
+
+@contextmanager
+def guarded() -> Iterator[None]:
+    """Unpickling guarded for the duration (the run driver: pools and peers answer it)."""
+    already = _original is not None
+    guard_unpickling()
+    try:
+        yield
+    finally:
+        if not already:
+            unguard_unpickling()
+
+
+def in_ray_actor() -> bool:
+    import ray
+
+    return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+
+
+def _refuse_ray_call(self: object, fn: object, *args: object, **kwargs: object) -> None:
+    raise SealedMethodError("__ray_call__ is sealed on fedray actors")
+
+
+def sealed(actor_class: Any) -> Any:
+    """`actor_class` (the result of `ray.remote(cls)`) with `__ray_call__` refusing every call."""
+    actor_class.__ray_metadata__.modified_class.__ray_call__ = _refuse_ray_call
+    return actor_class
