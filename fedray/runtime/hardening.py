@@ -1,19 +1,27 @@
 """What Ray lets any caller do to an actor, and how fedray's actors refuse it.
 
 Ray has no caller identity: whoever holds (or rebuilds, from the actor id the GCS lists) an actor
-handle may call every method of it. Two of Ray's own mechanisms would turn such a handle into code
-execution inside the actor, and fedray closes both in every actor that serves untrusted callers
-(validators, ingresses, client pools) and in the run driver:
+handle may call every method of it. Three of Ray's own mechanisms would turn that into code
+execution inside the actor; fedray closes them in every actor that serves untrusted callers
+(validators, ingresses, client pools), and the first in the run driver too:
 
-- `__ray_call__(fn)`, which Ray adds to every actor class, runs any function on the actor instance.
-  `sealed` replaces it on the class Ray built (Ray ships that class by value, so workers get the
-  replacement) with one that refuses.
 - Arguments, return values and objects in the object store are Python pickles, and unpickling runs
-  code of the sender's choosing (a `__reduce__` naming `os.system`). `guard_unpickling` replaces
-  `ray.cloudpickle.loads` in the process with an unpickler that resolves only an allow-list of
-  globals: containers, numpy arrays and dtypes, Ray's object-ref and actor-handle reducers,
-  exceptions of Ray, builtins and fedray, and fedray's wire types (`WIRE_MODULES`). Everything else
-  is refused before it is imported, and the call fails with a deserialization error.
+  code of the sender's choosing (a `__reduce__` naming `os.system`), before any method can check
+  anything. `guard_unpickling` replaces `ray.cloudpickle.loads` in the process with an unpickler
+  that resolves only an allow-list of globals: containers, numpy arrays and dtypes, Ray's
+  object-ref and actor-handle reducers, exceptions of Ray, builtins and fedray, and fedray's wire
+  types (`WIRE_MODULES`). Anything else is refused before it is imported; the call fails.
+- An actor handle in an argument makes Ray load that actor's class, unpickled from the GCS
+  function table, which any client can write. `local_actor_classes` makes the process resolve
+  fedray's actor classes from its own installed code (`ACTOR_CLASSES`) and every other class to an
+  inert stand-in with no methods; so does the actor's own class at creation.
+- `__ray_call__(fn)`, which Ray adds to every actor class, runs any function on the actor
+  instance. `sealed` replaces it with one that refuses.
+
+`HARDENED` is the runtime environment of fedray's actors: its setup hook (`harden_worker`, named
+by module path, so nothing is unpickled to run it) does the first two before the worker loads any
+actor class or argument. Each node's `__init__` installs the guard again (idempotent), so an actor
+started without that environment is still guarded for every call after its construction.
 
 Deliberately ignored (Ray's, documented in docs/security.md): killing an actor (`ray.kill` with a
 handle rebuilt from its id), and code that leaves Ray's API (the same Unix user's files, ptrace).
@@ -64,17 +72,33 @@ SAFE_GLOBALS = frozenset(
         ("ray._private.serialization", "_object_ref_deserializer"),
         ("ray._private.serialization", "_actor_handle_deserializer"),
         ("ray.actor", "ActorHandle._deserialization_helper"),
+        ("ray.util.placement_group", "PlacementGroup"),  # what pg.ready() returns the driver
+        ("ray._raylet", "PlacementGroupID"),
     }
 )
 # Modules whose frozen dataclasses and enums cross actor boundaries as values (views, evidence).
 WIRE_MODULES = frozenset(
     {
+        "fedray.config",  # a pool's RunConfig
+        "fedray.core.crypto",  # a pool's client keys (runtime.keys=fresh)
+        "fedray.core.contracts.slashing",  # PayloadEvidence
         "fedray.node.views",
-        "fedray.core.contracts.slashing",
-        "fedray.runtime.faces",
-        "fedray.runtime.ingress",
+        "fedray.runtime.faces",  # NodeStatus
+        "fedray.runtime.ingress",  # IngressReport
     }
 )
+# fedray's actor classes, by the (module, class name) Ray records for them: the ActorClass bound
+# in that module under the second name.
+ACTOR_CLASSES = {
+    ("fedray.runtime.actors", "ValidatorService"): "ValidatorActor",
+    ("fedray.runtime.actors", "IngressService"): "IngressActor",
+    ("fedray.runtime.actors", "PoolService"): "PoolActor",
+}
+# The worker runs the hook named by this variable at start, before it loads any actor class or
+# argument (ray/_private/workers/default_worker.py; Ray converts a `worker_process_setup_hook` into
+# it only for a job's runtime environment, not an actor's, so fedray sets it directly).
+SETUP_HOOK_VAR = "__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR"
+HARDENED = {"env_vars": {SETUP_HOOK_VAR: "fedray.runtime.hardening.harden_worker"}}
 # Modules whose exception classes may be rebuilt (a peer's error reaches the caller as one).
 EXCEPTION_MODULES = ("builtins", "fedray.", "ray.exceptions")
 
@@ -162,6 +186,34 @@ def guarded() -> Iterator[None]:
             unguard_unpickling()
 
 
+def _resolve_actor_class(manager: Any, job_id: Any, descriptor: Any) -> Any:
+    """Stand-in for Ray's `_load_actor_class_from_gcs`: fedray's classes from local code, any
+    other class as an inert stand-in (never unpickled)."""
+    module, name = descriptor.module_name, descriptor.class_name
+    bound = ACTOR_CLASSES.get((module, name))
+    if bound is None:
+        return manager._create_fake_actor_class(
+            name, [], f"fedray refuses to load actor class {module}.{name} in this process"
+        )
+    return getattr(importlib.import_module(module), bound).__ray_metadata__.modified_class
+
+
+def local_actor_classes() -> None:
+    """Resolve actor classes as `_resolve_actor_class` does in this worker (idempotent)."""
+    import ray
+
+    manager = ray._private.worker.global_worker.function_actor_manager
+    manager._load_actor_class_from_gcs = lambda job_id, descriptor: _resolve_actor_class(
+        manager, job_id, descriptor
+    )
+
+
+def harden_worker() -> None:
+    """The setup hook of fedray's actor workers (`HARDENED`)."""
+    guard_unpickling()
+    local_actor_classes()
+
+
 def in_ray_actor() -> bool:
     import ray
 
@@ -173,6 +225,7 @@ def _refuse_ray_call(self: object, fn: object, *args: object, **kwargs: object) 
 
 
 def sealed(actor_class: Any) -> Any:
-    """`actor_class` (the result of `ray.remote(cls)`) with `__ray_call__` refusing every call."""
+    """`actor_class` (the result of `ray.remote(cls)`) with `__ray_call__` refusing every call
+    (on the class Ray built, which it ships by value or `_resolve_actor_class` finds locally)."""
     actor_class.__ray_metadata__.modified_class.__ray_call__ = _refuse_ray_call
     return actor_class

@@ -29,7 +29,7 @@ from fedray.errors import FedrayError
 from fedray.node.ingress import Admitted, Ingress, Refused, SubmissionFormError
 from fedray.node.mempool import Rejection
 from fedray.node.views import RoundInfo
-from fedray.runtime.hardening import guard_unpickling, in_ray_actor, sealed
+from fedray.runtime.hardening import guard_unpickling, in_ray_actor
 from fedray.storage.blobs import BlobStore
 from fedray.storage.tensors import TensorSpec
 
@@ -177,6 +177,3 @@ async def _form_error(item: object) -> FedrayError:
     return SubmissionFormError(
         f"an item is (transaction, payload, signature), not {type(item).__name__}"
     )
-
-
-IngressActor = sealed(ray.remote(IngressNode))

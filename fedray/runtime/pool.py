@@ -25,7 +25,7 @@ from fedray.errors import FedrayError
 from fedray.federation.clients import ClientPool
 from fedray.node.views import RoundInfo
 from fedray.runtime.access import require
-from fedray.runtime.hardening import guard_unpickling, in_ray_actor, sealed
+from fedray.runtime.hardening import guard_unpickling, in_ray_actor
 from fedray.runtime.ingress import IngressReport
 
 
@@ -130,6 +130,3 @@ class PoolNode:
         batch = [(raw, None, b"") for raw in self.pool.votes(proposal_id, option, nonces)]
         await asyncio.gather(*(i.submit.remote(batch) for i in ingresses), return_exceptions=True)
         return len(batch)
-
-
-PoolActor = sealed(ray.remote(PoolNode))

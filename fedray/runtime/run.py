@@ -93,8 +93,7 @@ class Run:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         from fedray.runtime.access import Capabilities
-        from fedray.runtime.ingress import IngressActor
-        from fedray.runtime.validator import ValidatorActor
+        from fedray.runtime.actors import IngressActor, ValidatorActor
 
         cfg, rt = self.cfg, self.cfg.runtime
         n = cfg.chain.validators
@@ -163,7 +162,7 @@ class Run:
         }
 
     def _new_pool(self, idx: int) -> Any:
-        from fedray.runtime.pool import PoolActor
+        from fedray.runtime.actors import PoolActor
 
         corrupt = self.cfg.faults.corrupt_payload_round if idx == 0 else -1
         clients = self.pool_clients[idx]

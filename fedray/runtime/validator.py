@@ -1,6 +1,7 @@
 """The validator: the consensus engine, the ledger application and the node's stores behind one
-asyncio object. `ValidatorActor` is its Ray actor; tests may also drive `ValidatorNode` objects
-directly in one event loop (peers connected as objects instead of actor handles).
+asyncio object. `actors.ValidatorActor` is its Ray actor (a facade exposing the listed methods
+only); tests may also drive `ValidatorNode` objects directly in one event loop (peers connected as
+objects instead of actor handles).
 
 Everything that touches the engine runs on the event loop, one call at a time (the `Driver` is
 synchronous), so no lock guards it. Network messages arrive as canonical bytes in batches
@@ -17,9 +18,8 @@ engine holds for the height and asks peers for their committed height; from a pe
 (block, certificate) pairs and feeds them to the driver, where the engine verifies each certificate
 against the validator set of its height before the block is executed (`recovery`).
 
-Access (docs/security.md): lifecycle methods here take the operator capability; the faces in
-`faces.py` say who may call the rest. The actor class is sealed and the process unpickles only
-allowed types (`hardening`).
+Access (docs/security.md): lifecycle methods here take the operator capability; `faces.py` says
+who may call the rest.
 
 Deliberately ignored: running aggregation off the event loop (a round-closing block stalls message
 handling for the aggregation's duration).
@@ -58,7 +58,7 @@ from fedray.errors import ConfigError, FedrayError
 from fedray.node.app import LedgerApp
 from fedray.runtime.access import Capabilities, require, sign_blob_request
 from fedray.runtime.faces import NodeStatus, ValidatorFaces
-from fedray.runtime.hardening import guard_unpickling, in_ray_actor, sealed
+from fedray.runtime.hardening import guard_unpickling, in_ray_actor
 from fedray.runtime.observers import CommitWatch
 from fedray.runtime.recovery import catch_up, fetch_payloads, load_schedule, save_schedule
 from fedray.runtime.transport import (
@@ -74,7 +74,6 @@ from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENCY = 256  # concurrent calls into one actor (receive batches, long polls, queries)
 MAX_FETCH_RETRY_S = 5.0  # longest pause between tries to fetch a missing payload
 
 
@@ -394,6 +393,3 @@ class ValidatorNode(ValidatorFaces):
                     )
                 except Exception:
                     log.exception("catch-up failed on %s", self.name)
-
-
-ValidatorActor = sealed(ray.remote(max_concurrency=MAX_CONCURRENCY)(ValidatorNode))  # type: ignore[call-overload]
