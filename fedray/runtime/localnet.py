@@ -26,6 +26,7 @@ from fedray.runtime.access import Capabilities
 from fedray.runtime.actors import IngressActor, ValidatorActor
 from fedray.runtime.faces import NodeStatus
 from fedray.runtime.validator import prepare_node_dir
+from fedray.storage.keystore import DEV_PASSPHRASE
 
 Layout = dict[str, tuple[str, tuple[int, ...]]]
 
@@ -42,7 +43,11 @@ class ValidatorNet:
     ) -> None:
         self.genesis = genesis
         self.raw_genesis = encode(genesis.to_canonical())
-        self.dirs = [prepare_node_dir(Path(root) / f"validator-{i}", k) for i, k in enumerate(keys)]
+        passphrase = settings.get("passphrase", DEV_PASSPHRASE)  # of the validators' key files
+        self.dirs = [
+            prepare_node_dir(Path(root) / f"validator-{i}", k, passphrase)
+            for i, k in enumerate(keys)
+        ]
         self.caps = [Capabilities.of(k) for k in keys]
         self.settings = settings
         self.actor_options = {"num_cpus": 0, **(actor_options or {})}

@@ -88,12 +88,11 @@ def test_safetensors_bytes_beyond_the_cap_are_refused_before_parsing(ingress: In
     assert isinstance(result, Refused) and result.rejection.code == "payload_size"
 
 
-@pytest.mark.parametrize("value", [np.iinfo(np.int32).min, -(2**31)])
 def test_an_int32_payload_outside_the_fixed_point_range_is_refused_and_not_pinned(
-    ingress: Ingress, value: int
+    ingress: Ingress,
 ) -> None:
     p = payload(0)
-    p["a.bias"][2] = value
+    p["a.bias"][2] = np.iinfo(np.int32).min  # -2**31: no negation in int32
     result = ingress.admit(update_tx(p), p)
     assert isinstance(result, Refused) and result.rejection.code == "payload_range"
     assert not ingress.blobs.has(tensors_digest(p)) and ingress.pinned_bytes == 0
