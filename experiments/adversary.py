@@ -1,7 +1,9 @@
 """Attack fedray as an adversary would, and report one row per attack: blocked, or what it achieved.
 
     python experiments/adversary.py            # every attack in CATALOGUE; exit 1 if any succeeds
-                                               # (2 if an attack could not be carried out)
+                                               # (2 if an attack could not be carried out; a LIMIT
+                                               # row, a power Ray gives every worker, is shown
+                                               # and not counted: docs/security.md)
     python experiments/adversary.py --list     # the attack names
     python experiments/adversary.py --only "foreign process"   # attacks whose name contains this
 
@@ -252,6 +254,7 @@ CATALOGUE: list[tuple[str, Callable[[Lab], Outcome]]] = [
     ("[7] client sends malformed items in a shared batch", on_chain(chain.malformed_batch)),
     ("client sends oversized payloads and transactions", on_chain(chain.oversized)),
     ("[10] client re-derives keys from config.yaml", on_chain(chain.derived_keys)),
+    ("client kills a validator actor through Ray", on_chain(chain.kill_validator)),
     ("[6] validator catches up while a payload is unreachable", missing_payload),
 ]
 

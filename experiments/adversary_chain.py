@@ -19,7 +19,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-Status = Literal["blocked", "ACHIEVED", "not run", "ERROR"]
+# LIMIT: achieved, through a power Ray gives every worker and fedray cannot take away
+# (docs/security.md, "What stays open"); shown, not counted as a failure of fedray's defences.
+Status = Literal["blocked", "ACHIEVED", "LIMIT", "not run", "ERROR"]
 MINIMAL = Path(__file__).resolve().parents[1] / "conf" / "preset" / "minimal.yaml"
 SETTINGS = {
     "timeout_propose_s": 0.8,
@@ -426,6 +428,28 @@ def derived_keys(c: ChainLab) -> Outcome:
         return Outcome("ACHIEVED", "a transfer signed with a derived key moved money")
     return Outcome(
         "blocked", "fresh keys: the config-derived key is no account; dev passphrase refused"
+    )
+
+
+def kill_validator(c: ChainLab) -> Outcome:
+    """Ray's own `ray.kill`, by a client that rebuilt a validator's handle from the GCS."""
+    before = len(c.net.live)
+    tried = _ask(c.attacker.kill_one.remote())
+    time.sleep(2.0)
+    dead = []
+    for i in c.net.live:
+        try:
+            c.net.call("status", indices=[i], timeout_s=10)
+        except Exception:
+            dead.append(i)
+    for i in dead:
+        c.net.handles[i] = None
+    if not dead:
+        return Outcome("blocked", f"ray.kill {tried}")
+    return Outcome(
+        "LIMIT",
+        f"killed validator {dead} of {before} (ray.kill by actor id; more than f kills halt the "
+        "chain): Ray authorizes no caller",
     )
 
 

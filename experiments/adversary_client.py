@@ -98,9 +98,17 @@ class Attacker:
         return out
 
     def call_any(self, handle: Any, method: str, *args: Any) -> str:
-        """Call `method` whether or not the handle lists it (Ray's ActorMethod, built by hand)."""
+        """Call `method` whether or not the handle lists it: the handle's metadata amended and the
+        call built by hand, as any client's code may."""
+        from ray._common.signature import extract_signature
+        from ray._raylet import PythonFunctionDescriptor
         from ray.actor import ActorMethod
 
+        d = handle._ray_actor_creation_function_descriptor
+        handle._ray_method_signatures[method] = extract_signature(lambda *a, **k: None)
+        handle._ray_function_descriptor[method] = PythonFunctionDescriptor(
+            d.module_name, method, d.class_name
+        )
         m = ActorMethod(handle, method, 1, 0, False, False, -1, 1, True)
         return _attempt(lambda: ray.get(m.remote(*args), timeout=30))
 
@@ -161,7 +169,7 @@ class Attacker:
         out["validator _sign_request"] = self.call_any(v, "_sign_request", b"\x01" * 32)
         out["validator _build_now"] = self.call_any(v, "_build_now")
         out["validator subscribe"] = self.call_any(v, "subscribe", b"", None)
-        out["validator __init__"] = "not tried: Ray crashes the worker (a kill, see docs)"
+        out["validator __init__"] = self.call_any(v, "__init__", "/tmp", b"")
         out["ingress _judge"] = self.call_any(self.ingresses[0], "_judge", (b"", None, b""), None)
         out["ingress _fetch"] = self.call_any(self.ingresses[0], "_fetch", encode(1))
         return out
@@ -364,6 +372,11 @@ class Attacker:
 
     def status(self) -> Any:
         return ray.get(self.validators()[0].status.remote(), timeout=30)
+
+    def kill_one(self) -> str:
+        """`ray.kill` on a validator's handle rebuilt from the GCS (Ray authorizes no caller)."""
+        [victim, *_] = self.validators()
+        return _attempt(lambda: ray.kill(victim, no_restart=True))
 
     def pool_methods(self, pool: Any) -> dict[str, str]:
         """Make another pool's clients vote or train, with a guessed capability."""

@@ -18,6 +18,9 @@ execution inside the actor; fedray closes them in every actor that serves untrus
 - `__ray_call__(fn)`, which Ray adds to every actor class, runs any function on the actor
   instance. `sealed` replaces it with one that refuses.
 
+And one that crashes the actor: a call of a method the actor lacks kills its worker (a Ray bug);
+`refuse_unknown_methods` answers it with an error instead.
+
 `HARDENED` is the runtime environment of fedray's actors: its setup hook (`harden_worker`, named
 by module path, so nothing is unpickled to run it) does the first two before the worker loads any
 actor class or argument. Each node's `__init__` installs the guard again (idempotent), so an actor
@@ -34,6 +37,7 @@ import enum
 import importlib
 import io
 import pickle
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -208,10 +212,30 @@ def local_actor_classes() -> None:
     )
 
 
+def _no_such_method(self: object, *args: object, **kwargs: object) -> None:
+    raise SealedMethodError("no such remote method")
+
+
+def refuse_unknown_methods() -> None:
+    """Answer a call of a method the actor lacks with an error. (Ray looks methods up in a
+    defaultdict whose default, `{}`, makes its executor raise outside the task's error handling:
+    the worker dies, so any caller could crash an actor by naming a method it lacks.)"""
+    import ray
+    from ray._private.function_manager import FunctionExecutionInfo
+
+    manager = ray._private.worker.global_worker.function_actor_manager
+    executor = manager._make_actor_method_executor("no_such_method", _no_such_method)
+    refusal = FunctionExecutionInfo(function=executor, function_name="no_such_method", max_calls=0)
+    table: defaultdict[Any, Any] = defaultdict(lambda: refusal)
+    table.update(manager._function_execution_info)
+    manager._function_execution_info = table
+
+
 def harden_worker() -> None:
     """The setup hook of fedray's actor workers (`HARDENED`)."""
     guard_unpickling()
     local_actor_classes()
+    refuse_unknown_methods()
 
 
 def in_ray_actor() -> bool:
