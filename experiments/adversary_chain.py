@@ -45,7 +45,12 @@ def refused(results: dict[str, str]) -> list[str]:
     return [
         f"{k}: {v}"
         for k, v in results.items()
-        if not (v.startswith(("refused", "rejected")) or "'code'" in v or "admitted 0" in v)
+        if not (
+            v.startswith(("refused", "rejected"))
+            or "'code'" in v
+            or "admitted 0" in v
+            or "admitted=0" in v
+        )
     ]
 
 

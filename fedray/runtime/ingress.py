@@ -48,7 +48,8 @@ class PayloadUnavailableError(FedrayError):
 
 @dataclass(frozen=True)
 class IngressReport:
-    """What became of one `submit` batch: how many reached the mempool, every refusal's code."""
+    """What became of one `submit` batch: how many items entered the mempool, and the code of
+    every refusal (the ingress's and the mempool's)."""
 
     admitted: int
     rejected: tuple[str, ...]
@@ -151,13 +152,14 @@ class IngressNode:
                 await self.validator.submit_evidence.remote(self._capability, proof)
         self.admitted += len(admitted)
         self.rejected += len(codes)
+        refused: list[dict[str, Any]] = []
         if admitted:
             try:
                 refused = await self.validator.admit_checked.remote(self._capability, admitted)
             except ray.exceptions.RayError:
                 refused = [{"code": "validator_unavailable"}] * len(admitted)
             codes.extend(r["code"] for r in refused)
-        return IngressReport(len(admitted), tuple(codes))
+        return IngressReport(len(admitted) - len(refused), tuple(codes))
 
     async def round_info(self, results_after: int = -1) -> RoundInfo:
         return await self.validator.round_info.remote(results_after)
