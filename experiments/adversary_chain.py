@@ -391,7 +391,7 @@ def oversized(c: ChainLab) -> Outcome:
 def pool_capability(c: ChainLab) -> Outcome:
     import ray
 
-    from fedray.runtime.actors import PoolActor
+    from fedray.runtime.pool import PoolActor
 
     clients = [0, 1, 2, 3, 4]
     pool = PoolActor.options(num_cpus=0).remote(

@@ -42,6 +42,31 @@ from fedray.runtime.access import check_blob_request, released, require
 from fedray.runtime.transport import Outbox
 from fedray.storage.tensors import nbytes
 
+# The validator actor's whole remote surface (hardening.facade); docs/security.md has a row for each.
+VALIDATOR_METHODS = (
+    # operator (operator capability)
+    "connect",
+    "start",
+    "shutdown",
+    "put_blob",
+    "wait_for_height",
+    # its own ingress (ingress capability)
+    "admit_checked",
+    "submit_evidence",
+    # peers (signed messages, signed blob requests) and anyone
+    "receive",
+    "get_blob",
+    "submit_txs",
+    "status",
+    "committed_range",
+    "block_hashes",
+    "commit_stats",
+    "account_nonces",
+    "round_info",
+    "accounts_info",
+    "economy_info",
+    "governance_info",
+)
 MAX_RANGE = 64  # committed blocks per `committed_range` answer
 MAX_KEYS = 4096  # accounts per query
 MAX_SUBMIT = 4096  # transactions per `submit_txs` / `admit_checked` call

@@ -21,6 +21,12 @@ execution inside the actor; fedray closes them in every actor that serves untrus
 And one that crashes the actor: a call of a method the actor lacks kills its worker (a Ray bug);
 `refuse_unknown_methods` answers it with an error instead.
 
+Ray also makes every function of an actor class remotely callable, underscored helpers included
+(`_admit`, `_fail`, `_sign_request` would be entry points). So fedray's actor classes are facades
+(`facade`): each holds its node and forwards only the methods its module lists (`VALIDATOR_METHODS`
+in `faces`, `INGRESS_METHODS`, `POOL_METHODS`), which is the whole remote surface
+(docs/security.md). A facade's `__init__` runs once.
+
 `HARDENED` is the runtime environment of fedray's actors: its setup hook (`harden_worker`, named
 by module path, so nothing is unpickled to run it) does the first two before the worker loads any
 actor class or argument. Each node's `__init__` installs the guard again (idempotent), so an actor
@@ -35,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import inspect
 import io
 import pickle
 from collections import defaultdict
@@ -49,6 +56,12 @@ class SealedMethodError(FedrayError):
     """A Ray built-in that would run a caller's code inside a fedray actor."""
 
     code = "sealed"
+
+
+class FacadeError(FedrayError):
+    """An actor facade was initialised twice."""
+
+    code = "facade"
 
 
 class RefusedGlobalError(pickle.UnpicklingError):
@@ -94,9 +107,9 @@ WIRE_MODULES = frozenset(
 # fedray's actor classes, by the (module, class name) Ray records for them: the ActorClass bound
 # in that module under the second name.
 ACTOR_CLASSES = {
-    ("fedray.runtime.actors", "ValidatorService"): "ValidatorActor",
-    ("fedray.runtime.actors", "IngressService"): "IngressActor",
-    ("fedray.runtime.actors", "PoolService"): "PoolActor",
+    ("fedray.runtime.validator", "ValidatorService"): "ValidatorActor",
+    ("fedray.runtime.ingress", "IngressService"): "IngressActor",
+    ("fedray.runtime.pool", "PoolService"): "PoolActor",
 }
 # The worker runs the hook named by this variable at start, before it loads any actor class or
 # argument (ray/_private/workers/default_worker.py; Ray converts a `worker_process_setup_hook` into
@@ -253,3 +266,38 @@ def sealed(actor_class: Any) -> Any:
     (on the class Ray built, which it ships by value or `_resolve_actor_class` finds locally)."""
     actor_class.__ray_metadata__.modified_class.__ray_call__ = _refuse_ray_call
     return actor_class
+
+
+def _forward(name: str, target: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(target):
+
+        async def forward_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return await getattr(self._node, name)(*args, **kwargs)
+
+        forward_async.__name__ = name
+        return forward_async
+
+    def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._node, name)(*args, **kwargs)
+
+    forward.__name__ = name
+    return forward
+
+
+def facade(name: str, node_class: type, methods: tuple[str, ...]) -> type:
+    """A class named `name` whose instances hold a `node_class` and forward `methods` to it."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "_node", None) is not None:
+            raise FacadeError(f"{name} is already initialised")
+        self._node = node_class(*args, **kwargs)
+
+    namespace: dict[str, Any] = {
+        "__init__": __init__,
+        "__module__": node_class.__module__,
+        "__qualname__": name,
+        "__doc__": f"The remote face of `{node_class.__name__}`: {', '.join(methods)}.",
+    }
+    for method in methods:
+        namespace[method] = _forward(method, getattr(node_class, method))
+    return type(name, (), namespace)

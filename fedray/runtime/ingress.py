@@ -29,12 +29,13 @@ from fedray.errors import FedrayError
 from fedray.node.ingress import Admitted, Ingress, Refused, SubmissionFormError
 from fedray.node.mempool import Rejection
 from fedray.node.views import RoundInfo
-from fedray.runtime.hardening import guard_unpickling, in_ray_actor
+from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.storage.blobs import BlobStore
 from fedray.storage.tensors import TensorSpec
 
 log = logging.getLogger(__name__)
 
+INGRESS_METHODS = ("submit", "round_info", "account_nonces", "stats")  # the remote surface
 MAX_BATCH = 1024  # items per `submit` call; the rest are refused one by one
 FETCH_TIMEOUT_S = 60.0  # per payload reference
 REF_OVERHEAD = 64 * 1024  # pickle framing of a payload in the object store, beyond its arrays
@@ -179,3 +180,7 @@ async def _form_error(item: object) -> FedrayError:
     return SubmissionFormError(
         f"an item is (transaction, payload, signature), not {type(item).__name__}"
     )
+
+
+IngressService = facade("IngressService", IngressNode, INGRESS_METHODS)
+IngressActor = sealed(ray.remote(runtime_env=HARDENED)(IngressService))

@@ -23,9 +23,9 @@ from fedray.core.crypto import PrivateKey
 from fedray.core.encoding import encode
 from fedray.core.state import Genesis
 from fedray.runtime.access import Capabilities
-from fedray.runtime.actors import IngressActor, ValidatorActor
 from fedray.runtime.faces import NodeStatus
-from fedray.runtime.validator import prepare_node_dir
+from fedray.runtime.ingress import IngressActor
+from fedray.runtime.validator import ValidatorActor, prepare_node_dir
 from fedray.storage.keystore import DEV_PASSPHRASE
 
 Layout = dict[str, tuple[str, tuple[int, ...]]]

@@ -1,5 +1,5 @@
 """Observers of a validator's commits: long polls (`wait_for_height`) and push subscribers (objects
-in the validator's process; over Ray the actor does not offer `subscribe`, see `actors`), fed by
+in the validator's process; over Ray the actor does not offer `subscribe`, see `faces.VALIDATOR_METHODS`), fed by
 the validator after every commit.
 
 A subscriber is an actor handle or, in process, an object with an async method; it gets one event

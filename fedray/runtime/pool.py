@@ -25,8 +25,10 @@ from fedray.errors import FedrayError
 from fedray.federation.clients import ClientPool
 from fedray.node.views import RoundInfo
 from fedray.runtime.access import require
-from fedray.runtime.hardening import guard_unpickling, in_ray_actor
+from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.runtime.ingress import IngressReport
+
+POOL_METHODS = ("public_keys", "train_round", "vote")  # the remote surface
 
 
 class NoValidatorError(FedrayError):
@@ -130,3 +132,7 @@ class PoolNode:
         batch = [(raw, None, b"") for raw in self.pool.votes(proposal_id, option, nonces)]
         await asyncio.gather(*(i.submit.remote(batch) for i in ingresses), return_exceptions=True)
         return len(batch)
+
+
+PoolService = facade("PoolService", PoolNode, POOL_METHODS)
+PoolActor = sealed(ray.remote(runtime_env=HARDENED)(PoolService))

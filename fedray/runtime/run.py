@@ -93,7 +93,8 @@ class Run:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         from fedray.runtime.access import Capabilities
-        from fedray.runtime.actors import IngressActor, ValidatorActor
+        from fedray.runtime.ingress import IngressActor
+        from fedray.runtime.validator import ValidatorActor
 
         cfg, rt = self.cfg, self.cfg.runtime
         n = cfg.chain.validators
@@ -162,7 +163,7 @@ class Run:
         }
 
     def _new_pool(self, idx: int) -> Any:
-        from fedray.runtime.actors import PoolActor
+        from fedray.runtime.pool import PoolActor
 
         corrupt = self.cfg.faults.corrupt_payload_round if idx == 0 else -1
         clients = self.pool_clients[idx]

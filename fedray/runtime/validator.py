@@ -1,7 +1,6 @@
 """The validator: the consensus engine, the ledger application and the node's stores behind one
-asyncio object. `actors.ValidatorActor` is its Ray actor (a facade exposing the listed methods
-only); tests may also drive `ValidatorNode` objects directly in one event loop (peers connected as
-objects instead of actor handles).
+asyncio object. `ValidatorActor` is its Ray actor, a facade exposing `VALIDATOR_METHODS` only; tests
+may also drive `ValidatorNode` objects in one event loop (peers connected as objects).
 
 Everything that touches the engine runs on the event loop, one call at a time (the `Driver` is
 synchronous), so no lock guards it. Network messages arrive as canonical bytes in batches
@@ -13,13 +12,9 @@ payload is retried until the height moves on, never answered as invalid (that ve
 for the whole height) and never fatal: a certified block is handed to the engine only once its
 payloads are here.
 
-Catch-up: every `gossip_s` without progress (same height, round and step) the node resends what its
-engine holds for the height and asks peers for their committed height; from a peer ahead it fetches
-(block, certificate) pairs and feeds them to the driver, where the engine verifies each certificate
-against the validator set of its height before the block is executed (`recovery`).
-
-Access (docs/security.md): lifecycle methods here take the operator capability; `faces.py` says
-who may call the rest.
+Catch-up: every `gossip_s` without progress the node resends what its engine holds for the height
+and fetches certified blocks from a peer ahead (`recovery`); the engine verifies each certificate.
+Access (docs/security.md): lifecycle methods take the operator capability; `faces.py`, the rest.
 
 Deliberately ignored: running aggregation off the event loop (a round-closing block stalls message
 handling for the aggregation's duration).
@@ -57,8 +52,8 @@ from fedray.core.state import Genesis
 from fedray.errors import ConfigError, FedrayError
 from fedray.node.app import LedgerApp
 from fedray.runtime.access import Capabilities, require, sign_blob_request
-from fedray.runtime.faces import NodeStatus, ValidatorFaces
-from fedray.runtime.hardening import guard_unpickling, in_ray_actor
+from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
+from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.runtime.observers import CommitWatch
 from fedray.runtime.recovery import catch_up, fetch_payloads, load_schedule, save_schedule
 from fedray.runtime.transport import (
@@ -74,6 +69,7 @@ from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
 
 log = logging.getLogger(__name__)
 
+MAX_CONCURRENCY = 256  # concurrent calls into one validator (receive, long polls, queries)
 MAX_FETCH_RETRY_S = 5.0  # longest pause between tries to fetch a missing payload
 
 
@@ -393,3 +389,9 @@ class ValidatorNode(ValidatorFaces):
                     )
                 except Exception:
                     log.exception("catch-up failed on %s", self.name)
+
+
+ValidatorService = facade("ValidatorService", ValidatorNode, VALIDATOR_METHODS)
+ValidatorActor = sealed(
+    ray.remote(max_concurrency=MAX_CONCURRENCY, runtime_env=HARDENED)(ValidatorService)
+)

@@ -23,15 +23,7 @@ from fedray.core.crypto import key_from_seed
 from fedray.errors import BlobError
 from fedray.node.views import RoundInfo, RoundResultView
 from fedray.runtime.access import AccessDeniedError
-from fedray.runtime.actors import (
-    INGRESS_METHODS,
-    POOL_METHODS,
-    VALIDATOR_METHODS,
-    IngressActor,
-    PoolActor,
-    ValidatorActor,
-)
-from fedray.runtime.faces import NodeStatus
+from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus
 from fedray.runtime.hardening import (
     ACTOR_CLASSES,
     RefusedGlobalError,
@@ -39,7 +31,9 @@ from fedray.runtime.hardening import (
     _resolve_actor_class,
     guarded_loads,
 )
-from fedray.runtime.ingress import IngressReport
+from fedray.runtime.ingress import INGRESS_METHODS, IngressActor, IngressReport
+from fedray.runtime.pool import POOL_METHODS, PoolActor
+from fedray.runtime.validator import ValidatorActor
 
 
 class RunsCode:
