@@ -7,8 +7,8 @@ grouped by who may call them (docs/security.md lists each with its checks):
 - peers: `get_blob` of an unreleased payload, with a request signed by a validator key;
 - the validator's own ingress, with the ingress capability: `admit_checked` (transactions whose
   signatures it verified and whose payloads it pinned) and `submit_evidence`;
-- the operator, with the operator capability: `put_blob`, `wait_for_height`, `subscribe` (and the
-  lifecycle in `validator.py`: `connect`, `start`, `shutdown`).
+- the operator, with the operator capability: `put_blob`, `wait_for_height` (and the lifecycle
+  in `validator.py`: `connect`, `start`, `shutdown`); `subscribe` only in process.
 
 Every argument is checked for type and size first: a caller may send anything Ray can carry.
 `ValidatorFaces` is a mixin of `ValidatorNode`, which supplies the attributes it declares.
