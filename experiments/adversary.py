@@ -17,10 +17,11 @@ HOME (so no ~/.ray/auth_token), no RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or RAY_AD
 the loopback address, the strongest position short of running as the run's own user: a peer on the
 network cannot even reach a loopback listener, which the external-interface attack checks.
 
-Attacks on the protocol (adversary_chain.py) aim at a live local network on that cluster: four
-validators with their ingresses, fresh keys, round 0 open. The attacker is a client: its code runs
-in an actor of its own with the ingress handles pools get, its own client key, and whatever Ray's
-API gives any worker (adversary_client.py). Findings of issue 10 are named in brackets.
+Attacks on the protocol (adversary_protocol.py) aim at a live local network on that cluster
+(adversary_chain.py): four validators with their ingresses, fresh keys, round 0 open. The attacker
+is a client: its code runs in an actor of its own with the ingress handles pools get, its own
+client key, and whatever Ray's API gives any worker (adversary_client.py). Findings of issue 10 are
+named in brackets.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 import fedray  # noqa: F401  (before ray: the embedded instance must bind loopback)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling attack modules
-import adversary_chain as chain  # noqa: E402
+import adversary_protocol as chain  # noqa: E402
 from adversary_chain import ChainLab, Outcome  # noqa: E402
 
 
