@@ -1,7 +1,9 @@
 """Attack fedray as an adversary would, and report one row per attack: blocked, or what it achieved.
 
     python experiments/adversary.py            # every attack in CATALOGUE; exit 1 if any succeeds
-                                               # (2 if an attack could not be carried out)
+                                               # (2 if an attack could not be carried out; a LIMIT
+                                               # row, a power Ray gives every worker, is shown
+                                               # and not counted: docs/security.md)
     python experiments/adversary.py --list     # the attack names
     python experiments/adversary.py --only "foreign process"   # attacks whose name contains this
 
@@ -14,6 +16,12 @@ Attacks on the Ray boundary run from separate processes with nothing of the run'
 HOME (so no ~/.ray/auth_token), no RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or RAY_ADDRESS. They aim at
 the loopback address, the strongest position short of running as the run's own user: a peer on the
 network cannot even reach a loopback listener, which the external-interface attack checks.
+
+Attacks on the protocol (adversary_protocol.py) aim at a live local network on that cluster
+(adversary_chain.py): four validators with their ingresses, fresh keys, round 0 open. The attacker
+is a client: its code runs in an actor of its own with the ingress handles pools get, its own
+client key, and whatever Ray's API gives any worker (adversary_client.py). Findings of issue 10 are
+named in brackets.
 """
 
 from __future__ import annotations
@@ -32,17 +40,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import fedray  # noqa: F401  (before ray: the embedded instance must bind loopback)
 
-Status = Literal["blocked", "ACHIEVED", "not run", "ERROR"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: Status
-    detail: str
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling attack modules
+import adversary_protocol as chain  # noqa: E402
+from adversary_chain import ChainLab, Outcome  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Lab:
     """The targets, started on first use."""
 
     cluster: EmbeddedCluster | None = None
+    network: ChainLab | None = None
     scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fedray-adv-")))
 
     def embedded_cluster(self) -> EmbeddedCluster:
@@ -66,7 +70,7 @@ class Lab:
 
             from fedray.runtime.cluster import init_ray
 
-            init_ray(num_cpus=1, object_store_mb=100)
+            init_ray(num_cpus=2, object_store_mb=384)
             ray.get(ray.remote(_remote_pid).remote())  # a worker is up: its sockets count
             self.cluster = EmbeddedCluster(
                 gcs_address=ray.get_runtime_context().gcs_address,
@@ -79,7 +83,20 @@ class Lab:
         home.mkdir(exist_ok=True)
         return home
 
+    def chain(self) -> ChainLab:
+        """The live network, started on first use."""
+        if self.network is None:
+            self.embedded_cluster()
+            self.network = ChainLab.start(self.scratch / "chain")
+        return self.network
+
+    def close_chain(self) -> None:
+        if self.network is not None:
+            self.network.stop()
+            self.network = None
+
     def close(self) -> None:
+        self.close_chain()
         if self.cluster is not None:
             import ray
 
@@ -209,11 +226,37 @@ def network_peer_reaches_ray(lab: Lab) -> Outcome:
     )
 
 
+def on_chain(attack: Callable[[ChainLab], Outcome]) -> Callable[[Lab], Outcome]:
+    return lambda lab: attack(lab.chain())
+
+
+def missing_payload(lab: Lab) -> Outcome:
+    lab.embedded_cluster()
+    lab.close_chain()  # its own network: it kills and restarts validators
+    return chain.missing_payload_catch_up(lab.scratch / "catch-up")
+
+
 CATALOGUE: list[tuple[str, Callable[[Lab], Outcome]]] = [
     ("foreign process connects to the embedded cluster", foreign_process_connects),
     ("foreign process connects with a guessed token", foreign_process_guesses_token),
     ("anonymous gRPC request to the embedded GCS", anonymous_gcs_request),
     ("network peer reaches the embedded cluster's ports", network_peer_reaches_ray),
+    ("[1] client submits a transfer with a zero signature", on_chain(chain.forged_transfer)),
+    ("[2] client calls a validator's operator methods", on_chain(chain.operator_methods)),
+    ("[2] client calls a validator's internal methods", on_chain(chain.internal_methods)),
+    ("[2] client runs code in an actor via __ray_call__", on_chain(chain.ray_call)),
+    ("[2] client sends pickles that run code on load", on_chain(chain.pickled_code)),
+    ("[2] client hands a validator its own actor class", on_chain(chain.foreign_class)),
+    ("[2] client reads an update before its round closes", on_chain(chain.payload_theft)),
+    ("[2] client makes another pool's clients act", on_chain(chain.pool_capability)),
+    ("client forges a proposal and votes", on_chain(chain.forged_consensus)),
+    ("client replays a committed transaction", on_chain(chain.replayed_transaction)),
+    ("client sends transactions of another chain", on_chain(chain.cross_chain)),
+    ("[7] client sends malformed items in a shared batch", on_chain(chain.malformed_batch)),
+    ("client sends oversized payloads and transactions", on_chain(chain.oversized)),
+    ("[10] client re-derives keys from config.yaml", on_chain(chain.derived_keys)),
+    ("client kills a validator actor through Ray", on_chain(chain.kill_validator)),
+    ("[6] validator catches up while a payload is unreachable", missing_payload),
 ]
 
 

@@ -129,6 +129,9 @@ class RuntimeConfig:
     aggregation_threads: int = 1
     progress: bool = True  # tqdm progress bar
     checkpoint_every: int = 1  # save the global model every k rounds under checkpoints/ (0: never)
+    # simulation: keys under the public dev passphrase, client keys derived from this config;
+    # fresh: random keys under FEDRAY_KEY_PASSPHRASE (fedray.federation.keys)
+    keys: str = "simulation"
 
 
 @dataclass(frozen=True)
@@ -353,6 +356,7 @@ def validate(cfg: RunConfig) -> None:
         ("data.name", cfg.data.name, DATASETS),
         ("data.partition", cfg.data.partition, SCHEMES),
         ("model.name", cfg.model.name, MODELS),
+        ("runtime.keys", cfg.runtime.keys, ("simulation", "fresh")),
     ):
         near = difflib.get_close_matches(value, options, n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""

@@ -28,7 +28,7 @@ from fedray.config import RunConfig
 from fedray.core.contracts.governance import Vote as GovVote
 from fedray.core.contracts.rounds import Skip, Update
 from fedray.core.contracts.slashing import delivery_message
-from fedray.core.crypto import DOMAIN_PAYLOAD
+from fedray.core.crypto import DOMAIN_PAYLOAD, PrivateKey
 from fedray.core.tx import make_tx
 from fedray.errors import FedrayError
 from fedray.federation.plan import Federation
@@ -73,12 +73,14 @@ class ClientPool:
     cfg: RunConfig
     clients: list[int]
     attack_state: dict[str, Any] = field(default_factory=dict)
+    given_keys: Mapping[int, PrivateKey] | None = None  # fresh keys; None: derived (simulation)
 
     def __post_init__(self) -> None:
         torch.set_num_threads(1)
         fed = Federation(self.cfg)
         self.federation = fed
-        self.keys = {i: fed.client_key(i) for i in self.clients}
+        given = self.given_keys
+        self.keys = {i: given[i] if given else fed.client_key(i) for i in self.clients}
         self.public = {self.keys[i].public_key: i for i in self.clients}
         self.shards = fed.shards(self.clients)
         self.attackers = tuple(i for i in fed.attackers() if i in self.keys)

@@ -4,8 +4,9 @@ and the genesis. The driver and every client pool call the same functions, so th
 shipping data around: each pool rebuilds only its own clients' shards, and raw training data never
 leaves a pool actor.
 
-Client keys come from the run seed (`key_from_seed`): right for simulations, where the driver must
-know every public key for the genesis; a real deployment registers clients' own keys on chain.
+Client keys come from the run seed (`key_from_seed`) unless the federation is given them: right for
+simulations, where the driver must know every public key for the genesis; `runtime.keys=fresh`
+hands it fresh ones (`federation.keys`), and a real deployment registers clients' own keys on chain.
 
 Ray-free: pools and the driver import it inside their actors/processes.
 """
@@ -50,6 +51,7 @@ INGRESS_CPUS = 0.05  # each validator's ingress actor, in the validator's bundle
 @dataclass(frozen=True)
 class Federation:
     cfg: RunConfig
+    client_keys: tuple[PrivateKey, ...] | None = None  # None: derived from the config (simulation)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cfg", with_model_defaults(self.cfg))  # concrete epochs and lr
@@ -121,6 +123,8 @@ class Federation:
 
     # --- participants -------------------------------------------------------------------------
     def client_key(self, index: int) -> PrivateKey:
+        if self.client_keys is not None:
+            return self.client_keys[index]
         return key_from_seed(f"{self.cfg.chain.chain_id}/{self.cfg.seed}/client/{index}".encode())
 
     def attackers(self) -> tuple[int, ...]:
@@ -208,6 +212,8 @@ def run_key_labels(chain_dir: Path) -> dict[bytes, str]:
 
     labels: dict[bytes, str] = {}
     for parent in chain_dir.resolve().parents:
+        if (parent / "keys.json").exists():  # written by every run (federation.keys)
+            return public_labels(json.loads((parent / "keys.json").read_text()))
         if (parent / "config.yaml").exists() and (parent / "chain").is_dir():
             fed = Federation(load_config(parent / "config.yaml"))
             labels.update(
@@ -219,4 +225,13 @@ def run_key_labels(chain_dir: Path) -> dict[bytes, str]:
                         d.name
                     )
             break
+    return labels
+
+
+def public_labels(public: dict[str, Any]) -> dict[bytes, str]:
+    """Account labels from the public keys a run wrote to keys.json."""
+    labels = {bytes.fromhex(h): f"client-{i}" for i, h in enumerate(public.get("clients", []))}
+    labels.update(
+        {bytes.fromhex(h): f"validator-{i}" for i, h in enumerate(public.get("validators", []))}
+    )
     return labels

@@ -15,7 +15,12 @@ payload is then kept in the blob store so every validator can re-check it. An un
 signed delivery is refused without evidence: anyone could have corrupted it.
 
 Payloads arrive as plain numpy arrays (from Ray's object store) or safetensors bytes; nothing is
-unpickled.
+unpickled. Whatever a client sends is judged item by item: anything that is not a transaction's
+bytes, a mapping of names to arrays or safetensors bytes, and a signature's bytes is refused with
+its own typed error (`SubmissionFormError`), never an exception that would take other items with it.
+Integer payloads must lie in the fixed-point range |x| <= 2**31 - 1 (`PayloadRangeError`; INT32_MIN
+has no negation in int32, and the chain's payload check does not judge ranges, so this refusal
+carries no evidence).
 """
 
 from __future__ import annotations
@@ -57,6 +62,23 @@ class DeclaredSizeError(PayloadValidationError):
     code = "payload_declared_size"
 
 
+class SubmissionFormError(PayloadValidationError):
+    """A submitted item is not (transaction bytes, payload or None, signature bytes): a payload
+    that is not a mapping of names to numpy arrays or safetensors bytes, a transaction that is not
+    bytes."""
+
+    code = "submission_form"
+
+
+class PayloadRangeError(PayloadValidationError):
+    """An integer payload holds a value outside the fixed-point range (|x| <= 2**31 - 1)."""
+
+    code = "payload_range"
+
+
+FIXED_POINT_BOUND = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Admitted:
     raw: bytes
@@ -93,6 +115,8 @@ class Ingress:
     ) -> Admitted | Refused:
         stx = None
         try:
+            if not isinstance(raw, bytes):
+                raise SubmissionFormError(f"a transaction is bytes, not {type(raw).__name__}")
             checked = check_tx_stateless(raw, self.chain_id, self.max_tx_bytes)
             stx = checked.stx
             if isinstance(checked.payload, Update):
@@ -114,22 +138,43 @@ class Ingress:
             height,
         )
 
+    def _arrays(self, payload: Payload) -> Mapping[str, np.ndarray]:
+        """The payload as named arrays, or a typed refusal of its form (no evidence: nothing a
+        client signed can be recomputed from it)."""
+        if isinstance(payload, bytes | bytearray | memoryview):
+            return from_safetensors(bytes(payload), self.max_payload_bytes)
+        if not isinstance(payload, Mapping):
+            raise SubmissionFormError(
+                f"a payload is a mapping of names to arrays, not {type(payload).__name__}"
+            )
+        if not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in payload.items()):
+            raise SubmissionFormError("a payload maps tensor names (str) to numpy arrays")
+        if any(v.dtype.hasobject for v in payload.values()):
+            raise SubmissionFormError("a payload holds no object arrays")
+        return payload
+
     def _pin(
         self, stx: SignedTx, update: Update, payload: Payload, delivery_signature: bytes
     ) -> Refused | None:
         if payload is None:
             raise MissingPayloadError("update transaction without its payload")
-        if isinstance(payload, bytes | bytearray | memoryview):
-            payload = from_safetensors(bytes(payload), self.max_payload_bytes)
+        tensors = self._arrays(payload)
         try:
             arrays = validate_payload(
-                payload, update.payload_hash, self.model, self.max_payload_bytes
+                tensors, update.payload_hash, self.model, self.max_payload_bytes
             )
         except PROVABLE as exc:
             return Refused(
                 self._rejection(stx, exc, 0),
-                self._evidence(stx, update, payload, delivery_signature),
+                self._evidence(stx, update, tensors, delivery_signature),
             )
+        for name, a in arrays.items():
+            if (
+                a.dtype.kind == "i"
+                and a.size
+                and int(np.abs(a.astype(np.int64)).max()) > FIXED_POINT_BOUND
+            ):
+                raise PayloadRangeError(f"tensor {name!r} is outside the fixed-point range")
         size = sum(a.nbytes for a in arrays.values())
         if update.size != size:
             raise DeclaredSizeError(f"declared size {update.size}, payload has {size} bytes")
@@ -145,10 +190,12 @@ class Ingress:
         that other validators' `payload_check` can confirm it."""
         try:
             delivered = tensors_digest(payload)
-        except FedrayError:
+        except Exception:  # arrays with no canonical digest (validate_payload said so): no proof
             return None
         message = delivery_message(update.round, delivered)
-        if not is_valid_signature(stx.tx.sender, DOMAIN_PAYLOAD, self.chain_id, message, signature):
+        if not isinstance(signature, bytes) or not is_valid_signature(
+            stx.tx.sender, DOMAIN_PAYLOAD, self.chain_id, message, signature
+        ):
             return None
         if delivered == update.payload_hash and not self.blobs.has(delivered):
             self.blobs.put(dict(payload))  # content-addressed: stored under the signed hash

@@ -7,23 +7,29 @@ reopens the same validator directories (keys, block store, signer state). `call`
 validator `ValidatorHealth` allows; `new_pool` rebuilds a pool with the same clients (and marks it
 fresh, so the driver hands it its saved attack state). Consensus starts only on `start_consensus`.
 
+Handles and capabilities (docs/security.md): the driver alone holds validator handles and each
+validator's operator capability (derived from the validator's key, `access.Capabilities`); each
+ingress gets its validator's handle and ingress capability; each pool gets ingress handles only and
+a random capability of its own, which the driver presents to make it train, skip or vote.
+
 Ignores: what to do next (the policy's), rounds and records (`run`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 from fedray.config import RunConfig
-from fedray.core.crypto import PrivateKey
 from fedray.core.encoding import encode
 from fedray.core.state import Genesis
 from fedray.federation.driver import KillPool, KillValidator, RunError, ValidatorHealth
+from fedray.federation.keys import RunKeys, load_run_keys, make_run_keys, write_run_keys
 from fedray.federation.plan import INGRESS_CPUS, Federation
-from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
+from fedray.runtime.access import Capabilities
 
 
 class RunActors:
@@ -35,17 +41,26 @@ class RunActors:
         self.ingresses: list[Any] = []
         self.pools: list[Any] = []
         self.fresh_pools: set[int] = set()  # rebuilt pools, to be handed their saved state
+        self.pool_caps = [secrets.token_bytes(32) for _ in self.pool_clients]
+        self.caps: list[Capabilities] = []
+        self.run_keys: RunKeys | None = None
         self.pg: Any = None
 
     def node_dir(self, i: int) -> Path:
         return self.run_dir / "chain" / f"validator-{i}"
 
-    def keys(self) -> list[PrivateKey]:
-        """Each validator's key: created for a new run, read back for a resumed one."""
-        return [
-            KeyStore(self.node_dir(i) / "keys", DEV_PASSPHRASE).load_or_create("validator")
-            for i in range(self.cfg.chain.validators)
-        ]
+    def keys(self, resume: bool) -> RunKeys:
+        """The run's keys (`runtime.keys`): made and written for a new run, read back for a
+        resumed one. Also derives each validator's capabilities."""
+        dirs = [self.node_dir(i) for i in range(self.cfg.chain.validators)]
+        if resume:
+            keys = load_run_keys(self.fed, self.run_dir, dirs)
+        else:
+            keys = make_run_keys(self.fed, len(dirs), self.cfg.runtime.keys)
+            write_run_keys(self.run_dir, dirs, keys)
+        self.run_keys = keys
+        self.caps = [Capabilities.of(k) for k in keys.validators]
+        return keys
 
     def start(self, genesis: Genesis, initial: dict[str, Any]) -> None:
         import ray
@@ -68,13 +83,18 @@ class RunActors:
                     num_cpus=rt.validator_num_cpus, scheduling_strategy=strategy
                 ).remote(**self._validator_kwargs(i, genesis_bytes))
             )
-        ray.get([v.put_blob.remote(initial) for v in self.validators])
+        ray.get([v.put_blob.remote(c.operator, initial) for v, c in self._with_caps()])
         layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in initial.items()}
         for i, v in enumerate(self.validators):
             strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
             self.ingresses.append(
                 IngressActor.options(num_cpus=INGRESS_CPUS, scheduling_strategy=strategy).remote(
-                    str(self.node_dir(i)), genesis.chain_id, genesis.params.max_tx_bytes, layout, v
+                    str(self.node_dir(i)),
+                    genesis.chain_id,
+                    genesis.params.max_tx_bytes,
+                    layout,
+                    v,
+                    self.caps[i].ingress,
                 )
             )
         self.pools = [self.new_pool(idx) for idx in range(len(self.pool_clients))]
@@ -83,19 +103,22 @@ class RunActors:
             [p.public_keys.remote() for p in self.pools]
             + [g.stats.remote() for g in self.ingresses]
         )
-        ray.get([v.connect.remote(self.validators) for v in self.validators])
+        ray.get([v.connect.remote(c.operator, self.validators) for v, c in self._with_caps()])
 
     def start_consensus(self) -> None:
         import ray
 
-        ray.get([v.start.remote() for v in self.validators])
+        ray.get([v.start.remote(c.operator) for v, c in self._with_caps()])
+
+    def _with_caps(self) -> list[tuple[Any, Capabilities]]:
+        return list(zip(self.validators, self.caps, strict=True))
 
     def _validator_kwargs(self, i: int, genesis: bytes) -> dict[str, Any]:
         c = self.cfg.chain
         return {
             "node_dir": str(self.node_dir(i)),
             "genesis": genesis,
-            "passphrase": DEV_PASSPHRASE,
+            "passphrase": self._keys().passphrase,
             "timeout_propose_s": c.timeout_propose_s,
             "timeout_vote_s": c.timeout_vote_s,
             "timeout_delta_s": c.timeout_delta_s,
@@ -116,18 +139,34 @@ class RunActors:
             else None
         )
         self.fresh_pools.add(idx)
+        clients = self.pool_clients[idx]
         return PoolActor.options(num_cpus=self.cfg.runtime.pool_num_cpus).remote(
-            self.cfg, self.pool_clients[idx], faults
+            self.cfg, clients, self.pool_caps[idx], faults, self._keys().pool_keys(clients)
         )
 
+    def _keys(self) -> RunKeys:
+        if self.run_keys is None:
+            raise RunError("the run's keys are made before its actors")
+        return self.run_keys
+
     # --- calling validators ---------------------------------------------------------------------
-    def call(self, method: str, *args: Any, timeout: float = 60.0, only: int | None = None) -> Any:
-        """Call `method` on the first validator the health policy lets us ask (or on `only`)."""
+    def call(
+        self,
+        method: str,
+        *args: Any,
+        timeout: float = 60.0,
+        only: int | None = None,
+        operator: bool = False,
+    ) -> Any:
+        """Call `method` on the first validator the health policy lets us ask (or on `only`),
+        with that validator's operator capability first when `operator`."""
         import ray
 
         for i in self.health.live(time.time()) if only is None else [only]:
+            cap = (self.caps[i].operator,) if operator else ()
+            remote = getattr(self.validators[i], method).remote
             try:
-                answer = ray.get(getattr(self.validators[i], method).remote(*args), timeout=timeout)
+                answer = ray.get(remote(*cap, *args), timeout=timeout)
             except ray.exceptions.GetTimeoutError:
                 self.health.timed_out(i, time.time())
                 continue
@@ -143,18 +182,17 @@ class RunActors:
         import ray
 
         heights = ray.get([v.status.remote() for v in self.validators], timeout=60)
-        return max(range(len(heights)), key=lambda i: heights[i]["height"])
+        return max(range(len(heights)), key=lambda i: heights[i].height)
 
-    def live(self) -> tuple[list[Any], list[Any]]:
-        """(validators, their ingresses) the policy lets us use now."""
-        live = self.health.live(time.time())
-        return [self.validators[i] for i in live], [self.ingresses[i] for i in live]
+    def live_ingresses(self) -> list[Any]:
+        """The ingresses of the validators the policy lets us use now (what pools get)."""
+        return [self.ingresses[i] for i in self.health.live(time.time())]
 
     def submit(self, txs: list[bytes]) -> None:
         """Send transactions without payloads to every live ingress (fire and forget)."""
         batch = [(raw, None, b"") for raw in txs]
         if batch:
-            for ingress in self.live()[1]:
+            for ingress in self.live_ingresses():
                 ingress.submit.remote(batch)
 
     def kill(self, action: KillPool | KillValidator) -> None:
@@ -186,9 +224,9 @@ class RunActors:
     def stop(self) -> None:
         import ray
 
-        live = [self.validators[i] for i in self.health.live(time.time())]
+        live = [(self.validators[i], self.caps[i]) for i in self.health.live(time.time())]
         with contextlib.suppress(Exception):  # close stores cleanly where possible
-            ray.get([v.shutdown.remote() for v in live], timeout=30)
+            ray.get([v.shutdown.remote(c.operator) for v, c in live], timeout=30)
         for actor in [*self.pools, *self.ingresses, *self.validators]:
             with contextlib.suppress(Exception):  # already dead is fine
                 ray.kill(actor, no_restart=True)

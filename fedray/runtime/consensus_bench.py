@@ -70,7 +70,7 @@ def bench(validators: int, seconds: float, block_interval_s: float, root: Path) 
     )
     try:
         net.start()
-        start_h = max(a["height"] for a in net.wait_for_height(WARMUP_HEIGHTS, 120))
+        start_h = max(a.height for a in net.wait_for_height(WARMUP_HEIGHTS, 120))
         t0 = time.monotonic()
         time.sleep(seconds)
         end_h = min(net.heights())

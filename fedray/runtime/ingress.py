@@ -1,11 +1,15 @@
 """The ingress actor: one per validator, placed on the validator's node (same placement-group
-bundle) because it pins payloads into that validator's blob store.
+bundle) because it pins payloads into that validator's blob store. It is the only face of the chain
+that client pools hold (docs/security.md).
 
-It receives batches of (signed transaction, payload object ref) from client pools, fetches each
-payload from Ray's object store as plain numpy arrays, runs `fedray.node.ingress.Ingress` (stateless
-rules incl. the signature, then payload validation and pinning), forwards the admitted transactions
-to its validator's mempool in one call, and appends every refusal with its rule to
-`<node>/ingress_rejections.jsonl`.
+It receives batches of (signed transaction, payload, delivery signature) from client pools, where
+the payload is an object reference to plain numpy arrays, safetensors bytes, or None. It fetches
+each payload from Ray's object store (refusing one larger than an update before fetching), runs
+`fedray.node.ingress.Ingress` (stateless rules incl. the signature, then payload validation and
+pinning) on each item alone, forwards the admitted transactions to its validator's mempool in one
+call with the ingress capability (so the validator need not verify their signatures again), and
+appends every refusal with its rule to `<node>/ingress_rejections.jsonl`. It also answers the two
+read-only views pools need, `round_info` and `account_nonces`, from its validator.
 """
 
 from __future__ import annotations
@@ -13,15 +17,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
 
-from fedray.node.ingress import Admitted, Ingress
+from fedray.errors import FedrayError
+from fedray.node.ingress import Admitted, Ingress, Refused, SubmissionFormError
 from fedray.node.mempool import Rejection
+from fedray.node.views import RoundInfo
+from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.storage.blobs import BlobStore
 from fedray.storage.tensors import TensorSpec
+
+log = logging.getLogger(__name__)
+
+INGRESS_METHODS = (
+    "submit",
+    "round_info",
+    "account_nonces",
+    "next_nonces",
+    "stats",
+)  # the remote surface
+MAX_BATCH = 1024  # items per `submit` call; the rest are refused one by one
+FETCH_TIMEOUT_S = 60.0  # per payload reference
+REF_OVERHEAD = 64 * 1024  # pickle framing of a payload in the object store, beyond its arrays
+
+
+class PayloadUnavailableError(FedrayError):
+    """A payload reference could not be fetched (lost, too large, or not numpy arrays)."""
+
+    code = "payload_unavailable"
+
+
+@dataclass(frozen=True)
+class IngressReport:
+    """What became of one `submit` batch: how many items entered the mempool, and the code of
+    every refusal (the ingress's and the mempool's)."""
+
+    admitted: int
+    rejected: tuple[str, ...]
 
 
 def rejection_record(r: Rejection, source: str) -> dict[str, Any]:
@@ -44,27 +82,69 @@ class IngressNode:
         max_tx_bytes: int,
         layout: dict[str, tuple[str, tuple[int, ...]]],
         validator: Any,
+        capability: bytes,
     ) -> None:
+        if in_ray_actor():
+            guard_unpickling()
         self.dir = Path(node_dir)
         self.ingress = Ingress(
             chain_id, max_tx_bytes, BlobStore(self.dir / "blobs"), TensorSpec(layout)
         )
         self.validator = validator
+        self._capability = capability  # the validator's ingress capability: never returned
         self.log = open(self.dir / "ingress_rejections.jsonl", "a", buffering=1)  # noqa: SIM115
         self.admitted = 0
         self.rejected = 0
 
-    async def submit(self, batch: list[tuple[bytes, Any, bytes]]) -> dict[str, Any]:
-        """Check and pin a batch of (transaction, payload ref or None, delivery signature);
-        returns counts and the rejection codes (ingress and mempool)."""
-        refs = [ref for _, ref, _ in batch if ref is not None]
-        fetched = iter(await asyncio.gather(*refs)) if refs else iter(())
+    async def _fetch(self, ref: Any) -> Any:
+        """The payload an item carries: bytes or a mapping as is, a reference fetched (size
+        checked first), or a `FedrayError` to refuse the item with."""
+        if ref is None or isinstance(ref, bytes | Mapping):
+            return ref
+        if not isinstance(ref, ray.ObjectRef):
+            return SubmissionFormError(
+                f"a payload is an object reference, not {type(ref).__name__}"
+            )
+        limit = self.ingress.max_payload_bytes + REF_OVERHEAD
+        try:
+            where = await asyncio.to_thread(
+                ray.experimental.get_object_locations, [ref], int(FETCH_TIMEOUT_S * 1000)
+            )
+            size = where.get(ref, {}).get("object_size")
+            if size is not None and size > limit:
+                return PayloadUnavailableError(f"payload object has {size} bytes, limit {limit}")
+            return await asyncio.wait_for(asyncio.wrap_future(ref.future()), FETCH_TIMEOUT_S)
+        except Exception as exc:  # lost, timed out, or refused by the unpickling guard
+            return PayloadUnavailableError(f"payload could not be fetched: {type(exc).__name__}")
+
+    def _judge(self, item: Any, payload: Any) -> Admitted | Refused:
+        if isinstance(payload, FedrayError):
+            return Refused(Rejection(b"", b"", "", payload.code, str(payload), 0))
+        raw, _, signature = item
+        return self.ingress.admit(raw, payload, signature if isinstance(signature, bytes) else b"")
+
+    async def submit(self, batch: list[Any]) -> IngressReport:
+        """Check and pin a batch of (transaction, payload ref or None, delivery signature), each
+        item alone; returns counts and the rejection codes (ingress and mempool)."""
+        if not isinstance(batch, list):
+            return IngressReport(0, (SubmissionFormError.code,))
+        items = batch[:MAX_BATCH]
+        well_formed = [isinstance(it, tuple | list) and len(it) == 3 for it in items]
+        payloads = await asyncio.gather(
+            *(
+                self._fetch(it[1]) if ok else _form_error(it)
+                for it, ok in zip(items, well_formed, strict=True)
+            )
+        )
         admitted: list[bytes] = []
-        codes: list[str] = []
+        codes: list[str] = [SubmissionFormError.code] * (len(batch) - len(items))
         evidence = []
-        for raw, ref, signature in batch:
-            payload = next(fetched) if ref is not None else None
-            result = self.ingress.admit(raw, payload, signature)
+        for item, payload in zip(items, payloads, strict=True):
+            try:
+                result = self._judge(item, payload)
+            except Exception as exc:  # a bug must cost this item, not the batch
+                log.exception("ingress: item refused by an unexpected error")
+                result = Refused(Rejection(b"", b"", "", "ingress_error", repr(exc)[:200], 0))
             if isinstance(result, Admitted):
                 admitted.append(result.raw)
                 continue
@@ -74,18 +154,28 @@ class IngressNode:
             self.log.write(json.dumps(record, sort_keys=True) + "\n")
             if result.evidence is not None:
                 evidence.append(result.evidence)
-        for item in evidence:  # the validator signs and proposes the proof of misbehaviour
-            with contextlib.suppress(ray.exceptions.RayActorError):
-                await self.validator.submit_evidence.remote(item)
+        for proof in evidence:  # the validator signs and proposes the proof of misbehaviour
+            with contextlib.suppress(ray.exceptions.RayError):
+                await self.validator.submit_evidence.remote(self._capability, proof)
         self.admitted += len(admitted)
         self.rejected += len(codes)
+        refused: list[dict[str, Any]] = []
         if admitted:
             try:
-                mempool_rejections = await self.validator.submit_txs.remote(admitted, True)
-            except ray.exceptions.RayActorError:
-                mempool_rejections = [{"code": "validator_unavailable"}] * len(admitted)
-            codes.extend(r["code"] for r in mempool_rejections)
-        return {"admitted": len(admitted), "rejected": codes}
+                refused = await self.validator.admit_checked.remote(self._capability, admitted)
+            except ray.exceptions.RayError:
+                refused = [{"code": "validator_unavailable"}] * len(admitted)
+            codes.extend(r["code"] for r in refused)
+        return IngressReport(len(admitted) - len(refused), tuple(codes))
+
+    async def round_info(self, results_after: int = -1) -> RoundInfo:
+        return await self.validator.round_info.remote(results_after)
+
+    async def account_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
+        return await self.validator.account_nonces.remote(keys)
+
+    async def next_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
+        return await self.validator.next_nonces.remote(keys)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -95,4 +185,11 @@ class IngressNode:
         }
 
 
-IngressActor = ray.remote(IngressNode)
+async def _form_error(item: object) -> FedrayError:
+    return SubmissionFormError(
+        f"an item is (transaction, payload, signature), not {type(item).__name__}"
+    )
+
+
+IngressService = facade("IngressService", IngressNode, INGRESS_METHODS)
+IngressActor = sealed(ray.remote(runtime_env=HARDENED)(IngressService))

@@ -59,6 +59,7 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
 
 def _launch(cfg: RunConfig, resume_dir: Path | None) -> RunResult:
     from fedray.runtime.cluster import cluster_address, init_ray, shutdown_ray
+    from fedray.runtime.hardening import guarded
     from fedray.runtime.run import Run
 
     fed = Federation(cfg)
@@ -94,14 +95,17 @@ def _launch(cfg: RunConfig, resume_dir: Path | None) -> RunResult:
             run_dir = make_run_dir(cfg)
             lock = DirLock(run_dir, wait_s=0)
         handle = Run(cfg, run_dir, resume=resume_dir is not None)
-        try:
-            handle.start()
-        except FedrayError:
-            raise
-        except Exception as exc:  # Ray's errors carry the actor's traceback: keep its last line
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            raise RunError(f"an actor failed to build: {lines[-1] if lines else exc!r}") from None
-        result = handle.execute()
+        with guarded():  # pools and validators answer this process: unpickle only wire types
+            try:
+                handle.start()
+            except FedrayError:
+                raise
+            except Exception as exc:  # Ray's errors carry the actor's traceback: its last line
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                raise RunError(
+                    f"an actor failed to build: {lines[-1] if lines else exc!r}"
+                ) from None
+            result = handle.execute()
         ok = True
         return result
     finally:

@@ -1,9 +1,10 @@
-"""Observers of a validator's commits: long polls (`wait_for_height`) and push subscribers (client
-pools, the run driver), fed by the validator after every commit.
+"""Observers of a validator's commits: long polls (`wait_for_height`) and push subscribers, fed by
+the validator after every commit. Over Ray the validator offers no `subscribe`
+(`faces.VALIDATOR_METHODS`): a hardened process resolves no foreign actor class to call.
 
-A subscriber is an actor handle or, in process, an object with an async method; it gets one event
-dict per commit, in height order (one queue per subscriber), and is dropped on its first failure
-(a dead pool must not grow a queue forever).
+A subscriber is an object with an async method (or a fedray actor handle); it gets one event dict
+per commit, in height order (one queue per subscriber), and is dropped on its first failure (a dead
+subscriber must not grow a queue forever).
 
 Deliberately ignored: replaying missed events to a subscriber that reconnects (it asks `status`).
 """

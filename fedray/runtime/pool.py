@@ -1,6 +1,6 @@
 """The client-pool actor: many virtual clients in one process (`federation/clients.ClientPool`).
 
-Per round it reads the round from a validator (the chain, not the driver, says which global model
+Per round it reads the round from an ingress (the chain, not the driver, says which global model
 hash to trust and who has answered already), receives the global model by object reference (put
 once per round by the driver), trains all its selected clients, puts each update into the object
 store as numpy arrays and sends the signed transactions with the payload references to every
@@ -10,6 +10,11 @@ trained again, so colluding attackers craft exactly what they crafted before, bu
 Errors end no run: a client without an update, or every client of the pool when its round fails as
 a whole, sends a signed `skip` (a missed update), and the answer says why; `skip_round` is what a
 pool rebuilt after a crash sends for its predecessor's round.
+
+A pool holds ingress handles only, never a validator's. Its methods that act for its clients
+(`train_round`, `skip_round`, `vote`, `restore`) take the capability the driver created it with,
+so another pool's code cannot make these clients train, skip or vote; the actor is sealed and
+unpickles only allowed types (`hardening`).
 """
 
 from __future__ import annotations
@@ -26,10 +31,16 @@ from fedray.config import RunConfig
 from fedray.errors import FedrayError
 from fedray.federation.clients import ClientPool, PoolRound
 from fedray.node.views import RoundInfo
+from fedray.runtime.access import require
+from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
+from fedray.runtime.ingress import IngressReport
+
+# the remote surface
+POOL_METHODS = ("public_keys", "restore", "train_round", "skip_round", "vote")
 
 
 class NoValidatorError(FedrayError):
-    """No validator the pool was given answered (all of them died)."""
+    """No ingress the pool was given answered (all of them, or their validators, died)."""
 
     code = "no_validator"
 
@@ -50,25 +61,39 @@ class PoolFaults:
     fail_start: bool = False  # the actor fails to build
 
 
-async def first_alive(validators: list[Any], method: str, *args: Any) -> Any:
-    """Call `method` on the first validator that answers."""
+async def first_alive(ingresses: list[Any], method: str, *args: Any) -> Any:
+    """Call `method` on the first ingress that answers."""
     last: Exception | None = None
-    for v in validators:
+    for ingress in ingresses:
         try:
-            return await getattr(v, method).remote(*args)
-        except ray.exceptions.RayActorError as exc:
+            return await getattr(ingress, method).remote(*args)
+        except ray.exceptions.RayError as exc:
             last = exc
-    raise NoValidatorError(f"no validator answered {method}") from last
+    raise NoValidatorError(f"no ingress answered {method}") from last
+
+
+def _report(answer: object) -> dict[str, Any]:
+    if isinstance(answer, IngressReport):
+        return {"admitted": answer.admitted, "rejected": list(answer.rejected)}
+    return {"admitted": 0, "rejected": ["ingress_unavailable"]}
 
 
 class PoolNode:
     def __init__(
-        self, cfg: RunConfig, clients: list[int], faults: PoolFaults | None = None
+        self,
+        cfg: RunConfig,
+        clients: list[int],
+        capability: bytes,
+        faults: PoolFaults | None = None,
+        keys: dict[int, Any] | None = None,
     ) -> None:
+        if in_ray_actor():
+            guard_unpickling()
         self.faults = faults or PoolFaults()
         if self.faults.fail_start:
             raise InjectedFault("faults.fail_pool_start: this pool fails to build")
-        self.pool = ClientPool(cfg, clients)
+        self.pool = ClientPool(cfg, clients, given_keys=keys)
+        self._capability = capability
         # One signing at a time, each from the nonces validators expect next (pending counted),
         # and sent before the next starts: a governance vote and an update of one client queue
         # one behind the other instead of taking the same nonce.
@@ -77,17 +102,19 @@ class PoolNode:
     def public_keys(self) -> dict[int, bytes]:
         return self.pool.public_keys()
 
-    def restore(self, saved: bytes) -> None:
+    def restore(self, capability: bytes, saved: bytes) -> None:
+        require(self._capability, capability, "restore")
         self.pool.restore(saved)
 
     async def train_round(
         self,
+        capability: bytes,
         round_: int,
         global_model: dict[str, np.ndarray],
-        validators: list[Any],
         ingresses: list[Any],
     ) -> dict[str, Any]:
-        info: RoundInfo = await first_alive(validators, "round_info")
+        require(self._capability, capability, "train_round")
+        info: RoundInfo = await first_alive(ingresses, "round_info")
         if not info.open or info.round != round_:
             return {"round": round_, "clients": 0, "skipped": "round not open"}
         mine = [k for k in info.selected if k in self.pool.public]
@@ -96,9 +123,7 @@ class PoolNode:
         if self.faults.slow_s > 0:
             await asyncio.sleep(self.faults.slow_s)
         async with self._signing:
-            return await self._train_and_send(
-                round_, global_model, info, mine, validators, ingresses
-            )
+            return await self._train_and_send(round_, global_model, info, mine, ingresses)
 
     async def _train_and_send(
         self,
@@ -106,10 +131,9 @@ class PoolNode:
         global_model: dict[str, np.ndarray],
         info: RoundInfo,
         mine: list[bytes],
-        validators: list[Any],
         ingresses: list[Any],
     ) -> dict[str, Any]:
-        nonces = await first_alive(validators, "next_nonces", mine)
+        nonces = await first_alive(ingresses, "next_nonces", mine)
         start = time.perf_counter()
         try:
             if round_ == self.faults.error_round:
@@ -165,11 +189,12 @@ class PoolNode:
         }
 
     async def skip_round(
-        self, round_: int, reason: str, validators: list[Any], ingresses: list[Any]
+        self, capability: bytes, round_: int, reason: str, ingresses: list[Any]
     ) -> dict[str, Any]:
         """Declare a missed update for this pool's selected clients that have not answered
         `round_` (its previous actor crashed); returns who and why."""
-        info: RoundInfo = await first_alive(validators, "round_info")
+        require(self._capability, capability, "skip_round")
+        info: RoundInfo = await first_alive(ingresses, "round_info")
         if not info.open or info.round != round_:
             return {"round": round_, "failed": {}}
         done = set(info.answered)
@@ -178,7 +203,7 @@ class PoolNode:
         )
         async with self._signing:
             nonces = await first_alive(
-                validators, "next_nonces", [self.pool.keys[i].public_key for i in clients]
+                ingresses, "next_nonces", [self.pool.keys[i].public_key for i in clients]
             )
             await self._send(
                 ingresses, [(raw, None, b"") for raw in self.pool.skips(round_, clients, nonces)]
@@ -194,21 +219,20 @@ class PoolNode:
         answers = await asyncio.gather(
             *(i.submit.remote(batch) for i in ingresses), return_exceptions=True
         )
-        return [
-            a if isinstance(a, dict) else {"admitted": 0, "rejected": ["ingress_unavailable"]}
-            for a in answers
-        ]
+        return [_report(a) for a in answers]
 
     async def vote(
-        self, proposal_id: int, option: str, validators: list[Any], ingresses: list[Any]
+        self, capability: bytes, proposal_id: int, option: str, ingresses: list[Any]
     ) -> int:
         """Sign and send every client's vote on `proposal_id`; returns how many were sent."""
+        require(self._capability, capability, "vote")
         keys = list(self.pool.public)
         async with self._signing:
-            nonces = await first_alive(validators, "next_nonces", keys)
+            nonces = await first_alive(ingresses, "next_nonces", keys)
             batch = [(raw, None, b"") for raw in self.pool.votes(proposal_id, option, nonces)]
             await self._send(ingresses, batch)
         return len(batch)
 
 
-PoolActor = ray.remote(PoolNode)
+PoolService = facade("PoolService", PoolNode, POOL_METHODS)
+PoolActor = sealed(ray.remote(runtime_env=HARDENED)(PoolService))

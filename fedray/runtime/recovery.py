@@ -16,8 +16,9 @@ costs time, never a wrong block.
 
 Payloads: a block closing a round aggregates payloads that must be in the local blob store; a node
 that was down while they arrived lacks them. The ledger app's `missing_payloads` lists what a block
-needs and the store lacks; `fetch_payloads` gets them from peers and keeps each only if it hashes to
-its name.
+needs and the store lacks; `fetch_payloads` asks peers with a request signed by the validator's key
+(`access`) and keeps each only if it hashes to its name and is no larger than an update. Catch-up
+delivers a block only once its payloads are here, and otherwise tries again on its next pass.
 
 Deliberately ignored: state sync from peers' snapshots (a restart replays from its own disk).
 """
@@ -36,7 +37,7 @@ from fedray.core.transition import apply_block
 from fedray.errors import BlobError, FedrayError
 from fedray.node.app import LedgerApp
 from fedray.runtime.transport import Peers, PeerUnavailableError, gather_from
-from fedray.storage.tensors import tensors_digest
+from fedray.storage.tensors import nbytes, tensors_digest
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +75,40 @@ def replay_schedule(app: LedgerApp) -> ProposerSchedule:
 
 
 def pin_fetched(app: LedgerApp, digest: bytes, tensors: Mapping[str, np.ndarray]) -> None:
-    """Store a payload fetched from a peer, only if it is the one named `digest`."""
+    """Store a payload fetched from a peer, only if it is the one named `digest` and no larger than
+    an update (a Byzantine peer must not fill the disk)."""
     if not isinstance(tensors, Mapping) or not all(
         isinstance(k, str) and isinstance(v, np.ndarray) for k, v in tensors.items()
     ):
         raise BlobError("a fetched payload is a mapping of names to numpy arrays")
+    limit = app.state.section("rounds").model_nbytes
+    if nbytes(tensors) > limit:
+        raise BlobError(f"a fetched payload has more than {limit} bytes")
     if tensors_digest(tensors) != digest:
         raise BlobError(f"fetched payload does not hash to {digest.hex()[:16]}")
     app.blobs.put(tensors)
 
 
 async def fetch_payloads(
-    peers: Peers, app: LedgerApp, digests: list[bytes], prefer: str | None = None
+    peers: Peers,
+    app: LedgerApp,
+    digests: list[bytes],
+    sign_request: Callable[[bytes], bytes],
+    prefer: str | None = None,
 ) -> None:
-    """Fetch each payload from the first peer that has one hashing to its name (`prefer` first)."""
+    """Fetch each payload from the first peer that has one hashing to its name (`prefer` first),
+    asking with a request `sign_request(digest)` signed by this validator's key (an open round's
+    payloads go to validators only)."""
     names = sorted(peers.names, key=lambda n: n != prefer)
     for digest in digests:
         for name in names:
             try:
-                tensors = await peers.call(name, "get_blob", digest, timeout_s=30.0)
+                tensors = await peers.call(
+                    name, "get_blob", digest, sign_request(digest), timeout_s=30.0
+                )
                 await asyncio.to_thread(pin_fetched, app, digest, tensors)
                 break
-            except FedrayError as exc:  # unavailable, or a payload that does not hash
+            except FedrayError as exc:  # unavailable, refused, or a payload that does not hash
                 log.info("payload %s from %s: %s", digest.hex()[:12], name, exc)
 
 
@@ -104,14 +117,20 @@ async def catch_up(
     app: LedgerApp,
     deliver: Callable[[Block, CommitCertificate], None],
     running: Callable[[], bool],
+    sign_request: Callable[[bytes], bytes],
     status_timeout_s: float = 2.0,
 ) -> int:
     """Fetch committed (block, certificate) pairs from the peer furthest ahead and `deliver` them in
-    height order (the engine verifies each certificate); returns how many heights were applied."""
+    height order (the engine verifies each certificate); returns how many heights were applied.
+    A block whose payloads no peer handed over ends this pass (the next one retries): delivered
+    without them, it could not be executed."""
     statuses = dict(await gather_from(peers, "status", timeout_s=status_timeout_s))
+    heights = {
+        n: st.height for n, st in statuses.items() if isinstance(getattr(st, "height", None), int)
+    }
     applied = 0
     while running():
-        ahead = {n: st["height"] for n, st in statuses.items() if st["height"] > app.height}
+        ahead = {n: h for n, h in heights.items() if h > app.height}
         if not ahead:
             break
         peer = max(ahead, key=lambda n: ahead[n])
@@ -122,17 +141,19 @@ async def catch_up(
             )
         except PeerUnavailableError:
             pairs = []
-        for raw_block, raw_cert in pairs:
+        for raw_block, raw_cert in pairs if isinstance(pairs, list) else []:
             try:
                 block = Block.from_bytes(raw_block)
                 cert = CommitCertificate.from_bytes(raw_cert)
-            except (FedrayError, TypeError):
+            except (FedrayError, TypeError, ValueError):
                 break
             missing = app.missing_payloads(block)
             if missing:
-                await fetch_payloads(peers, app, missing, prefer=peer)
+                await fetch_payloads(peers, app, missing, sign_request, prefer=peer)
+                if app.missing_payloads(block):
+                    return applied + app.height - before
             deliver(block, cert)
         applied += app.height - before
         if app.height == before:
-            statuses.pop(peer)  # its answer did not advance us: try the next peer
+            heights.pop(peer)  # its answer did not advance us: try the next peer
     return applied

@@ -14,6 +14,10 @@ its updates are in every mempool before the first block: a resumed round closes 
 updates as an uninterrupted one. A pool that crashes is rebuilt and declares its clients' missed
 updates; errors in a round are printed and the run goes on. Ray's start and stop, and the run
 directory's life, are `runtime.launch`'s.
+
+Handles (docs/security.md): only the driver holds validator handles and operator capabilities;
+pools get ingress handles and a capability of their own; pools and validators answer this process,
+so it unpickles only allowed types while the run lasts (`hardening.guarded`, in `launch`).
 """
 
 from __future__ import annotations
@@ -81,7 +85,10 @@ class Run:
         )
 
     def start(self) -> None:
-        keys = self.actors.keys()
+        run_keys = self.actors.keys(self.resume)
+        if run_keys.mode == "fresh":  # clients sign with keys no config can re-derive
+            self.fed = self.actors.fed = Federation(self.cfg, run_keys.clients)
+        keys = list(run_keys.validators)
         self.validator_keys = keys
         self.initial = self.fed.initial_model()
         self.genesis = self._genesis([k.public_key for k in keys])
@@ -110,17 +117,19 @@ class Run:
         timing = self.timings.setdefault(action.round, RoundTiming(time.time()))
         ref = ray.put(self.actors.call("get_blob", action.global_hash))  # pools get it by reference
         timing.dispatched_wall = time.time()
-        validators, ingresses = self.actors.live()
+        ingresses = self.actors.live_ingresses()
         restores = []
         for idx in sorted(self.actors.fresh_pools):  # rebuilt pools resume their attack state
             saved = self.record.pool_state_before(idx, action.round)
             if saved is not None:
-                restores.append(self.actors.pools[idx].restore.remote(saved))
+                pool = self.actors.pools[idx]
+                restores.append(pool.restore.remote(self.actors.pool_caps[idx], saved))
         with contextlib.suppress(ray.exceptions.RayError):  # a dead pool fails its round below
             ray.get(restores)
         self.actors.fresh_pools.clear()
         for idx, pool in enumerate(self.actors.pools):
-            future = pool.train_round.remote(action.round, ref, validators, ingresses)
+            cap = self.actors.pool_caps[idx]
+            future = pool.train_round.remote(cap, action.round, ref, ingresses)
             self.pool_futures.setdefault(action.round, []).append((idx, future))
 
     def _settle(self, before: int, timeout_s: float = 60.0) -> None:
@@ -148,13 +157,12 @@ class Run:
             return
         keys = [k.public_key for k in self.validator_keys]
         self.actors.submit(self.script.validator_votes(due, self.actors.call("next_nonces", keys)))
-        validators, ingresses = self.actors.live()
+        ingresses = self.actors.live_ingresses()
         for pend in due:
             if pend.action.client_votes != "none":
-                for pool in self.actors.pools:
-                    pool.vote.remote(
-                        pend.proposal_id, pend.action.client_votes, validators, ingresses
-                    )
+                for idx, pool in enumerate(self.actors.pools):
+                    cap = self.actors.pool_caps[idx]
+                    pool.vote.remote(cap, pend.proposal_id, pend.action.client_votes, ingresses)
 
     def _collect_pools(self, round_: int) -> None:
         """Fold finished pool answers into the round's record; a pool that crashed is rebuilt and
@@ -209,13 +217,14 @@ class Run:
 
     def _skip(self, idx: int, round_: int, reason: str) -> Any:
         """Pool `idx` declares its clients' missed updates of `round_` (a future)."""
-        validators, ingresses = self.actors.live()
-        return self.actors.pools[idx].skip_round.remote(round_, reason, validators, ingresses)
+        ingresses = self.actors.live_ingresses()
+        cap = self.actors.pool_caps[idx]
+        return self.actors.pools[idx].skip_round.remote(cap, round_, reason, ingresses)
 
     def _record(self, result: RoundResultView, evaluator: Evaluator, start_wall: float) -> None:
         self._collect_pools(result.round)
         timing = self.timings.pop(result.round, RoundTiming(time.time()))
-        aggregation_now = float(self.actors.call("status").get("aggregation_s", 0.0))
+        aggregation_now = float(self.actors.call("status").aggregation_s)
         # seconds a validator spent aggregating since the last round (another validator may
         # answer after a crash, so never negative)
         aggregation_s = max(0.0, aggregation_now - self.aggregation_before)
@@ -284,7 +293,9 @@ class Run:
         first = True
         while self.policy.phase is not Phase.FINISHED:
             if not first:
-                self.actors.call("wait_for_height", self.policy.height + 1, 2.0, timeout=30.0)
+                self.actors.call(
+                    "wait_for_height", self.policy.height + 1, 2.0, timeout=30.0, operator=True
+                )
             tick = self._observe(first)
             for open_round in list(self.pool_futures):
                 self._collect_pools(open_round)

@@ -1,24 +1,23 @@
 """The validator: the consensus engine, the ledger application and the node's stores behind one
-asyncio object. `ValidatorActor = ray.remote(ValidatorNode)`; tests may also drive `ValidatorNode`
-objects directly in one event loop (peers connected as objects instead of actor handles).
+asyncio object. `ValidatorActor` is its Ray actor, a facade exposing `VALIDATOR_METHODS` only; tests
+may also drive `ValidatorNode` objects in one event loop (peers connected as objects).
 
 Everything that touches the engine runs on the event loop, one call at a time (the `Driver` is
 synchronous), so no lock guards it. Network messages arrive as canonical bytes in batches
 (`receive`), leave through per-peer buffers (`transport.Outbox`), and timers are `loop.call_later`.
 Two engine requests are answered asynchronously: `BuildProposal` waits `block_interval_s` while the
 mempool is empty (an arriving transaction ends the wait at once), and `CheckProposal` of a block
-whose update payloads are not pinned here waits until they are fetched from a peer.
+whose update payloads are not pinned here waits until they are fetched from a peer. A missing
+payload is retried until the height moves on, never answered as invalid (that verdict would stick
+for the whole height) and never fatal: a certified block is handed to the engine only once its
+payloads are here.
 
-Catch-up: every `gossip_s` without progress (same height, round and step) the node resends what its
-engine holds for the height (a restarted peer needs current-height messages) and asks peers for
-their committed height; from a peer ahead it fetches (block, certificate) pairs (`committed_range`)
-and feeds them to the driver, where the engine verifies each certificate against the validator set
-of its height before the block is executed. A restart reopens the node directory: the ledger from
-its block store, the signer state from `signer.json`, the proposer schedule from the block store's
-meta table (`recovery`).
+Catch-up: every `gossip_s` without progress the node resends what its engine holds for the height
+and fetches certified blocks from a peer ahead (`recovery`); the engine verifies each certificate.
+Access (docs/security.md): lifecycle methods take the operator capability; `faces.py`, the rest.
 
 Deliberately ignored: running aggregation off the event loop (a round-closing block stalls message
-handling for the aggregation's duration) and access control on `get_blob`.
+handling for the aggregation's duration).
 """
 
 from __future__ import annotations
@@ -28,11 +27,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 
 from fedray.consensus.driver import Driver, file_signer_store
@@ -49,20 +47,16 @@ from fedray.consensus.messages import (
 )
 from fedray.consensus.state import EngineConfig, TimeoutConfig, gossip, initial_state
 from fedray.core.block import Block, CommitCertificate
-from fedray.core.contracts.slashing import PayloadEvidence
 from fedray.core.encoding import decode
 from fedray.core.state import Genesis
-from fedray.errors import ConfigError, EncodingError, FedrayError
+from fedray.errors import ConfigError, FedrayError
 from fedray.node.app import LedgerApp
 from fedray.node.timeliness import Timeliness
-from fedray.node.views import accounts_info, economy_info, governance_info, round_info
+from fedray.runtime.access import Capabilities, require, sign_blob_request
+from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
+from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.runtime.observers import CommitWatch
-from fedray.runtime.recovery import (
-    catch_up,
-    fetch_payloads,
-    load_schedule,
-    save_schedule,
-)
+from fedray.runtime.recovery import catch_up, fetch_payloads, load_schedule, save_schedule
 from fedray.runtime.transport import (
     MAX_BATCH_MESSAGES,
     LocalPeers,
@@ -76,8 +70,8 @@ from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENCY = 256  # concurrent calls into one actor (receive batches, long polls, queries)
-MAX_RANGE = 64  # committed blocks per `committed_range` answer
+MAX_CONCURRENCY = 256  # concurrent calls into one validator (receive, long polls, queries)
+MAX_FETCH_RETRY_S = 5.0  # longest pause between tries to fetch a missing payload
 
 
 @dataclass(frozen=True)
@@ -130,12 +124,15 @@ def prepare_node_dir(node_dir: str | Path, key: Any, passphrase: str = DEV_PASSP
     return path
 
 
-class ValidatorNode:
+class ValidatorNode(ValidatorFaces):
     def __init__(self, node_dir: str, genesis: bytes, **settings: Any) -> None:
+        if in_ray_actor():
+            guard_unpickling()  # from here on, callers' pickles cannot run code in this process
         self.settings = s = NodeSettings(**settings)
         self.dir = Path(node_dir)
         self.genesis = Genesis.from_canonical(decode(genesis))
         self.key = KeyStore(self.dir / "keys", s.passphrase).load("validator")
+        self.caps = Capabilities.of(self.key)
         self.name = self.key.public_key.hex()[:12]
         self.app = LedgerApp(
             self.dir,
@@ -160,11 +157,15 @@ class ValidatorNode:
         self.watch = CommitWatch()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ahead = False  # saw a message more than one height ahead
+        self._delivering: set[bytes] = set()  # certified blocks waiting for their payloads
 
-    # --- lifecycle ----------------------------------------------------------------------------
-    async def connect(self, peers: Sequence[Any], namespace: str | None = None) -> int:
+    # --- lifecycle: the operator --------------------------------------------------------------
+    async def connect(
+        self, capability: bytes, peers: Sequence[Any], namespace: str | None = None
+    ) -> int:
         """Set the peers: actor handles, actor names, or (in-process) `ValidatorNode` objects; this
         node itself may be in the list. Call again after a peer restarts with a new handle."""
+        require(self.caps.operator, capability, "connect")
         entries: dict[str, Any] = {}
         me = self._own_actor_id()
         for p in peers:
@@ -191,8 +192,9 @@ class ValidatorNode:
         actor_id = ray.get_runtime_context().get_actor_id()
         return None if actor_id is None else str(actor_id)
 
-    async def start(self) -> dict[str, Any]:
+    async def start(self, capability: bytes) -> NodeStatus:
         """Resume consensus at the height after the last commit (idempotent)."""
+        require(self.caps.operator, capability, "start")
         if self.driver is None and not self.closed:
             height = self.app.height + 1
             config = EngineConfig(self.genesis.chain_id, self.key, self.settings.timeouts())
@@ -215,8 +217,9 @@ class ValidatorNode:
             self._handle(Start())
         return await self.status()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, capability: bytes) -> None:
         """Stop taking part and close the stores (the actor can then be killed)."""
+        require(self.caps.operator, capability, "shutdown")
         if self.closed:
             return
         self.closed = True
@@ -233,6 +236,10 @@ class ValidatorNode:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _state_progress(self) -> tuple[int, int]:
+        s = None if self.driver is None else self.driver.state
+        return (-1, -1) if s is None else (s.round, s.step)
+
     # --- the driver's transport ---------------------------------------------------------------
     def broadcast(self, message: Any) -> None:
         self.outbox.send(encode_message(message))
@@ -244,21 +251,31 @@ class ValidatorNode:
     def now_ms(self) -> int:
         return int(time.time() * 1000)
 
+    def _usable(self) -> bool:
+        return self.driver is not None and not self.closed and not self.failed
+
     def _handle(self, event: Event) -> None:
         """Feed one event to the driver; a failure here (a store that cannot write) stops the node
         rather than letting it continue with an engine and a ledger that disagree."""
-        if self.driver is None or self.closed or self.failed:
+        if not self._usable():
             return
         try:
-            self.driver.handle(event)
+            self.driver.handle(event)  # type: ignore[union-attr]
         except Exception as exc:
             self._fail(exc)
 
     def _deliver_certified(self, block: Block, cert: CommitCertificate) -> None:
-        if self.driver is None or self.closed or self.failed:
+        """Hand a certified block to the engine, once every payload it needs is pinned here (the
+        engine decides it at once, and executing it without them would stop the node)."""
+        if not self._usable():
+            return
+        if self.app.missing_payloads(block):
+            if block.hash not in self._delivering:
+                self._delivering.add(block.hash)
+                self._spawn(self._deliver_after_fetch(block, cert))
             return
         try:
-            self.driver.deliver_certified(block, cert)
+            self.driver.deliver_certified(block, cert)  # type: ignore[union-attr]
         except Exception as exc:
             self._fail(exc)
 
@@ -278,11 +295,9 @@ class ValidatorNode:
                 self.settings.block_interval_s, self._build_now
             )
             return True
-        if isinstance(item, CheckProposal):
-            missing = self.app.missing_payloads(item.block)
-            if missing:
-                self._spawn(self._check_after_fetch(item.block, missing))
-                return True
+        if isinstance(item, CheckProposal) and self.app.missing_payloads(item.block):
+            self._spawn(self._check_after_fetch(item.block))
+            return True
         return False
 
     def _build_now(self) -> None:
@@ -296,10 +311,36 @@ class ValidatorNode:
         block = self.app.prepare_proposal(item.height, item.round, item.proposer, self.now_ms())
         self._handle(ProposalBuilt(item.height, item.round, block))
 
-    async def _check_after_fetch(self, block: Block, missing: list[bytes]) -> None:
-        await fetch_payloads(self.peers, self.app, missing)
-        valid = self.app.process_proposal(block)  # False if a payload is still missing
-        self._handle(ProposalChecked(block.height, block.hash, valid))
+    def _sign_request(self, digest: bytes) -> bytes:
+        return sign_blob_request(self.key, self.genesis.chain_id, digest, self.now_ms())
+
+    async def _fetch_until_pinned(self, block: Block) -> bool:
+        """Fetch the payloads `block` needs, retrying with backoff while the engine is still at
+        its height; True once they are all pinned here."""
+        pause = self.settings.gossip_s
+        while self._usable() and self.driver.state.height <= block.height:  # type: ignore[union-attr]
+            missing = self.app.missing_payloads(block)
+            if not missing:
+                return True
+            await fetch_payloads(self.peers, self.app, missing, self._sign_request)
+            if not self.app.missing_payloads(block):
+                return True
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, MAX_FETCH_RETRY_S)
+        return False
+
+    async def _check_after_fetch(self, block: Block) -> None:
+        if await self._fetch_until_pinned(block):
+            self._handle(
+                ProposalChecked(block.height, block.hash, self.app.process_proposal(block))
+            )
+
+    async def _deliver_after_fetch(self, block: Block, cert: CommitCertificate) -> None:
+        try:
+            if await self._fetch_until_pinned(block):
+                self._deliver_certified(block, cert)
+        finally:
+            self._delivering.discard(block.hash)
 
     # --- commits, observers -------------------------------------------------------------------
     def _on_decide(self, block: Block, cert: CommitCertificate) -> None:
@@ -319,22 +360,11 @@ class ValidatorNode:
             },
         )
 
-    async def wait_for_height(self, height: int, timeout_s: float = 10.0) -> dict[str, Any]:
-        """Return `status()` once `height` is committed here, or when `timeout_s` runs out."""
-        if self.app.height < height and not self.closed:
-            await self.watch.wait(height, timeout_s)
-        return await self.status()
-
-    async def subscribe(self, target: Any, method: str = "on_block") -> None:
-        """Call `target.<method>(event)` after every later commit, in order (see `observers`)."""
-        self._spawn(self.watch.subscribe(target, method))
-
-    # --- network ------------------------------------------------------------------------------
+    # --- peers: consensus messages ------------------------------------------------------------
     async def receive(self, batch: list[bytes]) -> None:
-        """Consensus messages from a peer, as canonical bytes (see `transport`)."""
-        if self.driver is None:
-            await self.start()
-        if not isinstance(batch, list):
+        """Consensus messages, as canonical bytes (see `transport`). Anyone may send them: each is
+        signed, and the engine counts only validators' valid signatures for this chain."""
+        if not isinstance(batch, list) or not self._usable():
             return
         for raw in batch[:MAX_BATCH_MESSAGES]:
             try:
@@ -361,112 +391,19 @@ class ValidatorNode:
             if stalled or self._ahead:
                 self._ahead = False
                 try:
-                    running = lambda: not (self.closed or self.failed)  # noqa: E731
                     await catch_up(
                         self.peers,
                         self.app,
                         self._deliver_certified,
-                        running,
+                        self._usable,
+                        self._sign_request,
                         status_timeout_s=4 * self.settings.gossip_s,
                     )
                 except Exception:
                     log.exception("catch-up failed on %s", self.name)
 
-    # --- queries and transactions -------------------------------------------------------------
-    async def status(self) -> dict[str, Any]:
-        s = self.driver.state if self.driver is not None else None
-        state = self.app.state
-        return {
-            "name": self.name,
-            "height": state.height,  # last committed
-            "round": -1 if s is None else s.round,
-            "step": -1 if s is None else s.step,
-            "last_block_hash": state.last_block_hash,
-            "state_root": state.root(),
-            "mempool": len(self.app.mempool),
-            "rejected": self.app.mempool.rejected,
-            "aggregation_s": self.app.aggregation.seconds,
-            "malformed": self.malformed,
-            "dropped": self.outbox.dropped,
-            "failed": self.failed,
-        }
 
-    async def committed_range(self, lo: int, hi: int) -> list[tuple[bytes, bytes]]:
-        """(block bytes, certificate bytes) for heights lo..hi (at most MAX_RANGE, up to the tip)."""
-        if not isinstance(lo, int) or not isinstance(hi, int) or self.closed:
-            return []
-        hi = min(hi, self.app.height, lo + MAX_RANGE - 1)
-        if lo < 1 or hi < lo:
-            return []
-        return [(b.raw, b.certificate) for b in self.app.store.iter_blocks(lo, hi)]
-
-    async def block_hashes(self, lo: int = 1, hi: int | None = None) -> dict[int, bytes]:
-        """height -> block hash of every committed block in lo..hi (the tip if None)."""
-        if self.closed:
-            return {}
-        hi = self.app.height if hi is None else min(hi, self.app.height)
-        return {b.height: b.hash for b in self.app.store.iter_blocks(lo, hi)}
-
-    async def commit_stats(self) -> list[tuple[int, int, int, int]]:
-        """(height, commit round, block time ms, local commit time ms) of commits seen live."""
-        return list(self.commits)
-
-    async def submit_txs(
-        self, batch: list[bytes], signature_verified: bool = False
-    ) -> list[dict[str, Any]]:
-        """Admit transactions into the mempool; returns the rejected ones (with `index`)."""
-        out: list[dict[str, Any]] = []
-        for i, raw in enumerate(batch):
-            try:
-                if not isinstance(raw, bytes):
-                    raise EncodingError("a transaction is a byte string")
-                r = self.app.submit(raw, signature_verified)
-            except FedrayError as exc:
-                out.append({"index": i, "code": exc.code, "message": str(exc)})
-                continue
-            if r is not None:
-                record = asdict(r)
-                record.update(index=i, tx_hash=r.tx_hash.hex(), sender=r.sender.hex())
-                out.append(record)
-        if len(out) < len(batch) and self._pending_build is not None:
-            self._build_now()  # transactions wait for no block interval
-        return out
-
-    async def submit_evidence(self, evidence: PayloadEvidence) -> dict[str, Any] | None:
-        """Sign a `payload_evidence` transaction with this validator's key (from its own ingress:
-        a client provably delivered an invalid payload) and admit it; returns a rejection, if any."""
-        if not isinstance(evidence, PayloadEvidence):
-            raise EncodingError("payload evidence expected")
-        r = self.app.submit_own(evidence, self.key)
-        if r is None and self._pending_build is not None:
-            self._build_now()
-        return None if r is None else {"code": r.code, "message": r.message}
-
-    async def account_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
-        """The next nonce of each account at the last committed state (0 if unknown)."""
-        return {k: getattr(self.app.state.account(k), "nonce", 0) for k in keys}
-
-    async def next_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
-        """The nonce each account's next transaction takes: committed, plus pending here."""
-        return {k: self.app.next_nonce(k) for k in keys}
-
-    async def round_info(self, results_after: int = -1) -> dict[str, Any]:
-        return round_info(self.app.state, results_after)
-
-    async def accounts_info(self, keys: list[bytes]) -> dict[bytes, dict[str, Any]]:
-        return accounts_info(self.app.state, keys)
-
-    async def economy_info(self) -> dict[str, Any]:
-        return economy_info(self.app.state)
-
-    async def governance_info(self) -> dict[str, Any]:
-        return governance_info(self.app.state)
-
-    async def get_blob(self, digest: bytes) -> dict[str, np.ndarray]:
-        return await asyncio.to_thread(self.app.blobs.get, digest)
-
-    async def put_blob(self, tensors: dict[str, np.ndarray]) -> bytes:
-        return await asyncio.to_thread(self.app.blobs.put, tensors)
-
-
-ValidatorActor = ray.remote(max_concurrency=MAX_CONCURRENCY)(ValidatorNode)  # type: ignore[call-overload]
+ValidatorService = facade("ValidatorService", ValidatorNode, VALIDATOR_METHODS)
+ValidatorActor = sealed(
+    ray.remote(max_concurrency=MAX_CONCURRENCY, runtime_env=HARDENED)(ValidatorService)
+)

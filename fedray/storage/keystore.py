@@ -1,12 +1,13 @@
 """A directory of named Ed25519 keys, each an encrypted PKCS#8 PEM file with mode 0600.
 
-The passphrase comes from the caller (CLI flag or `FEDRAY_KEY_PASSPHRASE`); embedded local runs use
-a documented development passphrase, which is fine for simulation and wrong for real deployments.
+The passphrase comes from the caller: a run in `runtime.keys=fresh` mode takes the operator's from
+`FEDRAY_KEY_PASSPHRASE` (`fedray.federation.keys`); simulations and tests use the public development
+passphrase `DEV_PASSPHRASE`, which is fine for simulation and wrong for anything of value (the run
+writes a notice saying so beside such keys).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -15,13 +16,6 @@ from fedray.errors import KeyFileError
 
 DEV_PASSPHRASE = "fedray-insecure-dev-passphrase"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def passphrase_from_env(default: str | None = None) -> str:
-    value = os.environ.get("FEDRAY_KEY_PASSPHRASE", default)
-    if not value:
-        raise KeyFileError("no key passphrase: set FEDRAY_KEY_PASSPHRASE")
-    return value
 
 
 class KeyStore:

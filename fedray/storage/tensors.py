@@ -58,10 +58,25 @@ def to_safetensors(tensors: Tensors) -> bytes:
     return safetensors.numpy.save({k: canonical_array(np.asarray(v)) for k, v in tensors.items()})
 
 
+MAX_HEADER_BYTES = 1 << 20  # safetensors' JSON header (names, dtypes, shapes, offsets)
+
+
 def from_safetensors(data: bytes, max_bytes: int | None = None) -> dict[str, np.ndarray]:
-    """Parse safetensors bytes (no pickle); the size limit is checked before parsing."""
-    if max_bytes is not None and len(data) > max_bytes:
-        raise PayloadSizeError(f"payload has {len(data)} bytes, limit {max_bytes}")
+    """Parse safetensors bytes (no pickle). `max_bytes` bounds the tensor data, as it bounds a
+    payload's arrays; the header is bounded on its own (`MAX_HEADER_BYTES`). Both are checked
+    before parsing."""
+    if max_bytes is not None:
+        if len(data) < 8:
+            raise PayloadValidationError("not a safetensors payload: shorter than its header size")
+        header = int.from_bytes(bytes(data[:8]), "little")
+        if header > MAX_HEADER_BYTES:
+            raise PayloadSizeError(
+                f"safetensors header has {header} bytes, limit {MAX_HEADER_BYTES}"
+            )
+        if len(data) - 8 - header > max_bytes:
+            raise PayloadSizeError(
+                f"payload has {len(data) - 8 - header} bytes of tensor data, limit {max_bytes}"
+            )
     try:
         return dict(safetensors.numpy.load(bytes(data)))
     except Exception as exc:  # the parser raises its own error types for malformed input

@@ -35,13 +35,15 @@ FAST = {
 
 
 async def _wait_all(nodes: list[ValidatorNode], height: int, timeout_s: float = 20.0) -> None:
-    answers = await asyncio.gather(*(n.wait_for_height(height, timeout_s) for n in nodes))
-    assert all(a["height"] >= height for a in answers), [a["height"] for a in answers]
+    answers = await asyncio.gather(
+        *(n.wait_for_height(n.caps.operator, height, timeout_s) for n in nodes)
+    )
+    assert all(a.height >= height for a in answers), [a.height for a in answers]
 
 
 async def _reconnect(nodes: list[ValidatorNode]) -> None:
     for n in nodes:
-        await n.connect(nodes)
+        await n.connect(n.caps.operator, nodes)
 
 
 class Subscriber:
@@ -59,9 +61,9 @@ async def _scenario(tmp: Path) -> None:
     nodes = [ValidatorNode(str(d), raw_genesis, **FAST) for d in dirs]
     await _reconnect(nodes)
     sub = Subscriber()
-    await nodes[0].subscribe(sub)
+    await nodes[0].subscribe(nodes[0].caps.operator, sub)
     for n in nodes:
-        await n.start()
+        await n.start(n.caps.operator)
 
     txs = [make_tx(akeys[0], CHAIN, i, Transfer(akeys[1].public_key, 10 + i)).raw for i in range(3)]
     assert await nodes[1].submit_txs(txs) == []
@@ -69,7 +71,7 @@ async def _scenario(tmp: Path) -> None:
     assert [r["index"] for r in rejected] == [0]  # a truncated tx is refused, the duplicate is not
     await _wait_all(nodes, 3)
 
-    await nodes[3].shutdown()  # a crash, as far as its peers can tell
+    await nodes[3].shutdown(nodes[3].caps.operator)  # a crash, as far as its peers can tell
     live = nodes[:3]
     target = max(n.app.height for n in live) + 3
     await _wait_all(live, target)
@@ -77,7 +79,7 @@ async def _scenario(tmp: Path) -> None:
 
     nodes[3] = ValidatorNode(str(dirs[3]), raw_genesis, **FAST)  # reopened from its directory
     await _reconnect(nodes)
-    await nodes[3].start()
+    await nodes[3].start(nodes[3].caps.operator)
     target += 2
     await _wait_all(nodes, target)
 
@@ -87,14 +89,14 @@ async def _scenario(tmp: Path) -> None:
     assert all(b == blocks[0] for b in blocks) and len(blocks[0]) == target
     roots = {n.app.store.get(target).state_root for n in nodes}
     assert len(roots) == 1
-    assert [(await n.status())["failed"] for n in nodes] == [None] * 4
+    assert [(await n.status()).failed for n in nodes] == [None] * 4
     for _ in range(100):  # the subscriber's queue drains in its own task
         if len(sub.heights) >= target:
             break
         await asyncio.sleep(0.05)
     assert sub.heights == list(range(1, len(sub.heights) + 1)) and len(sub.heights) >= target
     for n in nodes:
-        await n.shutdown()
+        await n.shutdown(n.caps.operator)
 
 
 def _check_schedule_recovery(node_dir: Path) -> None:

@@ -42,16 +42,16 @@ async def _scenario(tmp: Path) -> None:
     dirs = [prepare_node_dir(tmp / f"v{i}", k) for i, k in enumerate(keys)]
     nodes = [ValidatorNode(str(d), raw_genesis, **FAST) for d in dirs]
     for n in nodes:
-        await n.put_blob(initial)
-        await n.connect(nodes)
+        await n.put_blob(n.caps.operator, initial)
+        await n.connect(n.caps.operator, nodes)
     for n in nodes:
-        await n.start()
+        await n.start(n.caps.operator)
 
     async def round_open() -> bool:
         return bool((await nodes[0].round_info()).open)
 
     await _until(round_open)
-    await nodes[2].shutdown()  # misses the payloads and the round's close
+    await nodes[2].shutdown(nodes[2].caps.operator)  # misses the payloads and the round's close
     info = await nodes[0].round_info()
     subs = (
         ClientPool(cfg, list(range(cfg.clients)))
@@ -60,8 +60,8 @@ async def _scenario(tmp: Path) -> None:
     )
     for n in nodes[:2]:  # node 3 is live but never gets the payloads directly
         for s in subs:
-            await n.put_blob(s.payload)
-        assert await n.submit_txs([s.tx for s in subs], False) == []
+            n.app.blobs.put(s.payload)  # as its ingress pins them
+        assert await n.submit_txs([s.tx for s in subs]) == []
     digests = [tensors_digest(s.payload) for s in subs]
 
     async def round_closed() -> bool:
@@ -75,11 +75,11 @@ async def _scenario(tmp: Path) -> None:
 
     nodes[2] = ValidatorNode(str(dirs[2]), raw_genesis, **FAST)
     for n in nodes:
-        await n.connect(nodes)
-    await nodes[2].start()
+        await n.connect(n.caps.operator, nodes)
+    await nodes[2].start(nodes[2].caps.operator)
     target = nodes[0].app.height + 2
-    answers = await asyncio.gather(*(n.wait_for_height(target, 30) for n in nodes))
-    assert all(a["height"] >= target and a["failed"] is None for a in answers)
+    answers = await asyncio.gather(*(n.wait_for_height(n.caps.operator, target, 30) for n in nodes))
+    assert all(a.height >= target and a.failed is None for a in answers)
     roots = {n.app.store.get(target).state_root for n in nodes}
     hashes = {n.app.store.get(target).hash for n in nodes}
     assert len(roots) == 1 and len(hashes) == 1
@@ -87,7 +87,7 @@ async def _scenario(tmp: Path) -> None:
     assert all(n.app.blobs.has(global_after) for n in nodes)  # every one aggregated it itself
     assert all(nodes[2].app.blobs.has(d) for d in digests)  # fetched during catch-up
     for n in nodes:
-        await n.shutdown()
+        await n.shutdown(n.caps.operator)
 
 
 def test_missing_payloads_are_fetched_for_proposals_and_catch_up(tmp_path: Path) -> None:
