@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -124,14 +125,10 @@ class ValidatorFaces:
 
     watch: Any  # observers.CommitWatch
 
-    def _build_now(self) -> None:  # ValidatorNode
-        raise NotImplementedError
-
-    def _spawn(self, coro: Any) -> None:  # ValidatorNode
-        raise NotImplementedError
-
-    def _state_progress(self) -> tuple[int, int]:  # ValidatorNode: (round, step) or (-1, -1)
-        raise NotImplementedError
+    # methods of ValidatorNode the faces call
+    _build_now: Callable[[], None]
+    _spawn: Callable[[Any], None]
+    _state_progress: Callable[[], tuple[int, int]]  # (round, step), or (-1, -1) before start
 
     # --- the operator ------------------------------------------------------------------------
     async def put_blob(self, capability: bytes, tensors: dict[str, Any]) -> bytes:
