@@ -31,9 +31,10 @@ extensions, and the choice of which peers to send to (`gossip()` lists what to r
 from __future__ import annotations
 
 from fedray.consensus import rules
-from fedray.consensus.commits import matches, signed_by
+from fedray.consensus.commits import matches, signed_by, with_precommit
 from fedray.consensus.messages import (
     CertifiedBlock,
+    CommitExtended,
     Event,
     Message,
     NewHeight,
@@ -58,7 +59,7 @@ from fedray.consensus.state import (
 from fedray.consensus.sync import verify_certified
 from fedray.consensus.votes import EMPTY_VOTE_SET
 from fedray.consensus.work import Work
-from fedray.core.block import NIL, PRECOMMIT, PREVOTE, Vote
+from fedray.core.block import NIL, PRECOMMIT, PREVOTE, CommitCertificate, Vote
 from fedray.errors import FedrayError
 
 # The engine's public face; the state module holds the value types.
@@ -231,15 +232,31 @@ def on_certified(w: Work, ev: CertifiedBlock) -> None:
     w.decide(ev.block, ev.certificate)
 
 
+def with_known_precommits(w: Work) -> CommitCertificate | None:
+    """Our decision's certificate plus the precommits we hold for its block in its round that it
+    lacks (a certificate from catch-up may lack ours)."""
+    c = w.certificate
+    if c is None:
+        return None
+    for v in w.votes.get((c.round, PRECOMMIT), EMPTY_VOTE_SET).votes_for(c.block_hash):
+        if not signed_by(c, v.validator):
+            c = with_precommit(c, v)
+    return c
+
+
 def on_new_height(w: Work, ev: NewHeight) -> None:
     if w.decision is None or ev.height != w.height + 1:
         return
     nxt = initial_state(
         w.cfg, ev.height, ev.validators, w.schedule.next_height(ev.validators), w.signer
     )
-    future, certificate, powers = w.future, w.certificate, w.powers
+    future, powers, decided = w.future, w.powers, w.certificate
+    certificate = with_known_precommits(w)
     w.load(nxt)  # resets every per-height field
     w.last_commit, w.last_powers = certificate, powers
+    if certificate is not decided:
+        assert certificate is not None
+        w.out.append(CommitExtended(certificate))
     w.start_round(0)
     for held in future.values():
         for msg in held:

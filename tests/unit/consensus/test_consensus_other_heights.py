@@ -17,6 +17,7 @@ from consensus_harness import (
 from fedray.consensus.engine import step
 from fedray.consensus.messages import (
     BuildProposal,
+    CertifiedBlock,
     CommitExtended,
     Decide,
     NewHeight,
@@ -169,3 +170,21 @@ def test_the_next_proposer_waits_for_late_precommits_at_most_commit_ms() -> None
         BuildProposal,
     ]
     assert h.feed(TimeoutFired(2, 0, STEP_COMMIT)) == []
+
+
+def test_a_certificate_from_catch_up_is_completed_with_the_precommits_we_hold() -> None:
+    """Decided on a peer's certificate that lacks our own precommit: the next proposal's
+    `last_commit` must not leave us out (nobody else will send us our own precommit)."""
+    me = next(k for k in KEYS if k.public_key != SCHEDULE2.proposer(0))
+    h = Harness(me)
+    h.feed(Start())
+    b = block(1)
+    h.feed(proposal(0, b))
+    h.feed(*h.votes_from(PREVOTE, 0, b.hash, 2))  # polka: we precommit b
+    peers = CommitCertificate.from_votes([vote(k, PRECOMMIT, 0, b.hash).vote for k in h.others])
+    out = h.feed(CertifiedBlock(b, peers))
+    assert [i.certificate for i in out if isinstance(i, Decide)] == [peers]
+    out = h.feed(NewHeight(2, VALIDATORS))
+    grown = [i.certificate for i in out if isinstance(i, CommitExtended)]
+    assert len(grown) == 1 and set(grown[0].signers()) == {k.public_key for k in KEYS}
+    grown[0].verify(CHAIN, VALIDATORS, b.hash, 1)
