@@ -1,27 +1,25 @@
-"""Cost of one consensus engine step while the next-height buffer is as full as an attacker can make
-it (issue 10, finding 5), and whether a correctly signed vote survives the flood.
+"""Cost of a consensus engine step while an attacker floods the next-height buffer (issue 10,
+finding 5), and whether a correctly signed vote survives the flood.
 
     python experiments/bench_engine_step.py [--validators 4] [--junk 1023] [--repeat 7]
 
-One engine (a validator of `--validators` equal ones) is started at height 1. The attack: `--junk`
-votes for height 2 with forged signatures in the honest validators' names and as many correctly signed
-votes from outsider keys, then every validator's own signed votes for rounds 0..`--rounds` of height
-2 (what a Byzantine member can send, and more than an honest one does). Then a correctly signed vote
-of height 2 from an honest validator arrives, and the script reports whether the buffer kept it.
+One engine (a validator of `--validators` equal ones) is started at height 1. The attack, all for
+height 2: `--junk` votes with forged signatures in the other validators' names, `--junk` correctly
+signed votes of keys outside the set, and one validator's own signed prevotes and precommits for
+`--rounds` rounds (what a Byzantine member can send). Then a correctly signed vote of another,
+honest, validator arrives: `signed_vote_kept` says whether the buffer took it.
 
-Timings (median over `--repeat` runs of a loop, in microseconds per step):
-- `stale_timeout_empty`: a stale timeout (the engine ignores it) with an empty buffer;
-- `stale_timeout_flooded`: the same step once the attack has filled the buffer as far as the engine
-  lets it;
-- `duplicate_flooded`: a message for height 2 that the buffer already holds, delivered again (a no-op;
-  the common case, since every peer relays what it gets). Before the fix the buffer held up to 1,024
-  messages of anyone and each new one was compared with all of them; `--junk 1023` leaves the old
-  buffer one short of its cap, where that scan runs on every such message;
-- `forged_again`: the last forged vote delivered again right after the forged ones (before the fix
-  they fill the buffer to one short of its cap: a full scan; after it, a cached signature refusal).
+Timings, median over `--repeat` loops, in microseconds per step:
+- `stale_timeout_empty`, `stale_timeout_flooded`: a stale timeout (the engine ignores it) before the
+  attack and after it;
+- `duplicate_flooded`: a message the flooded buffer holds, delivered again (a no-op; relayed copies
+  are the common case);
+- `forged_again`: the last forged vote delivered again right after the forged ones. Before the fix
+  the buffer took up to 1,024 messages of anyone and compared each new one with all it held;
+  `--junk 1023` leaves it one short of that cap, where every such step scans it whole.
 
 Works against any version of the engine that has `EngineState.future` (a tuple before the fix, a
-mapping sender -> messages after it), so the same command measures before and after.
+mapping sender -> messages after it): run it with PYTHONPATH at an older checkout to compare.
 """
 
 from __future__ import annotations
@@ -65,7 +63,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--validators", type=int, default=4)
     ap.add_argument("--junk", type=int, default=1023)
-    ap.add_argument("--rounds", type=int, default=16, help="signed votes per member and type")
+    ap.add_argument(
+        "--rounds", type=int, default=16, help="rounds of signed votes the Byzantine member sends"
+    )
     ap.add_argument("--loops", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=7)
     a = ap.parse_args()
@@ -95,14 +95,11 @@ def main() -> None:
                 Vote(PREVOTE, 2, 0, digest(b"o"), outsider.public_key).signed(outsider, CHAIN)
             )
         )
-    for k in keys[1:]:  # every member's signed votes for many rounds of height 2
-        for r in range(a.rounds):
-            for t in (1, 2):
-                junk.append(
-                    VoteMessage(
-                        Vote(t, 2, r + 1, digest(b"m%d" % r), k.public_key).signed(k, CHAIN)
-                    )
-                )
+    byzantine = keys[-1]  # a member's own signed votes for many rounds of height 2
+    for r in range(a.rounds):
+        for t in (1, 2):
+            v = Vote(t, 2, r + 1, digest(b"m%d" % r), byzantine.public_key)
+            junk.append(VoteMessage(v.signed(byzantine, CHAIN)))
     t0 = time.perf_counter()
     flooded = state
     for i, m in enumerate(junk):

@@ -75,13 +75,8 @@ __all__ = [
 
 def step(state: EngineState, event: Event) -> tuple[EngineState, tuple[OutboxItem, ...]]:
     """Apply one event; returns the new state and the outbox to apply in order."""
-    if isinstance(event, VoteMessage):  # fast path: relayed duplicates are the common case
-        v = event.vote
-        if v.height == state.height and state.votes.get((v.round, v.type), EMPTY_VOTE_SET).has(v):
-            return state, ()
-        c = state.last_commit
-        if v.height == state.height - 1 and (c is None or signed_by(c, v.validator)):
-            return state, ()
+    if isinstance(event, VoteMessage) and nothing_to_do(state, event):
+        return state, ()  # fast path: relayed duplicates are the common case
     w = Work(state)
     if isinstance(event, Start):
         start(w)
@@ -101,6 +96,19 @@ def step(state: EngineState, event: Event) -> tuple[EngineState, tuple[OutboxIte
         on_new_height(w, event)
     rules.run_rules(w)
     return w.freeze(), tuple(w.out)
+
+
+def nothing_to_do(state: EngineState, msg: VoteMessage) -> bool:
+    """A vote that `state` already holds, or that no height it keeps could use."""
+    v = msg.vote
+    if v.height == state.height:
+        return state.votes.get((v.round, v.type), EMPTY_VOTE_SET).has(v)
+    if v.height == state.height + 1:
+        return msg in state.future.get(v.validator, ())
+    if v.height == state.height - 1:
+        c = state.last_commit
+        return c is None or not matches(c, v) or signed_by(c, v.validator)
+    return True
 
 
 def start(w: Work) -> None:
