@@ -106,6 +106,7 @@ class ChainConfig:
     timeout_propose_s: float = 1.0  # round timeouts; they grow by the delta per round
     timeout_vote_s: float = 0.5
     timeout_delta_s: float = 0.5
+    timeout_commit_s: float = 0.1  # after a decision, the next proposer waits for late precommits
     params: dict[str, Any] = field(
         default_factory=dict
     )  # any chain parameter (core Params) by name

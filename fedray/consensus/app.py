@@ -10,6 +10,11 @@ The engine never calls these methods itself (it is pure): a shell turns the engi
 into calls and feeds the answers back, see `fedray.consensus.driver`. `fedray/node/` implements this
 protocol with the real ledger; `fedray.consensus.sim_app` is a small one for the simulator.
 
+Late precommits: after a decision the engine keeps collecting precommits for the decided block and
+hands the grown certificate over (`extend_commit`); the application proposes with the largest one it
+was given, so that the next block's `last_commit` names every validator that signed in time (the
+slashing contract judges downtime by it, see `fedray.consensus.commits`).
+
 Time: the engine has no clock. The shell passes its clock to `prepare_proposal`, and the application
 must still produce a time strictly after the previous block's (core rule `process_header`), e.g.
 `max(previous + 1, now)`.
@@ -52,4 +57,10 @@ class Application(Protocol):
 
     def add_evidence(self, evidence: Evidence) -> None:
         """Remember equivocation evidence for a later block to carry (verified by the core)."""
+        ...
+
+    def extend_commit(self, certificate: CommitCertificate) -> None:
+        """A larger certificate for the last committed block (late precommits): propose with it as
+        `last_commit` if it is the committed one plus valid precommits (`commits.grows`); ignore it
+        otherwise."""
         ...

@@ -26,6 +26,7 @@ from fedray.consensus.messages import (
     BuildProposal,
     CertifiedBlock,
     CheckProposal,
+    CommitExtended,
     Decide,
     Event,
     EvidenceFound,
@@ -178,3 +179,5 @@ class Driver:
             self.app.add_evidence(item.evidence)
             if self.on_evidence is not None:
                 self.on_evidence(item.evidence)
+        elif isinstance(item, CommitExtended):
+            self.app.extend_commit(item.certificate)

@@ -16,6 +16,14 @@ Purity: no clock, no I/O, no randomness, no Ray. The application is reached by o
 signature-checked here (cached, since every peer relays the same votes), own messages are counted
 directly. State is a frozen `EngineState`; `step` copies what it changes and never mutates its input.
 
+Messages of other heights: one for the next height is buffered, replayed at `NewHeight`, if it could
+count there: signed by a validator of this height (the next height's set is not known before this
+one is decided, and rarely differs: a validator joining at h+1 is heard once peers resend), well
+formed and correctly signed, at most `max_future_per_sender` per validator. Junk never enters the
+buffer, and a Byzantine validator fills only its own share. A precommit of the previous height for
+its decided block, in the decided round, grows that height's certificate (`commits`: late
+precommits, so that a slow validator is not judged offline).
+
 Deliberately ignored: block parts and partial gossip (a proposal carries its whole block), vote
 extensions, and the choice of which peers to send to (`gossip()` lists what to resend).
 """
@@ -23,8 +31,10 @@ extensions, and the choice of which peers to send to (`gossip()` lists what to r
 from __future__ import annotations
 
 from fedray.consensus import rules
+from fedray.consensus.commits import matches, signed_by, with_precommit
 from fedray.consensus.messages import (
     CertifiedBlock,
+    CommitExtended,
     Event,
     Message,
     NewHeight,
@@ -38,6 +48,7 @@ from fedray.consensus.messages import (
 )
 from fedray.consensus.signer import STEP_PRECOMMIT, STEP_PREVOTE, STEP_PROPOSE
 from fedray.consensus.state import (
+    STEP_COMMIT,
     EngineConfig,
     EngineState,
     TimeoutConfig,
@@ -48,7 +59,7 @@ from fedray.consensus.state import (
 from fedray.consensus.sync import verify_certified
 from fedray.consensus.votes import EMPTY_VOTE_SET
 from fedray.consensus.work import Work
-from fedray.core.block import NIL, PRECOMMIT, PREVOTE
+from fedray.core.block import NIL, PRECOMMIT, PREVOTE, CommitCertificate, Vote
 from fedray.errors import FedrayError
 
 # The engine's public face; the state module holds the value types.
@@ -64,10 +75,8 @@ __all__ = [
 
 def step(state: EngineState, event: Event) -> tuple[EngineState, tuple[OutboxItem, ...]]:
     """Apply one event; returns the new state and the outbox to apply in order."""
-    if isinstance(event, VoteMessage):  # fast path: relayed duplicates are the common case
-        v = event.vote
-        if v.height == state.height and state.votes.get((v.round, v.type), EMPTY_VOTE_SET).has(v):
-            return state, ()
+    if isinstance(event, VoteMessage) and nothing_to_do(state, event):
+        return state, ()  # fast path: relayed duplicates are the common case
     w = Work(state)
     if isinstance(event, Start):
         start(w)
@@ -89,6 +98,19 @@ def step(state: EngineState, event: Event) -> tuple[EngineState, tuple[OutboxIte
     return w.freeze(), tuple(w.out)
 
 
+def nothing_to_do(state: EngineState, msg: VoteMessage) -> bool:
+    """A vote that `state` already holds, or that no height it keeps could use."""
+    v = msg.vote
+    if v.height == state.height:
+        return state.votes.get((v.round, v.type), EMPTY_VOTE_SET).has(v)
+    if v.height == state.height + 1:
+        return msg in state.future.get(v.validator, ())
+    if v.height == state.height - 1:
+        c = state.last_commit
+        return c is None or not matches(c, v) or signed_by(c, v.validator)
+    return True
+
+
 def start(w: Work) -> None:
     if w.round >= 0:
         return
@@ -102,13 +124,13 @@ def start(w: Work) -> None:
 
 
 def receive(w: Work, msg: Message) -> None:
+    if msg.height == w.height + 1:
+        buffer_next_height(w, msg)
+        return
+    if msg.height == w.height - 1 and isinstance(msg, VoteMessage):
+        receive_late_precommit(w, msg.vote)
+        return
     if msg.height != w.height or w.decision is not None:
-        if (
-            msg.height == w.height + 1
-            and len(w.future) < w.cfg.max_future_messages
-            and msg not in w.future
-        ):
-            w.future.append(msg)
         return
     if not 0 <= msg.round <= max(w.round, 0) + w.cfg.max_round_ahead:
         return
@@ -129,10 +151,53 @@ def receive(w: Work, msg: Message) -> None:
         w.add_proposal(p, block)
 
 
+def buffer_next_height(w: Work, msg: Message) -> None:
+    """Keep a message for the next height if it could count there (see the module docstring).
+    The cheap checks come first; the signature, the costly one, last."""
+    sender = msg.vote.validator if isinstance(msg, VoteMessage) else msg.proposal.proposer
+    held = w.future.get(sender, ())
+    if (
+        sender not in w.powers
+        or len(held) >= w.cfg.max_future_per_sender
+        or msg in held
+        or not 0 <= msg.round <= w.cfg.max_round_ahead
+    ):
+        return
+    chain_id = w.cfg.chain_id
+    if isinstance(msg, VoteMessage):
+        ok = msg.vote.type in (PREVOTE, PRECOMMIT) and verified(msg.vote, chain_id)
+    else:
+        p, block = msg.proposal, msg.block
+        ok = (
+            -1 <= p.pol_round < p.round
+            and block.height == msg.height
+            and block.hash == p.block_hash
+            and verified(p, chain_id)
+        )
+    if ok:
+        w.buffer(sender, msg)
+
+
+def receive_late_precommit(w: Work, vote: Vote) -> None:
+    """A precommit of the previous height: kept if its certificate could hold it (`commits`)."""
+    c = w.last_commit
+    if (
+        c is not None
+        and matches(c, vote)
+        and vote.validator in w.last_powers
+        and not signed_by(c, vote.validator)
+        and verified(vote, w.cfg.chain_id)
+    ):
+        w.add_late_precommit(vote)
+
+
 def on_timeout(w: Work, ev: TimeoutFired) -> None:
     if ev.height != w.height or ev.round != w.round or w.decision is not None:
         return
-    if ev.step == STEP_PROPOSE and w.step == STEP_PROPOSE:
+    if ev.step == STEP_COMMIT:
+        if w.waiting_commit:  # the pause for late precommits is over: build the proposal
+            w.request_proposal()
+    elif ev.step == STEP_PROPOSE and w.step == STEP_PROPOSE:
         on_timeout_propose(w)
     elif ev.step == STEP_PREVOTE and w.step == STEP_PREVOTE:
         on_timeout_prevote(w)
@@ -175,14 +240,32 @@ def on_certified(w: Work, ev: CertifiedBlock) -> None:
     w.decide(ev.block, ev.certificate)
 
 
+def with_known_precommits(w: Work) -> CommitCertificate | None:
+    """Our decision's certificate plus the precommits we hold for its block in its round that it
+    lacks (a certificate from catch-up may lack ours)."""
+    c = w.certificate
+    if c is None:
+        return None
+    for v in w.votes.get((c.round, PRECOMMIT), EMPTY_VOTE_SET).votes_for(c.block_hash):
+        if not signed_by(c, v.validator):
+            c = with_precommit(c, v)
+    return c
+
+
 def on_new_height(w: Work, ev: NewHeight) -> None:
     if w.decision is None or ev.height != w.height + 1:
         return
     nxt = initial_state(
         w.cfg, ev.height, ev.validators, w.schedule.next_height(ev.validators), w.signer
     )
-    future = w.future
+    future, powers, decided = w.future, w.powers, w.certificate
+    certificate = with_known_precommits(w)
     w.load(nxt)  # resets every per-height field
+    w.last_commit, w.last_powers = certificate, powers
+    if certificate is not decided:
+        assert certificate is not None
+        w.out.append(CommitExtended(certificate))
     w.start_round(0)
-    for msg in future:
-        receive(w, msg)
+    for held in future.values():
+        for msg in held:
+            receive(w, msg)

@@ -13,6 +13,8 @@ must apply in order (see `fedray.consensus.driver` for the reference shell):
 - `Decide` hands a committed block and its certificate to the shell, which finalizes and commits it
   in the application and answers with `NewHeight` (the validator set of the next height).
 - `EvidenceFound` carries equivocation evidence for the application to put in a later block.
+- `CommitExtended` carries the last decided block's certificate grown by late precommits, for the
+  application to carry as the next proposal's `last_commit` (see `commits`).
 
 Deliberately ignored: wire encoding (messages hold core types, which have canonical encodings) and
 peer addressing (the engine only broadcasts; who gets what is the shell's business).
@@ -180,6 +182,14 @@ class EvidenceFound:
     evidence: Evidence
 
 
+@dataclass(frozen=True)
+class CommitExtended:
+    """The certificate of the last decided block with precommits that came after the decision;
+    the application proposes with it (`Application.extend_commit`)."""
+
+    certificate: CommitCertificate
+
+
 OutboxItem = (
     PersistSignerState
     | Broadcast
@@ -188,4 +198,5 @@ OutboxItem = (
     | CheckProposal
     | Decide
     | EvidenceFound
+    | CommitExtended
 )

@@ -16,7 +16,8 @@ application, signer state and proposer schedule survive. Lagging nodes catch up 
 Nodes that make no progress for a gossip interval resend what `gossip()` lists.
 
 Checks (`sim_check`): safety, evidence, and liveness after GST (each height within a round bound,
-every target height before GST + the window). A schedule runs until every honest node has committed
+every target height before GST + the window); and a figure, how many honest validators honest
+proposers left out of `last_commit` after GST (`absent_signers`, see `--commit-ms`). A schedule runs until every honest node has committed
 `--heights` heights, and two more after GST (`SimConfig.heights_after_gst`). Prints one summary line
 and exits 1 on any safety violation, false evidence or liveness failure. Layout: `sim_config` (what
 a run draws from), `sim_world` (one schedule), this module (runs, summary, command line).
@@ -30,11 +31,12 @@ import argparse
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from fedray.consensus.sim_app import ChainFactory, SmallChain
 from fedray.consensus.sim_byzantine import BEHAVIOURS
 from fedray.consensus.sim_check import ScheduleResult
-from fedray.consensus.sim_config import SimConfig
+from fedray.consensus.sim_config import SIM_TIMEOUTS, SimConfig
 from fedray.consensus.sim_world import Simulation
 
 __all__ = ["ScheduleResult", "SimConfig", "Simulation", "main", "run", "summary"]
@@ -71,6 +73,8 @@ def summary(
         f"max_rounds_after_gst={max((r.rounds_after_gst for r in counted), default=0)} "
         f"round_bound={max((r.round_bound for r in counted), default=0)} "
         f"evidence={sum(r.evidence for r in results)} "
+        f"absent_signers={sum(r.absent_signers for r in results)}"
+        f"/{sum(r.signer_slots for r in results)} "
         f"schedules_per_s={len(results) / max(seconds, 1e-9):.1f}"
         + (f" cpu_s={cpu_seconds:.1f}" if cpu_seconds is not None else "")
     )
@@ -92,6 +96,7 @@ def config_from_args(a: argparse.Namespace) -> SimConfig:
         standby=a.standby,
         max_crashes=a.crashes,
         max_partitions=a.partitions,
+        timeouts=replace(SIM_TIMEOUTS, commit_ms=a.commit_ms),
     )
 
 
@@ -107,6 +112,12 @@ def add_arguments(ap: argparse.ArgumentParser, chains: Sequence[str]) -> None:
     ap.add_argument("--crashes", type=int, default=1, help="max crashes per schedule")
     ap.add_argument("--partitions", type=int, default=2, help="max extra partitions per schedule")
     ap.add_argument("--app", choices=chains, default=chains[0], help="the simulated application")
+    ap.add_argument(
+        "--commit-ms",
+        type=int,
+        default=SIM_TIMEOUTS.commit_ms,
+        help="pause of round 0's proposer for late precommits (0: none)",
+    )
 
 
 def main(argv: list[str] | None = None, chains: Mapping[str, ChainFactory] | None = None) -> int:

@@ -11,8 +11,8 @@ plugged in without the consensus package importing it.
 `SmallChain` is the built-in one: blocks come from `make_block` (no transactions; the evidence the
 engine found, once, while it is not yet recorded in the state) and are executed with
 `transition.apply_block`, so the simulator exercises the real header rules, commit certificates
-(`last_commit` is verified at every height), evidence verification and the slashing it triggers
-(a banned equivocator leaves the validator set). Block time is `max(previous + 1, now)`.
+(`last_commit` is verified at every height, and grows by late precommits: `extend_commit`), evidence
+verification and the slashing it triggers (a banned equivocator leaves the validator set). Block time is `max(previous + 1, now)`.
 `ExecCache` memoizes `apply_block` by (pre-state root, block hash), shared by all nodes of a
 schedule: states are immutable and the header binds the pre-state root, so a hit is the same result.
 
@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from fedray.consensus.app import Application
+from fedray.consensus.commits import grows
 from fedray.consensus.sync import BlockSource
 from fedray.core.beacon import prove_next
 from fedray.core.block import Block, CommitCertificate, make_block, proposal_time
@@ -148,6 +149,7 @@ class SimApp:
         self.blocks: list[Block] = []
         self.certificates: list[CommitCertificate] = []
         self.evidence: dict[bytes, bytes] = {}  # hash -> bytes, waiting for a block
+        self.last_commit: CommitCertificate | None = None  # the last one, grown by late precommits
         self._pending: tuple[State, Block, CommitCertificate] | None = None
 
     @property
@@ -169,7 +171,6 @@ class SimApp:
             for h, raw in self.evidence.items()
             if h not in recorded and Evidence.from_bytes(raw).height < height
         )
-        last_commit = self.certificates[-1] if self.certificates else None
         return make_block(
             s.chain_id,
             height,
@@ -179,7 +180,7 @@ class SimApp:
             proposer,
             s.validators,
             (),
-            last_commit,
+            self.last_commit,
             evidence,
             prove_next(self.key, s),
         )
@@ -201,11 +202,19 @@ class SimApp:
         self._pending = None
         self.blocks.append(block)
         self.certificates.append(certificate)
+        self.last_commit = certificate
         for raw in block.evidence:
             self.evidence.pop(Evidence.from_bytes(raw).hash(), None)
 
     def add_evidence(self, evidence: Evidence) -> None:
         self.evidence.setdefault(evidence.hash(), evidence.to_bytes())
+
+    def extend_commit(self, certificate: CommitCertificate) -> None:
+        s = self.state
+        if self.last_commit is not None and grows(
+            s.chain_id, s.last_validators, self.last_commit, certificate
+        ):
+            self.last_commit = certificate
 
     def committed(self, height: int) -> tuple[Block, CommitCertificate] | None:
         if 1 <= height <= len(self.blocks):

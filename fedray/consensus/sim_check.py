@@ -11,6 +11,12 @@
   line up. Rounds are counted from the highest round an honest node had reached at that height at
   GST. And every honest node commits the target heights before GST + the liveness window.
 
+A figure, not a check: `absent_signers` counts the honest validators missing from the `last_commit`
+of blocks proposed by honest nodes, where the parent block was decided after GST (`signer_slots`
+counts them all). With the pause for late precommits (`TimeoutConfig.commit_ms`) above the delays
+after GST it stays near zero; an honest validator that precommitted nil, or was in another round, is
+rightly missing.
+
 Guarantees hold only while the adversary's voting power stays below 1/3; a height where it does not
 (validator-set changes may shrink honest power), or where one validator alone holds a quorum, marks
 the schedule `beyond_bound` and ends it; its failures are reported, not counted as bugs.
@@ -51,6 +57,8 @@ class ScheduleResult:
     events: int = 0
     gst_ms: int = 0
     end_ms: int = 0
+    signer_slots: int = 0  # honest validators of parents decided after GST, per honest block
+    absent_signers: int = 0  # of which missing from the block's last_commit
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -86,6 +94,7 @@ class Checker:
         self.canonical: dict[int, bytes] = {}  # height -> first honest commit
         self.evidence_seen: set[bytes] = set()
         self.gst_rounds: dict[int, int] | None = None  # height -> highest honest round at GST
+        self.decided_after_gst: set[int] = set()  # heights first decided after GST
 
     def violation(self, note: str) -> None:
         self.result.safety_violations += 1
@@ -120,6 +129,7 @@ class Checker:
             self.violation(
                 f"node {node.id} decided height {block.height} on a bad certificate: {exc}"
             )
+        new = block.height not in self.canonical
         first = self.canonical.setdefault(block.height, block.hash)
         if first != block.hash:
             self.violation(
@@ -128,6 +138,9 @@ class Checker:
             )
         if self.gst_rounds is None:
             return
+        if new:
+            self.decided_after_gst.add(block.height)
+            self.count_signers(state, block)
         used = state.round - self.gst_rounds.get(block.height, 0)
         bound = round_bound(state.schedule, self.faulty)
         r = self.result
@@ -139,6 +152,20 @@ class Checker:
                 f"node {node.id} needed {used} rounds after GST for height {block.height} "
                 f"(bound {bound})"
             )
+
+    def count_signers(self, state: EngineState, block: Block) -> None:
+        """The `absent_signers` figure for a block an honest node decided first."""
+        c = block.last_commit
+        if (
+            c is None
+            or block.header.proposer in self.faulty
+            or block.height - 1 not in self.decided_after_gst
+        ):
+            return
+        signers = set(c.signers())
+        honest = [k for k in state.last_powers if k not in self.faulty]
+        self.result.signer_slots += len(honest)
+        self.result.absent_signers += sum(k not in signers for k in honest)
 
     def progress(self, node: SimNode, state: EngineState) -> None:
         """An honest node's state after an event: beyond the bound at a height it has not decided

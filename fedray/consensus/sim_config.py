@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from fedray.consensus.sim_byzantine import BEHAVIOURS
 from fedray.consensus.state import TimeoutConfig
 
-SIM_TIMEOUTS = TimeoutConfig(300, 100, 200, 100, 200, 100)
+# Round 0's proposer pauses up to 100 ms for late precommits: after GST a message takes at most 40 ms,
+# so every honest precommit sent by then arrives within two hops.
+SIM_TIMEOUTS = TimeoutConfig(300, 100, 200, 100, 200, 100, commit_ms=100)
 STAKE_UNIT = 1000
 
 

@@ -8,7 +8,9 @@ sides of the first partition when the plan asks for it, which is how a fork is m
 
 Besides partitions in time, the plan holds partitions in protocol phases (`PhaseFault`, as ByzzFuzz
 injects them): before GST, messages tagged with one (height, round, kind) do not cross a partition,
-e.g. the precommits of round 0 at height 2 do not reach one node. A handful of these reaches the
+e.g. the precommits of round 0 at height 2 do not reach one node. Half of the faults that cut one
+node off are one-way: what it sends in that phase is lost, what it is sent arrives (a node whose
+precommit no one gets, while it gets everyone's and moves on alone). A handful of these reaches the
 corner cases (a lone decider, a lone node in a later round) that random drops reach only rarely.
 
 `Network` is an event heap in virtual milliseconds; nothing here knows consensus (a message's tag
@@ -41,14 +43,15 @@ class PhaseFault:
     round: int
     kind: int  # the tag's kind, or ANY_KIND
     side: tuple[int, ...]  # node -> side index
+    outgoing: bool = False  # one-way: only side 1's messages to side 0 are lost
 
     def separates(self, a: int, b: int, tag: tuple[int, int, int]) -> bool:
         height, round_, kind = tag
-        return (
-            (height, round_) == (self.height, self.round)
-            and self.kind in (ANY_KIND, kind)
-            and self.side[a] != self.side[b]
-        )
+        if (height, round_) != (self.height, self.round) or self.kind not in (ANY_KIND, kind):
+            return False
+        if self.outgoing:
+            return self.side[a] == 1 and self.side[b] == 0
+        return self.side[a] != self.side[b]
 
 
 ANY_KIND = -1
@@ -99,13 +102,17 @@ def draw_plan(
     gst = max([gst] + [p.end_ms for p in partitions] + [r for _, _, r in crashes])
     phase_faults = []
     for _ in range(rng.randint(0, max_phase_faults) if gst else 0):
-        if rng.random() < 0.5:  # one node alone
+        outgoing = False
+        if rng.random() < 0.5:  # one node alone, half the time on its sending side only
             lone = rng.randrange(n_nodes)
             side = tuple(int(i == lone) for i in range(n_nodes))
+            outgoing = rng.random() < 0.5
         else:
             side = tuple(rng.randint(0, 1) for _ in range(n_nodes))
         kind = rng.choice([ANY_KIND, *range(kinds)])
-        phase_faults.append(PhaseFault(rng.randint(1, heights), rng.randint(0, 2), kind, side))
+        phase_faults.append(
+            PhaseFault(rng.randint(1, heights), rng.randint(0, 2), kind, side, outgoing)
+        )
     return FaultPlan(
         gst_ms=gst,
         drop=rng.choice([0.0, 0.05, 0.2, 0.5]),

@@ -2,9 +2,14 @@
 
 `EngineState` is a frozen value: everything the Tendermint engine (`engine.step`) knows at one height:
 round and step, lock and valid value, proposals and blocks, the application's validity answers, the
-vote sets, which once-per-round rules fired, and the signer state it last persisted. `initial_state`
-builds one for a height, restoring the lock and own votes from a persisted `SignerState` after a
-restart. `gossip` lists what to resend while a height makes no progress.
+vote sets, which once-per-round rules fired, the signer state it last persisted, the messages for the
+next height it buffered (per sender), and the previous height's certificate as late precommits grow
+it (`commits`). `initial_state` builds one for a height, restoring the lock and own votes from a
+persisted `SignerState` after a restart. `gossip` lists what to resend while a height makes no
+progress.
+
+Its mappings are shared between successive states and never changed in place: a step that changes
+one copies it (the buffer is copied only when a message is added to it, not on every step).
 
 Deliberately ignored: persistence of anything but the signer state (a restarted engine rebuilds the
 rest from peers) and wire formats.
@@ -20,15 +25,20 @@ from fedray.consensus.messages import Message, ProposalMessage, VoteMessage
 from fedray.consensus.proposer import ProposerSchedule
 from fedray.consensus.signer import STEP_PREVOTE, STEP_PROPOSE, SignerState
 from fedray.consensus.votes import EMPTY_VOTE_SET, VoteSet
-from fedray.core.block import NIL, PRECOMMIT, PREVOTE, Block, Proposal, Vote
+from fedray.core.block import NIL, PRECOMMIT, PREVOTE, Block, CommitCertificate, Proposal, Vote
 from fedray.core.crypto import PrivateKey
 from fedray.core.state import ValidatorSet
+
+STEP_COMMIT = 3  # not a signing step: the timer of the pause after a decision (`commit_ms`)
 
 
 @dataclass(frozen=True)
 class TimeoutConfig:
     """Timeouts in milliseconds; round r waits `base + r * delta` (grows so that after GST some
-    round is long enough for every honest message to arrive)."""
+    round is long enough for every honest message to arrive). `commit_ms` is the longest the
+    proposer of round 0 waits after the previous decision for late precommits (CometBFT's
+    `timeout_commit`; 0: none); it must stay well below `propose_ms`, which peers wait for its
+    proposal."""
 
     propose_ms: int = 3000
     propose_delta_ms: int = 500
@@ -36,8 +46,11 @@ class TimeoutConfig:
     prevote_delta_ms: int = 500
     precommit_ms: int = 1000
     precommit_delta_ms: int = 500
+    commit_ms: int = 1000
 
     def duration(self, step: int, round_: int) -> int:
+        if step == STEP_COMMIT:
+            return self.commit_ms
         if step == STEP_PROPOSE:
             return self.propose_ms + round_ * self.propose_delta_ms
         if step == STEP_PREVOTE:
@@ -51,7 +64,7 @@ class EngineConfig:
     key: PrivateKey | None = None  # None: an observer that never signs
     timeouts: TimeoutConfig = TimeoutConfig()
     max_round_ahead: int = 1000  # messages for rounds further ahead are dropped (bounds memory)
-    max_future_messages: int = 1024  # buffered messages for the next height
+    max_future_per_sender: int = 8  # buffered messages for the next height, per validator
 
 
 @dataclass(frozen=True)
@@ -80,9 +93,15 @@ class EngineState:
     fired: frozenset[tuple[int, int]] = frozenset()  # (rule line, round) of once-per-round rules
     requested_round: int = -1  # round of the pending BuildProposal
     decision: Block | None = None  # decided here, waiting for NewHeight
-    future: tuple[Message, ...] = ()  # messages for height + 1
+    # messages for height + 1, by sender: signed by a validator of this height (see `engine`)
+    future: Mapping[bytes, tuple[Message, ...]] = field(default_factory=dict)
     evidence_slots: frozenset[tuple[object, ...]] = frozenset()  # one evidence per offending slot
     proposer_cache: Mapping[int, bytes] = field(default_factory=dict)
+    certificate: CommitCertificate | None = None  # of our decision at this height
+    # the previous height's certificate, grown by late precommits, and the powers that signed it
+    last_commit: CommitCertificate | None = None
+    last_powers: Mapping[bytes, int] = field(default_factory=dict)
+    waiting_commit: bool = False  # round 0's proposer waits for late precommits (`commit_ms`)
 
     @property
     def me(self) -> bytes | None:

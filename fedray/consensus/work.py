@@ -3,8 +3,10 @@
 `Work` loads a frozen `EngineState` into mutable fields, collects the outbox, and freezes the result:
 `engine.step` is the only user. Its methods are the paper's actions and the bookkeeping under them:
 StartRound (L11) with the proposer's choice between re-proposing its valid value (L15) and asking the
-application for a new one (L18), signing through the signer (persist before sending), counting votes
-and proposals (with equivocation evidence), locking (L38) and remembering the valid value (L42).
+application for a new one (L18), after the pause for late precommits in round 0 (`commits`), signing
+through the signer (persist before sending), counting votes and proposals (with equivocation
+evidence), locking (L38) and remembering the valid value (L42); and the two collections that outlive
+a height's rules: the buffer of next-height messages and the previous height's growing certificate.
 
 Each rule that a mutation test may break is a small named method (`lock`, `remember_valid`,
 `value_to_repropose`, `is_round_proposer`), so that `fedray.consensus.mutants` can replace exactly one
@@ -15,10 +17,12 @@ Deliberately ignored: when rules fire (`rules`) and which events arrive (`engine
 
 from __future__ import annotations
 
+from fedray.consensus import commits
 from fedray.consensus.messages import (
     Broadcast,
     BuildProposal,
     CheckProposal,
+    CommitExtended,
     Decide,
     EvidenceFound,
     Message,
@@ -36,7 +40,7 @@ from fedray.consensus.signer import (
     sign_proposal,
     sign_vote,
 )
-from fedray.consensus.state import EngineState
+from fedray.consensus.state import STEP_COMMIT, EngineState
 from fedray.consensus.votes import EMPTY_VOTE_SET
 from fedray.core.block import NIL, PRECOMMIT, PREVOTE, Block, CommitCertificate, Proposal, Vote
 from fedray.core.evidence import Evidence
@@ -60,8 +64,11 @@ class Work:
         self.validity, self.checking = dict(s.validity), set(s.checking)
         self.votes, self.fired = dict(s.votes), set(s.fired)
         self.requested_round, self.decision = s.requested_round, s.decision
-        self.future, self.evidence_slots = list(s.future), set(s.evidence_slots)
+        self.future = s.future  # shared with `s`: replaced, never changed in place
+        self.evidence_slots = set(s.evidence_slots)
         self.proposer_cache = dict(s.proposer_cache)
+        self.certificate, self.last_commit = s.certificate, s.last_commit
+        self.last_powers, self.waiting_commit = s.last_powers, s.waiting_commit
         self.me = s.me
 
     def freeze(self) -> EngineState:
@@ -87,9 +94,13 @@ class Work:
             frozenset(self.fired),
             self.requested_round,
             self.decision,
-            tuple(self.future),
+            self.future,
             frozenset(self.evidence_slots),
             self.proposer_cache,
+            self.certificate,
+            self.last_commit,
+            self.last_powers,
+            self.waiting_commit,
         )
 
     # --- helpers ------------------------------------------------------------------------------
@@ -174,19 +185,53 @@ class Work:
         self.blocks[block.hash] = block
         self.request_check(block)
 
+    def buffer(self, sender: bytes, message: Message) -> None:
+        """Keep `message` for the next height (checked by the caller); copies the buffer's top
+        level only, so steps that buffer nothing copy nothing."""
+        future = dict(self.future)
+        future[sender] = (*future.get(sender, ()), message)
+        self.future = future
+
+    def add_late_precommit(self, vote: Vote) -> None:
+        """A precommit for the previous height's decision that its certificate lacked (checked by
+        the caller): the certificate grows, the application hears of it, and a proposer waiting
+        for it stops waiting once every validator has signed."""
+        assert self.last_commit is not None
+        self.last_commit = commits.with_precommit(self.last_commit, vote)
+        self.out.append(CommitExtended(self.last_commit))
+        if self.waiting_commit and commits.complete(self.last_commit, self.last_powers):
+            self.request_proposal()
+
     # --- actions ------------------------------------------------------------------------------
     def start_round(self, round_: int) -> None:  # StartRound (L11)
         self.round, self.step = round_, STEP_PROPOSE
+        self.waiting_commit = False
         if self.is_validator() and self.proposer(round_) == self.me:
             again = self.value_to_repropose()
             if again is not None:  # L15: re-propose the valid value with its POL round
                 self.propose(again, self.valid_round)
+            elif round_ == 0 and self.late_precommits_expected():
+                self.waiting_commit = True  # getValue() once the pause ends (`commits`)
+                self.timeout(STEP_COMMIT)
             else:  # getValue() (L18)
-                self.requested_round = round_
-                assert self.me is not None
-                self.out.append(BuildProposal(self.height, round_, self.me))
+                self.request_proposal()
         # Also for the proposer, as in CometBFT: a proposal the signer refuses cannot stall it.
         self.timeout(STEP_PROPOSE)
+
+    def late_precommits_expected(self) -> bool:
+        """Whether round 0's proposer pauses for the previous height's late precommits."""
+        c = self.last_commit
+        return (
+            c is not None
+            and self.cfg.timeouts.commit_ms > 0
+            and not commits.complete(c, self.last_powers)
+        )
+
+    def request_proposal(self) -> None:  # getValue() (L18)
+        assert self.me is not None
+        self.waiting_commit = False
+        self.requested_round = self.round
+        self.out.append(BuildProposal(self.height, self.round, self.me))
 
     def value_to_repropose(self) -> Block | None:
         """L14: `validValue` if there is one (and we hold its block)."""
@@ -225,5 +270,5 @@ class Work:
         self.valid_round, self.valid_hash = round_, block_hash
 
     def decide(self, block: Block, certificate: CommitCertificate) -> None:
-        self.decision = block
+        self.decision, self.certificate = block, certificate
         self.out.append(Decide(block, certificate))

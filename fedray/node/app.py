@@ -14,7 +14,9 @@ Proposals are checked by executing them (`apply_block` on the committed state) a
 every update payload they reference is pinned here (data availability) and, given a clock, that
 their time is close to it (`timeliness.py`); the resulting state is kept so `finalize_block` does
 not execute twice. A node proposes only for keys it holds (`keys`): the block carries the
-proposer's VRF proof.
+proposer's VRF proof, and as `last_commit` the certificate of the previous block grown by the
+precommits that came after the decision (`extend_commit`; the stored certificate stays the one the
+node decided with).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from fedray.consensus.commits import grows
 from fedray.core.beacon import prove_next
 from fedray.core.block import Block, CommitCertificate, make_block, proposal_time
 from fedray.core.context import BlockEnv, ExecContext
@@ -194,6 +197,16 @@ class LedgerApp:
     def add_evidence(self, evidence: Evidence) -> None:
         with self._lock:
             self.evidence_pool.setdefault(evidence.hash(), evidence)
+
+    def extend_commit(self, certificate: CommitCertificate) -> None:
+        """Propose with `certificate` as `last_commit` if it is the committed certificate plus
+        valid precommits of the set that signed the last block (late precommits)."""
+        with self._lock:
+            s = self.state
+            if self.last_commit is not None and grows(
+                s.chain_id, s.last_validators, self.last_commit, certificate
+            ):
+                self.last_commit = certificate
 
     # --- transactions -------------------------------------------------------------------------
     def submit(self, raw: bytes, signature_verified: bool = False) -> Rejection | None:

@@ -8,8 +8,9 @@ blob store, mempool, evidence pool; a restarted node reopens it from disk (repla
 snapshot), with an empty mempool and evidence pool, as a real restart would. The genesis gives the
 validators the schedule's stakes, funds the standby nodes, registers a few FL clients and opens FL
 rounds (never closed in a run: no aggregation happens), with slashing tuned for short runs: a
-validator absent from all of the last 8 certificates is jailed for 2 blocks (certificates hold the
-first quorum a proposer saw, so a slow honest validator is often missing from one).
+validator absent from all of the last 8 certificates is jailed for 2 blocks (late precommits are
+collected for a while after each decision, but a validator cut off before GST is rightly missing,
+and a Byzantine proposer may leave anyone out).
 
 The workload, fed to every live honest node as clients would, exercises validator-set changes:
 honest validators add stake or unstake part of it (the adversary kept below 1/3 of the power),

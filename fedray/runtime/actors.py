@@ -122,6 +122,7 @@ class RunActors:
             "timeout_propose_s": c.timeout_propose_s,
             "timeout_vote_s": c.timeout_vote_s,
             "timeout_delta_s": c.timeout_delta_s,
+            "timeout_commit_s": c.timeout_commit_s,
             "block_interval_s": c.block_interval_s,
             "aggregation_threads": self.cfg.runtime.aggregation_threads,
         }

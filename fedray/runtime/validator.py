@@ -80,6 +80,7 @@ class NodeSettings:
     timeout_propose_s: float = 1.0  # round timeouts; each grows by the delta per round
     timeout_vote_s: float = 0.5
     timeout_delta_s: float = 0.5
+    timeout_commit_s: float = 0.1  # round 0's proposer waits this long at most for late precommits
     block_interval_s: float = 0.05  # pause before an empty block; 0: propose at once
     aggregation_threads: int = 1
     gossip_s: float = 0.5  # period of the progress check (resend, catch-up)
@@ -89,18 +90,23 @@ class NodeSettings:
     lock_wait_s: float = 30.0  # wait this long for a previous process to release the directory
 
     def __post_init__(self) -> None:
-        if self.timeout_propose_s <= self.block_interval_s:
+        if self.timeout_propose_s <= self.block_interval_s + self.timeout_commit_s:
             raise ConfigError(
-                "timeout_propose_s must exceed block_interval_s, or peers prevote "
-                "nil while the proposer waits"
+                "timeout_propose_s must exceed block_interval_s + timeout_commit_s, or peers "
+                "prevote nil while the proposer waits"
             )
 
     def timeouts(self) -> TimeoutConfig:
-        p, v, d = (
+        p, v, d, c = (
             int(1000 * x)
-            for x in (self.timeout_propose_s, self.timeout_vote_s, self.timeout_delta_s)
+            for x in (
+                self.timeout_propose_s,
+                self.timeout_vote_s,
+                self.timeout_delta_s,
+                self.timeout_commit_s,
+            )
         )
-        return TimeoutConfig(p, d, v, d, v, d)
+        return TimeoutConfig(p, d, v, d, v, d, commit_ms=c)
 
 
 class _ShellDriver(Driver):

@@ -31,7 +31,7 @@ KEYS = [key_from_seed(f"consensus-test/{i}".encode()) for i in range(4)]
 KEY_OF = {k.public_key: k for k in KEYS}
 VALIDATORS = ValidatorSet(tuple(sorted((k.public_key, 10) for k in KEYS)))
 SCHEDULE = ProposerSchedule.genesis(VALIDATORS)
-TIMEOUTS = TimeoutConfig(100, 10, 50, 20, 60, 30)
+TIMEOUTS = TimeoutConfig(100, 10, 50, 20, 60, 30, commit_ms=40)
 
 
 def proposer_key(round_: int, schedule: ProposerSchedule = SCHEDULE) -> PrivateKey:
