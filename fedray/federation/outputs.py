@@ -81,10 +81,7 @@ def write_outputs(
 
     from fedray.federation.evaluate import Evaluator
 
-    pq.write_table(pa.Table.from_pylist(rows), run_dir / "metrics.parquet")
-    (run_dir / "summary.json").write_text(
-        json.dumps(jsonable(summary), indent=2, sort_keys=True) + "\n"
-    )
+    write_metrics(run_dir, rows, summary)
     save_file(
         Evaluator(fed).as_float(final_model),
         str(run_dir / "model.safetensors"),
@@ -99,6 +96,14 @@ def write_outputs(
             set(summary.get("attackers", [])),
             fed.cfg.chain.client_balance,
         )
+
+
+def write_metrics(run_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """metrics.parquet (one row per round) and summary.json: what a run's tables are read from."""
+    pq.write_table(pa.Table.from_pylist(rows), run_dir / "metrics.parquet")
+    (run_dir / "summary.json").write_text(
+        json.dumps(jsonable(summary), indent=2, sort_keys=True) + "\n"
+    )
 
 
 def plot_accuracy(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:

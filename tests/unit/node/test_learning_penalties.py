@@ -1,5 +1,5 @@
-"""Learning evidence on the in-process federation: contribution flags, rewards, k-of-w slashing,
-free riding, copies and replays; and the exact integer tests behind the flags."""
+"""Learning evidence on the in-process federation: contribution flags, contributions, rewards, k-of-w
+slashing, free riding, copies and replays; and the exact integer tests behind the flags."""
 
 from __future__ import annotations
 
@@ -14,17 +14,19 @@ from fedray.aggregation.base import ClientDelta
 from fedray.config import load_config
 from fedray.core.contracts.economy import account_total, supply_identity
 from fedray.core.precompiles import (
+    EVIDENCE,
     FLAG_COS_LOW,
     FLAG_NEAR_COPY,
     FLAG_NORM,
+    FLAG_OPPOSED,
     FLAG_UNCORRELATED,
     FLAG_ZERO,
-    SUSPICIOUS,
+    FREE_RIDING,
+    WITHHOLD,
+    FlagParams,
 )
 from fedray.federation.inprocess import InProcessFederation
-from fedray.node.scoring import agreement, cos_above, cos_below, score_updates
-
-DEFAULT_FLAGS = (0, 10_000, 100_000, 500, 9_990)
+from fedray.node.scoring import agreement, at_noise_level, cos_above, cos_below, score_updates
 
 
 @given(st.integers(-(10**12), 10**12), st.integers(1, 10**24), st.integers(-10_000, 10_000))
@@ -36,14 +38,22 @@ def test_exact_cosine_tests_match_real_arithmetic(dot: int, sq: int, bps: int) -
     assert abs(agreement(dot, sq) - max(-1.0, min(1.0, cos)) * 65536) <= 1.0001
 
 
-def test_flags_on_constructed_updates() -> None:
+@given(st.integers(-(10**12), 10**12), st.integers(1, 10**24), st.integers(1, 10**7))
+def test_exact_noise_level_test_matches_real_arithmetic(dot: int, sq: int, dims: int) -> None:
+    level = abs(dot) / math.sqrt(sq) * math.sqrt(dims)
+    if abs(level - 4.0) > 1e-6:
+        assert at_noise_level(dot, sq, dims, 40_000) == (level < 4.0)
+
+
+def test_flags_and_contributions_on_constructed_updates() -> None:
     rng = np.random.default_rng(0)
-    signal = rng.integers(-1000, 1000, 400).astype(np.int32)
-    honest = [signal + rng.integers(-300, 300, 400).astype(np.int32) for _ in range(6)]
-    noise = rng.integers(-1000, 1000, 400).astype(np.int32)
+    p = 2_000  # noise shows |cos| about 1/sqrt(p) = 0.022 with any fixed vector
+    signal = rng.integers(-1000, 1000, p).astype(np.int32)
+    honest = [signal + rng.integers(-600, 600, p).astype(np.int32) for _ in range(6)]
+    noise = rng.integers(-1000, 1000, p).astype(np.int32)
     updates = honest + [
-        -honest[0],
-        np.zeros(400, np.int32),
+        -3 * honest[0],  # sign flip: against the aggregate and long
+        np.zeros(p, np.int32),
         noise,
         20 * honest[1],
         honest[2] + 1,
@@ -51,15 +61,22 @@ def test_flags_on_constructed_updates() -> None:
     ]
     ups = [ClientDelta(bytes([i]) * 32, {"w": u}, 10) for i, u in enumerate(updates)]
     mean = np.mean(np.stack(honest), axis=0).round().astype(np.int32)
-    scored = score_updates(ups, {"w": mean}, [False] * len(ups), DEFAULT_FLAGS)
-    flags = [f for f, _ in scored]
-    assert all(f & SUSPICIOUS in (0, FLAG_NEAR_COPY) for f in flags[:2])
-    assert flags[6] & FLAG_COS_LOW  # sign flipped
+    weights = [10_000] * len(ups)
+    scored = score_updates(ups, {"w": mean}, weights, [False] * len(ups), FlagParams())
+    flags = [s.flags for s in scored]
+    assert flags[0] & WITHHOLD == 0 and flags[1] & WITHHOLD == FLAG_NEAR_COPY  # 9 is 20 x 1
+    assert flags[6] & FLAG_OPPOSED and flags[6] & FLAG_COS_LOW  # sign flipped
     assert flags[7] == FLAG_ZERO
-    assert flags[8] & FLAG_UNCORRELATED  # pure noise
-    assert flags[9] & FLAG_NORM  # boosted 20x
+    assert flags[8] & FLAG_UNCORRELATED and not flags[8] & EVIDENCE  # pure noise
+    assert flags[9] & FLAG_NORM and not flags[9] & FLAG_OPPOSED  # boosted 20x, right direction
     assert flags[10] & FLAG_NEAR_COPY and flags[11] & FLAG_NEAR_COPY and flags[2] & FLAG_NEAR_COPY
-    assert scored[0][1] > 0 > scored[6][1]
+    assert scored[0].agreement > 0 > scored[6].agreement
+    # contribution = weight <x, A> / |A|^2 (2**-16 units), floored, for every update
+    a = mean.astype(np.float64)
+    for s, u, w in zip(scored, updates, weights, strict=True):
+        exact = w * float(u.astype(np.float64) @ a) / float(a @ a)
+        assert math.floor(exact) - 1 <= s.contribution <= math.floor(exact) + 1
+    assert scored[9].contribution > 10 * scored[1].contribution > 0 > scored[6].contribution
 
 
 def run(tmp_path: Path, overrides: list[str], rounds: int = 3) -> InProcessFederation:
@@ -125,8 +142,12 @@ def test_colluding_copies_and_replays(tmp_path: Path) -> None:
     assert set(penalties_by_kind(net)["replayed_payload"]) == attackers
 
 
-def test_clean_run_never_penalizes(tmp_path: Path) -> None:
-    net = run(tmp_path, ["data=dirichlet"], rounds=4)
+def test_clean_skewed_run_never_penalizes_and_pays_everyone(tmp_path: Path) -> None:
+    net = run(tmp_path, ["data=dirichlet", "data.alpha=0.1"], rounds=4)
     assert not net.state.section("penalties")
-    flags = [v.flags for r in net.state.section("rounds").results for v in r.verdicts]
-    assert sum(1 for f in flags if f & SUSPICIOUS) <= len(flags) // 10
+    verdicts = [v for r in net.state.section("rounds").results for v in r.verdicts]
+    assert not any(v.flags & (EVIDENCE | FREE_RIDING) for v in verdicts)
+    start = net.genesis.state()
+    for i in range(10):
+        key = net.fed.client_key(i).public_key
+        assert net.state.account(key).balance > start.account(key).balance
