@@ -43,7 +43,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from fedray.config import RunConfig, load_config, to_yaml, validate  # noqa: E402
-from fedray.core.precompiles import EVIDENCE, FREE_RIDING  # noqa: E402
+from fedray.core.precompiles import (  # noqa: E402
+    EVIDENCE,
+    FLAG_NORM,
+    FLAG_OPPOSED,
+    FREE_RIDING,
+    WITHHOLD,
+)
 from fedray.federation.evaluate import Evaluator  # noqa: E402
 from fedray.federation.inprocess import InProcessFederation  # noqa: E402
 from fedray.federation.metrics import RoundContext, RoundTiming, round_row  # noqa: E402
@@ -260,12 +266,15 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
     start = s["attack_start_round"]
     w = s["flag_window"]
     honest_updates = [u for u in s["updates"] if u["client"] not in attackers]
-    windows = {}  # most evidence flags any honest client had within w consecutive rounds
-    for i in honest:
-        marks = sorted(
-            u["round"] for u in honest_updates if u["client"] == i and u["flags"] & EVIDENCE
-        )
-        windows[i] = max((sum(1 for b in marks if a <= b < a + w) for a in marks), default=0)
+
+    def most_in_window(mask: int) -> int:
+        """The most rounds with a `mask` flag any honest client had within w consecutive rounds."""
+        best = 0
+        for i in honest:
+            marks = [u["round"] for u in honest_updates if u["client"] == i and u["flags"] & mask]
+            best = max([best, *(sum(1 for b in marks if a <= b < a + w) for a in marks)])
+        return best
+
     attacker_updates = [u for u in s["updates"] if u["client"] in attackers]
     return {
         "cell": s["cell"],
@@ -283,7 +292,12 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
         "honest_updates": len(honest_updates),
         "honest_evidence": sum(1 for u in honest_updates if u["flags"] & EVIDENCE),
         "honest_free_riding": sum(1 for u in honest_updates if u["flags"] & FREE_RIDING),
-        "honest_max_window": max(windows.values(), default=0),
+        "honest_max_window": most_in_window(EVIDENCE),
+        "honest_long_or_opposed": sum(
+            1 for u in honest_updates if u["flags"] & (FLAG_NORM | FLAG_OPPOSED)
+        ),
+        "honest_opposed_window": most_in_window(FLAG_OPPOSED),
+        "honest_withheld": sum(1 for u in honest_updates if u["flags"] & WITHHOLD),
         "attacker_updates": len(attacker_updates),
         "attacker_flagged": sum(
             1 for u in attacker_updates if u["flags"] & (EVIDENCE | FREE_RIDING)

@@ -237,8 +237,8 @@ def flag_table(records: Sequence[dict[str, Any]]) -> tuple[str, list[str]]:
     parts = _parts(records)
     groups = _group(records, "dataset", "partition")
     lines = [
-        "| data | partition | honest updates | with evidence flags | free-riding flags | most evidence flags in 5 rounds | max norm / median | max norm / allowance (flag > 8) | min max-abs-cos x sqrt(P) (flag < 4) | max cos to another (flag > 0.999) | max opposed score (flag > 1) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | partition | honest updates | evidence flags (near copies) | free-riding flags | rewards withheld (long or opposed) | most opposed flags of one client in 5 rounds | max norm / median | max norm / allowance (withheld > 4) | min max-abs-cos x sqrt(P) (free riding < 4) | max cos to another (near copy > 0.999) | max opposed score (withheld > 1) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     bounds = []
     for ds in sorted({k[0] for k in groups}):
@@ -251,7 +251,8 @@ def flag_table(records: Sequence[dict[str, Any]]) -> tuple[str, list[str]]:
             fr = sum(r["honest_free_riding"] for r in g)
             m = [r["honest_margins"] for r in g if r["honest_margins"]]
             lines.append(
-                f"| {ds} | {p} | {n} | {ev} | {fr} | {max(r['honest_max_window'] for r in g)} | "
+                f"| {ds} | {p} | {n} | {ev} | {fr} | {sum(r['honest_withheld'] for r in g)} | "
+                f"{max(r['honest_opposed_window'] for r in g)} | "
                 f"{max(x['max_norm_ratio'] for x in m):.2f} | {max(x['max_norm_excess'] for x in m):.2f} | "
                 f"{min(x['min_noise_z'] for x in m):.1f} | "
                 f"{max(x['max_copy_cos'] for x in m):.3f} | {max(x['max_opposed'] for x in m):.2f} |"

@@ -11,10 +11,13 @@ sqrt(max(1, n_i / median n)) (n the declared sample counts: a client with more d
 steps and legitimately sends a longer update; on MNIST-5k at Dirichlet alpha 0.1 the clients with
 3x the median data sent updates 3-5x the median norm in every round):
 - agreement: cos(x_i, A) in 2**-16 units;
-- contribution: w_i <x_i, A> / |A|^2 (2**-16 units, floored): the part of the round's step that
-  x_i supplied, measured along the step. Removing w_i x_i from the step shortens it along its own
-  direction by exactly this much (leave-one-out on the aggregate with the rule's weights held), and
-  in the linear game v(S) = <sum_{i in S} w_i x_i, A> / |A|^2 the Shapley value equals it;
+- contribution: w_i <x_i, A> / |A|^2 x min(1, L_i / |x_i|) (2**-16 units, floored), L_i the
+  round's median norm x sqrt(max(1, n_i / median n)): the part of the round's step that x_i
+  supplied, measured along the step, counting the update as no longer than its declared data
+  allows (so inflating an update earns nothing). Removing w_i x_i from the step shortens it along
+  its own direction by w_i <x_i, A> / |A|^2 (leave-one-out on the aggregate with the rule's
+  weights held), and in the linear game v(S) = <sum_{i in S} c_i, A> / |A|^2 over the counted
+  terms c_i the Shapley value of i is its own term;
 - flags (`fedray.core.precompiles.FLAG_*`, thresholds in `FlagParams`): zero; noise (every
   |cos(x_i, x_j)| below z / sqrt(P), the level independent noise shows in P dimensions); near copy
   (cos above `copy` with another update: payloads are private until the round closes); long
@@ -133,7 +136,11 @@ def score_updates(
         agree, contribution = 0, 0
         if agg_sq:
             agree = agreement(cross[i], n_i * agg_sq)
-            contribution = weights[i] * cross[i] // agg_sq  # floor: the same on every machine
+            counted = min(
+                ONE, math.isqrt(ONE * ONE * median * max(median_n, samples[i]) // (median_n * n_i))
+            )
+            # floor: the same on every machine
+            contribution = weights[i] * cross[i] * counted // (ONE * agg_sq)
             if cos_below(cross[i], n_i * agg_sq, fp.cos_low):
                 flags |= FLAG_COS_LOW
             if fp.cos_high < BPS and cos_above(cross[i], n_i * agg_sq, fp.cos_high):

@@ -60,7 +60,7 @@ def test_rewards_split_equally_then_by_positive_contribution() -> None:
         verdict(1, contribution=10_000),
         verdict(2, contribution=-5_000, flags=FLAG_COS_LOW),  # points away: equal part only
         verdict(3, weight=0, flags=FLAG_REJECTED, contribution=0),  # the rule dropped it
-        verdict(4, contribution=50_000, flags=FLAG_NORM),  # evidence withholds everything
+        verdict(4, contribution=50_000, flags=FLAG_NORM),  # far too long: nothing this round
         verdict(5, contribution=0, flags=FLAG_ZERO),
     ]
     reward_clients(journal, result(0, verdicts), CTX)
@@ -79,28 +79,33 @@ def test_no_positive_contribution_mints_only_the_equal_part() -> None:
 
 
 def test_statistical_signals_alone_never_take_stake() -> None:
-    """An honest client with rare labels points away from the aggregate in most rounds and is
-    dropped by the rule in some: that costs it rewards, never stake."""
+    """Pointing away from the aggregate, being dropped by the rule, being long, or long and
+    opposed: honest clients do all of it (rare labels, data the model keeps forgetting). It costs
+    them rewards, never stake."""
     journal = Journal(GENESIS.state())
-    for r in range(20):
-        flags = FLAG_COS_LOW | (FLAG_REJECTED if r % 2 else 0)
-        judge_round(journal, result(r, [verdict(0, weight=0 if r % 2 else 1, flags=flags)]), CTX)
+    signals = [FLAG_COS_LOW, FLAG_REJECTED | FLAG_COS_LOW, FLAG_NORM, FLAG_OPPOSED | FLAG_COS_LOW]
+    for r in range(40):
+        flags = signals[r % 4]
+        judge_round(
+            journal, result(r, [verdict(0, weight=0 if r % 4 == 1 else 1, flags=flags)]), CTX
+        )
     assert not journal.section("penalties")
 
 
 def test_evidence_in_k_of_w_rounds_slashes_and_jails_once() -> None:
     journal = Journal(GENESIS.state())
     stake = journal.account_or_empty(CLIENTS[0]).stake
-    pattern = [FLAG_OPPOSED, 0, 0, 0, FLAG_NORM, 0, FLAG_NEAR_COPY]  # never 3 in 5 rounds
+    copy = FLAG_NEAR_COPY
+    pattern = [copy, 0, 0, 0, copy, 0, copy | FLAG_OPPOSED]  # never 3 in 5 rounds
     for r, flags in enumerate(pattern):
         judge_round(journal, result(r, [verdict(0, flags=flags)]), CTX)
     assert not journal.section("penalties")
-    judge_round(journal, result(7, [verdict(0, flags=FLAG_OPPOSED)]), CTX)  # rounds 3..7 hold 3
+    judge_round(journal, result(7, [verdict(0, flags=copy)]), CTX)  # rounds 3..7 hold 3
     (record,) = journal.section("penalties").values()
     assert record.kind == "flagged_updates" and record.offender == CLIENTS[0]
     assert record.jailed_until == CTX.height + PARAMS.flagged_jail_blocks
     assert journal.account_or_empty(CLIENTS[0]).stake == stake - stake * 1_000 // 10_000
-    judge_round(journal, result(8, [verdict(0, flags=FLAG_OPPOSED)]), CTX)  # evidence was spent
+    judge_round(journal, result(8, [verdict(0, flags=copy)]), CTX)  # the evidence was spent
     assert len(journal.section("penalties")) == 1
 
 

@@ -71,12 +71,35 @@ def test_flags_and_contributions_on_constructed_updates() -> None:
     assert flags[9] & FLAG_NORM and not flags[9] & FLAG_OPPOSED  # boosted 20x, right direction
     assert flags[10] & FLAG_NEAR_COPY and flags[11] & FLAG_NEAR_COPY and flags[2] & FLAG_NEAR_COPY
     assert scored[0].agreement > 0 > scored[6].agreement
-    # contribution = weight <x, A> / |A|^2 (2**-16 units), floored, for every update
+    # contribution = weight <x, A> / |A|^2 x min(1, median norm / |x|) (all declared the same
+    # data), 2**-16 units, floored: boosting an update earns nothing
     a = mean.astype(np.float64)
-    for s, u, w in zip(scored, updates, weights, strict=True):
-        exact = w * float(u.astype(np.float64) @ a) / float(a @ a)
-        assert math.floor(exact) - 1 <= s.contribution <= math.floor(exact) + 1
-    assert scored[9].contribution > 10 * scored[1].contribution > 0 > scored[6].contribution
+    norms = [float(np.linalg.norm(u.astype(np.float64))) for u in updates]
+    median = sorted(norms)[(len(norms) - 1) // 2]
+    for s, u, w, n in zip(scored, updates, weights, norms, strict=True):
+        exact = w * float(u.astype(np.float64) @ a) / float(a @ a) * min(1.0, median / max(n, 1e-9))
+        assert math.floor(exact) - 2 <= s.contribution <= math.floor(exact) + 2
+    assert scored[9].contribution <= 1.05 * scored[1].contribution
+    assert min(s.contribution for s in scored[:6]) > 0 > scored[6].contribution
+
+
+def test_long_means_longer_than_the_declared_data_allows() -> None:
+    """A client declaring 4x the median data may send an update 2x longer before it counts as long
+    (and loses the round's reward); one declaring the median may not."""
+    rng = np.random.default_rng(1)
+    signal = rng.integers(-1000, 1000, 500).astype(np.int32)
+    honest = [signal + rng.integers(-300, 300, 500).astype(np.int32) for _ in range(6)]
+    big = 6 * honest[0]  # 6x the median norm: over 4x, under 4 x sqrt(4) = 8x
+    mean = np.mean(np.stack(honest), axis=0).round().astype(np.int32)
+
+    def flags(declared: int) -> int:
+        ups = [ClientDelta(bytes([i]) * 32, {"w": u}, 100) for i, u in enumerate(honest[1:])]
+        ups.append(ClientDelta(b"\xff" * 32, {"w": big}, declared))
+        scored = score_updates(ups, {"w": mean}, [1] * len(ups), [False] * len(ups), FlagParams())
+        return scored[-1].flags
+
+    assert flags(100) & FLAG_NORM
+    assert not flags(400) & FLAG_NORM
 
 
 def run(tmp_path: Path, overrides: list[str], rounds: int = 3) -> InProcessFederation:
@@ -95,25 +118,30 @@ def penalties_by_kind(net: InProcessFederation) -> dict[str, list[bytes]]:
     return out
 
 
-def test_sign_flip_attackers_flagged_slashed_once_and_unrewarded(tmp_path: Path) -> None:
+def test_sign_flip_attackers_lose_rewards_not_stake(tmp_path: Path) -> None:
+    """Sign flipping is seen per round (long updates against the aggregate) but honest clients
+    can look the same, so it costs the round's reward and no stake."""
     net = run(tmp_path, ["attack=sign_flip", "attack.fraction=0.2"], rounds=4)
     attackers = {net.fed.client_key(i).public_key for i in net.fed.attackers()}
     honest = {net.fed.client_key(i).public_key for i in range(10)} - attackers
-    slashed = penalties_by_kind(net)
-    assert sorted(slashed) == ["flagged_updates"] and set(slashed["flagged_updates"]) == attackers
-    assert len(slashed["flagged_updates"]) == len(attackers)  # exactly once each
+    assert not net.state.section("penalties")
     start = net.genesis.state()
-    for key in honest:
-        assert net.state.account(key).balance > start.account(key).balance  # rewards beat fees
+    earned = {
+        k: net.state.account(k).balance - start.account(k).balance for k in attackers | honest
+    }
+    assert min(earned[k] for k in honest) > max(earned[k] for k in attackers)
     for key in attackers:
-        acct = net.state.account(key)
-        assert acct.jailed_until > 0 and acct.stake < start.account(key).stake
-        assert acct.balance == start.account(key).balance  # updates pay no fee; never a reward
+        assert net.state.account(key).stake == start.account(key).stake
+    flags = [
+        v.flags
+        for r in net.state.section("rounds").results
+        for u, v in zip(r.updates, r.verdicts, strict=True)
+        if u.client in attackers
+    ]
+    assert sum(1 for f in flags if f & WITHHOLD) >= 0.75 * len(flags)  # long and opposed
     supply = account_total(net.genesis.state().accounts.accounts.values())
     exists, booked = supply_identity(net.state, supply)
     assert exists == booked
-    # Jailed attackers are no longer selected.
-    assert not attackers & set(net.state.section("rounds").results[-1].selected)
 
 
 def test_free_riders_penalized_every_round(tmp_path: Path) -> None:
