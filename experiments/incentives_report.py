@@ -237,7 +237,7 @@ def flag_table(records: Sequence[dict[str, Any]]) -> tuple[str, list[str]]:
     parts = _parts(records)
     groups = _group(records, "dataset", "partition")
     lines = [
-        "| data | partition | honest updates | evidence flags (near copies) | free-riding flags | rewards withheld (long or opposed) | most opposed flags of one client in 5 rounds | max norm / median | max norm / allowance (withheld > 4) | min max-abs-cos x sqrt(P) (free riding < 4) | max cos to another (near copy > 0.999) | max opposed score (withheld > 1) |",
+        "| data | partition | honest updates | evidence flags (noise level or near copy) | zero updates | rewards withheld (long or opposed) | most opposed flags of one client in 5 rounds | max norm / median | max norm / allowance (withheld > 4) | min max-abs-cos x sqrt(P) (evidence < 4) | max cos to another (evidence > 0.999) | max opposed score (withheld > 1) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     bounds = []
@@ -259,9 +259,7 @@ def flag_table(records: Sequence[dict[str, Any]]) -> tuple[str, list[str]]:
             )
             pu = upper_bound(ev, n)
             life = LIFETIME_ROUNDS * math.comb(W, K) * pu**K
-            bounds.append(
-                f"| {ds} | {p} | {ev} / {n} | {pu:.2e} | {min(1.0, life):.1e} | {min(1.0, LIFETIME_ROUNDS * upper_bound(fr, n)):.2f} |"
-            )
+            bounds.append(f"| {ds} | {p} | {ev} / {n} | {pu:.2e} | {min(1.0, life):.1e} |")
     return "\n".join(lines), bounds
 
 
@@ -422,18 +420,20 @@ def write_report(records: Sequence[dict[str, Any]], out: Path, meta: dict[str, A
         "## How close honest updates came to each flag",
         "",
         "Every honest update of every run with the default rule (attacked runs included). Evidence",
-        "flags count toward slashing (k = 3 of w = 5 rounds); free-riding flags are penalized at once.",
+        "flags count toward slashing (k = 3 of w = 5 rounds); zero updates are penalized at once;",
+        "long or opposed updates lose the round's reward. \"Most opposed flags of one client in 5",
+        'rounds" is what a k-of-w test on direction and length would have counted against an honest',
+        "client (3 slashes it).",
         "",
         flags,
         "",
         "False-positive bound over the life of a federation: the per-update rate of evidence flags on",
         "honest updates (95% upper bound), and from it the chance that one honest client reaches 3",
         f"evidence flags within some 5 consecutive rounds in {LIFETIME_ROUNDS} rounds, by the union",
-        "bound over windows, treating rounds as independent; and the chance of one free-riding",
-        f"penalty in {LIFETIME_ROUNDS} rounds.",
+        "bound over windows, treating rounds as independent.",
         "",
-        "| data | partition | evidence / honest updates | per-update rate, 95% upper bound | honest client slashed in 1,000 rounds, at most | free-riding penalty in 1,000 rounds, at most |",
-        "|---|---|---|---|---|---|",
+        "| data | partition | evidence / honest updates | per-update rate, 95% upper bound | honest client slashed in 1,000 rounds, at most |",
+        "|---|---|---|---|---|",
         *bounds,
         "",
     ]

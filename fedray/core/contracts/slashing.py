@@ -8,16 +8,15 @@ Consensus
   jail `downtime_jail_blocks`; the proof is the digest of its signing window.
 
 Learning (read from the verdicts of each closed round)
-- free riding (a zero update, or one that shares nothing with any other update beyond what
-  independent noise would: provable from the round's payloads) -> no reward (incentives) and a
+- free riding (an all-zero update: no training at all, provable) -> no reward (incentives) and a
   `freeride_penalty_bps` penalty, each round it happens;
-- flagged updates (statistical evidence, `EVIDENCE`: far longer than the round's median, long and
-  against the aggregate, or a near copy of another update) in `flag_threshold` of the client's last
-  `flag_window` rounds -> burn `slash_flagged_bps` and jail `flagged_jail_blocks`. Other signals
-  (pointing away from the aggregate, being rejected by the rule) only lower or withhold the round's
-  reward: honest clients with rare labels produce them every few rounds. How often honest updates
-  carried evidence flags was measured over every label skew, and with it the chance that the k-of-w
-  test ever fires on an honest client in 1,000 rounds (docs/incentives.md);
+- flagged updates (statistical evidence, `EVIDENCE`: an update at the noise level with every other
+  update of the round, or a near copy of another) in `flag_threshold` of the client's last
+  `flag_window` rounds -> burn `slash_flagged_bps` and jail `flagged_jail_blocks`. How often honest
+  updates carried these flags was measured under every label skew, and with it the chance that the
+  k-of-w test ever fires on an honest client in 1,000 rounds (docs/incentives.md). Other signals
+  (pointing away from the aggregate, length, being dropped by the rule) only lower or withhold the
+  round's reward: honest clients produce them too;
 - invalid payloads: a `payload_evidence` transaction carrying the client's signed update and its
   signed statement of what it delivered proves either a hash mismatch (it delivered something else)
   or, via the `payload_check` precompile, a malformed payload -> burn `slash_invalid_payload_bps`;

@@ -109,13 +109,18 @@ def test_evidence_in_k_of_w_rounds_slashes_and_jails_once() -> None:
     assert len(journal.section("penalties")) == 1
 
 
-def test_free_riding_is_penalized_every_round_without_jail() -> None:
+def test_zero_updates_are_penalized_every_round_and_noise_in_k_of_w() -> None:
     journal = Journal(GENESIS.state())
-    for r, flags in enumerate([FLAG_ZERO, FLAG_UNCORRELATED]):
-        judge_round(journal, result(r, [verdict(0, flags=flags)]), CTX)
+    for r in range(2):  # a zero update is provable on its own
+        judge_round(journal, result(r, [verdict(0, flags=FLAG_ZERO)]), CTX)
     records = list(journal.section("penalties").values())
     assert [p.kind for p in records] == ["free_riding", "free_riding"]
     assert all(p.jailed_until == 0 for p in records)
+    for r in range(3):  # noise is statistical: 3 rounds of it in 5
+        judge_round(journal, result(r, [verdict(0), verdict(1, flags=FLAG_UNCORRELATED)]), CTX)
+        assert len(journal.section("penalties")) == (2 if r < 2 else 3)
+    (noise,) = [p for p in journal.section("penalties").values() if p.offender == CLIENTS[1]]
+    assert noise.kind == "flagged_updates" and noise.jailed_until > 0
     state = journal.finish(height=CTX.height)
     exists, booked = supply_identity(state, SUPPLY)
     assert exists == booked
