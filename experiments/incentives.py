@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="digits, IID and alpha 0.1, 8 rounds")
-    p.add_argument("--out", type=Path, default=Path("docs"), help="where incentives.md goes")
+    p.add_argument("--out", type=Path, help="where incentives.md goes (docs; --quick: runs/quick)")
     p.add_argument(
         "--results", type=Path, help="JSON lines file (default <out>/incentives/results.jsonl)"
     )
@@ -355,6 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args(argv)
+    args.out = args.out or Path("runs/quick" if args.quick else "docs")
     results_path = args.results or args.out / "incentives" / "results.jsonl"
     cells = quick_grid() if args.quick else grid(args)
     done = load_done(results_path)
@@ -380,7 +381,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"({rec['seconds']:.0f} s)",
                     flush=True,
                 )
-    records = [done[c.key] for c in cells if c.key in done]
+    keys = {c.key for c in cells}
+    records = [r for k, r in done.items() if k in keys or args.report_only]
     meta = {"seconds_this_call": round(time.time() - t0), "quick": args.quick}
     write_report(records, args.out, meta)
     print(f"wrote {args.out / 'incentives.md'} ({len(records)} runs)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,7 @@ K, W = 3, 5  # the default flag_threshold and flag_window (Params)
 
 
 def _parts(records: Sequence[dict[str, Any]]) -> list[str]:
-    present = {r["cell"]["partition"] for r in records}
-    return [p for p in PARTITION_ORDER if p in present]
+    return [p for p in PARTITION_ORDER if p in {r["cell"]["partition"] for r in records}]
 
 
 def _group(records: Sequence[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], list[dict]]:
@@ -37,54 +36,37 @@ def _main_runs(records: Sequence[dict[str, Any]], rounds: int) -> list[dict[str,
     return [r for r in records if r["cell"]["rule"] == "default" and r["cell"]["rounds"] == rounds]
 
 
-def honest_table(records: Sequence[dict[str, Any]], attacks: Sequence[str]) -> str:
+def attack_table(
+    records: Sequence[dict[str, Any]],
+    attacks: Sequence[str],
+    cell: Callable[[list[dict[str, Any]]], str],
+) -> str:
+    """One table per data set: attacks x partitions, each cell `cell(runs of that setting)`."""
     parts = _parts(records)
     groups = _group(records, "dataset", "attack", "partition")
     lines = []
     for ds in sorted({r["cell"]["dataset"] for r in records}):
-        lines += [
-            f"**{ds}**\n",
-            "| attack | " + " | ".join(parts) + " |",
-            "|---" * (len(parts) + 1) + "|",
-        ]
+        lines += [f"**{ds}**\n", "| attack | " + " | ".join(parts) + " |"]
+        lines.append("|---" * (len(parts) + 1) + "|")
         for a in attacks:
-            cells = []
-            for p in parts:
-                g = groups.get((ds, a, p), [])
-                honest = sum(len(r["earned"]) - len(r["attackers"]) for r in g)
-                bad = {
-                    (r["cell"]["seed"], i)
-                    for r in g
-                    for i in r["honest_slashed"] + r["honest_jailed"]
-                }
-                cells.append(f"{len(bad)} / {honest}" if g else "-")
-            lines.append(f"| {a} | " + " | ".join(cells) + " |")
+            cells = [cell(groups.get((ds, a, p), [])) for p in parts]
+            if any(c != "-" for c in cells):
+                lines.append(f"| {a} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def caught_table(records: Sequence[dict[str, Any]], attacks: Sequence[str]) -> str:
-    parts = _parts(records)
-    groups = _group(records, "dataset", "attack", "partition")
-    lines = []
-    for ds in sorted({r["cell"]["dataset"] for r in records}):
-        lines += [
-            f"**{ds}**\n",
-            "| attack | " + " | ".join(parts) + " |",
-            "|---" * (len(parts) + 1) + "|",
-        ]
-        for a in attacks:
-            if a == "none":
-                continue
-            cells = []
-            for p in parts:
-                g = groups.get((ds, a, p), [])
-                caught = sum(len(r["caught_in_5"]) for r in g)
-                total = sum(len(r["attackers"]) for r in g)
-                cells.append(f"{caught}/{total} ({100 * caught / total:.0f}%)" if total else "-")
-            lines.append(f"| {a} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
+def honest_cell(g: list[dict[str, Any]]) -> str:
+    """Honest client-runs slashed or jailed / honest client-runs."""
+    honest = sum(len(r["earned"]) - len(r["attackers"]) for r in g)
+    bad = {(r["cell"]["seed"], i) for r in g for i in r["honest_slashed"] + r["honest_jailed"]}
+    return f"{len(bad)} / {honest}" if g else "-"
+
+
+def caught_cell(g: list[dict[str, Any]]) -> str:
+    caught = sum(len(r["caught_in_5"]) for r in g)
+    total = sum(len(r["attackers"]) for r in g)
+    return f"{caught}/{total} ({100 * caught / total:.0f}%)" if total else "-"
 
 
 def earned_ratio(r: dict[str, Any]) -> float | None:
@@ -97,28 +79,10 @@ def earned_ratio(r: dict[str, Any]) -> float | None:
     return float(np.mean(bad) / np.mean(honest))
 
 
-def reward_table(records: Sequence[dict[str, Any]], attacks: Sequence[str]) -> str:
-    parts = _parts(records)
-    groups = _group(records, "dataset", "attack", "partition")
-    lines = []
-    for ds in sorted({r["cell"]["dataset"] for r in records}):
-        lines += [
-            f"**{ds}**\n",
-            "| attack | " + " | ".join(parts) + " |",
-            "|---" * (len(parts) + 1) + "|",
-        ]
-        for a in attacks:
-            if a == "none":
-                continue
-            cells = []
-            for p in parts:
-                ratios = [
-                    x for r in groups.get((ds, a, p), []) if (x := earned_ratio(r)) is not None
-                ]
-                cells.append(f"{max(ratios):.2f}" if ratios else "-")
-            lines.append(f"| {a} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
+def reward_cell(g: list[dict[str, Any]]) -> str:
+    """The largest attacker/honest earnings ratio over the seeds."""
+    ratios = [x for r in g if (x := earned_ratio(r)) is not None]
+    return f"{max(ratios):.2f}" if ratios else "-"
 
 
 def accuracy_table(records: Sequence[dict[str, Any]], rounds: int) -> tuple[str, list[float]]:
@@ -263,92 +227,26 @@ def flag_table(records: Sequence[dict[str, Any]]) -> tuple[str, list[str]]:
     return "\n".join(lines), bounds
 
 
-def plots(
-    records: Sequence[dict[str, Any]], attacks: Sequence[str], rounds: int, out: Path
-) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    names = []
-    main = _main_runs(records, rounds)
-    datasets = sorted({r["cell"]["dataset"] for r in main})
-    parts = _parts(main)
-    groups = _group(main, "dataset", "attack", "partition")
-    rows = [a for a in attacks if a != "none"]
-    if datasets and rows:
-        fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
-        for ax, ds in zip(axes[0], datasets, strict=True):
-            grid = np.full((len(rows), len(parts)), np.nan)
-            for i, a in enumerate(rows):
-                for j, p in enumerate(parts):
-                    g = groups.get((ds, a, p), [])
-                    total = sum(len(r["attackers"]) for r in g)
-                    if total:
-                        grid[i, j] = sum(len(r["caught_in_5"]) for r in g) / total
-            ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
-            ax.set_xticks(range(len(parts)), parts)
-            ax.set_yticks(range(len(rows)), rows)
-            for (i, j), v in np.ndenumerate(grid):
-                if not np.isnan(v):
-                    ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=8)
-            ax.set_title(f"{ds}: attackers slashed within 5 rounds (%)")
-        fig.tight_layout()
-        fig.savefig(out / "caught.png", dpi=110)
-        plt.close(fig)
-        names.append("caught.png")
-    shares = share_rows(records, rounds)
-    if shares:
-        fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
-        for ax, ds in zip(axes[0], datasets, strict=True):
-            for p in parts:
-                g = [r for r in shares if r[0] == ds and r[1] == p]
-                ax.scatter([r[2] for r in g], [r[3] for r in g], s=10, label=p, alpha=0.7)
-            lim = max([r[2] for r in shares] + [r[3] for r in shares])
-            ax.plot([0, lim], [0, lim], color="grey", linewidth=0.8)
-            ax.set_xlabel("data share")
-            ax.set_ylabel("reward share")
-            ax.set_title(f"{ds}: clean runs, every client")
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "reward_vs_data.png", dpi=110)
-        plt.close(fig)
-        names.append("reward_vs_data.png")
-    clean = [r for r in records if r["cell"]["attack"] == "none" and r["cell"]["rounds"] == rounds]
-    if clean:
-        fig, axes = plt.subplots(
-            1, len(datasets), figsize=(5.5 * len(datasets), 3.6), squeeze=False
-        )
-        for ax, ds in zip(axes[0], datasets, strict=True):
-            for rule, style in (("fedavg", "--"), ("default", "-")):
-                for p in parts:
-                    curves = [
-                        r["accuracy"]
-                        for r in clean
-                        if (r["cell"]["dataset"], r["cell"]["partition"], r["cell"]["rule"])
-                        == (ds, p, rule)
-                    ]
-                    if curves:
-                        n = min(len(c) for c in curves)
-                        mean = np.mean([c[:n] for c in curves], axis=0)
-                        ax.plot(range(n), mean, style, label=f"{rule} {p}", linewidth=1)
-            ax.set_xlabel("round")
-            ax.set_ylabel("test accuracy (mean over seeds)")
-            ax.set_title(f"{ds}: no attack")
-            ax.legend(fontsize=6, ncol=2)
-            ax.set_ylim(0.5, 1.0)
-        fig.tight_layout()
-        fig.savefig(out / "accuracy.png", dpi=110)
-        plt.close(fig)
-        names.append("accuracy.png")
-    return names
+def _caught_summary(records: Sequence[dict[str, Any]], attacks: Sequence[str]) -> str:
+    """Which attacks were caught at >= 95% everywhere, and which were not slashed."""
+    rates: dict[str, list[float]] = defaultdict(list)
+    for (a, _p), g in _group(records, "attack", "partition").items():
+        total = sum(len(r["attackers"]) for r in g)
+        if total:
+            rates[a].append(sum(len(r["caught_in_5"]) for r in g) / total)
+    caught = [a for a in attacks if rates.get(a) and min(rates[a]) >= 0.95]
+    missed = [a for a in attacks if rates.get(a) and min(rates[a]) < 0.95]
+    return (
+        f"Caught in at least 95% of cases in every setting: {', '.join(caught) or 'none'}. "
+        f"Below that somewhere: {', '.join(missed) or 'none'} (direction and length are not "
+        "evidence, see economy.md; what these attackers earned is below)."
+    )
 
 
 def write_report(records: Sequence[dict[str, Any]], out: Path, meta: dict[str, Any]) -> None:
     """docs/incentives.md and docs/incentives/*.png from the records."""
     from incentives import ATTACKS
+    from incentives_plots import plots
 
     attacks = [a for a in ATTACKS if any(r["cell"]["attack"] == a for r in records)]
     rounds = max(
@@ -384,10 +282,15 @@ def write_report(records: Sequence[dict[str, Any]], out: Path, meta: dict[str, A
         "",
         f"Honest client-runs slashed or jailed, of all honest client-runs, over every seed. In total: **{honest_bad}**.",
         "",
-        honest_table(main, attacks),
+        attack_table(main, attacks, honest_cell),
         "## Attackers slashed within 5 rounds of the attack's start",
         "",
-        caught_table(main, attacks),
+        "Attackers with a learning penalty (copied, replayed or zero updates, or noise-level updates",
+        "or near copies in 3 of 5 rounds) by round 4, over every seed.",
+        "",
+        attack_table(main, attacks, caught_cell),
+        _caught_summary(main, attacks),
+        "",
         "![caught](incentives/caught.png)" if "caught.png" in images else "",
         "",
         "## What attackers earned",
@@ -395,7 +298,7 @@ def write_report(records: Sequence[dict[str, Any]], out: Path, meta: dict[str, A
         "Mean tokens earned per attacker over the mean per honest client of the same run (the largest",
         "ratio over the seeds; below 1: attackers earned less than honest clients).",
         "",
-        reward_table(main, attacks),
+        attack_table(main, attacks, reward_cell),
         "## Accuracy against clean FedAvg",
         "",
         f"Final test accuracy (%) after {rounds} rounds, seeds 0 / 1 / 2, no attack; the target is the",
