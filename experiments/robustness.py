@@ -8,7 +8,7 @@ aggregation round of `fedray.aggregation.round` (layout checks, the rule, its me
 saturating add to the int32 global model) keyed by the update transactions' hashes, as the
 precompile keys them. What it leaves out, on purpose: the chain's selection (every client is
 selected every round, as in the default `fedray run`) and slashing (attackers stay in, so the table
-measures the rule alone; `experiments/slashing.py` measures the chain's penalties).
+measures the rule alone; `experiments/incentives.py` measures the chain's rewards and penalties).
 
 It writes a Markdown table, a JSON file and a PNG heatmap of final test accuracy, plus the
 centralized baseline (same model, optimizer and epoch budget = rounds x local epochs).
@@ -41,6 +41,11 @@ from fedray.federation.evaluate import Evaluator
 from fedray.federation.plan import Federation
 from fedray.storage.tensors import tensors_digest
 
+_DF_EVERY = {
+    "inner": "centered_clipping",
+    "inner_config": {"radius": 1.0},
+    "direction_norm_ratio": 0.0,
+}
 # Rules as (strategy name, params). f = 20% of 20 clients = 4 for the rules that need it.
 RULES: dict[str, tuple[str, dict[str, Any]]] = {
     "fedavg": ("fedavg", {}),
@@ -52,10 +57,22 @@ RULES: dict[str, tuple[str, dict[str, Any]]] = {
     "cc_r0.5": ("centered_clipping", {"radius": 0.5, "iterations": 1, "momentum": 0.0}),
     "bucket_cc": ("bucketing", {"s": 2, "inner": "centered_clipping"}),
     "bucket_median": ("bucketing", {"s": 2, "inner": "median"}),
-    "df_cc": ("direction_filter", {"inner": "centered_clipping", "norm_ratio": 0.0}),
-    "dfn_cc": ("direction_filter", {"inner": "centered_clipping", "norm_ratio": 3.0}),
+    # direction filter on every update against the median (direction_norm_ratio 0), over cc r 1
+    "df_cc": ("direction_filter", {**_DF_EVERY, "norm_ratio": 0.0}),
+    "dfn_cc": ("direction_filter", {**_DF_EVERY, "norm_ratio": 3.0}),
+    # the default since issue 19: only long updates against the median (over 3x its norm), any
+    # update over 10x, then cc at radius 2 (dfn_cc starved rare labels at Dirichlet alpha 0.1)
+    "df3_cc_r2": (
+        "direction_filter",
+        {
+            "inner": "centered_clipping",
+            "inner_config": {"radius": 2.0},
+            "norm_ratio": 10.0,
+            "direction_norm_ratio": 3.0,
+        },
+    ),
 }
-DEFAULT_RULE = "dfn_cc"  # what `fedray run` uses (conf/strategy/direction_filter.yaml)
+DEFAULT_RULE = "df3_cc_r2"  # what `fedray run` uses (conf/strategy/direction_filter.yaml)
 # Attack variants as (attack name, params). Strengths: f/n = 0.2, so a plain mean reverses for
 # sign-flip scale or IPM epsilon > (n - f) / f = 4; both use 10 so the FedAvg control collapses.
 ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {

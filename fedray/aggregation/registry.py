@@ -17,7 +17,11 @@ from typing import Any
 from fedray.aggregation.base import Strategy, StrategyConfigError
 from fedray.aggregation.bucketing import Bucketing, BucketingConfig
 from fedray.aggregation.centered_clipping import CenteredClipping, CenteredClippingConfig
-from fedray.aggregation.direction_filter import DirectionFilter, DirectionFilterConfig
+from fedray.aggregation.direction_filter import (
+    INNER_DEFAULTS,
+    DirectionFilter,
+    DirectionFilterConfig,
+)
 from fedray.aggregation.fedavg import FedAvg, FedAvgConfig
 from fedray.aggregation.krum import Krum, KrumConfig, MultiKrum, MultiKrumConfig
 from fedray.aggregation.median import Median, MedianConfig
@@ -81,7 +85,10 @@ def make_config(name: str, config: Mapping[str, Any] | object | None = None) -> 
             f"{name}: config must be a mapping or {cls.__name__}, got {type(config).__name__}"
         )
     if isinstance(cfg, BucketingConfig | DirectionFilterConfig):  # freeze the whole tree
-        cfg = dataclasses.replace(cfg, inner_config=make_config(cfg.inner, cfg.inner_config))
+        inner = cfg.inner_config
+        if inner is None and isinstance(cfg, DirectionFilterConfig):
+            inner = INNER_DEFAULTS.get(cfg.inner)
+        cfg = dataclasses.replace(cfg, inner_config=make_config(cfg.inner, inner))
     return cfg
 
 

@@ -101,18 +101,21 @@ class Params(Encodable):
     downtime_min_signed_bps: int = 5_000
     downtime_jail_blocks: int = 100
     flag_window: int = 5  # w: a client's last w rounds ...
-    flag_threshold: int = 3  # k: ... of which k flagged -> slash and jail
+    flag_threshold: int = 3  # k: ... of which k carry evidence (near copies) -> slash and jail
     slash_flagged_bps: int = 1_000
     flagged_jail_blocks: int = 200
     slash_invalid_payload_bps: int = 1_000
     slash_copy_bps: int = 1_000
     freeride_penalty_bps: int = 200
-    # Contribution flags computed by the aggregation precompile (fixed point, basis points).
+    # Contribution flags computed by the aggregation precompile (basis points; see
+    # `precompiles.FlagParams`, and docs/incentives.md for what honest updates were measured to do).
     flag_cos_low_bps: int = 0  # cosine to the robust aggregate below this
     flag_cos_high_bps: int = 10_000  # ... or above this (10000: off)
-    flag_norm_ratio_bps: int = 100_000  # norm above r x the round's median norm
-    flag_uncorrelated_bps: int = 500  # largest |cosine| with any other update below this
-    flag_copy_bps: int = 9_990  # cosine with an earlier update of the round above this
+    flag_norm_ratio_bps: int = 40_000  # norm above r x the median (x sqrt of the data ratio)
+    flag_noise_z_bps: int = 40_000  # every |cosine| with the others below z / sqrt(parameters)
+    flag_copy_bps: int = 9_990  # cosine with another update of the round above this
+    flag_opposed_cos_bps: int = 2_000  # cosine to the aggregate below minus this ...
+    flag_opposed_norm_bps: int = 20_000  # ... and norm above this x the median (as above)
     # Governance (contracts/governance.py).
     gov_min_deposit: int = 10_000
     gov_deposit_period: int = 50

@@ -127,14 +127,18 @@ class InProcessFederation:
 
     def run_round(self, tamper: Tamper | None = None, max_blocks: int = 1000) -> RoundReport:
         """Train the open round and produce blocks until it closes."""
-        rs = self.state.section("rounds")
         report = self.train_round(tamper)
+        self.close_round(report.round, max_blocks)
+        return report
+
+    def close_round(self, round_: int, max_blocks: int = 1000) -> None:
+        """Produce blocks until round `round_` has closed."""
         for _ in range(max_blocks):
+            if self.state.section("rounds").round > round_:
+                return
             self.block()
-            now = self.state.section("rounds")
-            if now.round > rs.round:
-                return report
-        raise RunError(f"round {rs.round} did not close in {max_blocks} blocks")
+        if self.state.section("rounds").round <= round_:
+            raise RunError(f"round {round_} did not close in {max_blocks} blocks")
 
     def close(self) -> None:
         for app in self.apps:

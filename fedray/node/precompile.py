@@ -116,13 +116,24 @@ class BlobAggregation:
         scores = score_updates(
             updates,
             result.delta,
+            [v.weight for v in ordered],
             [v.rejected for v in ordered],
             request.flag_params,
             self.threads,
         )
         verdicts = tuple(
-            UpdateVerdict(v.key, v.accepted, v.clipped, v.rejected, v.weight, v.score, flags, agree)
-            for v, (flags, agree) in zip(ordered, scores, strict=True)
+            UpdateVerdict(
+                v.key,
+                v.accepted,
+                v.clipped,
+                v.rejected,
+                v.weight,
+                v.score,
+                s.flags,
+                s.agreement,
+                s.contribution,
+            )
+            for v, s in zip(ordered, scores, strict=True)
         )
         self.seconds += time.perf_counter() - start
         return AggregationOutcome(global_hash, state_hash, verdicts)

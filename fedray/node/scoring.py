@@ -1,20 +1,39 @@
-"""Contribution flags and agreement of each update, from exact integer geometry.
+"""Contribution flags, agreement and contribution of each update, from exact integer geometry.
 
 After a round is aggregated, each update is compared with the aggregate and with the other updates
 of the round. Every quantity is an exact integer (dot products and squared norms of int32 fixed
 point from `fedray.aggregation.dots`), and every threshold test is an integer inequality on squares,
-so all validators set the same flags. The flags (`fedray.core.precompiles.FLAG_*`) follow what was
-measured during design (docs/economy.md): per-round "worst f/n" or "was clipped" flags hit 19-95% of
-honest clients, while this combination, held over k of the last w rounds by the slashing contract,
-separated attackers from honest clients over short runs (docs/slashing.md has the current figures).
+so all validators set the same flags and compute the same contributions.
 
-Deliberately ignored: anything stateful across rounds (the slashing contract keeps the history).
+Per update i, with x_i its delta, A the round's aggregate delta, w_i the weight the rule gave it
+(2**-16 units), and "longer than r" meaning |x_i| > r x the round's median norm x
+sqrt(max(1, n_i / median n)) (n the declared sample counts: a client with more data takes more SGD
+steps and legitimately sends a longer update; on MNIST-5k at Dirichlet alpha 0.1 the clients with
+3x the median data sent updates 3-5x the median norm in every round):
+- agreement: cos(x_i, A) in 2**-16 units;
+- contribution: w_i <x_i, A> / |A|^2 x min(1, L_i / |x_i|) (2**-16 units, floored), L_i the
+  round's median norm x sqrt(max(1, n_i / median n)): the part of the round's step that x_i
+  supplied, measured along the step, counting the update as no longer than its declared data
+  allows (so inflating an update earns nothing). Removing w_i x_i from the step shortens it along
+  its own direction by w_i <x_i, A> / |A|^2 (leave-one-out on the aggregate with the rule's
+  weights held), and in the linear game v(S) = <sum_{i in S} c_i, A> / |A|^2 over the counted
+  terms c_i the Shapley value of i is its own term;
+- flags (`fedray.core.precompiles.FLAG_*`, thresholds in `FlagParams`): zero; noise (every
+  |cos(x_i, x_j)| below z / sqrt(P), the level independent noise shows in P dimensions); near copy
+  (cos above `copy` with another update: payloads are private until the round closes); long
+  (longer than `norm_ratio`); opposed (cos to A below -`opposed_cos` and longer than
+  `opposed_norm`); cosine to A below or above the reward thresholds; rejected by the rule.
+
+What each flag may cost a client is the contracts' decision (incentives, slashing), made on what
+honest updates were measured to do (docs/incentives.md). Deliberately ignored: anything stateful
+across rounds (the slashing contract keeps each client's history).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,13 +45,24 @@ from fedray.core.precompiles import (
     FLAG_COS_LOW,
     FLAG_NEAR_COPY,
     FLAG_NORM,
+    FLAG_OPPOSED,
     FLAG_REJECTED,
     FLAG_UNCORRELATED,
     FLAG_ZERO,
+    FlagParams,
 )
 
 BPS = 10_000
 ONE = 1 << 16
+
+
+@dataclass(frozen=True)
+class UpdateScore:
+    """What the precompile records about one update besides the rule's verdict."""
+
+    flags: int
+    agreement: int  # cos(x, A), 2**-16 units
+    contribution: int  # w <x, A> / |A|^2, 2**-16 units
 
 
 def cos_below(dot: int, sq_norms: int, bps: int) -> bool:
@@ -64,50 +94,71 @@ def agreement(dot: int, sq_norms: int) -> int:
     return min(ONE, magnitude) if dot >= 0 else -min(ONE, magnitude)
 
 
+def at_noise_level(dot: int, sq_norms: int, dims: int, z_bps: int) -> bool:
+    """|dot| / sqrt(sq_norms) < (z_bps / 10000) / sqrt(dims), exactly."""
+    return (BPS * dot) ** 2 * dims < z_bps * z_bps * sq_norms
+
+
 def score_updates(
     updates: Sequence[ClientDelta],
     delta: dict[str, np.ndarray],
+    weights: Sequence[int],
     rejected: Sequence[bool],
-    flag_params: tuple[int, int, int, int, int],
+    flag_params: FlagParams,
     threads: int = 1,
-) -> list[tuple[int, int]]:
-    """(flags, agreement) per update, in the given order of `updates` (sorted by key)."""
-    cos_low, cos_high, norm_ratio, uncorrelated, copy = flag_params
+) -> list[UpdateScore]:
+    """One `UpdateScore` per update, in the given order of `updates` (sorted by key); `weights`
+    and `rejected` are the rule's verdicts in the same order."""
+    fp = flag_params
     batch = make_batch(updates)
     gram = exact_gram(batch, threads)
     agg = [np.ascontiguousarray(delta[name], dtype=np.int32).reshape(-1) for name in batch.names]
     cross = [row[0] for row in exact_cross(batch, [agg], threads)]
     agg_sq = vector_sqnorm(agg)
+    dims = sum(int(np.prod(shape)) for shape in batch.shapes)
     k = len(updates)
     norms = [gram[i][i] for i in range(k)]
     median = sorted(norms)[(k - 1) // 2]  # lower median of squared norms (monotone in the norm)
+    samples = [u.n_samples for u in updates]
+    median_n = sorted(samples)[(k - 1) // 2]
+
+    def longer(i: int, ratio_bps: int) -> bool:
+        # |x|^2 BPS^2 m_n > r^2 m max(m_n, n_i): exact in integers (m_n >= 1: counts are positive)
+        return norms[i] * BPS * BPS * median_n > ratio_bps**2 * median * max(median_n, samples[i])
+
     out = []
     for i in range(k):
         flags = FLAG_REJECTED if rejected[i] else 0
         n_i = norms[i]
         if n_i == 0:
-            out.append((flags | FLAG_ZERO, 0))
+            out.append(UpdateScore(flags | FLAG_ZERO, 0, 0))
             continue
-        agree = agreement(cross[i], n_i * agg_sq) if agg_sq else 0
+        agree, contribution = 0, 0
         if agg_sq:
-            if cos_below(cross[i], n_i * agg_sq, cos_low):
+            agree = agreement(cross[i], n_i * agg_sq)
+            counted = min(
+                ONE, math.isqrt(ONE * ONE * median * max(median_n, samples[i]) // (median_n * n_i))
+            )
+            # floor: the same on every machine
+            contribution = weights[i] * cross[i] * counted // (ONE * agg_sq)
+            if cos_below(cross[i], n_i * agg_sq, fp.cos_low):
                 flags |= FLAG_COS_LOW
-            if cos_high < BPS and cos_above(cross[i], n_i * agg_sq, cos_high):
+            if fp.cos_high < BPS and cos_above(cross[i], n_i * agg_sq, fp.cos_high):
                 flags |= FLAG_COS_HIGH
-        # norm above r x the median (on squares: n * BPS^2 > r^2 * median). Only the upper side:
-        # an honest client with a small shard takes fewer SGD steps and sends a short update
-        # (measured on Dirichlet(0.5): 1/3 of the median flagged such clients), while too-short
-        # updates that carry nothing are caught as zero or uncorrelated.
-        if median and n_i * BPS * BPS > norm_ratio**2 * median:
+            if cos_below(cross[i], n_i * agg_sq, -fp.opposed_cos) and longer(i, fp.opposed_norm):
+                flags |= FLAG_OPPOSED
+        # Only the upper side of the norm: an honest client with a small shard takes fewer SGD
+        # steps and sends a short update, while updates that carry nothing are zero or noise.
+        if longer(i, fp.norm_ratio):
             flags |= FLAG_NORM
         others = [j for j in range(k) if j != i and norms[j]]
         if others and all(
-            not cos_above(abs(gram[i][j]), n_i * norms[j], uncorrelated) for j in others
+            at_noise_level(gram[i][j], n_i * norms[j], dims, fp.noise_z) for j in others
         ):
             flags |= FLAG_UNCORRELATED
         # Payloads are private until the round closes: near-identical updates of one round mean
         # collusion, and every member of such a pair is flagged.
-        if any(cos_above(gram[i][j], n_i * norms[j], copy) for j in others):
+        if any(cos_above(gram[i][j], n_i * norms[j], fp.copy) for j in others):
             flags |= FLAG_NEAR_COPY
-        out.append((flags, agree))
+        out.append(UpdateScore(flags, agree, contribution))
     return out

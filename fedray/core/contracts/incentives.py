@@ -1,16 +1,17 @@
 """Rewards: what clients earn per round and validators per block, minted by the chain.
 
-Clients. When a round closes, `reward_pool` new tokens go to the round's *contributing* updates:
-accepted by the robust rule, carrying no suspicious flag, and agreeing positively with the
-aggregate. `reward_participation_bps` of the pool is split equally among them, the rest in
-proportion to the *contribution score*
-    score = weight x agreement   (both in 2**-16 units from the aggregation precompile).
-`weight` is the share the robust rule gave the update (its clip factor for centered clipping, its
-selection for Krum); `agreement` is its cosine to the round's aggregate. Why this and not samples:
-the sample count is the client's unverifiable claim, so paying for it pays for lying; weight x
-agreement pays for what the robust rule actually used and for pointing where the federation went,
-and is 0 for free riders (no direction) and attackers (flagged or opposed). Shares are rounded down;
-the remainder is simply not minted.
+Clients. When a round closes, up to `reward_pool` new tokens go to the round's *eligible* updates:
+accepted by the robust rule and carrying no flag in `WITHHOLD` (free riding, evidence of an attack,
+the suspicious-closeness flag when enabled). `reward_participation_bps` of the pool is split
+equally among them; the rest in proportion to their positive *contribution*
+    contribution = weight x <update, aggregate> / |aggregate|^2   (2**-16 units, from the precompile)
+the part of the round's step each update supplied: its leave-one-out value on the aggregate with
+the rule's weights held, which is also its Shapley value in the linear game of the step. An update
+that points away from the step contributes nothing positive and earns only the equal part; longer
+updates (more local data, more SGD steps) supply more of the step and earn more, up to what the
+robust rule let through (clipping caps the weighted length). Why not pay by the sample count: it is
+the client's own unverifiable claim, so paying for it pays for lying. Shares are rounded down; what
+rounding or a round without positive contributions leaves is simply not minted.
 
 Validators. Every block mints `block_reward` tokens split by voting power among the validators that
 signed its `last_commit` (the precommits for the previous block): reward = block_reward x power /
@@ -26,30 +27,28 @@ from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import mint
 from fedray.core.contracts.rounds import RoundResult
 from fedray.core.journal import Journal
-from fedray.core.precompiles import SUSPICIOUS, UpdateVerdict
+from fedray.core.precompiles import WITHHOLD, UpdateVerdict
 
 
-def contribution(verdict: UpdateVerdict) -> int:
-    """An update's contribution score (0 when it earns nothing)."""
-    if not verdict.accepted or verdict.flags & SUSPICIOUS or verdict.agreement <= 0:
-        return 0
-    return verdict.weight * verdict.agreement
+def eligible(verdict: UpdateVerdict) -> bool:
+    """Whether an update earns anything this round."""
+    return verdict.accepted and not verdict.flags & WITHHOLD
 
 
 def reward_clients(journal: Journal, result: RoundResult, ctx: ExecContext) -> None:
-    scores = {
-        u.client: s
+    paid = [
+        (u.client, max(0, v.contribution))
         for u, v in zip(result.updates, result.verdicts, strict=True)
-        if (s := contribution(v)) > 0
-    }
-    if not scores:
+        if eligible(v)
+    ]
+    if not paid:
         return
     p = journal.params
-    equal_part = p.reward_pool * p.reward_participation_bps // 10_000 // len(scores)
-    by_score = p.reward_pool - equal_part * len(scores)
-    total = sum(scores.values())
-    for client in sorted(scores):
-        mint(journal, client, equal_part + by_score * scores[client] // total)
+    equal_part = p.reward_pool * p.reward_participation_bps // 10_000 // len(paid)
+    by_contribution = p.reward_pool - equal_part * len(paid)
+    total = sum(c for _, c in paid)
+    for client, c in sorted(paid):
+        mint(journal, client, equal_part + (by_contribution * c // total if total else 0))
 
 
 def reward_validators(journal: Journal, ctx: ExecContext) -> None:

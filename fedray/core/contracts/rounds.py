@@ -33,6 +33,7 @@ from fedray.core.precompiles import (
     AggregationOutcome,
     AggregationPrecompile,
     AggregationRequest,
+    FlagParams,
     UpdateVerdict,
 )
 from fedray.core.sections import SectionSpec, register_section
@@ -346,12 +347,14 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> RoundResult:
             rs.global_hash,
             rs.strategy_state_hash,
             tuple((u.tx_hash, u.payload_hash, u.n_samples) for u in updates),
-            (
+            FlagParams(
                 params.flag_cos_low_bps,
                 params.flag_cos_high_bps,
                 params.flag_norm_ratio_bps,
-                params.flag_uncorrelated_bps,
+                params.flag_noise_z_bps,
                 params.flag_copy_bps,
+                params.flag_opposed_cos_bps,
+                params.flag_opposed_norm_bps,
             ),
         )
         outcome = precompile.aggregate(request)

@@ -8,10 +8,15 @@ Consensus
   jail `downtime_jail_blocks`; the proof is the digest of its signing window.
 
 Learning (read from the verdicts of each closed round)
-- flagged updates: a client whose updates carried a suspicious flag in `flag_threshold` of its last
-  `flag_window` rounds -> burn `slash_flagged_bps` and jail `flagged_jail_blocks`;
-- free riding (a zero update, or one uncorrelated with everyone: noise added to the global model)
-  -> no reward (incentives) and a `freeride_penalty_bps` penalty, each round it happens;
+- free riding (an all-zero update: no training at all, provable) -> no reward (incentives) and a
+  `freeride_penalty_bps` penalty, each round it happens;
+- flagged updates (statistical evidence, `EVIDENCE`: an update at the noise level with every other
+  update of the round, or a near copy of another) in `flag_threshold` of the client's last
+  `flag_window` rounds -> burn `slash_flagged_bps` and jail `flagged_jail_blocks`. How often honest
+  updates carried these flags was measured under every label skew, and with it the chance that the
+  k-of-w test ever fires on an honest client in 1,000 rounds (docs/incentives.md). Other signals
+  (pointing away from the aggregate, length, being dropped by the rule) only lower or withhold the
+  round's reward: honest clients produce them too;
 - invalid payloads: a `payload_evidence` transaction carrying the client's signed update and its
   signed statement of what it delivered proves either a hash mismatch (it delivered something else)
   or, via the `payload_check` precompile, a malformed payload -> burn `slash_invalid_payload_bps`;
@@ -36,7 +41,7 @@ from fedray.core.crypto import DOMAIN_PAYLOAD, verify
 from fedray.core.encoding import DIGEST_SIZE, digest, encode, hash_value
 from fedray.core.evidence import EvidenceRecord
 from fedray.core.journal import Journal
-from fedray.core.precompiles import FREE_RIDING, PAYLOAD_CHECK, SUSPICIOUS
+from fedray.core.precompiles import EVIDENCE, FREE_RIDING, PAYLOAD_CHECK
 from fedray.core.sections import SectionSpec, register_section
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import FedrayError, FieldTypeError, PayloadError, TxError
@@ -177,8 +182,8 @@ def judge_round(journal: Journal, result: RoundResult, ctx: ExecContext) -> None
             )
         entry = (result.round, flags, update.payload_hash)
         recent = (*history.get(client, ()), entry)[-p.flag_window :]
-        flagged = [e for e in recent if e[1] & SUSPICIOUS]
-        if len(flagged) >= p.flag_threshold:  # rule: flagged in k of the last w rounds
+        flagged = [e for e in recent if e[1] & EVIDENCE]
+        if len(flagged) >= p.flag_threshold:  # rule: evidence in k of the last w rounds
             penalize(
                 journal,
                 key=hash_value(["flagged_updates", client, result.round]),

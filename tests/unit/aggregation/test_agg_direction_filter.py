@@ -20,7 +20,8 @@ def test_drops_updates_against_the_median(upd: Callable[..., ClientDelta]) -> No
     flipped = upd("bad", [-100, -200, -50])
     orthogonal = upd("zero", [0, 0, 0])
     rule = make_strategy(
-        "direction_filter", {"inner": "fedavg", "inner_config": {"weighted": False}}
+        "direction_filter",
+        {"inner": "fedavg", "inner_config": {"weighted": False}, "direction_norm_ratio": 0.0},
     )
     result = rule.aggregate([*honest, flipped, orthogonal])
     assert verdicts(result) == {**{u.key: False for u in honest}, b"bad": True, b"zero": True}
@@ -43,10 +44,37 @@ def test_norm_ratio_drops_long_updates(upd: Callable[..., ClientDelta]) -> None:
 
 def test_keeps_everything_when_too_few_would_remain(upd: Callable[..., ClientDelta]) -> None:
     ups = [upd("a", [5, 5]), upd("b", [-4, -4]), upd("c", [-3, -3])]  # median (-3, -3)
-    two = make_strategy("direction_filter", {"inner": "fedavg", "min_keep": 2})
+    every = {"inner": "fedavg", "direction_norm_ratio": 0.0}
+    two = make_strategy("direction_filter", {**every, "min_keep": 2})
     assert verdicts(two.aggregate(ups)) == {b"a": True, b"b": False, b"c": False}
-    three = make_strategy("direction_filter", {"inner": "fedavg", "min_keep": 3})
+    three = make_strategy("direction_filter", {**every, "min_keep": 3})
     assert not any(verdicts(three.aggregate(ups)).values())  # two would remain: none dropped
+
+
+def test_only_long_updates_against_the_median_are_dropped_by_default(
+    upd: Callable[..., ClientDelta],
+) -> None:
+    """An honest client with rare labels may point against the median; it is dropped only when it
+    is also longer than direction_norm_ratio (3) x the median norm, as sign flips and IPM are."""
+    honest = [upd(f"h{i}", [10 + i, 20 - i, 5]) for i in range(5)]
+    rare = upd("rare", [-12, -18, 4])  # against the median, of honest length
+    flipped = upd("bad", [-80, -160, -40])  # against the median, about 8x longer
+    rule = make_strategy("direction_filter", {"inner": "fedavg"})
+    assert verdicts(rule.aggregate([*honest, rare, flipped])) == {
+        **{u.key: False for u in honest},
+        b"rare": False,
+        b"bad": True,
+    }
+    off = make_strategy("direction_filter", {"inner": "fedavg", "direction": False})
+    assert not any(verdicts(off.aggregate([*honest, rare, flipped])).values())
+
+
+def test_default_config_is_the_default_rule() -> None:
+    rule = make_strategy("direction_filter")
+    cfg = rule.config  # type: ignore[attr-defined]
+    assert (cfg.norm_ratio, cfg.direction, cfg.direction_norm_ratio) == (10.0, True, 3.0)
+    assert cfg.inner == "centered_clipping" and cfg.inner_config.radius == 2.0
+    assert make_strategy("direction_filter", {"inner": "median"}).inner.config is not None  # type: ignore[attr-defined]
 
 
 def test_config_errors() -> None:
@@ -54,5 +82,7 @@ def test_config_errors() -> None:
         make_strategy("direction_filter", {"inner": "kurm"})
     with pytest.raises(StrategyConfigError):
         make_strategy("direction_filter", {"norm_ratio": -1.0})
+    with pytest.raises(StrategyConfigError):
+        make_strategy("direction_filter", {"direction_norm_ratio": -1.0})
     with pytest.raises(StrategyConfigError):
         make_strategy("direction_filter", {"inner": "median", "inner_config": {"beta": 0.1}})

@@ -66,3 +66,12 @@ def test_main_writes_table_json_and_heatmap_and_replots(rb, tmp_path):
     (tmp_path / "table.md").unlink()
     rb.main(["--replot", "--out", str(tmp_path)])
     assert (tmp_path / "table.md").read_text() == table
+
+
+def test_the_default_rule_row_is_what_fedray_run_uses(rb):
+    from fedray.aggregation.registry import make_config
+    from fedray.config import load_config
+
+    cfg = load_config(None, [])
+    name, params = rb.RULES[rb.DEFAULT_RULE]
+    assert make_config(name, params) == make_config(cfg.strategy.name, cfg.strategy.params)
