@@ -6,7 +6,7 @@ power. Each row measures the colluders' share of the selected clients over many 
   (a) honest     the opening block's proposer is honest: the draw follows its VRF output.
   (b) grinding   a Byzantine proposer tries `--attempts` blocks per opening, varying time and
                  content; each is judged by the real header rule (`beacon.check_randomness`) and
-                 drawn by the real selection (`rounds.selection_seed`, `rounds.select_clients`),
+                 drawn by the real selection (`selection.selection_seed`, `selection.select_clients`),
                  and it proposes the best.
   (b0)           the same grinding against the previous rule (seed = the block hash), for scale.
   (c) withhold   f of 3f+1 validators collude (consecutive in the proposer rotation, the worst
@@ -36,7 +36,8 @@ from fedray.consensus.proposer import ProposerSchedule
 from fedray.core.beacon import Beacon, check_randomness, prove_next
 from fedray.core.block import Header, make_block, tx_root
 from fedray.core.contracts.accounts import Transfer
-from fedray.core.contracts.rounds import genesis_rounds, select_clients, selection_seed
+from fedray.core.contracts.rounds import genesis_rounds
+from fedray.core.contracts.selection import select_clients, selection_seed
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.devchain import dev_genesis
 from fedray.core.encoding import digest, hash_value

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from fedray.config_files import explain, load_yaml, one_line
+from fedray.config_files import explain, is_group_pick, load_yaml, merge_override, one_line
 from fedray.errors import ConfigError
-
-GROUPS = ("strategy", "attack", "data")
 
 MODEL_TRAINING: dict[str, tuple[int, float]] = {
     # model: (local epochs, learning rate) with SGD momentum 0.9 and batch 16. Chosen so that the
@@ -191,57 +188,6 @@ class RunConfig:
     baseline: bool = True  # also train the centralized baseline (same model, epoch budget)
 
 
-def conf_dir() -> Path:
-    """Where YAML presets and groups live: $FEDRAY_CONF_DIR, ./conf, or the source tree's conf/."""
-    env = os.environ.get("FEDRAY_CONF_DIR")
-    if env:
-        return Path(env)
-    local = Path.cwd() / "conf"
-    if (local / "default.yaml").exists():
-        return local
-    return Path(__file__).resolve().parent.parent / "conf"
-
-
-def _split(item: str) -> tuple[str, str]:
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not key=value")
-    key, value = item.split("=", 1)
-    return key, value
-
-
-def _is_group_pick(item: str) -> bool:
-    key, value = _split(item)
-    return key in GROUPS and "." not in value
-
-
-def _merge_override(cfg: DictConfig, item: str) -> DictConfig:
-    key, value = _split(item)
-    if key in GROUPS and not _is_group_pick(item):
-        stem = Path(value).stem
-        raise ConfigError(
-            f"override {item!r}: pick a {key} file by name ({key}={stem}) or set one key "
-            f"({key}.name=...)"
-        )
-    if _is_group_pick(item):
-        group_file = conf_dir() / key / f"{value}.yaml"
-        if group_file.exists():
-            content = load_yaml(group_file)
-            if key in ("strategy", "attack"):
-                # A rule's params belong to that rule: the group replaces the node (defaults of
-                # its dataclass, then the file) instead of merging into the previous rule's params.
-                node = OmegaConf.merge(
-                    OmegaConf.structured(type(getattr(RunConfig(), key))), content
-                )
-                data = OmegaConf.to_container(cfg)
-                assert isinstance(data, dict)
-                data[key] = OmegaConf.to_container(node)
-                return OmegaConf.merge(OmegaConf.structured(RunConfig), data)  # type: ignore[return-value]
-            return OmegaConf.merge(cfg, {key: content})  # type: ignore[return-value]
-        # A bare name without a group file sets the group's name (e.g. attack=none).
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}.name={value}"]))  # type: ignore[return-value]
-    return OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))  # type: ignore[return-value]
-
-
 def with_model_defaults(cfg: RunConfig) -> RunConfig:
     """`cfg` with unset training settings taken from its model's defaults (`MODEL_TRAINING`)."""
     t = cfg.training
@@ -259,14 +205,14 @@ def load_config(
 ) -> RunConfig:
     """The run config: defaults, then the YAML at `path`, then `overrides` (key=value): group
     picks first, then single keys, each set in command-line order."""
-    ordered = [i for i in overrides if _is_group_pick(i)]
-    ordered += [i for i in overrides if not _is_group_pick(i)]
+    ordered = [i for i in overrides if is_group_pick(i)]
+    ordered += [i for i in overrides if not is_group_pick(i)]
     try:
         cfg: DictConfig = OmegaConf.structured(RunConfig)
         if path is not None:
             cfg = OmegaConf.merge(cfg, load_yaml(Path(path)))  # type: ignore[assignment]
         for item in ordered:
-            cfg = _merge_override(cfg, item)
+            cfg = merge_override(cfg, item, RunConfig)
         run = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         raise explain(exc, RunConfig()) from None

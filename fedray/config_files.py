@@ -3,13 +3,15 @@
 `load_yaml` turns every way a file can be unreadable (missing, not UTF-8, YAML that does not parse,
 a list or a value where a mapping belongs) into one line naming the file, and the line and column
 where YAML has one. `explain` turns an OmegaConf merge error into one line naming the key and, for
-an unknown key, the closest valid ones. `fedray.config` owns the schema and the merge order.
+an unknown key, the closest valid ones. `merge_override` merges one command-line override (a group file by name, or one key);
+`fedray.config` owns the schema and the merge order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from fedray.errors import ConfigError
+
+GROUPS = ("strategy", "attack", "data")  # config groups: conf/<group>/<name>.yaml
 
 
 def one_line(text: object) -> str:
@@ -77,3 +81,56 @@ def load_yaml(path: Path) -> DictConfig:
     if not isinstance(node, DictConfig):
         raise ConfigError(f"config file {path} must hold a mapping of keys, not a list or a value")
     return node
+
+
+def conf_dir() -> Path:
+    """Where YAML presets and groups live: $FEDRAY_CONF_DIR, ./conf, or the source tree's conf/."""
+    env = os.environ.get("FEDRAY_CONF_DIR")
+    if env:
+        return Path(env)
+    local = Path.cwd() / "conf"
+    if (local / "default.yaml").exists():
+        return local
+    return Path(__file__).resolve().parent.parent / "conf"
+
+
+def split_override(item: str) -> tuple[str, str]:
+    """`key=value` as (key, value); anything else is a `ConfigError`."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key=value")
+    key, value = item.split("=", 1)
+    return key, value
+
+
+def is_group_pick(item: str) -> bool:
+    """Whether `item` picks a group's file by name (`strategy=krum`), not one key."""
+    key, value = split_override(item)
+    return key in GROUPS and "." not in value
+
+
+def merge_override(cfg: DictConfig, item: str, schema: type) -> DictConfig:
+    """`cfg` with one override merged: a group pick (`strategy=krum`) merges that group's file,
+    a key=value sets one key. `schema` is the run config's dataclass."""
+    key, value = split_override(item)
+    if key in GROUPS and not is_group_pick(item):
+        stem = Path(value).stem
+        raise ConfigError(
+            f"override {item!r}: pick a {key} file by name ({key}={stem}) or set one key "
+            f"({key}.name=...)"
+        )
+    if is_group_pick(item):
+        group_file = conf_dir() / key / f"{value}.yaml"
+        if group_file.exists():
+            content = load_yaml(group_file)
+            if key in ("strategy", "attack"):
+                # A rule's params belong to that rule: the group replaces the node (defaults of
+                # its dataclass, then the file) instead of merging into the previous rule's params.
+                node = OmegaConf.merge(OmegaConf.structured(type(getattr(schema(), key))), content)
+                data = OmegaConf.to_container(cfg)
+                assert isinstance(data, dict)
+                data[key] = OmegaConf.to_container(node)
+                return OmegaConf.merge(OmegaConf.structured(schema), data)  # type: ignore[return-value]
+            return OmegaConf.merge(cfg, {key: content})  # type: ignore[return-value]
+        # A bare name without a group file sets the group's name (e.g. attack=none).
+        return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}.name={value}"]))  # type: ignore[return-value]
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))  # type: ignore[return-value]

@@ -89,12 +89,13 @@ def test_chain_verify_recompute_and_identical_blocks(clean_run: RunResult) -> No
 def test_a_slow_client_pool_changes_no_global_model_hash(
     clean_run: RunResult, tmp_path: Path
 ) -> None:
-    # The pool sleeps 8 s before each round: on a 0.2 s block interval the preset's 20-block
-    # deadline passes long before it delivers, so a block-count deadline would cut it.
-    cfg = load_config(MINIMAL, [f"output_dir={tmp_path}", "faults.slow_pool_s=8"])
-    slow = run(cfg)
+    # The pool sleeps 8 s before each round: with a 4-block deadline (blocks take 0.2 s plus
+    # the commit pause and consensus), the deadline in blocks passes long before it delivers, so
+    # a block-count deadline would cut it.
+    overrides = [f"output_dir={tmp_path}", "faults.slow_pool_s=8", "chain.round_deadline_blocks=4"]
+    slow = run(load_config(MINIMAL, overrides))
     assert hashes(slow) == hashes(clean_run)
-    assert all(r["closed_at"] - r["opened_at"] > 20 for r in slow.rows)  # it waited
+    assert all(r["closed_at"] - r["opened_at"] > 4 for r in slow.rows)  # it waited
     assert [r["close_reason"] for r in slow.rows] == ["quota", "quota"]
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, replace
 
 from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import penalize
-from fedray.core.encoding import DIGEST_SIZE, digest, hash_value
+from fedray.core.contracts.selection import eligible_clients, select_clients, selection_seed
+from fedray.core.encoding import DIGEST_SIZE, hash_value
 from fedray.core.journal import Journal
 from fedray.core.precompiles import (
     AGGREGATION,
@@ -37,7 +38,6 @@ from fedray.core.precompiles import (
     UpdateVerdict,
 )
 from fedray.core.sections import SectionSpec, register_section
-from fedray.core.state import Account
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import BlockError, PayloadError, TxError
 
@@ -272,38 +272,6 @@ SKIP = register_kind(KindSpec("skip", Skip, UPDATE_BASE_GAS, apply_skip, fee_exe
 
 
 # --- opening and closing ----------------------------------------------------------------------
-def eligible_clients(journal: Journal) -> list[bytes]:
-    """Registered, staked, free clients, now and before this block: the proposer knows its VRF
-    output before it builds the block, so a client it registers in that block (a sybil key
-    ground to rank first under that output) must not take part in the draw."""
-    params = journal.params
-
-    def eligible(acct: Account | None) -> bool:
-        return (
-            acct is not None
-            and acct.is_client
-            and not acct.jailed
-            and acct.stake >= params.min_stake_client
-        )
-
-    return sorted(
-        key
-        for key, acct in journal.all_accounts().items()
-        if eligible(acct) and eligible(journal.base.account(key))
-    )
-
-
-def select_clients(candidates: list[bytes], k: int, seed: bytes) -> tuple[bytes, ...]:
-    """The k candidates with the smallest H(seed || key): a uniform sample fixed by the seed."""
-    ranked = sorted(candidates, key=lambda key: digest(seed + key))
-    return tuple(sorted(ranked[:k]))
-
-
-def selection_seed(randomness: bytes, round_: int) -> bytes:
-    """The seed of round `round_`'s draw, from the opening block's VRF output."""
-    return hash_value(["fedray/select", randomness, round_])
-
-
 def open_round(journal: Journal, ctx: ExecContext) -> None:
     rs: RoundsState = journal.section("rounds")
     params = journal.params

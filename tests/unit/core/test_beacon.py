@@ -9,7 +9,8 @@ from fedray.core import vrf
 from fedray.core.beacon import prove_next, vrf_input
 from fedray.core.block import Block, make_block
 from fedray.core.contracts.accounts import Register, Stake, Transfer
-from fedray.core.contracts.rounds import genesis_rounds, select_clients, selection_seed
+from fedray.core.contracts.rounds import genesis_rounds
+from fedray.core.contracts.selection import select_clients, selection_seed
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.devchain import DevChain, dev_genesis
 from fedray.core.encoding import digest, hash_value

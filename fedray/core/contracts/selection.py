@@ -1,0 +1,41 @@
+"""Who takes part in a round: the eligible clients (registered, staked, free, before this block
+too) and the draw among them, fixed by a seed from the opening block's VRF output (`beacon.py`).
+Opening and closing rounds is `rounds.py`'s; how the randomness is made is `beacon.py`'s."""
+
+from __future__ import annotations
+
+from fedray.core.encoding import digest, hash_value
+from fedray.core.journal import Journal
+from fedray.core.state import Account
+
+
+def eligible_clients(journal: Journal) -> list[bytes]:
+    """Registered, staked, free clients, now and before this block: the proposer knows its VRF
+    output before it builds the block, so a client it registers in that block (a sybil key
+    ground to rank first under that output) must not take part in the draw."""
+    params = journal.params
+
+    def eligible(acct: Account | None) -> bool:
+        return (
+            acct is not None
+            and acct.is_client
+            and not acct.jailed
+            and acct.stake >= params.min_stake_client
+        )
+
+    return sorted(
+        key
+        for key, acct in journal.all_accounts().items()
+        if eligible(acct) and eligible(journal.base.account(key))
+    )
+
+
+def select_clients(candidates: list[bytes], k: int, seed: bytes) -> tuple[bytes, ...]:
+    """The k candidates with the smallest H(seed || key): a uniform sample fixed by the seed."""
+    ranked = sorted(candidates, key=lambda key: digest(seed + key))
+    return tuple(sorted(ranked[:k]))
+
+
+def selection_seed(randomness: bytes, round_: int) -> bytes:
+    """The seed of round `round_`'s draw, from the opening block's VRF output."""
+    return hash_value(["fedray/select", randomness, round_])
