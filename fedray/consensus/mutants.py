@@ -42,13 +42,16 @@ from fedray.core.block import PREVOTE, Block
 
 def scenarios(validators: int, byzantine: int) -> tuple[tuple[str, SimConfig], ...]:
     """The rotation for one size: the adversary with any behaviour, playing the split attacks,
-    silent; no adversary but more crashes; one twin."""
+    silent, proposing invalid blocks (a broken validity check decides them only when such a
+    block is proposed, rare among the random behaviours); no adversary but more crashes; one
+    twin."""
     base = SimConfig(validators, byzantine, heights=3 if validators < 7 else 2, max_gst_ms=6000)
     tag = f"{validators}v"
     return (
         (f"{tag}/{byzantine}byz", base),
         (f"{tag}/split", replace(base, behaviours=("split",))),
         (f"{tag}/silent", replace(base, behaviours=("silent",))),
+        (f"{tag}/invalid", replace(base, behaviours=("invalid_block",))),
         (f"{tag}/crashes", replace(base, byzantine=0, max_crashes=3, max_gst_ms=3000)),
         (f"{tag}/1twin", replace(base, byzantine=0, twins=1, max_gst_ms=3000)),
     )
