@@ -12,8 +12,10 @@ One node directory holds everything a validator needs to restart:
 
 Proposals are checked by executing them (`apply_block` on the committed state) after making sure
 every update payload they reference is pinned here (data availability) and, given a clock, that
-their time is close to it (`timeliness.py`); the resulting state is kept so `finalize_block` does
-not execute twice. A node proposes only for keys it holds (`keys`): the block carries the
+their time is close to it (`timeliness.py`); the resulting state is kept (by block hash) so
+`finalize_block` reuses it when the decided block is the one checked, as ABCI++'s FinalizeBlock
+does, and executes only a block it never checked (catch-up, restart). A proposer executes its own
+block once, when building it, and keeps that result the same way. A node proposes only for keys it holds (`keys`): the block carries the
 proposer's VRF proof, and as `last_commit` the certificate of the previous block grown by the
 precommits that came after the decision (`extend_commit`; the stored certificate stays the one the
 node decided with).
@@ -21,6 +23,7 @@ node decided with).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -51,6 +54,9 @@ from fedray.storage.blockstore import BlockStore
 from fedray.storage.dirlock import DirLock
 
 MAX_PROPOSAL_CACHE = 8
+# Answers of `needed_payload`, a pure function of the bytes: a proposal's transactions are asked
+# about when it arrives (missing payloads), when it is checked, and when proposed.
+NEEDED_PAYLOAD_CACHE = 16_384
 
 
 class LedgerApp:
@@ -119,9 +125,7 @@ class LedgerApp:
             if key is None:
                 raise CryptoError(f"this node holds no key of proposer {proposer.hex()[:16]}")
             time = proposal_time(s.last_block_time, s.params.max_block_time_step_ms, time_ms)
-            ctx = ExecContext(height, time, proposer, self.env)
             candidates = [raw for raw in self.mempool.candidates() if self._available(raw)]
-            txs, _ = select_txs(s, candidates, ctx)
             recorded = s.section("evidence")
             # Only evidence of earlier heights: `process_evidence` refuses the rest (an
             # equivocation in a failed round of this height waits for the next block).
@@ -130,19 +134,34 @@ class LedgerApp:
                 for h, e in self.evidence_pool.items()
                 if h not in recorded and e.height < height
             ]
-            return make_block(
-                s.chain_id,
-                height,
-                time,
-                s.last_block_hash,
-                s.root(),
-                proposer,
-                s.validators,
-                txs,
-                self.last_commit,
-                evidence,
-                prove_next(key, s),
-            )
+
+            def build(txs: list[bytes]) -> Block:
+                return make_block(
+                    s.chain_id,
+                    height,
+                    time,
+                    s.last_block_hash,
+                    s.root(),
+                    proposer,
+                    s.validators,
+                    txs,
+                    self.last_commit,
+                    evidence,
+                    prove_next(key, s),
+                )
+
+            # The pending transactions already apply in order on this state (the mempool checks
+            # each on admission and after every commit), so the block is built from them and
+            # executed once; its result is what `process_proposal` and `finalize_block` reuse.
+            # Only if it fails (block context: evidence, fees, end of block) are they filtered
+            # one by one, and the block then executes when checked.
+            block = build(self.mempool.fill(candidates, s.params))
+            try:
+                self._remember(block.hash, apply_block(s, block, self.env))
+                return block
+            except FedrayError:
+                txs, _ = select_txs(s, candidates, ExecContext(height, time, proposer, self.env))
+                return build(txs)
 
     def process_proposal(self, block: Block) -> bool:
         with self._lock:
@@ -157,10 +176,15 @@ class LedgerApp:
                 new_state = apply_block(self.state, block, self.env)
             except FedrayError:
                 return False
-            if len(self._checked) >= MAX_PROPOSAL_CACHE:
-                self._checked.pop(next(iter(self._checked)))
-            self._checked[block.hash] = new_state
+            self._remember(block.hash, new_state)
             return True
+
+    def _remember(self, block_hash: bytes, new_state: State) -> None:
+        """Keep the state after a checked block, for `finalize_block` (bounded: a round may see
+        several proposals, a Byzantine proposer many)."""
+        if len(self._checked) >= MAX_PROPOSAL_CACHE:
+            self._checked.pop(next(iter(self._checked)))
+        self._checked[block_hash] = new_state
 
     def _timely(self, block: Block) -> bool:
         """A fresh proposal's time is near our clock (no clock: replay, tests, in-process)."""
@@ -218,6 +242,7 @@ class LedgerApp:
             return self.mempool.add(raw, self.state, self.env)
 
     @staticmethod
+    @functools.lru_cache(maxsize=NEEDED_PAYLOAD_CACHE)
     def needed_payload(raw: bytes) -> bytes | None:
         """The digest of the payload a transaction needs pinned before it can execute: an update's,
         or the malformed payload a `payload_evidence` points to; None for other kinds, for

@@ -40,7 +40,9 @@ CHAIN_ID = "fedray-bench-tx"
 BALANCE = 10**12
 POLL_S = 0.25
 VERIFY_SAMPLE_S = 0.5
-LAYOUT = {"w": ("float32", (1,))}  # the ingress wants a model layout; transfers carry no payload
+LAYOUT: dict[str, tuple[str, tuple[int, ...]]] = {
+    "w": ("float32", (1,))
+}  # the ingress wants a model layout; transfers carry no payload
 
 
 @dataclass(frozen=True)
