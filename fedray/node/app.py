@@ -41,7 +41,7 @@ from fedray.core.encoding import digest
 from fedray.core.evidence import Evidence
 from fedray.core.precompiles import AGGREGATION, PAYLOAD_CHECK
 from fedray.core.state import Genesis, State, ValidatorSet
-from fedray.core.transition import apply_block, select_txs
+from fedray.core.transition import CheckedTx, apply_block, select_txs
 from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import CryptoError, FedrayError, StorageError
 from fedray.node.mempool import Mempool, Rejection
@@ -240,6 +240,13 @@ class LedgerApp:
             if signature_verified:
                 self.verified.add(SignedTx.decode(raw).hash)
             return self.mempool.add(raw, self.state, self.env)
+
+    def submit_checked(self, checked: CheckedTx) -> Rejection | None:
+        """Admit a transaction this node checked in full (`check_tx_stateless` in its batch
+        verifier): its signature is not verified again, in the mempool or in a block."""
+        with self._lock:
+            self.verified.add(checked.stx.hash)
+            return self.mempool.add_checked(checked, self.state, self.env)
 
     @staticmethod
     @functools.lru_cache(maxsize=NEEDED_PAYLOAD_CACHE)

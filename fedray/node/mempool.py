@@ -72,14 +72,25 @@ class Mempool:
 
     def add(self, raw: bytes, state: State, env: BlockEnv) -> Rejection | None:
         """Admit `raw` if it applies after the pending transactions; else record why not."""
-        stx: SignedTx | None = None
         try:
-            if len(self._txs) >= self.max_txs:
-                raise OversizedError(f"mempool is full ({self.max_txs} transactions)")
             checked = check_tx_stateless(
                 raw, state.chain_id, state.params.max_tx_bytes, env.verified
             )
-            stx = checked.stx
+        except FedrayError as exc:
+            return self._reject(None, raw, exc, state.height)
+        return self.add_checked(checked, state, env)
+
+    def add_checked(self, checked: CheckedTx, state: State, env: BlockEnv) -> Rejection | None:
+        """Admit a transaction that passed the stateless rules (`check_tx_stateless`, signature
+        included) if it applies after the pending transactions; else record why not."""
+        stx = checked.stx
+        try:
+            if len(self._txs) >= self.max_txs:
+                raise OversizedError(f"mempool is full ({self.max_txs} transactions)")
+            if checked.size > state.params.max_tx_bytes:
+                raise OversizedError(
+                    f"transaction has {checked.size} bytes, limit is {state.params.max_tx_bytes}"
+                )
             if stx.hash in self._txs:
                 return None
             if self._state is not state or self._journal is None:
@@ -87,7 +98,7 @@ class Mempool:
             assert self._journal is not None
             execute_tx(self._journal, checked, self._ctx(state, env))
         except FedrayError as exc:
-            return self._reject(stx, raw, exc, state.height)
+            return self._reject(stx, stx.raw, exc, state.height)
         self._txs[stx.hash] = checked
         return None
 
