@@ -9,7 +9,10 @@ batch was sent (one machine, one clock). The window runs from the first submissi
 of the last block holding load. The limit is `cores x single-core Ed25519 verify rate /
 validators`: every validator must verify every signature once, and they share this machine's
 cores. The verify rate is PyNaCl's, timed in this process on the thread's CPU clock just before
-and just after the load (their mean is used). Figures, not pass/fail: compare runs side by side.
+and just after the load (their mean is used). CPU per committed transaction (the validators', and
+the rest of the processes the run started: ingresses, Ray's own) is read from /proc over the
+window: on a shared machine it moves less than tx/s. Figures, not pass/fail: compare runs side by
+side.
 
 Deliberately ignored: other transaction kinds, faults, and gas prices (fees are the defaults).
 """
@@ -62,6 +65,8 @@ class TxBenchResult:
     verify_after: float
     cores: int
     load_avg: float
+    cpu_validators_s: float  # CPU of the validator processes over the window
+    cpu_rest_s: float  # CPU of the other processes this run started (ingresses, Ray's own)
 
     @property
     def tx_per_s(self) -> float:
@@ -80,6 +85,8 @@ class TxBenchResult:
             f"latency_p50_ms={self.latency_p50_ms:.0f} latency_p99_ms={self.latency_p99_ms:.0f}",
             f"verify/s (1 core, PyNaCl)={self.verify_per_s:.0f} (before {self.verify_before:.0f}, "
             f"after {self.verify_after:.0f}) cores={self.cores}",
+            f"cpu_ms/tx validators={1000 * self.cpu_validators_s / max(1, self.committed):.3f} "
+            f"ingresses+ray={1000 * self.cpu_rest_s / max(1, self.committed):.3f}",
             f"tx/s={self.tx_per_s:.1f} limit={self.limit:.1f} "
             f"ratio={self.tx_per_s / self.limit if self.limit else 0.0:.3f}",
         ]
@@ -97,6 +104,29 @@ def verify_rate(stx: SignedTx, seconds: float = VERIFY_SAMPLE_S) -> float:
             nacl.bindings.crypto_sign_open(signed, pub)
         n += 200
     return n / elapsed
+
+
+def process_cpu_s() -> dict[int, float]:
+    """CPU seconds (user + system) of this process's descendants (Ray's processes when this
+    process started Ray, or is the driver that spawned them), by pid; empty off Linux."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    mine, todo = set(), [os.getpid()]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p and c not in mine]
+        mine.update(kids)
+        todo.extend(kids)
+    return {p: cpu[p] for p in mine}
 
 
 def bench_genesis(
@@ -216,6 +246,8 @@ def bench(
         net.start()
         net.wait_for_height(1, 120)
         tracker = _Load(net, batches_per_ingress(load, accounts, validators, batch))
+        validator_pids = {st.pid for st in net.call("status")}
+        cpu_before = process_cpu_s()
         t0 = time.time()
         deadline = time.monotonic() + seconds_cap
         submit_end = t0
@@ -229,6 +261,7 @@ def bench(
             committed = tracker.fetch_blocks()
             if not tracker.submitting and committed >= tracker.admitted:
                 break
+        cpu_after = process_cpu_s()
         stats = net.call("commit_stats")
         load_avg = os.getloadavg()[0]
     finally:
@@ -248,6 +281,8 @@ def bench(
         end_ms = max(end_ms, first_commit[h])
         latencies += [first_commit[h] - tracker.sent_ms[x] for x in ours]
         gas += sum(TRANSFER.base_gas + genesis.params.gas_per_byte * sizes[x] for x in ours)
+    used = {p: c - cpu_before.get(p, 0.0) for p, c in cpu_after.items()}
+    cpu_validators = sum(c for p, c in used.items() if p in validator_pids)
     if tracker.refusals:
         print(f"refused: {tracker.refusals}", flush=True)
     return TxBenchResult(
@@ -266,6 +301,8 @@ def bench(
         verify_after=verify_after,
         cores=len(os.sched_getaffinity(0)),
         load_avg=load_avg,
+        cpu_validators_s=cpu_validators,
+        cpu_rest_s=sum(used.values()) - cpu_validators,
     )
 
 
