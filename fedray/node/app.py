@@ -255,6 +255,10 @@ class LedgerApp:
         or the malformed payload a `payload_evidence` points to; None for other kinds, for
         evidence proven by signatures alone, and for malformed input (execution refuses it with
         its own rule)."""
+        # A kind is canonical UTF-8 text, its bytes contiguous in the transaction's: without them
+        # it is neither kind, and most transactions skip the decoding.
+        if b"update" not in raw and b"payload_evidence" not in raw:
+            return None
         try:
             stx = SignedTx.decode(raw)
             if stx.tx.kind == "update":
