@@ -27,7 +27,7 @@ import functools
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from fedray.node.param_check import check_param
 from fedray.node.precompile import BlobAggregation, PayloadChecker
 from fedray.node.replay import load_state
 from fedray.node.timeliness import Timeliness
+from fedray.node.verify import BatchVerifier
 from fedray.storage.blobs import BlobStore
 from fedray.storage.blockstore import BlockStore
 from fedray.storage.dirlock import DirLock
@@ -87,6 +88,7 @@ class LedgerApp:
             self.blobs, self.dir / "outcomes", recompute=recompute, threads=aggregation_threads
         )
         self.verified: set[bytes] = set()
+        self.verifier = BatchVerifier(genesis.chain_id)
         self.env = BlockEnv(
             precompiles=node_precompiles(self.dir, self.aggregation, lambda: self.state),
             verified=self.verified,
@@ -155,12 +157,13 @@ class LedgerApp:
             # executed once; its result is what `process_proposal` and `finalize_block` reuse.
             # Only if it fails (block context: evidence, fees, end of block) are they filtered
             # one by one, and the block then executes when checked.
+            env = replace(self.env, checked=self.mempool.checked_by_bytes())
             block = build(self.mempool.fill(candidates, s.params))
             try:
-                self._remember(block.hash, apply_block(s, block, self.env))
+                self._remember(block.hash, apply_block(s, block, env))
                 return block
             except FedrayError:
-                txs, _ = select_txs(s, candidates, ExecContext(height, time, proposer, self.env))
+                txs, _ = select_txs(s, candidates, ExecContext(height, time, proposer, env))
                 return build(txs)
 
     def process_proposal(self, block: Block) -> bool:
@@ -173,11 +176,26 @@ class LedgerApp:
                         return False
                 if not self._timely(block):
                     return False
-                new_state = apply_block(self.state, block, self.env)
+                new_state = apply_block(self.state, block, self._env_for(block))
             except FedrayError:
                 return False
             self._remember(block.hash, new_state)
             return True
+
+    def _env_for(self, block: Block) -> BlockEnv:
+        """The execution environment of `block`, with its transactions' stateless rules already
+        checked: those in the mempool were on admission, the rest are now, signatures verified
+        in parallel by the batch verifier's threads (failures are left for execution to raise,
+        in order, with their rule)."""
+        pending = self.mempool.checked_by_bytes()
+        unknown = [raw for raw in block.txs if raw not in pending]
+        known = {raw: pending[raw] for raw in block.txs if raw in pending}
+        for raw, verdict in zip(
+            unknown, self.verifier.check_all(unknown, self.state.params.max_tx_bytes), strict=True
+        ):
+            if isinstance(verdict, CheckedTx):
+                known[raw] = verdict
+        return replace(self.env, checked=known)
 
     def _remember(self, block_hash: bytes, new_state: State) -> None:
         """Keep the state after a checked block, for `finalize_block` (bounded: a round may see
@@ -200,7 +218,7 @@ class LedgerApp:
         with self._lock:
             new_state = self._checked.get(block.hash)
             if new_state is None:  # decided without our prevote (catch-up): execute now
-                new_state = apply_block(self.state, block, self.env)
+                new_state = apply_block(self.state, block, self._env_for(block))
             self._pending = (block, certificate, new_state)
 
     def commit(self) -> None:
@@ -324,6 +342,7 @@ class LedgerApp:
     def close(self) -> None:
         with self._lock:
             self._rejections.close()
+            self.verifier.close()
             self.store.close()
             self._dir_lock.release()
 

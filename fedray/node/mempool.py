@@ -128,6 +128,10 @@ class Mempool:
     def pending(self) -> list[SignedTx]:
         return [c.stx for c in self._txs.values()]
 
+    def checked_by_bytes(self) -> dict[bytes, CheckedTx]:
+        """The pending transactions as checked on admission, by their bytes (`BlockEnv.checked`)."""
+        return {c.stx.raw: c for c in self._txs.values()}
+
     def hashes(self) -> set[bytes]:
         return set(self._txs)
 

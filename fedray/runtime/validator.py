@@ -53,7 +53,6 @@ from fedray.core.state import Genesis
 from fedray.errors import ConfigError, FedrayError
 from fedray.node.app import LedgerApp
 from fedray.node.timeliness import Timeliness
-from fedray.node.verify import BatchVerifier
 from fedray.runtime.access import Capabilities, require, sign_blob_request
 from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
@@ -151,7 +150,7 @@ class ValidatorNode(ValidatorFaces):
             timeliness=Timeliness(int(1000 * s.clock_precision_s), int(1000 * s.max_block_lag_s)),
             lock_wait_s=s.lock_wait_s,
         )
-        self.verifier = BatchVerifier(self.genesis.chain_id)
+        self.verifier = self.app.verifier
         self.admission = ThreadPoolExecutor(1, thread_name_prefix="fedray-admission")
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
@@ -242,7 +241,6 @@ class ValidatorNode(ValidatorFaces):
         self.admission.shutdown(
             wait=True
         )  # an admission in progress finishes before the stores close
-        self.verifier.close()
         self.app.close()
 
     def _spawn(self, coro: Any) -> None:
