@@ -15,10 +15,13 @@ every update payload they reference is pinned here (data availability) and, give
 their time is close to it (`timeliness.py`); the resulting state is kept (by block hash) so
 `finalize_block` reuses it when the decided block is the one checked, as ABCI++'s FinalizeBlock
 does, and executes only a block it never checked (catch-up, restart). A proposer executes its own
-block once, when building it, and keeps that result the same way. A node proposes only for keys it holds (`keys`): the block carries the
-proposer's VRF proof, and as `last_commit` the certificate of the previous block grown by the
-precommits that came after the decision (`extend_commit`; the stored certificate stays the one the
-node decided with).
+block once, when building it, and keeps that result the same way. Execution takes the mempool's
+transactions as checked on admission, and a proposal's others as checked just before in the batch
+verifier's threads (`BlockEnv.checked`): each is decoded and verified once per node.
+
+A node proposes only for keys it holds (`keys`): the block carries the proposer's VRF proof, and as
+`last_commit` the certificate of the previous block grown by the precommits that came after the
+decision (`extend_commit`; the stored certificate stays the one the node decided with).
 """
 
 from __future__ import annotations
