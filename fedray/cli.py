@@ -1,4 +1,4 @@
-"""The `fedray` command line: `run`, `chain verify | show | export`, `bench consensus`.
+"""The `fedray` command line: `run`, `chain verify | show | export`, `bench consensus | tx`.
 
 Each subcommand is a small function taking parsed arguments and returning an exit status; the
 heavy imports (Ray, torch, pyarrow) happen inside the subcommand that needs them, so `fedray --help`
@@ -191,6 +191,13 @@ def cmd_bench_consensus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_tx(args: argparse.Namespace) -> int:
+    from fedray.runtime.tx_bench import run as bench
+
+    bench(args.validators, args.accounts, args.txs, args.batch, args.seconds)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedray",
@@ -262,6 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="pause before an empty block (0: none; 0.2: the run default, chain.block_interval_s)",
     )
     consensus.set_defaults(func=cmd_bench_consensus)
+    tx = bench_sub.add_parser(
+        "tx",
+        help="committed tx/s, gas/s and commit latency of signed transfers on local Ray, "
+        "against the signature-verification limit",
+    )
+    tx.add_argument("--validators", type=int, default=4)
+    tx.add_argument("--accounts", type=int, default=2000, help="funded senders")
+    tx.add_argument("--txs", type=int, default=20_000, help="transfers submitted")
+    tx.add_argument("--batch", type=int, default=500, help="transactions per ingress call")
+    tx.add_argument(
+        "--seconds", type=float, default=120.0, help="cap on the load's duration (submit + commit)"
+    )
+    tx.set_defaults(func=cmd_bench_tx)
     return parser
 
 

@@ -14,11 +14,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class BlockEnv:
-    """What the application injects into execution: precompiles by name (aggregation enters here)
-    and the hashes of transactions whose signatures were already verified (ingress)."""
+    """What the application injects into execution: precompiles by name (aggregation enters here),
+    the hashes of transactions whose signatures were already verified (ingress), and, by their
+    bytes, transactions whose stateless rules the node already checked in full (`CheckedTx` of
+    `transition.check_tx_stateless`, signature included: its mempool, its batch verifier), so a
+    block's execution does not decode or verify them again."""
 
     precompiles: Mapping[str, Any] = field(default_factory=dict)
     verified: frozenset[bytes] | set[bytes] = frozenset()
+    checked: Mapping[bytes, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

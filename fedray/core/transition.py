@@ -69,6 +69,22 @@ def check_tx_stateless(
     return CheckedTx(stx, spec, payload, len(raw))
 
 
+def check_tx(raw: bytes, chain_id: str, max_tx_bytes: int, env: BlockEnv) -> CheckedTx:
+    """`check_tx_stateless`, answered from `env.checked` when the node already checked these
+    bytes: only the size limit can have changed since (the other rules depend on the bytes and
+    the chain id alone), and it is checked first, as there, with the same error."""
+    known = env.checked.get(raw)
+    if (
+        not isinstance(known, CheckedTx)
+        or known.stx.tx.chain_id != chain_id
+        or known.stx.raw != raw
+    ):
+        return check_tx_stateless(raw, chain_id, max_tx_bytes, env.verified)
+    if len(raw) > max_tx_bytes:  # rule: oversized
+        raise OversizedError(f"transaction has {len(raw)} bytes, limit is {max_tx_bytes}")
+    return known
+
+
 def tx_gas(checked: CheckedTx, journal: Journal) -> int:
     return checked.spec.base_gas + journal.params.gas_per_byte * checked.size
 
@@ -115,7 +131,7 @@ def _execute(journal: Journal, checked: CheckedTx, ctx: ExecContext) -> int:
 def apply_tx(state: State, raw: bytes, ctx: ExecContext) -> State:
     """Apply one transaction in the block described by `ctx`; a new state or a typed error."""
     journal = Journal(state)
-    checked = check_tx_stateless(raw, state.chain_id, state.params.max_tx_bytes, ctx.env.verified)
+    checked = check_tx(raw, state.chain_id, state.params.max_tx_bytes, ctx.env)
     execute_tx(journal, checked, ctx)
     return journal.finish()
 
@@ -135,7 +151,7 @@ def select_txs(
         if len(kept) >= params.max_block_txs or used_bytes + len(raw) > budget_bytes:
             break
         try:
-            checked = check_tx_stateless(raw, state.chain_id, params.max_tx_bytes, ctx.env.verified)
+            checked = check_tx(raw, state.chain_id, params.max_tx_bytes, ctx.env)
             if gas_total + tx_gas(checked, journal) > params.block_gas_limit:
                 break
             gas_total += execute_tx(journal, checked, ctx)
@@ -205,9 +221,7 @@ def process_txs(journal: Journal, block: Block, ctx: ExecContext) -> None:
     seen: set[bytes] = set()
     for index, raw in enumerate(block.txs):
         try:
-            checked = check_tx_stateless(
-                raw, journal.chain_id, params.max_tx_bytes, ctx.env.verified
-            )
+            checked = check_tx(raw, journal.chain_id, params.max_tx_bytes, ctx.env)
             if checked.stx.hash in seen:  # rule: no duplicate transactions
                 raise NonceReplayError("transaction appears twice in the block")
             seen.add(checked.stx.hash)

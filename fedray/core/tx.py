@@ -30,6 +30,10 @@ from fedray.errors import DefinitionError, EncodingError, PayloadError, UnknownT
 
 MAX_KIND_LENGTH = 32
 MAX_CHAIN_ID_LENGTH = 64
+# Canonical heads of a 7-field array (a signed transaction) and a 6-field one (its signed body):
+# each 0 encodes as one byte, so what precedes them is the head.
+_HEAD_7 = encode([0] * 7)[:-7]
+_HEAD_6 = encode([0] * 6)[:-6]
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,20 @@ class SignedTx:
     def hash(self) -> bytes:
         return digest(self.raw)
 
+    @cached_property
+    def body(self) -> bytes:
+        """The bytes the signature covers, `tx.body_bytes()`, cut from `raw` rather than encoded
+        again: `raw` is canonical (decode refuses any other form), so it is the array head, the
+        six body fields' encodings, and the signature's; the body is the same with a six-array
+        head. Re-encoding cost as much as verifying the signature."""
+        raw, tail = self.raw, encode(self.signature)
+        if raw.startswith(_HEAD_7) and raw.endswith(tail):
+            return _HEAD_6 + raw[len(_HEAD_7) : len(raw) - len(tail)]
+        return self.tx.body_bytes()  # unreachable for canonical bytes; kept as the definition
+
     def verify_signature(self) -> None:
         """Raise `SignatureError` unless the sender signed exactly this body on this chain."""
-        verify(self.tx.sender, DOMAIN_TX, self.tx.chain_id, self.tx.body_bytes(), self.signature)
+        verify(self.tx.sender, DOMAIN_TX, self.tx.chain_id, self.body, self.signature)
 
     @staticmethod
     def decode(raw: bytes) -> SignedTx:

@@ -12,19 +12,25 @@ One node directory holds everything a validator needs to restart:
 
 Proposals are checked by executing them (`apply_block` on the committed state) after making sure
 every update payload they reference is pinned here (data availability) and, given a clock, that
-their time is close to it (`timeliness.py`); the resulting state is kept so `finalize_block` does
-not execute twice. A node proposes only for keys it holds (`keys`): the block carries the
-proposer's VRF proof, and as `last_commit` the certificate of the previous block grown by the
-precommits that came after the decision (`extend_commit`; the stored certificate stays the one the
-node decided with).
+their time is close to it (`timeliness.py`); the resulting state is kept (by block hash) so
+`finalize_block` reuses it when the decided block is the one checked, as ABCI++'s FinalizeBlock
+does, and executes only a block it never checked (catch-up, restart). A proposer executes its own
+block once, when building it, and keeps that result the same way. Execution takes the mempool's
+transactions as checked on admission, and a proposal's others as checked just before in the batch
+verifier's threads (`BlockEnv.checked`): each is decoded and verified once per node.
+
+A node proposes only for keys it holds (`keys`): the block carries the proposer's VRF proof, and as
+`last_commit` the certificate of the previous block grown by the precommits that came after the
+decision (`extend_commit`; the stored certificate stays the one the node decided with).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +44,7 @@ from fedray.core.encoding import digest
 from fedray.core.evidence import Evidence
 from fedray.core.precompiles import AGGREGATION, PAYLOAD_CHECK
 from fedray.core.state import Genesis, State, ValidatorSet
-from fedray.core.transition import apply_block, select_txs
+from fedray.core.transition import CheckedTx, apply_block, select_txs
 from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import CryptoError, FedrayError, StorageError
 from fedray.node.mempool import Mempool, Rejection
@@ -46,11 +52,15 @@ from fedray.node.param_check import check_param
 from fedray.node.precompile import BlobAggregation, PayloadChecker
 from fedray.node.replay import load_state
 from fedray.node.timeliness import Timeliness
+from fedray.node.verify import BatchVerifier
 from fedray.storage.blobs import BlobStore
 from fedray.storage.blockstore import BlockStore
 from fedray.storage.dirlock import DirLock
 
 MAX_PROPOSAL_CACHE = 8
+# Answers of `needed_payload`, a pure function of the bytes: a proposal's transactions are asked
+# about when it arrives (missing payloads), when it is checked, and when proposed.
+NEEDED_PAYLOAD_CACHE = 16_384
 
 
 class LedgerApp:
@@ -81,6 +91,7 @@ class LedgerApp:
             self.blobs, self.dir / "outcomes", recompute=recompute, threads=aggregation_threads
         )
         self.verified: set[bytes] = set()
+        self.verifier = BatchVerifier(genesis.chain_id)
         self.env = BlockEnv(
             precompiles=node_precompiles(self.dir, self.aggregation, lambda: self.state),
             verified=self.verified,
@@ -119,9 +130,7 @@ class LedgerApp:
             if key is None:
                 raise CryptoError(f"this node holds no key of proposer {proposer.hex()[:16]}")
             time = proposal_time(s.last_block_time, s.params.max_block_time_step_ms, time_ms)
-            ctx = ExecContext(height, time, proposer, self.env)
             candidates = [raw for raw in self.mempool.candidates() if self._available(raw)]
-            txs, _ = select_txs(s, candidates, ctx)
             recorded = s.section("evidence")
             # Only evidence of earlier heights: `process_evidence` refuses the rest (an
             # equivocation in a failed round of this height waits for the next block).
@@ -130,19 +139,35 @@ class LedgerApp:
                 for h, e in self.evidence_pool.items()
                 if h not in recorded and e.height < height
             ]
-            return make_block(
-                s.chain_id,
-                height,
-                time,
-                s.last_block_hash,
-                s.root(),
-                proposer,
-                s.validators,
-                txs,
-                self.last_commit,
-                evidence,
-                prove_next(key, s),
-            )
+
+            def build(txs: list[bytes]) -> Block:
+                return make_block(
+                    s.chain_id,
+                    height,
+                    time,
+                    s.last_block_hash,
+                    s.root(),
+                    proposer,
+                    s.validators,
+                    txs,
+                    self.last_commit,
+                    evidence,
+                    prove_next(key, s),
+                )
+
+            # The pending transactions already apply in order on this state (the mempool checks
+            # each on admission and after every commit), so the block is built from them and
+            # executed once; its result is what `process_proposal` and `finalize_block` reuse.
+            # Only if it fails (block context: evidence, fees, end of block) are they filtered
+            # one by one, and the block then executes when checked.
+            env = replace(self.env, checked=self.mempool.checked_by_bytes())
+            block = build(self.mempool.fill(candidates, s.params))
+            try:
+                self._remember(block.hash, apply_block(s, block, env))
+                return block
+            except FedrayError:
+                txs, _ = select_txs(s, candidates, ExecContext(height, time, proposer, env))
+                return build(txs)
 
     def process_proposal(self, block: Block) -> bool:
         with self._lock:
@@ -154,13 +179,33 @@ class LedgerApp:
                         return False
                 if not self._timely(block):
                     return False
-                new_state = apply_block(self.state, block, self.env)
+                new_state = apply_block(self.state, block, self._env_for(block))
             except FedrayError:
                 return False
-            if len(self._checked) >= MAX_PROPOSAL_CACHE:
-                self._checked.pop(next(iter(self._checked)))
-            self._checked[block.hash] = new_state
+            self._remember(block.hash, new_state)
             return True
+
+    def _env_for(self, block: Block) -> BlockEnv:
+        """The execution environment of `block`, with its transactions' stateless rules already
+        checked: those in the mempool were on admission, the rest are now, signatures verified
+        in parallel by the batch verifier's threads (failures are left for execution to raise,
+        in order, with their rule)."""
+        pending = self.mempool.checked_by_bytes()
+        unknown = [raw for raw in block.txs if raw not in pending]
+        known = {raw: pending[raw] for raw in block.txs if raw in pending}
+        for raw, verdict in zip(
+            unknown, self.verifier.check_all(unknown, self.state.params.max_tx_bytes), strict=True
+        ):
+            if isinstance(verdict, CheckedTx):
+                known[raw] = verdict
+        return replace(self.env, checked=known)
+
+    def _remember(self, block_hash: bytes, new_state: State) -> None:
+        """Keep the state after a checked block, for `finalize_block` (bounded: a round may see
+        several proposals, a Byzantine proposer many)."""
+        if len(self._checked) >= MAX_PROPOSAL_CACHE:
+            self._checked.pop(next(iter(self._checked)))
+        self._checked[block_hash] = new_state
 
     def _timely(self, block: Block) -> bool:
         """A fresh proposal's time is near our clock (no clock: replay, tests, in-process)."""
@@ -176,7 +221,7 @@ class LedgerApp:
         with self._lock:
             new_state = self._checked.get(block.hash)
             if new_state is None:  # decided without our prevote (catch-up): execute now
-                new_state = apply_block(self.state, block, self.env)
+                new_state = apply_block(self.state, block, self._env_for(block))
             self._pending = (block, certificate, new_state)
 
     def commit(self) -> None:
@@ -217,12 +262,24 @@ class LedgerApp:
                 self.verified.add(SignedTx.decode(raw).hash)
             return self.mempool.add(raw, self.state, self.env)
 
+    def submit_checked(self, checked: CheckedTx) -> Rejection | None:
+        """Admit a transaction this node checked in full (`check_tx_stateless` in its batch
+        verifier): its signature is not verified again, in the mempool or in a block."""
+        with self._lock:
+            self.verified.add(checked.stx.hash)
+            return self.mempool.add_checked(checked, self.state, self.env)
+
     @staticmethod
+    @functools.lru_cache(maxsize=NEEDED_PAYLOAD_CACHE)
     def needed_payload(raw: bytes) -> bytes | None:
         """The digest of the payload a transaction needs pinned before it can execute: an update's,
         or the malformed payload a `payload_evidence` points to; None for other kinds, for
         evidence proven by signatures alone, and for malformed input (execution refuses it with
         its own rule)."""
+        # A kind is canonical UTF-8 text, its bytes contiguous in the transaction's: without them
+        # it is neither kind, and most transactions skip the decoding.
+        if b"update" not in raw and b"payload_evidence" not in raw:
+            return None
         try:
             stx = SignedTx.decode(raw)
             if stx.tx.kind == "update":
@@ -288,6 +345,7 @@ class LedgerApp:
     def close(self) -> None:
         with self._lock:
             self._rejections.close()
+            self.verifier.close()
             self.store.close()
             self._dir_lock.release()
 

@@ -33,7 +33,7 @@ import numpy as np
 from fedray.core.contracts.rounds import Update
 from fedray.core.contracts.slashing import PayloadEvidence, delivery_message
 from fedray.core.crypto import DOMAIN_PAYLOAD, is_valid_signature
-from fedray.core.transition import check_tx_stateless
+from fedray.core.transition import CheckedTx, check_tx_stateless
 from fedray.core.tx import SignedTx
 from fedray.errors import (
     FedrayError,
@@ -113,17 +113,30 @@ class Ingress:
     def admit(
         self, raw: bytes, payload: Payload = None, delivery_signature: bytes = b"", height: int = 0
     ) -> Admitted | Refused:
-        stx = None
         try:
             if not isinstance(raw, bytes):
                 raise SubmissionFormError(f"a transaction is bytes, not {type(raw).__name__}")
             checked = check_tx_stateless(raw, self.chain_id, self.max_tx_bytes)
-            stx = checked.stx
+        except FedrayError as exc:
+            return Refused(self._rejection(None, exc, height))
+        return self.admit_checked(checked, payload, delivery_signature, height)
+
+    def admit_checked(
+        self,
+        checked: CheckedTx,
+        payload: Payload = None,
+        delivery_signature: bytes = b"",
+        height: int = 0,
+    ) -> Admitted | Refused:
+        """`admit` after the stateless rules, signature included (`check_tx_stateless` made
+        `checked`, here or in a `BatchVerifier`): the payload's rules and pinning."""
+        stx = checked.stx
+        try:
             if isinstance(checked.payload, Update):
                 evidence = self._pin(stx, checked.payload, payload, delivery_signature)
                 if evidence is not None:
                     return evidence
-            return Admitted(raw, stx.hash)
+            return Admitted(stx.raw, stx.hash)
         except FedrayError as exc:
             return Refused(self._rejection(stx, exc, height))
 

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from fedray.core.context import BlockEnv, ExecContext
+from fedray.core.encoding import digest
 from fedray.core.journal import Journal
-from fedray.core.state import State
-from fedray.core.transition import check_tx_stateless, execute_tx
+from fedray.core.state import Params, State
+from fedray.core.transition import CheckedTx, check_tx_stateless, execute_tx
 from fedray.core.tx import SignedTx
 from fedray.errors import FedrayError, OversizedError
 
@@ -43,7 +44,8 @@ class Mempool:
     ) -> None:
         self.max_txs = max_txs
         self.on_reject = on_reject
-        self._txs: OrderedDict[bytes, SignedTx] = OrderedDict()
+        # checked on admission (signature included): rechecks and blocks reuse the decoded form
+        self._txs: OrderedDict[bytes, CheckedTx] = OrderedDict()
         self._journal: Journal | None = None
         self._state: State | None = None
         self.rejected = 0
@@ -70,14 +72,25 @@ class Mempool:
 
     def add(self, raw: bytes, state: State, env: BlockEnv) -> Rejection | None:
         """Admit `raw` if it applies after the pending transactions; else record why not."""
-        stx: SignedTx | None = None
         try:
-            if len(self._txs) >= self.max_txs:
-                raise OversizedError(f"mempool is full ({self.max_txs} transactions)")
             checked = check_tx_stateless(
                 raw, state.chain_id, state.params.max_tx_bytes, env.verified
             )
-            stx = checked.stx
+        except FedrayError as exc:
+            return self._reject(None, raw, exc, state.height)
+        return self.add_checked(checked, state, env)
+
+    def add_checked(self, checked: CheckedTx, state: State, env: BlockEnv) -> Rejection | None:
+        """Admit a transaction that passed the stateless rules (`check_tx_stateless`, signature
+        included) if it applies after the pending transactions; else record why not."""
+        stx = checked.stx
+        try:
+            if len(self._txs) >= self.max_txs:
+                raise OversizedError(f"mempool is full ({self.max_txs} transactions)")
+            if checked.size > state.params.max_tx_bytes:
+                raise OversizedError(
+                    f"transaction has {checked.size} bytes, limit is {state.params.max_tx_bytes}"
+                )
             if stx.hash in self._txs:
                 return None
             if self._state is not state or self._journal is None:
@@ -85,24 +98,26 @@ class Mempool:
             assert self._journal is not None
             execute_tx(self._journal, checked, self._ctx(state, env))
         except FedrayError as exc:
-            return self._reject(stx, raw, exc, state.height)
-        self._txs[stx.hash] = stx
+            return self._reject(stx, stx.raw, exc, state.height)
+        self._txs[stx.hash] = checked
         return None
 
     def _rebuild(self, state: State, env: BlockEnv) -> None:
         """Re-run the pending transactions on `state`; drop (and record) those that no longer apply."""
         self._state, self._journal = state, Journal(state)
         ctx = self._ctx(state, env)
-        verified = set(self._txs)  # signatures were checked on admission
-        for tx_hash, stx in list(self._txs.items()):
+        for tx_hash, checked in list(self._txs.items()):
             try:
-                checked = check_tx_stateless(
-                    stx.raw, state.chain_id, state.params.max_tx_bytes, verified
-                )
+                # the stateless rules held on admission; only the size limit can change since
+                if checked.size > state.params.max_tx_bytes:
+                    raise OversizedError(
+                        f"transaction has {checked.size} bytes, limit is "
+                        f"{state.params.max_tx_bytes}"
+                    )
                 execute_tx(self._journal, checked, ctx)
             except FedrayError as exc:
                 del self._txs[tx_hash]
-                self._reject(stx, stx.raw, exc, state.height)
+                self._reject(checked.stx, checked.stx.raw, exc, state.height)
 
     def committed(self, included: Iterable[bytes], state: State, env: BlockEnv) -> None:
         """Drop the transactions a committed block included; recheck the rest on the new state."""
@@ -111,7 +126,11 @@ class Mempool:
         self._rebuild(state, env)
 
     def pending(self) -> list[SignedTx]:
-        return list(self._txs.values())
+        return [c.stx for c in self._txs.values()]
+
+    def checked_by_bytes(self) -> dict[bytes, CheckedTx]:
+        """The pending transactions as checked on admission, by their bytes (`BlockEnv.checked`)."""
+        return {c.stx.raw: c for c in self._txs.values()}
 
     def hashes(self) -> set[bytes]:
         return set(self._txs)
@@ -119,5 +138,26 @@ class Mempool:
     def candidates(self, limit: int | None = None) -> list[bytes]:
         """Pending transactions in arrival order (each sender's nonces stay in order, since they
         were admitted in order)."""
-        out = [stx.raw for stx in self._txs.values()]
+        out = [c.stx.raw for c in self._txs.values()]
         return out if limit is None else out[:limit]
+
+    def fill(self, candidates: Iterable[bytes], params: Params) -> list[bytes]:
+        """The longest run of `candidates` (pending raw transactions, in order) within a block's
+        count, byte and gas limits, cut where `select_txs` would stop (a transaction's gas needs
+        no state: its kind's base gas plus its bytes)."""
+        by_hash = self._txs
+        out: list[bytes] = []
+        gas_total = used_bytes = 0
+        for raw in candidates:
+            checked = by_hash[digest(raw)]
+            gas = checked.spec.base_gas + params.gas_per_byte * checked.size
+            if (
+                len(out) >= params.max_block_txs
+                or used_bytes + len(raw) > params.max_block_bytes
+                or gas_total + gas > params.block_gas_limit
+            ):
+                break
+            out.append(raw)
+            gas_total += gas
+            used_bytes += len(raw)
+        return out

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,8 +28,12 @@ import numpy as np
 
 from fedray.core.contracts.slashing import PayloadEvidence
 from fedray.core.crypto import PrivateKey
+from fedray.core.transition import CheckedTx
+from fedray.core.tx import SignedTx
 from fedray.errors import BlobError, EncodingError, FedrayError
 from fedray.node.app import LedgerApp
+from fedray.node.mempool import Rejection
+from fedray.node.verify import BatchVerifier
 from fedray.node.views import (
     AccountInfo,
     EconomyInfo,
@@ -124,6 +129,9 @@ class ValidatorFaces:
     _pending_build: Any
 
     watch: Any  # observers.CommitWatch
+
+    verifier: BatchVerifier  # checks `submit_txs` batches
+    admission: Executor  # one thread: admission in arrival order, off the event loop
 
     # methods of ValidatorNode the faces call
     _build_now: Callable[[], None]
@@ -233,16 +241,16 @@ class ValidatorFaces:
 
     # --- anyone: transactions, every signature verified here -----------------------------------
     async def submit_txs(self, batch: list[bytes]) -> list[dict[str, Any]]:
-        """Admit transactions into the mempool after checking every signature; returns the
-        rejected ones (with `index`)."""
-        return self._admit(_batch(batch), signatures_checked=False)
+        """Admit transactions into the mempool after checking every signature (in the batch
+        verifier's threads, off the event loop); returns the rejected ones (with `index`)."""
+        return await self._admit(_batch(batch), signatures_checked=False)
 
     # --- the validator's own ingress -----------------------------------------------------------
     async def admit_checked(self, capability: bytes, batch: list[bytes]) -> list[dict[str, Any]]:
         """Admit transactions whose signatures the ingress verified and whose payloads it pinned
         (so the mempool and block execution skip the signature check)."""
         require(self.caps.ingress, capability, "admit_checked")
-        return self._admit(_batch(batch), signatures_checked=True)
+        return await self._admit(_batch(batch), signatures_checked=True)
 
     async def submit_evidence(
         self, capability: bytes, evidence: PayloadEvidence
@@ -257,13 +265,32 @@ class ValidatorFaces:
             self._build_now()
         return None if r is None else {"code": r.code, "message": r.message}
 
-    def _admit(self, batch: list[Any], signatures_checked: bool) -> list[dict[str, Any]]:
+    async def _admit(self, batch: list[Any], signatures_checked: bool) -> list[dict[str, Any]]:
+        """Admission runs on the node's one admission thread (batches keep their arrival order,
+        so a sender's nonces stay in order) while the event loop goes on with consensus."""
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(self.admission, self._admit_now, batch, signatures_checked)
+        if len(out) < len(batch) and self._pending_build is not None:
+            self._build_now()  # transactions wait for no block interval
+        return out
+
+    def _admit_now(self, batch: list[Any], signatures_checked: bool) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for i, raw in enumerate(batch):
+        verdicts: Sequence[CheckedTx | FedrayError | None] = [None] * len(batch)
+        if not signatures_checked:  # every signature verified here, over the verifier's threads
+            verdicts = self.verifier.check_all(batch, self.app.state.params.max_tx_bytes)
+        for i, (raw, verdict) in enumerate(zip(batch, verdicts, strict=True)):
             try:
                 if not isinstance(raw, bytes):
                     raise EncodingError("a transaction is a byte string")
-                r = self.app.submit(raw, signatures_checked)
+                if signatures_checked:  # by this validator's own ingress
+                    r: Rejection | None = self.app.submit(raw, signature_verified=True)
+                elif isinstance(verdict, CheckedTx):
+                    r = self.app.submit_checked(verdict)
+                else:
+                    assert isinstance(verdict, FedrayError)
+                    r = refusal(raw, verdict, self.app.height)
+                    self.app.record_rejection(r)
             except FedrayError as exc:
                 out.append({"index": i, "code": exc.code, "message": str(exc)})
                 continue
@@ -271,6 +298,20 @@ class ValidatorFaces:
                 record = asdict(r)
                 record.update(index=i, tx_hash=r.tx_hash.hex(), sender=r.sender.hex())
                 out.append(record)
-        if len(out) < len(batch) and self._pending_build is not None:
-            self._build_now()  # transactions wait for no block interval
         return out
+
+
+def refusal(raw: bytes, exc: FedrayError, height: int) -> Rejection:
+    """The mempool's record of a transaction refused by a stateless rule."""
+    try:
+        stx: SignedTx | None = SignedTx.decode(raw)
+    except FedrayError:
+        stx = None
+    return Rejection(
+        stx.hash if stx else b"",
+        stx.tx.sender if stx else b"",
+        stx.tx.kind if stx else "",
+        exc.code,
+        str(exc),
+        height,
+    )

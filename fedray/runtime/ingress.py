@@ -19,15 +19,18 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
 
+from fedray.core.transition import CheckedTx
 from fedray.errors import FedrayError
 from fedray.node.ingress import Admitted, Ingress, Refused, SubmissionFormError
 from fedray.node.mempool import Rejection
+from fedray.node.verify import BatchVerifier
 from fedray.node.views import RoundInfo
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.storage.blobs import BlobStore
@@ -90,6 +93,8 @@ class IngressNode:
         self.ingress = Ingress(
             chain_id, max_tx_bytes, BlobStore(self.dir / "blobs"), TensorSpec(layout)
         )
+        self.verifier = BatchVerifier(chain_id)
+        self.judging = ThreadPoolExecutor(1, thread_name_prefix="fedray-ingress")  # in order
         self.validator = validator
         self._capability = capability  # the validator's ingress capability: never returned
         self.log = open(self.dir / "ingress_rejections.jsonl", "a", buffering=1)  # noqa: SIM115
@@ -117,11 +122,34 @@ class IngressNode:
         except Exception as exc:  # lost, timed out, or refused by the unpickling guard
             return PayloadUnavailableError(f"payload could not be fetched: {type(exc).__name__}")
 
-    def _judge(self, item: Any, payload: Any) -> Admitted | Refused:
+    def _judge(
+        self, item: Any, payload: Any, verdict: CheckedTx | FedrayError
+    ) -> Admitted | Refused:
         if isinstance(payload, FedrayError):
             return Refused(Rejection(b"", b"", "", payload.code, str(payload), 0))
-        raw, _, signature = item
-        return self.ingress.admit(raw, payload, signature if isinstance(signature, bytes) else b"")
+        if not isinstance(item[0], bytes):
+            return self.ingress.admit(item[0])  # refused by its form
+        if isinstance(verdict, FedrayError):
+            return Refused(Rejection(b"", b"", "", verdict.code, str(verdict), 0))
+        signature = item[2] if isinstance(item[2], bytes) else b""
+        return self.ingress.admit_checked(verdict, payload, signature)
+
+    def _judge_all(self, items: list[Any], payloads: list[Any]) -> list[Admitted | Refused]:
+        """Every item's verdict, on the judging thread: the stateless rules (signatures) of the
+        whole batch in the verifier's threads, then each item's payload, alone."""
+        raws = [
+            b"" if isinstance(p, FedrayError) else it[0]
+            for it, p in zip(items, payloads, strict=True)
+        ]
+        verdicts = self.verifier.check_all(raws, self.ingress.max_tx_bytes)
+        out: list[Admitted | Refused] = []
+        for item, payload, verdict in zip(items, payloads, verdicts, strict=True):
+            try:
+                out.append(self._judge(item, payload, verdict))
+            except Exception as exc:  # a bug must cost this item, not the batch
+                log.exception("ingress: item refused by an unexpected error")
+                out.append(Refused(Rejection(b"", b"", "", "ingress_error", repr(exc)[:200], 0)))
+        return out
 
     async def submit(self, batch: list[Any]) -> IngressReport:
         """Check and pin a batch of (transaction, payload ref or None, delivery signature), each
@@ -139,12 +167,9 @@ class IngressNode:
         admitted: list[bytes] = []
         codes: list[str] = [SubmissionFormError.code] * (len(batch) - len(items))
         evidence = []
-        for item, payload in zip(items, payloads, strict=True):
-            try:
-                result = self._judge(item, payload)
-            except Exception as exc:  # a bug must cost this item, not the batch
-                log.exception("ingress: item refused by an unexpected error")
-                result = Refused(Rejection(b"", b"", "", "ingress_error", repr(exc)[:200], 0))
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(self.judging, self._judge_all, items, payloads)
+        for result in results:
             if isinstance(result, Admitted):
                 admitted.append(result.raw)
                 continue

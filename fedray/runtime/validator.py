@@ -27,6 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,8 @@ class ValidatorNode(ValidatorFaces):
             timeliness=Timeliness(int(1000 * s.clock_precision_s), int(1000 * s.max_block_lag_s)),
             lock_wait_s=s.lock_wait_s,
         )
+        self.verifier = self.app.verifier
+        self.admission = ThreadPoolExecutor(1, thread_name_prefix="fedray-admission")
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
         self.outbox = Outbox(self.peers, s.call_timeout_s)
@@ -235,6 +238,9 @@ class ValidatorNode(ValidatorFaces):
         for task in list(self._tasks):
             task.cancel()
         self.watch.close()
+        self.admission.shutdown(
+            wait=True
+        )  # an admission in progress finishes before the stores close
         self.app.close()
 
     def _spawn(self, coro: Any) -> None:
