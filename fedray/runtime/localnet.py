@@ -25,7 +25,8 @@ from fedray.core.state import Genesis
 from fedray.runtime.access import Capabilities
 from fedray.runtime.faces import NodeStatus
 from fedray.runtime.ingress import IngressActor
-from fedray.runtime.validator import ValidatorActor, prepare_node_dir
+from fedray.runtime.node_settings import prepare_node_dir
+from fedray.runtime.validator import ValidatorActor
 from fedray.storage.keystore import DEV_PASSPHRASE
 
 Layout = dict[str, tuple[str, tuple[int, ...]]]

@@ -28,7 +28,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +45,17 @@ from fedray.consensus.messages import (
     Start,
     TimeoutFired,
 )
-from fedray.consensus.state import EngineConfig, TimeoutConfig, gossip, initial_state
+from fedray.consensus.state import EngineConfig, gossip, initial_state
 from fedray.core.block import Block, CommitCertificate
 from fedray.core.encoding import decode
 from fedray.core.state import Genesis
-from fedray.errors import ConfigError, FedrayError
+from fedray.errors import FedrayError
 from fedray.node.app import LedgerApp
 from fedray.node.timeliness import Timeliness
 from fedray.runtime.access import Capabilities, require, sign_blob_request
 from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
+from fedray.runtime.node_settings import NodeSettings
 from fedray.runtime.observers import CommitWatch
 from fedray.runtime.recovery import catch_up, fetch_payloads, load_schedule, save_schedule
 from fedray.runtime.transport import (
@@ -67,47 +67,12 @@ from fedray.runtime.transport import (
     decode_message,
     encode_message,
 )
-from fedray.storage.keystore import DEV_PASSPHRASE, KeyStore
+from fedray.storage.keystore import KeyStore
 
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 256  # concurrent calls into one validator (receive, long polls, queries)
 MAX_FETCH_RETRY_S = 5.0  # longest pause between tries to fetch a missing payload
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    passphrase: str = DEV_PASSPHRASE  # of keys/validator.pem
-    timeout_propose_s: float = 1.0  # round timeouts; each grows by the delta per round
-    timeout_vote_s: float = 0.5
-    timeout_delta_s: float = 0.5
-    timeout_commit_s: float = 0.1  # round 0's proposer waits this long at most for late precommits
-    block_interval_s: float = 0.05  # pause before an empty block; 0: propose at once
-    aggregation_threads: int = 1
-    gossip_s: float = 0.5  # period of the progress check (resend, catch-up)
-    call_timeout_s: float = 5.0  # per peer call
-    clock_precision_s: float = 0.5  # a proposal's time may be this far ahead of our clock ...
-    max_block_lag_s: float = 60.0  # ... or this far behind it (node/timeliness.py)
-    lock_wait_s: float = 30.0  # wait this long for a previous process to release the directory
-
-    def __post_init__(self) -> None:
-        if self.timeout_propose_s <= self.block_interval_s + self.timeout_commit_s:
-            raise ConfigError(
-                "timeout_propose_s must exceed block_interval_s + timeout_commit_s, or peers "
-                "prevote nil while the proposer waits"
-            )
-
-    def timeouts(self) -> TimeoutConfig:
-        p, v, d, c = (
-            int(1000 * x)
-            for x in (
-                self.timeout_propose_s,
-                self.timeout_vote_s,
-                self.timeout_delta_s,
-                self.timeout_commit_s,
-            )
-        )
-        return TimeoutConfig(p, d, v, d, v, d, commit_ms=c)
 
 
 class _ShellDriver(Driver):
@@ -120,15 +85,6 @@ class _ShellDriver(Driver):
     def _apply(self, item: OutboxItem, queue: Any) -> None:
         if not self.intercept(item):
             super()._apply(item, queue)
-
-
-def prepare_node_dir(node_dir: str | Path, key: Any, passphrase: str = DEV_PASSPHRASE) -> Path:
-    """Create a validator directory holding `key` as keys/validator.pem (encrypted)."""
-    path = Path(node_dir)
-    store = KeyStore(path / "keys", passphrase)
-    if not store.path("validator").exists():
-        store.save("validator", key)
-    return path
 
 
 class ValidatorNode(ValidatorFaces):

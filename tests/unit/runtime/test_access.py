@@ -31,7 +31,8 @@ from fedray.runtime.access import (
     released,
     sign_blob_request,
 )
-from fedray.runtime.validator import ValidatorNode, prepare_node_dir
+from fedray.runtime.node_settings import prepare_node_dir
+from fedray.runtime.validator import ValidatorNode
 
 CHAIN = "fedray-access"
 NOW = 1_800_000_000_000

@@ -14,7 +14,8 @@ from fedray.core.transition import CheckedTx
 from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import EncodingError, SignatureError
 from fedray.node.verify import MIN_CHUNK, BatchVerifier
-from fedray.runtime.validator import ValidatorNode, prepare_node_dir
+from fedray.runtime.node_settings import prepare_node_dir
+from fedray.runtime.validator import ValidatorNode
 
 CHAIN = "batch-verify"
 GENESIS, VKEYS, AKEYS = dev_genesis(CHAIN, n_validators=1, n_accounts=4)

@@ -21,8 +21,9 @@ from fedray.core.encoding import encode
 from fedray.federation.clients import ClientPool, Submission
 from fedray.federation.plan import Federation
 from fedray.node.app import LedgerApp
+from fedray.runtime.node_settings import prepare_node_dir
 from fedray.runtime.transport import encode_message
-from fedray.runtime.validator import ValidatorNode, prepare_node_dir
+from fedray.runtime.validator import ValidatorNode
 from fedray.storage.tensors import tensors_digest
 
 PRESET = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"

@@ -13,7 +13,8 @@ from typing import Any
 
 from fedray.core.devchain import dev_genesis
 from fedray.core.encoding import encode
-from fedray.runtime.validator import NodeSettings, ValidatorNode, prepare_node_dir
+from fedray.runtime.node_settings import NodeSettings, prepare_node_dir
+from fedray.runtime.validator import ValidatorNode
 
 CHAIN = "fedray-local"
 LAG_S = 0.2

@@ -20,9 +20,10 @@ from fedray.core.encoding import encode
 from fedray.core.tx import make_tx
 from fedray.errors import EncodingError
 from fedray.node.app import LedgerApp
+from fedray.runtime.node_settings import prepare_node_dir
 from fedray.runtime.recovery import SCHEDULE_KEY, load_schedule, replay_schedule
 from fedray.runtime.transport import decode_message, encode_message
-from fedray.runtime.validator import ValidatorNode, prepare_node_dir
+from fedray.runtime.validator import ValidatorNode
 
 CHAIN = "fedray-local"
 FAST = {

@@ -13,7 +13,8 @@ from fedray.core.crypto import key_from_seed
 from fedray.core.encoding import encode
 from fedray.federation.clients import ClientPool
 from fedray.federation.plan import Federation
-from fedray.runtime.validator import ValidatorNode, prepare_node_dir
+from fedray.runtime.node_settings import prepare_node_dir
+from fedray.runtime.validator import ValidatorNode
 from fedray.storage.tensors import tensors_digest
 
 PRESET = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"
