@@ -118,7 +118,7 @@ class Ingress:
                 raise SubmissionFormError(f"a transaction is bytes, not {type(raw).__name__}")
             checked = check_tx_stateless(raw, self.chain_id, self.max_tx_bytes)
         except FedrayError as exc:
-            return Refused(self._rejection(None, exc, height))
+            return Refused(Rejection.of(None, exc, height))
         return self.admit_checked(checked, payload, delivery_signature, height)
 
     def admit_checked(
@@ -138,18 +138,7 @@ class Ingress:
                     return evidence
             return Admitted(stx.raw, stx.hash)
         except FedrayError as exc:
-            return Refused(self._rejection(stx, exc, height))
-
-    @staticmethod
-    def _rejection(stx: SignedTx | None, exc: FedrayError, height: int) -> Rejection:
-        return Rejection(
-            stx.hash if stx else b"",
-            stx.tx.sender if stx else b"",
-            stx.tx.kind if stx else "",
-            exc.code,
-            str(exc),
-            height,
-        )
+            return Refused(Rejection.of(stx, exc, height))
 
     def _arrays(self, payload: Payload) -> Mapping[str, np.ndarray]:
         """The payload as named arrays, or a typed refusal of its form (no evidence: nothing a
@@ -178,7 +167,7 @@ class Ingress:
             )
         except PROVABLE as exc:
             return Refused(
-                self._rejection(stx, exc, 0),
+                Rejection.of(stx, exc, 0),
                 self._evidence(stx, update, tensors, delivery_signature),
             )
         for name, a in arrays.items():

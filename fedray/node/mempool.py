@@ -35,6 +35,18 @@ class Rejection:
     message: str
     height: int  # committed height when it was rejected
 
+    @staticmethod
+    def of(stx: SignedTx | None, exc: FedrayError, height: int) -> Rejection:
+        """The record of `stx` (None: bytes that do not decode) refused with `exc`."""
+        return Rejection(
+            stx.hash if stx else b"",
+            stx.tx.sender if stx else b"",
+            stx.tx.kind if stx else "",
+            exc.code,
+            str(exc),
+            height,
+        )
+
 
 class Mempool:
     """Pending transactions in arrival order; thread-compatible (the owner serializes calls)."""

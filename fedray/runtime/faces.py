@@ -307,11 +307,4 @@ def refusal(raw: bytes, exc: FedrayError, height: int) -> Rejection:
         stx: SignedTx | None = SignedTx.decode(raw)
     except FedrayError:
         stx = None
-    return Rejection(
-        stx.hash if stx else b"",
-        stx.tx.sender if stx else b"",
-        stx.tx.kind if stx else "",
-        exc.code,
-        str(exc),
-        height,
-    )
+    return Rejection.of(stx, exc, height)
