@@ -24,12 +24,16 @@ ZERO_SIGNATURE = b"\x00" * 64
 
 
 def _attempt(fn: Any) -> str:
-    """'returned ...' or 'refused: <error>' for one call."""
+    """'returned ...', 'rejected <codes>' or 'refused: <error>' for one call."""
     try:
         value = fn()
     except Exception as exc:  # the refusal is what we came to see
         text = str(exc).strip().splitlines()
         return f"refused: {type(exc).__name__}: {text[-1][:120] if text else ''}"
+    rows = value if isinstance(value, list) else []
+    codes = {str(r["code"]) for r in rows if isinstance(r, dict) and "code" in r}
+    if value and codes and all(isinstance(r, dict) and "code" in r for r in value):
+        return "rejected " + ",".join(sorted(codes))  # a validator's rejection list
     return f"returned {type(value).__name__}: {str(value)[:80]}"
 
 
