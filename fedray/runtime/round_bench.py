@@ -21,9 +21,11 @@ sides alike) and processes that exit between two samples.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -200,6 +202,18 @@ def tree_rss(root: int) -> int:
     return total
 
 
+def kill_tree(root: int) -> None:
+    """SIGKILL `root` and every process below it, found before the first is killed."""
+    kids, todo, found = _children(), [root], []
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(kids.get(pid, []))
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def flower_missing() -> str | None:
     """Why Flower's simulation engine cannot be imported here, or None when it can."""
     try:
@@ -222,13 +236,16 @@ def run_side(side: str, task: RoundTask, timeout_s: float) -> SideRun:
                 stderr=subprocess.STDOUT,
             )
             peak, deadline = 0, time.monotonic() + timeout_s
-            while child.poll() is None:
-                peak = max(peak, tree_rss(child.pid))
-                if time.monotonic() > deadline:
-                    child.kill()
+            try:
+                while child.poll() is None:
+                    peak = max(peak, tree_rss(child.pid))
+                    if time.monotonic() > deadline:
+                        raise BenchRoundError(f"{side} did not finish in {timeout_s:g} s")
+                    time.sleep(RSS_PERIOD_S)
+            finally:
+                if child.poll() is None:  # timed out or interrupted: no Ray process outlives it
+                    kill_tree(child.pid)
                     child.wait()
-                    raise BenchRoundError(f"{side} did not finish in {timeout_s:g} s")
-                time.sleep(RSS_PERIOD_S)
         if child.returncode != 0 or not out_path.exists():
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
             raise BenchRoundError(f"{side} failed (exit {child.returncode}): " + " | ".join(tail))

@@ -97,6 +97,7 @@ def run_flower(task: RoundTask) -> SideRun:
     from flwr.serverapp.strategy import FedAvg
     from flwr.simulation import run_simulation
 
+    from fedray.learning.client_round import client_seed
     from fedray.learning.models import build_model, get_params
     from fedray.learning.training import evaluate, train_local
 
@@ -116,7 +117,9 @@ def run_flower(task: RoundTask) -> SideRun:
         model = build_model(spec, task.seed)
         start = {k: v.numpy() for k, v in msg.content["arrays"].to_torch_state_dict().items()}
         rnd = int(msg.content["config"]["server-round"])
-        update = train_local(model, start, data, train_cfg, seed=task.seed * 100_003 + rnd)
+        # fedray's seed for this client's shuffling (its rounds count from 0, Flower's from 1).
+        seed = client_seed(task.seed, rnd - 1, node)
+        update = train_local(model, start, data, train_cfg, seed=seed)
         local = {k: torch.from_numpy(start[k] + update.delta[k]) for k in start}
         content = RecordDict(
             {
