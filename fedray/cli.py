@@ -1,4 +1,4 @@
-"""The `fedray` command line: `run`, `chain verify | show | export`, `bench consensus | tx`.
+"""The `fedray` command line: `run`, `chain verify | show | export`, `bench consensus | tx | round`.
 
 Each subcommand is a small function taking parsed arguments and returning an exit status; the
 heavy imports (Ray, torch, pyarrow) happen inside the subcommand that needs them, so `fedray --help`
@@ -198,6 +198,13 @@ def cmd_bench_tx(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_round(args: argparse.Namespace) -> int:
+    from fedray.runtime.round_bench import run as bench
+
+    bench(args.per_round, args.rounds, args.repeats, args.load, args.timeout)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedray",
@@ -282,6 +289,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=float, default=120.0, help="cap on the load's duration (submit + commit)"
     )
     tx.set_defaults(func=cmd_bench_tx)
+    rnd = bench_sub.add_parser(
+        "round",
+        help="seconds per round, accuracy and peak memory of fedray (chain on) next to Flower's "
+        "simulation engine on the same task (needs the bench extra: flwr)",
+        description="sklearn digits, MLP 64-64-10, 100 clients, 1 local epoch, batch 8, SGD lr 0.1 "
+        "momentum 0.9, two client actors each side; fedray with 4 validators on its embedded "
+        "Ray. The sides alternate, each in a fresh process.",
+    )
+    rnd.add_argument(
+        "--per-round", type=int, nargs="+", default=[10, 100], help="clients per round"
+    )
+    rnd.add_argument("--rounds", type=int, default=10, help="rounds per run (the first is apart)")
+    rnd.add_argument("--repeats", type=int, default=1, help="runs of each side per setting")
+    rnd.add_argument("--load", type=int, default=0, help="CPU-bound processes beside both sides")
+    rnd.add_argument("--timeout", type=float, default=600.0, help="cap on one side's run, s")
+    rnd.set_defaults(func=cmd_bench_round)
     return parser
 
 
