@@ -131,6 +131,13 @@ def merge_override(cfg: DictConfig, item: str, schema: type) -> DictConfig:
                 data[key] = OmegaConf.to_container(node)
                 return OmegaConf.merge(OmegaConf.structured(schema), data)  # type: ignore[return-value]
             return OmegaConf.merge(cfg, {key: content})  # type: ignore[return-value]
-        # A bare name without a group file sets the group's name (e.g. attack=none).
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}.name={value}"]))  # type: ignore[return-value]
+        # No silent fallback to a bare name: without its file, `attack=sign_flip` would run
+        # with the dataclass defaults (fraction 0), e.g. on an install that lacks conf/.
+        folder = group_file.parent
+        known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        where = f"available: {', '.join(known)}" if known else f"{folder} does not exist"
+        raise ConfigError(
+            f"override {item!r}: no {key} file {value}.yaml in {folder} ({where}; "
+            f"FEDRAY_CONF_DIR names another conf directory, {key}.name={value} sets the name alone)"
+        )
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))  # type: ignore[return-value]

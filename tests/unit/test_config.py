@@ -165,3 +165,17 @@ def test_values_out_of_range_are_refused_before_anything_starts(override: str) -
 def test_a_group_file_named_with_its_suffix_is_explained() -> None:
     with pytest.raises(ConfigError, match=r"pick a data file by name \(data=digits\)"):
         load_config(None, ["data=digits.yaml"])
+
+
+def test_a_group_pick_without_its_file_is_refused_not_run_with_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A typo, or an install whose conf/ is missing, must not run `attack=sign_flip` as an attack
+    # with fraction 0 (issue 22): the pick names its file and what is there.
+    with pytest.raises(ConfigError, match=r"no attack file sign_flp\.yaml .*available: alie"):
+        load_config(None, ["attack=sign_flp"])
+    monkeypatch.setenv("FEDRAY_CONF_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"no attack file sign_flip\.yaml .*does not exist"):
+        load_config(None, ["attack=sign_flip"])
+    cfg = load_config(None, ["attack.name=sign_flip", "attack.fraction=0.2"])
+    assert (cfg.attack.name, cfg.attack.fraction) == ("sign_flip", 0.2)
