@@ -23,13 +23,6 @@ import numpy as np
 # (docs/security.md, "What stays open"); shown, not counted as a failure of fedray's defences.
 Status = Literal["blocked", "ACHIEVED", "LIMIT", "not run", "ERROR"]
 MINIMAL = Path(__file__).resolve().parents[1] / "conf" / "preset" / "minimal.yaml"
-SETTINGS = {
-    "timeout_propose_s": 0.8,
-    "timeout_vote_s": 0.3,
-    "timeout_delta_s": 0.2,
-    "block_interval_s": 0.1,
-    "gossip_s": 0.3,
-}
 VICTIM, HONEST, ATTACKER = 0, 1, 5  # client indices (all six are selected in round 0)
 
 
@@ -78,7 +71,7 @@ class ChainLab:
         from fedray.config import load_config
         from fedray.federation.keys import PASSPHRASE_ENV, make_run_keys
         from fedray.federation.plan import Federation
-        from fedray.runtime.localnet import ValidatorNet
+        from fedray.runtime.localnet import SHARED_CPU_SETTINGS, ValidatorNet
 
         cfg = load_config(MINIMAL, ["chain.round_deadline_blocks=100000", "runtime.keys=fresh"])
         env = {PASSPHRASE_ENV: secrets.token_urlsafe(18)}  # the operator's, for this lab
@@ -93,7 +86,7 @@ class ChainLab:
             keys.validators,
             ingress_layout=layout,
             passphrase=keys.passphrase,
-            **SETTINGS,
+            **SHARED_CPU_SETTINGS,
         )
         net.start()
         net.operator_call("put_blob", initial)

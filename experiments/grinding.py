@@ -34,7 +34,7 @@ from pathlib import Path
 
 from fedray.consensus.proposer import ProposerSchedule
 from fedray.core.beacon import Beacon, check_randomness, prove_next
-from fedray.core.block import Header, make_block, tx_root
+from fedray.core.block import Block, Header, make_block, tx_root
 from fedray.core.contracts.accounts import Transfer
 from fedray.core.contracts.rounds import genesis_rounds
 from fedray.core.contracts.selection import select_clients, selection_seed
@@ -94,7 +94,8 @@ def at_height(genesis_state: State, height: int) -> State:
     )
 
 
-def header_by(key: PrivateKey, state: State) -> Header:
+def block_by(key: PrivateKey, state: State) -> Block:
+    """An empty block on `state` proposed by `key`, with its VRF proof."""
     return make_block(
         CHAIN,
         state.height + 1,
@@ -107,7 +108,11 @@ def header_by(key: PrivateKey, state: State) -> Header:
         None,
         (),
         prove_next(key, state),
-    ).header
+    )
+
+
+def header_by(key: PrivateKey, state: State) -> Header:
+    return block_by(key, state).header
 
 
 def draw(state: State, header: Header, round_: int) -> int:
@@ -117,19 +122,7 @@ def draw(state: State, header: Header, round_: int) -> int:
 
 def check_against_the_chain(genesis: Genesis, key: PrivateKey) -> None:
     state = genesis.state()
-    block = make_block(
-        CHAIN,
-        1,
-        state.last_block_time + 1,
-        state.last_block_hash,
-        state.root(),
-        key.public_key,
-        state.validators,
-        (),
-        None,
-        (),
-        prove_next(key, state),
-    )
+    block = block_by(key, state)
     selected = apply_block(state, block).section("rounds").selected
     seed = selection_seed(check_randomness(state, block.header), 0)
     assert selected == select_clients(CANDIDATES, K, seed), "components differ from the chain"

@@ -32,6 +32,17 @@ from fedray.storage.keystore import DEV_PASSPHRASE
 Layout = dict[str, tuple[str, tuple[int, ...]]]
 
 
+SHARED_CPU_SETTINGS = {
+    # Timeouts and pacing for a small local network on a few shared cores (tests, experiments):
+    # long enough that a loaded machine does not look like a faulty peer.
+    "timeout_propose_s": 0.8,
+    "timeout_vote_s": 0.3,
+    "timeout_delta_s": 0.2,
+    "block_interval_s": 0.1,
+    "gossip_s": 0.3,
+}
+
+
 class ValidatorNet:
     def __init__(
         self,

@@ -27,17 +27,11 @@ from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.tx import SignedTx, Tx, make_tx, to_canonical_map
 from fedray.federation.plan import Federation
 from fedray.runtime.access import sign_blob_request
-from fedray.runtime.localnet import ValidatorNet
+from fedray.runtime.localnet import SHARED_CPU_SETTINGS, ValidatorNet
 from fedray.storage.tensors import nbytes, tensors_digest
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = {
-    "timeout_propose_s": 0.8,
-    "timeout_vote_s": 0.3,
-    "timeout_delta_s": 0.2,
-    "block_interval_s": 0.1,
-    "gossip_s": 0.3,
-}
+SETTINGS = SHARED_CPU_SETTINGS
 
 
 class Chain:

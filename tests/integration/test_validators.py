@@ -19,16 +19,10 @@ from fedray.cli import main as fedray_main
 from fedray.core.contracts.accounts import Transfer
 from fedray.core.devchain import dev_genesis
 from fedray.core.tx import make_tx
-from fedray.runtime.localnet import ValidatorNet
+from fedray.runtime.localnet import SHARED_CPU_SETTINGS, ValidatorNet
 
 CHAIN = "fedray-it"
-SETTINGS = {
-    "timeout_propose_s": 0.8,
-    "timeout_vote_s": 0.3,
-    "timeout_delta_s": 0.2,
-    "block_interval_s": 0.1,
-    "gossip_s": 0.3,
-}
+SETTINGS = SHARED_CPU_SETTINGS
 
 
 class Scenario:

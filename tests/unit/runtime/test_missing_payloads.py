@@ -12,6 +12,8 @@ import asyncio
 import shutil
 from pathlib import Path
 
+from node_harness import FAST, PRESET, until
+
 from fedray.config import load_config
 from fedray.consensus.messages import ProposalMessage
 from fedray.core.beacon import prove_next
@@ -25,22 +27,6 @@ from fedray.runtime.node_settings import prepare_node_dir
 from fedray.runtime.transport import encode_message
 from fedray.runtime.validator import ValidatorNode
 from fedray.storage.tensors import tensors_digest
-
-PRESET = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"
-FAST = {
-    "timeout_propose_s": 0.4,
-    "timeout_vote_s": 0.15,
-    "timeout_delta_s": 0.1,
-    "block_interval_s": 0.02,
-    "gossip_s": 0.1,
-}
-
-
-async def _until(predicate: object, timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await predicate():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 class Net:
@@ -66,7 +52,7 @@ class Net:
         async def round_open() -> bool:
             return bool((await self.nodes[0].round_info()).open)
 
-        await _until(round_open)
+        await until(round_open)
 
     async def updates(self) -> list[Submission]:
         info = await self.nodes[0].round_info()
@@ -119,7 +105,7 @@ async def _reproposal(tmp: Path) -> None:
     async def checking() -> bool:
         return block.hash in node.driver.state.checking  # type: ignore[union-attr]
 
-    await _until(checking)
+    await until(checking)
     await asyncio.sleep(10 * FAST["gossip_s"])  # several fetch attempts find it nowhere
     assert node.driver.state.validity.get(block.hash) is None  # type: ignore[union-attr]
     assert node.failed is None
@@ -128,7 +114,7 @@ async def _reproposal(tmp: Path) -> None:
     async def judged_valid() -> bool:
         return node.driver.state.validity.get(block.hash) is True  # type: ignore[union-attr]
 
-    await _until(judged_valid)
+    await until(judged_valid)
     await node.shutdown(node.caps.operator)
 
 
@@ -146,7 +132,7 @@ async def _catch_up(tmp: Path) -> None:
     async def round_closed() -> bool:
         return all([(await n.round_info()).results for n in (nodes[0], nodes[1], nodes[3])])
 
-    await _until(round_closed)
+    await until(round_closed)
     digests = {tensors_digest(s.payload) for s in subs}
     tip = nodes[0].app.height
     gap = min(  # the first block that needs one of the payloads
@@ -172,7 +158,7 @@ async def _catch_up(tmp: Path) -> None:
     async def caught_up_to_the_gap() -> bool:
         return nodes[2].app.height >= gap - 1
 
-    await _until(caught_up_to_the_gap)
+    await until(caught_up_to_the_gap)
     await asyncio.sleep(20 * FAST["gossip_s"])  # several catch-up passes find no payload
     assert nodes[2].failed is None, nodes[2].failed
     assert nodes[2].app.height == gap - 1  # it did not execute the block without them

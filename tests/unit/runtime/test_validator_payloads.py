@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from node_harness import FAST, PRESET, until
+
 from fedray.config import load_config
 from fedray.core.crypto import key_from_seed
 from fedray.core.encoding import encode
@@ -16,22 +18,6 @@ from fedray.federation.plan import Federation
 from fedray.runtime.node_settings import prepare_node_dir
 from fedray.runtime.validator import ValidatorNode
 from fedray.storage.tensors import tensors_digest
-
-PRESET = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"
-FAST = {
-    "timeout_propose_s": 0.4,
-    "timeout_vote_s": 0.15,
-    "timeout_delta_s": 0.1,
-    "block_interval_s": 0.02,
-    "gossip_s": 0.1,
-}
-
-
-async def _until(predicate: object, timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await predicate():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def _scenario(tmp: Path) -> None:
@@ -51,7 +37,7 @@ async def _scenario(tmp: Path) -> None:
     async def round_open() -> bool:
         return bool((await nodes[0].round_info()).open)
 
-    await _until(round_open)
+    await until(round_open)
     await nodes[2].shutdown(nodes[2].caps.operator)  # misses the payloads and the round's close
     info = await nodes[0].round_info()
     subs = (
@@ -69,7 +55,7 @@ async def _scenario(tmp: Path) -> None:
         infos = [await n.round_info() for n in (nodes[0], nodes[1], nodes[3])]
         return all(i.results for i in infos)
 
-    await _until(round_closed)
+    await until(round_closed)
     result = (await nodes[3].round_info()).results[0]
     assert result.included == len(subs) and result.reason == "quota"
     assert all(nodes[3].app.blobs.has(d) for d in digests)  # fetched to check the proposal
