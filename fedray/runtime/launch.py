@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from fedray.config import RunConfig, load_config
 from fedray.errors import ConfigError, FedrayError
@@ -39,12 +41,21 @@ def _check_cpus(fed: Federation, available: float, where: str) -> None:
         )
 
 
-def run(cfg: RunConfig) -> RunResult:
-    """Run `cfg` end to end in a new run directory (see the module docstring)."""
-    return _launch(cfg, None)
+RoundObserver = Callable[[Mapping[str, Any]], None]
+"""Called with each round's metrics row as the round closes (live metrics, Ray Tune's report)."""
 
 
-def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunResult:
+def run(cfg: RunConfig, on_round: RoundObserver | None = None) -> RunResult:
+    """Run `cfg` end to end in a new run directory (see the module docstring); `on_round` sees
+    every round's row as it is recorded."""
+    return _launch(cfg, None, on_round)
+
+
+def resume(
+    run_dir: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    on_round: RoundObserver | None = None,
+) -> RunResult:
     """Continue the run in `run_dir` with its own config.yaml (only `runtime.*` may change)."""
     path = Path(run_dir)
     if not (path / "config.yaml").exists() or not (path / "chain").is_dir():
@@ -54,10 +65,10 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
             raise ConfigError(
                 f"a resumed run keeps its config; only runtime.* may change: {item!r}"
             )
-    return _launch(load_config(path / "config.yaml", list(overrides)), path)
+    return _launch(load_config(path / "config.yaml", list(overrides)), path, on_round)
 
 
-def _launch(cfg: RunConfig, resume_dir: Path | None) -> RunResult:
+def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | None) -> RunResult:
     from fedray.runtime.cluster import cluster_address, init_ray, shutdown_ray
     from fedray.runtime.hardening import guarded
     from fedray.runtime.run import Run
@@ -94,7 +105,7 @@ def _launch(cfg: RunConfig, resume_dir: Path | None) -> RunResult:
             made_parent = not Path(cfg.output_dir).exists()
             run_dir = make_run_dir(cfg)
             lock = DirLock(run_dir, wait_s=0)
-        handle = Run(cfg, run_dir, resume=resume_dir is not None)
+        handle = Run(cfg, run_dir, resume=resume_dir is not None, on_round=on_round)
         with guarded():  # pools and validators answer this process: unpickle only wire types
             try:
                 handle.start()

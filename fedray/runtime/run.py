@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,15 @@ MAX_POOL_REBUILDS = 3  # a pool that crashes more often stays down (its clients 
 class Run:
     """One run's actors and bookkeeping; `execute()` drives it to the end."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, resume: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path,
+        resume: bool = False,
+        on_round: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> None:
         self.cfg, self.run_dir, self.resume = cfg, run_dir, resume
+        self.on_round = on_round
         self.fed = Federation(cfg)
         self.record = RunRecord(run_dir, self.fed)
         self.timings: dict[int, RoundTiming] = {}
@@ -250,6 +258,8 @@ class Run:
             self.actors.call("economy_info"),
         )
         self.record.add_row(row.as_dict())
+        if self.on_round is not None:
+            self.on_round(self.record.rows[-1])
         self.record.checkpoint(result.round, model, result.global_after)
         self.record.progress(
             {
