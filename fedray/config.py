@@ -28,6 +28,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from fedray.config_extensions import custom_strategies as custom_strategies
+from fedray.config_extensions import register_strategies as register_strategies
+from fedray.config_extensions import validate_extensions
 from fedray.config_files import explain, is_group_pick, load_yaml, merge_override, one_line
 from fedray.errors import ConfigError
 
@@ -50,12 +53,16 @@ class DataConfig:
     test_fraction: float = 0.2
     synthetic_alpha: float = 1.0  # FedProx Synthetic(alpha, beta)
     synthetic_beta: float = 1.0
+    loader: str | None = None  # import path of a DatasetLoader (docs/extending.md); name: a label
+    params: dict[str, Any] = field(default_factory=dict)  # the loader's keyword arguments
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "mlp"  # logreg | mlp | cnn
     hidden: int = 64  # mlp hidden width; cnn fully connected width
+    factory: str | None = None  # import path of a ModelFactory (docs/extending.md); name: a label
+    params: dict[str, Any] = field(default_factory=dict)  # the factory's keyword arguments
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class StrategyConfig:
     # rare labels at Dirichlet alpha 0.1.
     name: str = "direction_filter"
     params: dict[str, Any] = field(default_factory=dict)
+    factory: str | None = None  # import path of a StrategyFactory, registered as `name`
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class AttackConfig:
     fraction: float = 0.0
     start_round: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    factory: str | None = None  # import path of an AttackFactory (docs/extending.md); name: a label
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,7 @@ class RuntimeConfig:
     object_store_mb: int = 256  # embedded Ray only
     client_pools: int = 2  # actors hosting the virtual clients
     pool_num_cpus: float = 0.3
+    pool_num_gpus: float = 0.0  # GPUs (fractions allowed) per pool: its clients train on cuda
     validator_num_cpus: float = 0.2
     aggregation_threads: int = 1
     progress: bool = True  # tqdm progress bar
@@ -259,6 +269,11 @@ _RANGES: tuple[tuple[str, Any, str], ...] = (
     ("runtime.object_store_mb", lambda v: v >= 80, "must be at least 80 (Ray's minimum)"),
     ("runtime.client_pools", lambda v: v >= 1, "must be at least 1"),
     ("runtime.pool_num_cpus", lambda v: v > 0, "must be > 0"),
+    (
+        "runtime.pool_num_gpus",
+        lambda v: 0 <= v <= 1 or float(v).is_integer(),
+        "a fraction in [0, 1] or a whole number",
+    ),
     ("runtime.validator_num_cpus", lambda v: v > 0, "must be > 0"),
     ("runtime.aggregation_threads", lambda v: v >= 1, "must be at least 1"),
     ("runtime.checkpoint_every", lambda v: v >= 0, "must be >= 0 (0: no checkpoints)"),
@@ -293,6 +308,7 @@ def validate(cfg: RunConfig) -> None:
         f"must exceed chain.block_interval_s ({cfg.chain.block_interval_s}), or validators "
         "prevote nil while the proposer waits",
     )
+    validate_extensions(cfg)  # resolves import paths and registers a custom rule
     try:
         make_config(cfg.strategy.name, dict(cfg.strategy.params))
     except Exception as exc:  # the registry names the closest valid rule or key
@@ -302,16 +318,17 @@ def validate(cfg: RunConfig) -> None:
     from fedray.learning.models import MODELS
     from fedray.learning.partition import SCHEMES
 
-    for key, value, options in (
-        ("data.name", cfg.data.name, DATASETS),
-        ("data.partition", cfg.data.partition, SCHEMES),
-        ("model.name", cfg.model.name, MODELS),
-        ("runtime.keys", cfg.runtime.keys, ("simulation", "fresh")),
-    ):
+    named = (
+        ("data.name", cfg.data.name, DATASETS, cfg.data.loader),
+        ("data.partition", cfg.data.partition, SCHEMES, None),
+        ("model.name", cfg.model.name, MODELS, cfg.model.factory),
+        ("runtime.keys", cfg.runtime.keys, ("simulation", "fresh"), None),
+    )
+    for key, value, options in ((k, v, o) for k, v, o, path in named if not path):
         near = difflib.get_close_matches(value, options, n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""
         need(value in options, key, f"unknown value {value!r}{hint}; valid: {', '.join(options)}")
-    if cfg.attack.name != "none":
+    if cfg.attack.name != "none" and not cfg.attack.factory:
         try:
             make_attack(cfg.attack.name, dict(cfg.attack.params))
         except Exception as exc:
@@ -338,7 +355,7 @@ def validate(cfg: RunConfig) -> None:
                 f"governance[{i}].{who}",
                 "yes | no | abstain | veto | none",
             )
-    if cfg.data.partition == "natural":
+    if cfg.data.partition == "natural" and not cfg.data.loader:
         need(cfg.data.name == "synthetic", "data.partition", "natural needs data.name=synthetic")
         need(cfg.clients == 30, "clients", "Synthetic has 30 natural users: set clients=30")
 

@@ -4,6 +4,9 @@ Owns: the public names of the rules and turning user config (OmegaConf/YAML mapp
 dataclasses) into a strategy, with `StrategyConfigError` naming the closest valid name or key.
 `threads` is a local speed knob, not config: results never depend on it.
 
+Rules a config names by import path are registered under a name in `extensions` and built here
+like the built-in ones (their config is the mapping of keyword arguments their factory takes).
+
 Ignores: which rule a round uses (that is a chain parameter).
 """
 
@@ -22,6 +25,7 @@ from fedray.aggregation.direction_filter import (
     DirectionFilter,
     DirectionFilterConfig,
 )
+from fedray.aggregation.extensions import build_custom, custom_factory, custom_names
 from fedray.aggregation.fedavg import FedAvg, FedAvgConfig
 from fedray.aggregation.krum import Krum, KrumConfig, MultiKrum, MultiKrumConfig
 from fedray.aggregation.median import Median, MedianConfig
@@ -62,10 +66,18 @@ def _closest(word: str, options: list[str]) -> str:
 
 def make_config(name: str, config: Mapping[str, Any] | object | None = None) -> Any:
     """The frozen config dataclass of strategy `name` from a mapping, an instance, or None
-    (defaults). Unknown names and keys raise `StrategyConfigError` with the closest valid ones."""
+    (defaults). Unknown names and keys raise `StrategyConfigError` with the closest valid ones.
+    A registered custom rule's config is a plain dict, checked by building the rule once."""
+    if isinstance(name, str) and custom_factory(name) is not None:
+        if not isinstance(config, Mapping | None):
+            raise StrategyConfigError(f"{name}: config must be a mapping")
+        params = dict(config or {})
+        build_custom(name, params)  # its factory refuses what it cannot take
+        return params
     if not isinstance(name, str) or name not in STRATEGIES:
+        options = list(STRATEGIES) + custom_names()
         raise StrategyConfigError(
-            f"unknown aggregation strategy {name!r}; {_closest(str(name), list(STRATEGIES))}"
+            f"unknown aggregation strategy {name!r}; {_closest(str(name), options)}"
         )
     cls = STRATEGIES[name][0]
     if config is None:
@@ -99,4 +111,6 @@ def make_strategy(
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise StrategyConfigError(f"threads must be an int >= 1, got {threads!r}")
     cfg = make_config(name, config)
+    if name not in STRATEGIES:  # a registered custom rule
+        return build_custom(name, cfg)
     return STRATEGIES[name][1](cfg, threads)

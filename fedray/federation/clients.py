@@ -34,7 +34,8 @@ from fedray.errors import FedrayError
 from fedray.federation.plan import Federation
 from fedray.learning.attacks import make_attack
 from fedray.learning.client_round import client_round
-from fedray.learning.models import build_model
+from fedray.learning.extensions import make_custom_attack
+from fedray.learning.models import build_model, state_names
 from fedray.storage.tensors import nbytes, tensors_digest
 from fedray.storage.trees import tree_from_bytes, tree_to_bytes
 
@@ -85,13 +86,20 @@ class ClientPool:
         self.shards = fed.shards(self.clients)
         self.attackers = tuple(i for i in fed.attackers() if i in self.keys)
         a = self.cfg.attack
-        self.attack = make_attack(a.name, dict(a.params)) if self.attackers else None
+        self.attack = None
+        if self.attackers and a.factory:
+            self.attack = make_custom_attack(a.factory, dict(a.params))
+        elif self.attackers:
+            self.attack = make_attack(a.name, dict(a.params))
         if self.attack is not None:
             rng = np.random.default_rng([self.cfg.seed, 0xDA7A])
             for i in self.attackers:  # data poisoning (label flip) happens once, locally
                 self.shards[i] = self.attack.poison_data(self.shards[i], rng)
-        self.model = build_model(fed.model_spec(), self.cfg.seed)
-        self.param_names = [name for name, _ in self.model.named_parameters()]
+        # The GPU Ray gave the pool's actor (runtime.pool_num_gpus > 0), else the CPU.
+        gpu = self.cfg.runtime.pool_num_gpus > 0 and torch.cuda.is_available()
+        self.device = torch.device("cuda" if gpu else "cpu")
+        self.model = build_model(fed.model_spec(), self.cfg.seed).to(self.device)
+        self.param_names = state_names(self.model)
 
     def sign_delivery(self, client: int, round_: int, payload: Mapping[str, np.ndarray]) -> bytes:
         """The client's signature over [round, digest of the payload it sends]."""

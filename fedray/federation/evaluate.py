@@ -12,13 +12,13 @@ import torch
 from fedray.aggregation.fixedpoint import dequantize
 from fedray.config import RunConfig
 from fedray.federation.plan import Federation
-from fedray.learning.models import build_model
+from fedray.learning.models import build_model, state_names
 from fedray.learning.training import Metrics, centralized_baseline, evaluate
 
 
 def as_float(fed: Federation, fixed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """int32 fixed point (any tensor order) -> float32 in the model's parameter order."""
-    names = [n for n, _ in build_model(fed.model_spec(), fed.cfg.seed).named_parameters()]
+    names = state_names(build_model(fed.model_spec(), fed.cfg.seed))
     return dequantize({n: fixed[n] for n in names})
 
 
@@ -28,7 +28,7 @@ class Evaluator:
         self.fed = fed
         self.split = fed.split()
         self.model = build_model(fed.model_spec(), fed.cfg.seed)
-        self.names = [n for n, _ in self.model.named_parameters()]
+        self.names = state_names(self.model)
 
     def as_float(self, fixed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """int32 fixed point (any tensor order) -> float32 in the model's parameter order."""

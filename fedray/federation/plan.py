@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from fedray.aggregation.fixedpoint import quantize
-from fedray.config import RunConfig, with_model_defaults
+from fedray.config import RunConfig, custom_strategies, register_strategies, with_model_defaults
 from fedray.core.contracts.rounds import genesis_rounds
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.state import Genesis, GenesisAccount, Params
 from fedray.errors import ConfigError, FedrayError
 from fedray.learning.datasets import DatasetSpec, DataSplit, SyntheticConfig, load_dataset
+from fedray.learning.extensions import load_custom_dataset
 from fedray.learning.models import ModelSpec, build_model, get_params
 from fedray.learning.partition import PartitionConfig, partition
 from fedray.learning.training import TrainConfig
@@ -40,7 +41,17 @@ GENESIS_TIME_MS = 1_700_000_000_000
 
 
 @functools.lru_cache(maxsize=4)
-def _split(name: str, seed: int, test_fraction: float, s_alpha: float, s_beta: float) -> DataSplit:
+def _split(
+    name: str,
+    seed: int,
+    test_fraction: float,
+    s_alpha: float,
+    s_beta: float,
+    loader: str = "",
+    params_json: str = "{}",
+) -> DataSplit:
+    if loader:
+        return load_custom_dataset(loader, seed, test_fraction, json.loads(params_json))
     synthetic = SyntheticConfig(alpha=s_alpha, beta=s_beta, seed=seed)
     return load_dataset(DatasetSpec(name, seed, test_fraction, synthetic))
 
@@ -55,6 +66,7 @@ class Federation:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cfg", with_model_defaults(self.cfg))  # concrete epochs and lr
+        register_strategies(custom_strategies(self.cfg))  # a custom rule builds by its name
 
     def preflight(self) -> None:
         """Everything a run derives from its config, built once before Ray starts, so a config the
@@ -74,10 +86,23 @@ class Federation:
         validators = self.cfg.chain.validators * (rt.validator_num_cpus + INGRESS_CPUS)
         return validators + len(self.pools()) * rt.pool_num_cpus
 
+    def gpus_needed(self) -> float:
+        """Ray GPUs the client pools reserve (`runtime.pool_num_gpus` each)."""
+        return len(self.pools()) * self.cfg.runtime.pool_num_gpus
+
     # --- data and model -----------------------------------------------------------------------
     def split(self) -> DataSplit:
         d = self.cfg.data
-        return _split(d.name, self.cfg.seed, d.test_fraction, d.synthetic_alpha, d.synthetic_beta)
+        params = json.dumps(dict(d.params), sort_keys=True)  # hashable, for the cache
+        return _split(
+            d.name,
+            self.cfg.seed,
+            d.test_fraction,
+            d.synthetic_alpha,
+            d.synthetic_beta,
+            d.loader or "",
+            params,
+        )
 
     def shards(self, clients: list[int] | None = None) -> dict[int, Any]:
         """The training shard of each client in `clients` (all when None)."""
@@ -99,11 +124,17 @@ class Federation:
     def model_spec(self) -> ModelSpec:
         split = self.split()
         shape = split.input_shape
-        if self.cfg.model.name == "cnn" and len(shape) == 1:
+        m = self.cfg.model
+        if m.name == "cnn" and not m.factory and len(shape) == 1:
             side = int(round(shape[0] ** 0.5))
             shape = (1, side, side)
         return ModelSpec(
-            self.cfg.model.name, tuple(shape), split.num_classes, self.cfg.model.hidden
+            m.name,
+            tuple(shape),
+            split.num_classes,
+            m.hidden,
+            factory=m.factory or "",
+            params=tuple(sorted(m.params.items())),
         )
 
     def train_config(self, epochs: int | None = None, lr: float | None = None) -> TrainConfig:
@@ -129,7 +160,8 @@ class Federation:
 
     def attackers(self) -> tuple[int, ...]:
         """A seeded sample of round(fraction * clients) client indices."""
-        if self.cfg.attack.name == "none" or self.cfg.attack.fraction <= 0:
+        a = self.cfg.attack
+        if (a.name == "none" and not a.factory) or a.fraction <= 0:
             return ()
         count = int(round(self.cfg.attack.fraction * self.cfg.clients))
         rng = np.random.default_rng([self.cfg.seed, 0xA77AC])

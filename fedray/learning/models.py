@@ -1,26 +1,37 @@
-"""Small torch models built by name, and their parameters as numpy.
+"""Torch models built by name or by a config's factory, and their state as numpy.
 
 Owns: `logreg`, `mlp` and `cnn` for inputs of shape (features,) or (channels, height, width)
-(8x8 digits and 28x28 MNIST alike), seeded initialization, and the conversion between a model and
-`Params`. Convention: `Params` hold the model's *parameters only* (`named_parameters()` names, which
-equal its `state_dict` names because no fedray model has buffers); `set_params` refuses missing,
-extra or misshaped entries. No BatchNorm on purpose: running statistics are not parameters, do not
-average well across non-IID clients and would need a second fixed-point channel.
+(8x8 digits and 28x28 MNIST alike), models from a `ModelSpec.factory` import path
+(`fedray.learning.extensions`), seeded initialization, and the conversion between a model and
+`Params`.
 
-Deliberately ignored: devices other than CPU, dtypes other than float32, large architectures.
+Convention: `Params` hold the model's *floating-point state*: its parameters (`named_parameters()`
+order) followed by its floating-point buffers (`named_buffers()` order: BatchNorm's running_mean
+and running_var). Buffers are aggregated with the parameters: a client's update carries how its
+local training moved the running statistics, the chain's rule combines those deltas like any
+coordinate, and the global model holds statistics that evaluation (`model.eval()`) uses. Integer
+buffers (BatchNorm's num_batches_tracked) are not state: each process keeps its own counter, which
+only BatchNorm with `momentum=None` reads. Why not FedBN (statistics kept per client): the chain
+releases and evaluates one global model, which needs statistics of its own. `set_params` refuses
+missing, extra or misshaped entries.
+
+Deliberately ignored: dtypes other than float32, large architectures. Training moves batches to
+the model's device (`fedray.learning.training`); `Params` are always CPU numpy.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from fedray.learning.errors import ModelError
+from fedray.learning.extensions import build_custom_model
 from fedray.learning.params import Params
 
 MODELS = ("logreg", "mlp", "cnn")
@@ -35,6 +46,8 @@ class ModelSpec:
     num_classes: int = 10
     hidden: int = 100  # mlp hidden width; cnn fully connected width
     channels: tuple[int, int] = (16, 32)  # cnn conv channels
+    factory: str = ""  # import path of a ModelFactory; "" builds `name`
+    params: tuple[tuple[str, Any], ...] = ()  # the factory's keyword arguments
 
 
 def _cnn(spec: ModelSpec) -> nn.Module:
@@ -66,7 +79,11 @@ def build_model(spec: ModelSpec, seed: int = 0) -> nn.Module:
     d = math.prod(spec.input_shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if spec.name == "logreg":
+        if spec.factory:
+            model = build_custom_model(
+                spec.factory, spec.input_shape, spec.num_classes, dict(spec.params)
+            )
+        elif spec.name == "logreg":
             model = nn.Sequential(nn.Flatten(), nn.Linear(d, spec.num_classes))
         elif spec.name == "mlp":
             model = nn.Sequential(
@@ -79,24 +96,32 @@ def build_model(spec: ModelSpec, seed: int = 0) -> nn.Module:
             model = _cnn(spec)
         else:
             raise ModelError(f"unknown model {spec.name!r}; known: {', '.join(MODELS)}")
-    if any(True for _ in model.buffers()):
-        raise ModelError(
-            "fedray models must not have buffers"
-        )  # the Params convention relies on it
     return model
 
 
+def named_state(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """The tensors `Params` hold: parameters, then floating-point buffers (module docstring)."""
+    yield from model.named_parameters()
+    for name, buffer in model.named_buffers():
+        if buffer.is_floating_point():
+            yield name, buffer
+
+
+def state_names(model: nn.Module) -> list[str]:
+    """The names of `named_state`, in order (the order training and evaluation want)."""
+    return [name for name, _ in named_state(model)]
+
+
 def get_params(model: nn.Module) -> Params:
-    """The model's parameters as an ordered dict of float32 numpy copies."""
+    """The model's state (`named_state`) as an ordered dict of float32 numpy copies."""
     return {
-        k: v.detach().cpu().numpy().astype(np.float32, copy=True)
-        for k, v in model.named_parameters()
+        k: v.detach().cpu().numpy().astype(np.float32, copy=True) for k, v in named_state(model)
     }
 
 
 def set_params(model: nn.Module, params: Mapping[str, np.ndarray]) -> None:
     """Copy `params` into `model` in place; names and shapes must match exactly."""
-    named = dict(model.named_parameters())
+    named = dict(named_state(model))
     if set(named) != set(params):
         raise ModelError(f"parameter names differ: model {sorted(named)} vs given {sorted(params)}")
     with torch.no_grad():
@@ -104,7 +129,7 @@ def set_params(model: nn.Module, params: Mapping[str, np.ndarray]) -> None:
             v = np.asarray(params[k])
             if v.shape != tuple(p.shape):
                 raise ModelError(f"{k!r}: shape {v.shape} does not fit {tuple(p.shape)}")
-            p.copy_(torch.from_numpy(np.asarray(v, dtype=np.float32)))
+            p.copy_(torch.from_numpy(np.asarray(v, dtype=np.float32)))  # to p's device
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -1,7 +1,7 @@
 """Model parameters as plain numpy: `Params` = ordered `dict[str, np.ndarray]` of float32.
 
-Keys are torch `state_dict` names of the model's *parameters* (fedray models have no buffers), in
-the model's order. Everything outside torch (attacks, quantization, aggregation, hashing) speaks this
+Keys are torch `state_dict` names of the model's floating-point state: its parameters, then its
+float buffers such as BatchNorm's running statistics (`fedray.learning.models.named_state`). Everything outside torch (attacks, quantization, aggregation, hashing) speaks this
 type, so it stays serializable and zero-copy in Ray. Two dicts have the same layout when they hold
 the same names with the same shapes, in any order (fedray.aggregation returns names sorted);
 helpers follow the key order of their first argument. Deliberately ignored: dtypes other than

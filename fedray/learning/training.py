@@ -5,10 +5,16 @@ momentum buffer carried across rounds as explicit state), returning the update a
 (local - global) plus its sample count; evaluation of parameters on a dataset; a centralized trainer
 with the same model and epoch budget for reference.
 
+Training and evaluation run on the model's device (CPU, or the GPU a client pool moved it to): the
+data stay CPU arrays and each batch moves to the device. `Params` in and out are CPU numpy.
+
 Determinism: given the same model spec, global parameters, data, config, seed and momentum state,
-`train_local` returns bit-identical results on one machine and thread count (shuffling uses a
-seeded `torch.Generator`; nothing reads the global RNG). Deliberately ignored: GPUs, learning-rate
-schedules, data augmentation, differential privacy.
+`train_local` returns bit-identical results on one machine and thread count on CPU (shuffling uses
+a seeded `torch.Generator` on CPU; nothing reads the global RNG). On a GPU, cuDNN and atomics make
+results vary between runs unless `torch.use_deterministic_algorithms(True)` is set, and GPU
+results differ from CPU ones; the chain does not care, since validators only aggregate the
+fixed-point updates clients submit. Deliberately ignored: learning-rate schedules, data
+augmentation, differential privacy.
 """
 
 from __future__ import annotations
@@ -80,9 +86,12 @@ def _sgd(
     x, y = _tensors(data)
     named = list(model.named_parameters())
     params = [p for _, p in named]
+    device = params[0].device
     bufs: list[torch.Tensor | None] = [None] * len(params)
     if momentum is not None:
-        bufs = [torch.from_numpy(np.array(momentum[k], dtype=np.float32)) for k, _ in named]
+        bufs = [
+            torch.from_numpy(np.array(momentum[k], dtype=np.float32)).to(device) for k, _ in named
+        ]
     g = torch.Generator().manual_seed(seed)
     n, bs = len(data), cfg.batch_size
     loss_sum = 0.0
@@ -92,7 +101,7 @@ def _sgd(
         loss_sum = 0.0
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss = F.cross_entropy(model(x[idx].to(device)), y[idx].to(device))
             loss_sum += float(loss.detach()) * len(idx)
             if anchor is not None and cfg.prox_mu > 0:
                 prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor, strict=True))
@@ -133,9 +142,9 @@ def train_local(
         anchor = [p.detach().clone() for p in model.parameters()]
     loss, mom = _sgd(model, data, cfg, seed, anchor, momentum)
     local = get_params(model)
-    out_mom = None
-    if cfg.carry_momentum:
-        out_mom = {k: v.numpy().astype(np.float32, copy=True) for k, v in mom.items()} or None
+    out_mom: Params | None = None
+    if cfg.carry_momentum and mom:
+        out_mom = {k: v.cpu().numpy().astype(np.float32, copy=True) for k, v in mom.items()}
     return LocalUpdate(sub(local, dict(global_params)), len(data), loss, out_mom)
 
 
@@ -151,10 +160,11 @@ def evaluate(
         set_params(model, params)
     model.eval()
     x, y = _tensors(data)
+    device = next(model.parameters()).device
     loss, correct = 0.0, 0
     for start in range(0, len(data), batch_size):
-        logits = model(x[start : start + batch_size])
-        yb = y[start : start + batch_size]
+        logits = model(x[start : start + batch_size].to(device))
+        yb = y[start : start + batch_size].to(device)
         loss += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
     n = max(len(data), 1)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fedray.config import RunConfig
+from fedray.config import RunConfig, custom_strategies
 from fedray.core.encoding import encode
 from fedray.core.state import Genesis
 from fedray.federation.driver import KillPool, KillValidator, RunError, ValidatorHealth
@@ -125,6 +125,7 @@ class RunActors:
             "timeout_commit_s": c.timeout_commit_s,
             "block_interval_s": c.block_interval_s,
             "aggregation_threads": self.cfg.runtime.aggregation_threads,
+            "strategies": custom_strategies(self.cfg),  # a custom rule, registered by name
         }
 
     def new_pool(self, idx: int) -> Any:
@@ -141,7 +142,8 @@ class RunActors:
         )
         self.fresh_pools.add(idx)
         clients = self.pool_clients[idx]
-        return PoolActor.options(num_cpus=self.cfg.runtime.pool_num_cpus).remote(
+        rt = self.cfg.runtime
+        return PoolActor.options(num_cpus=rt.pool_num_cpus, num_gpus=rt.pool_num_gpus).remote(
             self.cfg, clients, self.pool_caps[idx], faults, self._keys().pool_keys(clients)
         )
 

@@ -2,9 +2,10 @@
 
 `run(cfg)` and `resume(run_dir)`:
 1. Before Ray starts: the config is built once (`Federation.preflight`: partition, model, chain
-   parameters) and, for an embedded Ray, the CPUs the actors reserve are compared with the machine's;
-   a config that cannot run is one `ConfigError` line and nothing is started or written.
-2. Ray starts (or is joined); on a cluster the CPUs are checked against the cluster's.
+   parameters) and, for an embedded Ray, the CPUs and GPUs the actors reserve are compared with the
+   machine's; a config that cannot run is one `ConfigError` line and nothing is started or written
+   (an actor asking for a GPU nobody has would wait forever instead).
+2. Ray starts (or is joined); on a cluster the CPUs and GPUs are checked against the cluster's.
 3. The run directory is made (or, for a resume, locked so one process resumes it), the actors are
    built and the run executes (`runtime.run.Run`).
 4. Whatever happens, the actors are stopped and an embedded Ray is shut down, so no Ray process
@@ -39,6 +40,22 @@ def _check_cpus(fed: Federation, available: float, where: str) -> None:
             f"{rt.pool_num_cpus}) but {where} has {available:g}: lower chain.validators, "
             "runtime.client_pools or runtime.*_num_cpus"
         )
+
+
+def _check_gpus(fed: Federation, available: float, where: str) -> None:
+    need = fed.gpus_needed()
+    if need > available + 1e-9:
+        raise ConfigError(
+            f"config key 'runtime.pool_num_gpus': the run reserves {need:g} GPUs "
+            f"({len(fed.pools())} client pools x {fed.cfg.runtime.pool_num_gpus}) but {where} "
+            f"has {available:g}: set runtime.pool_num_gpus=0 to train on CPU"
+        )
+
+
+def _machine_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 RoundObserver = Callable[[Mapping[str, Any]], None]
@@ -78,6 +95,8 @@ def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | N
     embedded = cluster_address(cfg.runtime.address) is None
     if embedded:
         _check_cpus(fed, float(cfg.runtime.num_cpus or os.cpu_count() or 1), "this machine")
+        if fed.gpus_needed() > 0:
+            _check_gpus(fed, float(_machine_gpus()), "this machine")
     lock = DirLock(resume_dir, wait_s=0) if resume_dir is not None else None
     started = False
     run_dir: Path | None = resume_dir
@@ -101,6 +120,7 @@ def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | N
             import ray
 
             _check_cpus(fed, float(ray.cluster_resources().get("CPU", 0)), "the Ray cluster")
+            _check_gpus(fed, float(ray.cluster_resources().get("GPU", 0)), "the Ray cluster")
         if run_dir is None:
             made_parent = not Path(cfg.output_dir).exists()
             run_dir = make_run_dir(cfg)

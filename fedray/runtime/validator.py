@@ -33,6 +33,7 @@ from typing import Any
 
 import ray
 
+from fedray.config import register_strategies
 from fedray.consensus.driver import Driver, file_signer_store
 from fedray.consensus.messages import (
     BuildProposal,
@@ -92,6 +93,7 @@ class ValidatorNode(ValidatorFaces):
         if in_ray_actor():
             guard_unpickling()  # from here on, callers' pickles cannot run code in this process
         self.settings = s = NodeSettings(**settings)
+        register_strategies(s.strategies)  # before the ledger: a round may close with the rule
         self.dir = Path(node_dir)
         self.genesis = Genesis.from_canonical(decode(genesis))
         self.key = KeyStore(self.dir / "keys", s.passphrase).load("validator")
