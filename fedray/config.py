@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fedray.config_extensions import custom_strategies as custom_strategies
+from fedray.config_extensions import prepare_imports as prepare_imports
 from fedray.config_extensions import register_strategies as register_strategies
 from fedray.config_extensions import validate_extensions
 from fedray.config_files import explain, is_group_pick, load_yaml, merge_override, one_line
@@ -196,6 +197,8 @@ class RunConfig:
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     governance: list[GovernanceAction] = field(default_factory=list)
     baseline: bool = True  # also train the centralized baseline (same model, epoch budget)
+    # directories (relative to the working directory) where import paths also resolve
+    python_path: list[str] = field(default_factory=list)
 
 
 def with_model_defaults(cfg: RunConfig) -> RunConfig:

@@ -1,8 +1,9 @@
 """Import paths in config (`model.factory=pkg.module:build`) resolved to Python objects.
 
 Owns: the syntax `package.module:attribute` (the attribute may be dotted, `module:Class.build`),
-putting the working directory on `sys.path` first, as `python -m` does, so a package beside the
-config resolves without installing it, and one typed error per way a path can fail:
+putting the working directory on `sys.path` first, as `python -m` does, so a package in it resolves
+without installing it, and the run's `python_path` directories (relative to the working directory)
+after it (`add_search_paths`), and one typed error per way a path can fail:
 `ImportPathSyntaxError` (not `module:attribute`), `ImportPathModuleError` (the module cannot be
 imported, or raises while importing), `ImportPathAttributeError` (no such attribute, or not
 callable) and, for the rings' protocol checks, `ExtensionTypeError` (a factory returned the wrong
@@ -22,7 +23,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fedray.errors import ConfigError
@@ -70,6 +71,21 @@ def add_working_directory() -> None:
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+
+
+def add_search_paths(directories: Sequence[str]) -> None:
+    """Put each of `directories` (relative to the working directory, or absolute) on `sys.path`
+    right after the working directory, in order, once each; a missing one is a `ConfigError`."""
+    add_working_directory()
+    for i, directory in enumerate(directories):
+        path = os.path.abspath(directory)
+        if not os.path.isdir(path):
+            raise ImportPathError(
+                f"config key 'python_path[{i}]': {directory!r} is not a directory (seen from "
+                f"{os.getcwd()})"
+            )
+        if path not in sys.path:
+            sys.path.insert(1 + i, path)
 
 
 def resolve(path: str, key: str) -> Callable[..., Any]:

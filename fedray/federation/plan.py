@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fedray.aggregation.fixedpoint import quantize
-from fedray.config import RunConfig, custom_strategies, register_strategies, with_model_defaults
+from fedray.config import RunConfig, prepare_imports, with_model_defaults
 from fedray.core.contracts.rounds import genesis_rounds
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.state import Genesis, GenesisAccount, Params
@@ -66,7 +66,7 @@ class Federation:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cfg", with_model_defaults(self.cfg))  # concrete epochs and lr
-        register_strategies(custom_strategies(self.cfg))  # a custom rule builds by its name
+        prepare_imports(self.cfg)  # python_path on sys.path, a custom rule registered
 
     def preflight(self) -> None:
         """Everything a run derives from its config, built once before Ray starts, so a config the

@@ -126,6 +126,7 @@ class RunActors:
             "block_interval_s": c.block_interval_s,
             "aggregation_threads": self.cfg.runtime.aggregation_threads,
             "strategies": custom_strategies(self.cfg),  # a custom rule, registered by name
+            "python_path": tuple(self.cfg.python_path),
         }
 
     def new_pool(self, idx: int) -> Any:

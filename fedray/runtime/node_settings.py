@@ -29,6 +29,7 @@ class NodeSettings:
     lock_wait_s: float = 30.0  # wait this long for a previous process to release the directory
     # custom aggregation rules (name, import path) this validator registers (docs/extending.md)
     strategies: tuple[tuple[str, str], ...] = ()
+    python_path: tuple[str, ...] = ()  # where their import paths resolve, besides the cwd
 
     def __post_init__(self) -> None:
         if self.timeout_propose_s <= self.block_interval_s + self.timeout_commit_s:

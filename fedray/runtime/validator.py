@@ -93,7 +93,9 @@ class ValidatorNode(ValidatorFaces):
         if in_ray_actor():
             guard_unpickling()  # from here on, callers' pickles cannot run code in this process
         self.settings = s = NodeSettings(**settings)
-        register_strategies(s.strategies)  # before the ledger: a round may close with the rule
+        register_strategies(
+            s.strategies, s.python_path
+        )  # before the ledger: a round may close with the rule
         self.dir = Path(node_dir)
         self.genesis = Genesis.from_canonical(decode(genesis))
         self.key = KeyStore(self.dir / "keys", s.passphrase).load("validator")
