@@ -8,6 +8,7 @@ and `fedray chain verify` start fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,18 @@ def _label(d: Path) -> str:
     return d.name if d.parent.name == "chain" else str(d)
 
 
+def _prepare_run_imports(path: Path) -> None:
+    """Load the config of the run `path` belongs to, if any, so that its custom aggregation rule
+    (`strategy.factory`) is registered before aggregations are recomputed."""
+    from fedray.config import load_config
+
+    for parent in (path.resolve(), *path.resolve().parents):
+        if (parent / "config.yaml").exists() and (parent / "chain").is_dir():
+            with contextlib.suppress(FedrayError):  # a rule that cannot load fails verify itself
+                load_config(parent / "config.yaml")
+            return
+
+
 def cmd_chain_verify(args: argparse.Namespace) -> int:
     """Replay every block store found, read-only; a damaged store is reported and the others are
     still checked; validators must agree at every height they all verified."""
@@ -45,6 +58,7 @@ def cmd_chain_verify(args: argparse.Namespace) -> int:
     from fedray.storage.blockstore import BlockStore
 
     dirs = _chain_dirs_or_fail(Path(args.dir))
+    _prepare_run_imports(Path(args.dir))
     status = 0
     hashes: dict[str, dict[int, bytes]] = {}
     for d in dirs:
