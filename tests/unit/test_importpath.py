@@ -4,6 +4,7 @@ each way a path can fail is its own `ConfigError` subclass naming the config key
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,13 @@ from fedray.importpath import (
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh working directory; sys.path and sys.modules are restored afterwards."""
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh working directory; sys.path and the test packages' modules are restored after."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setattr(sys, "modules", dict(sys.modules))
-    return tmp_path
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("ext_")]:
+        del sys.modules[name]
 
 
 def package(root: Path, name: str, body: str) -> None:
