@@ -8,7 +8,6 @@ and `fedray chain verify` start fast.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,8 +44,10 @@ def _prepare_run_imports(path: Path) -> None:
 
     for parent in (path.resolve(), *path.resolve().parents):
         if (parent / "config.yaml").exists() and (parent / "chain").is_dir():
-            with contextlib.suppress(FedrayError):  # a rule that cannot load fails verify itself
+            try:
                 load_config(parent / "config.yaml")
+            except FedrayError as exc:  # verify goes on; a custom rule it needs will be unknown
+                print(f"note: the run's config.yaml does not load here: {exc}")
             return
 
 

@@ -48,10 +48,7 @@ class CheckedStrategy:
 
     inner: Strategy
     path: str
-
-    @property
-    def name(self) -> str:
-        return str(getattr(self.inner, "name", self.path))
+    name: str  # the name it is registered under (the chain's fl_rule)
 
     def aggregate(
         self,
@@ -128,4 +125,4 @@ def build_custom(name: str, params: Mapping[str, Any]) -> Strategy:
             f"config key 'strategy.factory': {path} returned a {type(strategy).__name__}, "
             "which has no aggregate(updates, state) method"
         )
-    return CheckedStrategy(strategy, path)
+    return CheckedStrategy(strategy, path, name)

@@ -118,6 +118,11 @@ class Federation:
                 seed=self.cfg.seed,
             ),
         )
+        if fed.num_clients != self.cfg.clients:  # a natural partition has its own count
+            raise ConfigError(
+                f"config key 'clients': the {d.partition} partition of {fed.split.name} has "
+                f"{fed.num_clients} clients, not {self.cfg.clients}"
+            )
         wanted = range(fed.num_clients) if clients is None else clients
         return {i: fed.client(i) for i in wanted}
 
