@@ -91,9 +91,13 @@ def test_gpus_nobody_has_are_refused_before_ray_starts(
 ) -> None:
     import ray
 
-    from fedray.runtime import launch
+    from fedray.runtime import cluster, launch
+
+    def no_ray(*args: object, **kwargs: object) -> bool:
+        raise AssertionError("Ray was started")
 
     monkeypatch.setattr(launch, "_machine_gpus", lambda: 0)
+    monkeypatch.setattr(cluster, "init_ray", no_ray)  # a missed check fails here, not hangs
     cfg = load_config(
         ROOT / "conf/preset/minimal.yaml",
         ["runtime.pool_num_gpus=0.5", f"output_dir={tmp_path}/runs"],
