@@ -15,6 +15,7 @@ from fedray.aggregation import extensions
 from fedray.config import load_config
 from fedray.errors import ConfigError
 from fedray.federation.plan import Federation
+from fedray.learning.datasets import Dataset, DataSplit
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "examples/custom_model/config.yaml"
@@ -119,3 +120,26 @@ def test_a_pool_without_a_gpu_trains_on_cpu() -> None:
     assert all(p.device.type == want for p in pool.model.parameters())
     assert ClientPool(load_config(EXAMPLE), [0]).device.type == "cpu"
     assert np.isfinite(pool.shards[0].x).all()
+
+
+def grouped_loader(seed: int, test_fraction: float, users: int = 3) -> DataSplit:
+    """Each sample belongs to one of `users` natural owners (its group)."""
+    rng = np.random.default_rng(seed)
+
+    def part(n: int) -> Dataset:
+        x = rng.normal(size=(n, 6)).astype(np.float32)
+        groups = np.arange(n, dtype=np.int64) % users
+        return Dataset(x, (x[:, 0] > 0).astype(np.int64), 2, groups)
+
+    return DataSplit("grouped", part(60), part(12))
+
+
+def test_a_loader_with_groups_defines_a_natural_partition() -> None:
+    loader = [f"data.loader={__name__}:grouped_loader", "data.partition=natural"]
+    fed = Federation(load_config(None, [*loader, "clients=3"]))
+    fed.preflight()
+    shards = fed.shards()
+    assert [len(s) for s in shards.values()] == [20, 20, 20]
+    assert all(len(set(s.groups.tolist())) == 1 for s in shards.values())
+    with pytest.raises(ConfigError, match="natural partition of grouped has 3 clients, not 4"):
+        Federation(load_config(None, [*loader, "clients=4"])).preflight()
