@@ -157,3 +157,13 @@ def test_cluster_launcher_calls_ray_where_it_is_installed() -> None:
             if Path(argv[0]).name == "ray":
                 calls.append(argv[0])
     assert calls and all(str(Path(c).parent) in pip_dirs for c in calls), (calls, pip_dirs)
+
+
+def test_cluster_launcher_config_passes_rays_own_checks() -> None:
+    # What `ray up` does with the file before it touches a machine (no Ray is started here).
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    cfg = prepare_config(yaml.safe_load((CLUSTER / "ray-cluster-launcher.yaml").read_text()))
+    validate_config(cfg)
+    (node_type,) = cfg["available_node_types"].values()
+    assert node_type["min_workers"] == 4  # one worker per validator of a 4-validator chain
