@@ -67,7 +67,10 @@ def explain(exc: OmegaConfBaseException, root: Any) -> ConfigError:
 def load_yaml(path: Path) -> DictConfig:
     """The YAML mapping in `path`; every way it can be unreadable is one ConfigError line."""
     if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
+        group, name = path.parent.name, path.stem
+        moved = path.suffix == ".yaml" and group in groups() and name in group_choices(group)
+        hint = f" (the shipped {group} files are picked by name: {group}={name})" if moved else ""
+        raise ConfigError(f"config file {path} does not exist{hint}")
     try:
         text = path.read_bytes().decode("utf-8")
         node = OmegaConf.create(yaml.safe_load(text) or {})

@@ -68,3 +68,10 @@ def test_a_users_conf_dir_adds_groups_and_overrides_shipped_files(
     assert load_config(None, ["attack=mild"]).attack.name == "gaussian"
     with pytest.raises(ConfigError, match=r"available: alie, .*mild, .*sign_flip"):
         load_config(None, ["attack=nope"])
+
+
+def test_an_old_conf_path_names_the_pick_that_replaces_it(elsewhere: Path) -> None:
+    with pytest.raises(ConfigError, match=r"does not exist \(.*picked by name: preset=minimal\)"):
+        load_config("conf/preset/minimal.yaml")
+    with pytest.raises(ConfigError, match=r"conf/preset/nope\.yaml does not exist$"):
+        load_config("conf/preset/nope.yaml")
