@@ -22,7 +22,7 @@ import numpy as np
 # LIMIT: achieved, through a power Ray gives every worker and fedray cannot take away
 # (docs/security.md, "What stays open"); shown, not counted as a failure of fedray's defences.
 Status = Literal["blocked", "ACHIEVED", "LIMIT", "not run", "ERROR"]
-MINIMAL = Path(__file__).resolve().parents[1] / "conf" / "preset" / "minimal.yaml"
+MINIMAL = Path(__file__).resolve().parents[1] / "fedray" / "conf" / "preset" / "minimal.yaml"
 VICTIM, HONEST, ATTACKER = 0, 1, 5  # client indices (all six are selected in round 0)
 
 

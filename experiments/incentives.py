@@ -12,7 +12,7 @@ summary.json (attackers, client sample counts and labels, and what the contribut
 config.yaml; the tables are computed from those files (`incentives_report.py`).
 
 Grid: digits and MNIST-5k; IID and Dirichlet alpha 1.0 / 0.5 / 0.3 / 0.1; no attack and every
-attack of the catalogue (`conf/attack/*.yaml`, noise free riding too) at fraction 0.2; 3 seeds;
+attack of the catalogue (`fedray/conf/attack/*.yaml`, noise free riding too) at fraction 0.2; 3 seeds;
 30 rounds; plus clean FedAvg (the accuracy reference) and 100-round clean runs at alpha 0.1 and 0.3.
 Results are appended to a JSON lines file as runs finish; a rerun skips the cells already there.
 

@@ -272,7 +272,7 @@ def write_report(records: Sequence[dict[str, Any]], out: Path, meta: dict[str, A
         "the default rule and chain parameters) executed round by round by",
         "`fedray.federation.inprocess.InProcessFederation`: the real ledger apps, contracts, ingress,",
         "aggregation precompile and client pools, without Ray. Attackers are 20% of the clients from",
-        "round 0, with the catalogue's parameters (`conf/attack/*.yaml`).",
+        "round 0, with the catalogue's parameters (`fedray/conf/attack/*.yaml`).",
         "",
         f"{len(records)} runs ({len(main)} with the default rule and {rounds} rounds, "
         f"{len(long_runs)} longer clean runs, the rest clean FedAvg), {seconds / 3600:.1f} CPU hours "

@@ -72,7 +72,7 @@ RULES: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
 }
-DEFAULT_RULE = "df3_cc_r2"  # what `fedray run` uses (conf/strategy/direction_filter.yaml)
+DEFAULT_RULE = "df3_cc_r2"  # what `fedray run` uses (fedray/conf/strategy/direction_filter.yaml)
 # Attack variants as (attack name, params). Strengths: f/n = 0.2, so a plain mean reverses for
 # sign-flip scale or IPM epsilon > (n - f) / f = 4; both use 10 so the FedAvg control collapses.
 ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {

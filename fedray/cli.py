@@ -1,4 +1,5 @@
-"""The `fedray` command line: `run`, `chain verify | show | export`, `bench consensus | tx | round`.
+"""The `fedray` command line: `run`, `config show`, `chain verify | show | export`,
+`bench consensus | tx | round`.
 
 Each subcommand is a small function taking parsed arguments and returning an exit status; the
 heavy imports (Ray, torch, pyarrow) happen inside the subcommand that needs them, so `fedray --help`
@@ -199,6 +200,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_show(args: argparse.Namespace) -> int:
+    """Print the merged config as `fedray run` would run it, and the conf directories searched."""
+    from fedray.config import load_config, to_yaml
+    from fedray.config_files import conf_dirs
+
+    items = list(args.items)
+    path = items.pop(0) if items and "=" not in items[0] else None
+    print(to_yaml(load_config(path, items)), end="")
+    print("# conf directories: " + ", ".join(str(d) for d in conf_dirs()))
+    return 0
+
+
 def cmd_bench_consensus(args: argparse.Namespace) -> int:
     from fedray.runtime.consensus_bench import run as bench
 
@@ -250,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
         "only runtime.* keys may be given",
     )
     run.set_defaults(func=cmd_run)
+
+    config = sub.add_parser("config", help="show the config a run would use")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    config_show = config_sub.add_parser(
+        "show", help="print the merged config (same arguments as `fedray run`); starts nothing"
+    )
+    config_show.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]")
+    config_show.set_defaults(func=cmd_config_show)
 
     chain = sub.add_parser("chain", help="inspect, verify and export a chain")
     chain_sub = chain.add_subparsers(dest="chain_command", required=True, metavar="ACTION")

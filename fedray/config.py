@@ -2,10 +2,11 @@
 
 `load_config(path, overrides)` merges, in order: the dataclass defaults (which are the default run),
 an optional YAML file, then `key=value` overrides. An override whose key is a config *group*
-(`strategy`, `attack`, `data`) and whose value names a file in `conf/<group>/` merges that file
-into the group, Hydra style (`strategy=krum`); any other override sets one key (`rounds=3`,
-`strategy.params.norm_ratio=2.0`). Group picks merge before single keys, whatever their order on
-the command line, so `attack.fraction=0.3 attack=sign_flip` keeps 0.3. Training settings left unset
+(a directory of fedray/conf/ or of $FEDRAY_CONF_DIR: `strategy`, `attack`, `data`, ...) and whose
+value names a file in it merges that file into the group, Hydra style (`strategy=krum`);
+`preset=minimal` merges a whole run config. Any other override sets one key (`rounds=3`,
+`strategy.params.norm_ratio=2.0`). Presets merge first, then other group picks, then single keys,
+whatever their order on the command line, so `attack.fraction=0.3 attack=sign_flip` keeps 0.3. Training settings left unset
 (`training.epochs`, `training.lr`) take the model's defaults (`MODEL_TRAINING`), resolved here so
 a run's saved config.yaml holds the values it ran with. Every mistake (unknown keys, wrong types,
 YAML that does not parse, a file that is not UTF-8, a merge of incompatible nodes, a value out of
@@ -32,7 +33,14 @@ from fedray.config_extensions import custom_strategies as custom_strategies
 from fedray.config_extensions import prepare_imports as prepare_imports
 from fedray.config_extensions import register_strategies as register_strategies
 from fedray.config_extensions import validate_extensions
-from fedray.config_files import explain, is_group_pick, load_yaml, merge_override, one_line
+from fedray.config_files import (
+    explain,
+    is_group_pick,
+    is_preset_pick,
+    load_yaml,
+    merge_override,
+    one_line,
+)
 from fedray.errors import ConfigError
 
 MODEL_TRAINING: dict[str, tuple[int, float]] = {
@@ -216,9 +224,10 @@ def with_model_defaults(cfg: RunConfig) -> RunConfig:
 def load_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> RunConfig:
-    """The run config: defaults, then the YAML at `path`, then `overrides` (key=value): group
-    picks first, then single keys, each set in command-line order."""
-    ordered = [i for i in overrides if is_group_pick(i)]
+    """The run config: defaults, then the YAML at `path`, then `overrides` (key=value): presets
+    first, then other group picks, then single keys, each set in command-line order."""
+    ordered = [i for i in overrides if is_preset_pick(i)]
+    ordered += [i for i in overrides if is_group_pick(i) and not is_preset_pick(i)]
     ordered += [i for i in overrides if not is_group_pick(i)]
     try:
         cfg: DictConfig = OmegaConf.structured(RunConfig)

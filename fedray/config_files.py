@@ -3,8 +3,13 @@
 `load_yaml` turns every way a file can be unreadable (missing, not UTF-8, YAML that does not parse,
 a list or a value where a mapping belongs) into one line naming the file, and the line and column
 where YAML has one. `explain` turns an OmegaConf merge error into one line naming the key and, for
-an unknown key, the closest valid ones. `merge_override` merges one command-line override (a group file by name, or one key);
-`fedray.config` owns the schema and the merge order.
+an unknown key, the closest valid ones. `merge_override` merges one command-line override (a
+group file by name, or one key); `fedray.config` owns the schema and the merge order.
+
+Config groups are the directories of the conf directories (`conf_dirs`: $FEDRAY_CONF_DIR, then the
+conf/ inside the package), whatever they are: `preset/` holds whole run configs, any other group
+merges under the key of its name, and a group whose node is a rule picked by name (a dataclass with
+`name` and `params`: strategy, attack) replaces that node.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +27,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from fedray.errors import ConfigError
 
-GROUPS = ("strategy", "attack", "data")  # config groups: conf/<group>/<name>.yaml
+PRESET = "preset"  # the group of whole run configs (`preset=minimal`)
 
 
 def one_line(text: object) -> str:
@@ -61,7 +67,10 @@ def explain(exc: OmegaConfBaseException, root: Any) -> ConfigError:
 def load_yaml(path: Path) -> DictConfig:
     """The YAML mapping in `path`; every way it can be unreadable is one ConfigError line."""
     if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
+        group, name = path.parent.name, path.stem
+        moved = path.suffix == ".yaml" and group in groups() and name in group_choices(group)
+        hint = f" (the shipped {group} files are picked by name: {group}={name})" if moved else ""
+        raise ConfigError(f"config file {path} does not exist{hint}")
     try:
         text = path.read_bytes().decode("utf-8")
         node = OmegaConf.create(yaml.safe_load(text) or {})
@@ -83,15 +92,57 @@ def load_yaml(path: Path) -> DictConfig:
     return node
 
 
-def conf_dir() -> Path:
-    """Where YAML presets and groups live: $FEDRAY_CONF_DIR, ./conf, or the source tree's conf/."""
-    env = os.environ.get("FEDRAY_CONF_DIR")
-    if env:
-        return Path(env)
-    local = Path.cwd() / "conf"
-    if (local / "default.yaml").exists():
-        return local
-    return Path(__file__).resolve().parent.parent / "conf"
+def conf_dirs() -> list[Path]:
+    """Where YAML presets and groups live, searched in order: each directory of $FEDRAY_CONF_DIR
+    (separated by os.pathsep: a user's own groups and presets, or replacements of shipped ones),
+    then the conf/ shipped inside the fedray package (`importlib.resources`), so a pick resolves
+    from any working directory and from an installed wheel."""
+    env = [Path(d) for d in os.environ.get("FEDRAY_CONF_DIR", "").split(os.pathsep) if d]
+    return [*env, packaged_conf()]
+
+
+def packaged_conf() -> Path:
+    """The conf/ directory inside the installed fedray package."""
+    root = resources.files("fedray") / "conf"
+    if not isinstance(root, Path):  # a zipped install: the YAML files have no path
+        raise ConfigError(
+            "fedray is installed where its conf/ has no file system path (a zip); install it "
+            "as a wheel or point FEDRAY_CONF_DIR at a copy of fedray/conf"
+        )
+    return root
+
+
+def groups() -> set[str]:
+    """Config groups: every directory under a conf directory (`<group>/<name>.yaml`). `preset`
+    holds whole run configs; any other group merges under the config key of its name."""
+    return {
+        d.name
+        for root in conf_dirs()
+        if root.is_dir()
+        for d in root.iterdir()
+        if d.is_dir() and not d.name.startswith((".", "_"))
+    }
+
+
+def group_file(group: str, name: str) -> Path | None:
+    """The first `<group>/<name>.yaml` along `conf_dirs()`, or None."""
+    for root in conf_dirs():
+        candidate = root / group / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def group_choices(group: str) -> list[str]:
+    """The names a pick of `group` may take, over every conf directory."""
+    return sorted(
+        {
+            p.stem
+            for root in conf_dirs()
+            if (root / group).is_dir()
+            for p in (root / group).glob("*.yaml")
+        }
+    )
 
 
 def split_override(item: str) -> tuple[str, str]:
@@ -105,39 +156,49 @@ def split_override(item: str) -> tuple[str, str]:
 def is_group_pick(item: str) -> bool:
     """Whether `item` picks a group's file by name (`strategy=krum`), not one key."""
     key, value = split_override(item)
-    return key in GROUPS and "." not in value
+    return key in groups() and "." not in value
+
+
+def is_preset_pick(item: str) -> bool:
+    """Whether `item` picks a whole run config (`preset=minimal`); it merges before other picks."""
+    return is_group_pick(item) and split_override(item)[0] == PRESET
 
 
 def merge_override(cfg: DictConfig, item: str, schema: type) -> DictConfig:
     """`cfg` with one override merged: a group pick (`strategy=krum`) merges that group's file,
     a key=value sets one key. `schema` is the run config's dataclass."""
     key, value = split_override(item)
-    if key in GROUPS and not is_group_pick(item):
+    if key in groups() and not is_group_pick(item):
         stem = Path(value).stem
         raise ConfigError(
             f"override {item!r}: pick a {key} file by name ({key}={stem}) or set one key "
             f"({key}.name=...)"
         )
-    if is_group_pick(item):
-        group_file = conf_dir() / key / f"{value}.yaml"
-        if group_file.exists():
-            content = load_yaml(group_file)
-            if key in ("strategy", "attack"):
-                # A rule's params belong to that rule: the group replaces the node (defaults of
-                # its dataclass, then the file) instead of merging into the previous rule's params.
-                node = OmegaConf.merge(OmegaConf.structured(type(getattr(schema(), key))), content)
-                data = OmegaConf.to_container(cfg)
-                assert isinstance(data, dict)
-                data[key] = OmegaConf.to_container(node)
-                return OmegaConf.merge(OmegaConf.structured(schema), data)  # type: ignore[return-value]
-            return OmegaConf.merge(cfg, {key: content})  # type: ignore[return-value]
+    if not is_group_pick(item):
+        return OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))  # type: ignore[return-value]
+    found = group_file(key, value)
+    if found is None:
         # No silent fallback to a bare name: without its file, `attack=sign_flip` would run
         # with the dataclass defaults (fraction 0), e.g. on an install that lacks conf/.
-        folder = group_file.parent
-        known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-        where = f"available: {', '.join(known)}" if known else f"{folder} does not exist"
+        known = group_choices(key)
+        where = ", ".join(str(d) for d in conf_dirs())
+        available = f"available: {', '.join(known)}" if known else "none there"
         raise ConfigError(
-            f"override {item!r}: no {key} file {value}.yaml in {folder} ({where}; "
-            f"FEDRAY_CONF_DIR names another conf directory, {key}.name={value} sets the name alone)"
+            f"override {item!r}: no {key} file {value}.yaml under {where} ({available}; "
+            f"FEDRAY_CONF_DIR adds conf directories, {key}.name={value} sets the name alone)"
         )
-    return OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))  # type: ignore[return-value]
+    content = load_yaml(found)
+    if key == PRESET:
+        return OmegaConf.merge(cfg, content)  # type: ignore[return-value]
+    node_type = type(getattr(schema(), key, None))
+    if dataclasses.is_dataclass(node_type) and {"name", "params"} <= {
+        f.name for f in dataclasses.fields(node_type)
+    }:
+        # A rule picked by name (strategy, attack) owns its params: the group replaces the node
+        # (defaults of its dataclass, then the file) instead of merging into the previous rule's.
+        node = OmegaConf.merge(OmegaConf.structured(node_type), content)
+        data = OmegaConf.to_container(cfg)
+        assert isinstance(data, dict)
+        data[key] = OmegaConf.to_container(node)
+        return OmegaConf.merge(OmegaConf.structured(schema), data)  # type: ignore[return-value]
+    return OmegaConf.merge(cfg, {key: content})  # type: ignore[return-value]

@@ -217,7 +217,10 @@ class RunActors:
         for i in self.health.live(time.time()):
             try:
                 maps.append(ray.get(self.validators[i].block_hashes.remote(), timeout=30))
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            except ray.exceptions.RayActorError:
+                self.health.died(i)  # gone with its node: the summary's dead_validators says so
+                continue
+            except ray.exceptions.GetTimeoutError:
                 continue  # a validator that cannot answer is not compared
         common = min(max(m, default=0) for m in maps) if maps else 0
         for h in range(1, common + 1):

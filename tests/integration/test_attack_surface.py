@@ -37,7 +37,8 @@ SETTINGS = SHARED_CPU_SETTINGS
 class Chain:
     def __init__(self, root: Path) -> None:
         self.cfg = load_config(
-            ROOT / "conf" / "preset" / "minimal.yaml", ["chain.round_deadline_blocks=100000"]
+            ROOT / "fedray" / "conf" / "preset" / "minimal.yaml",
+            ["chain.round_deadline_blocks=100000"],
         )
         self.fed = Federation(self.cfg)
         self.chain_id = self.cfg.chain.chain_id

@@ -11,7 +11,7 @@ from fedray.node.replay import verify_chain
 from fedray.runtime.launch import run
 from fedray.storage.blockstore import BlockStore
 
-MINIMAL = Path(__file__).resolve().parents[2] / "conf" / "preset" / "minimal.yaml"
+MINIMAL = Path(__file__).resolve().parents[2] / "fedray" / "conf" / "preset" / "minimal.yaml"
 GOVERNANCE = """
 rounds: 3
 chain:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MINIMAL = ROOT / "conf" / "preset" / "minimal.yaml"
+MINIMAL = ROOT / "fedray" / "conf" / "preset" / "minimal.yaml"
 
 pytestmark = pytest.mark.slow  # each test starts Ray in a fresh process, twice or more
 

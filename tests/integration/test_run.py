@@ -18,7 +18,7 @@ from fedray.federation.outputs import RunResult
 from fedray.runtime.launch import run
 
 ROOT = Path(__file__).resolve().parents[2]
-MINIMAL = ROOT / "conf" / "preset" / "minimal.yaml"
+MINIMAL = ROOT / "fedray" / "conf" / "preset" / "minimal.yaml"
 
 
 def blocks_by_validator(run_dir: Path) -> list[list[bytes]]:

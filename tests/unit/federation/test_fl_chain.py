@@ -18,7 +18,7 @@ from fedray.federation.evaluate import Evaluator
 from fedray.federation.inprocess import InProcessFederation
 from fedray.node.ingress import Admitted, Refused
 
-MINIMAL = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"
+MINIMAL = Path(__file__).resolve().parents[3] / "fedray" / "conf" / "preset" / "minimal.yaml"
 
 
 def federation(root: Path, overrides: list[str]) -> InProcessFederation:

@@ -19,7 +19,7 @@ from fedray.federation.metrics import METRICS_SCHEMA, RoundRow, round_notes
 from fedray.federation.plan import Federation
 from fedray.federation.record import RunRecord
 
-MINIMAL = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"
+MINIMAL = Path(__file__).resolve().parents[3] / "fedray" / "conf" / "preset" / "minimal.yaml"
 
 
 def row(round_: int, **changes: object) -> dict[str, object]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-PRESET = Path(__file__).resolve().parents[3] / "conf" / "preset" / "minimal.yaml"
+PRESET = Path(__file__).resolve().parents[3] / "fedray" / "conf" / "preset" / "minimal.yaml"
 FAST = {
     "timeout_propose_s": 0.4,
     "timeout_vote_s": 0.15,
