@@ -8,8 +8,8 @@ group file by name, or one key); `fedray.config` owns the schema and the merge o
 
 Config groups are the directories of the conf directories (`conf_dirs`: $FEDRAY_CONF_DIR, then the
 conf/ inside the package), whatever they are: `preset/` holds whole run configs, any other group
-merges under the key of its name, and a group whose node is a rule picked by name (a dataclass with
-`name` and `params`: strategy, attack) replaces that node.
+merges under the key of its name (data groups compose: a dataset, then a partition), and a group
+whose node is a rule picked by name (`RULE_GROUPS`: strategy, attack) replaces that node.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from fedray.errors import ConfigError
 
 PRESET = "preset"  # the group of whole run configs (`preset=minimal`)
+RULE_GROUPS = frozenset({"strategy", "attack"})
+"""Groups whose pick replaces the node: a rule owns its params, they never merge into the last one's."""
 
 
 def one_line(text: object) -> str:
@@ -191,9 +193,7 @@ def merge_override(cfg: DictConfig, item: str, schema: type) -> DictConfig:
     if key == PRESET:
         return OmegaConf.merge(cfg, content)  # type: ignore[return-value]
     node_type = type(getattr(schema(), key, None))
-    if dataclasses.is_dataclass(node_type) and {"name", "params"} <= {
-        f.name for f in dataclasses.fields(node_type)
-    }:
+    if key in RULE_GROUPS and dataclasses.is_dataclass(node_type):
         # A rule picked by name (strategy, attack) owns its params: the group replaces the node
         # (defaults of its dataclass, then the file) instead of merging into the previous rule's.
         node = OmegaConf.merge(OmegaConf.structured(node_type), content)
