@@ -189,9 +189,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("docs/privacy"))
     ap.add_argument("--targets", type=int, default=16, help="target batches per condition")
-    ap.add_argument("--sweep-targets", type=int, default=8, help="target batches per sweep cell")
-    ap.add_argument("--iterations", type=int, default=1000)
-    ap.add_argument("--restarts", type=int, default=4)
+    ap.add_argument("--sweep-targets", type=int, default=4, help="target batches per sweep cell")
+    ap.add_argument("--iterations", type=int, default=800)
+    ap.add_argument("--restarts", type=int, default=3)
     ap.add_argument("--clip-norm", type=float, default=0.05)
     ap.add_argument("--epsilon", type=float, default=8.0)
     ap.add_argument("--delta", type=float, default=1e-5)
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r = run_condition(
             cond, split.train, pool[cond.batch_size][:n], attack, args.clip_norm, args.seed
         )
-        if cond.z is not None:
+        if cond.z:  # None (no DP) and 0 (clipping only) buy no epsilon
             r["epsilon_single_release"] = single_release_epsilon(cond.z, args.delta)
         results.append(r)
         print(
