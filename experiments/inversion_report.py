@@ -204,7 +204,9 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
         f"(ε = {s['epsilon_target']:g}, δ = {s['delta']:g})-DP (analytic Gaussian mechanism, "
         "Balle & Wang 2018, sensitivity C under add/remove): a run of fedray's local DP at that "
         "target over any number of rounds adds at least this much noise per round (composition "
-        "only raises z; replacement adjacency, sensitivity 2C, doubles it). The sweep maps z to "
+        "only raises z; replacement adjacency, sensitivity 2C, doubles it; amplification by "
+        "client sampling cannot lower it for this reader, who sees on chain who was selected). "
+        "The sweep maps z to "
         "the attack for readers of other settings; its ε column is for one release only.",
         "",
         "## Results",
