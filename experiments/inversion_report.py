@@ -125,16 +125,18 @@ def _meaning(
                 else "."
             )
         )
+    leaks = _label_leaks(sweep, prior)
+    head = "Labels leak longer than images." if leaks else "Labels under DP."
     lines.append(
-        f"- **Labels leak longer than images.** Under DP at z = {s['z_dp']:.2f} the inferred labels "
+        f"- **{head}** Under DP at z = {s['z_dp']:.2f} the inferred labels "
         f"are right {dp1['label_accuracy']:.0%} (batch 1) and {dp8['label_accuracy']:.0%} (batch 8) "
         f"of the time, against {_chance(1):.0%} and {_chance(8):.0%} for labels drawn uniformly at "
         "random"
         + (
             "; in the sweep the label of a single image is still read at z = "
-            + ", ".join(f"{z:g}" for z in label_leaks)
+            + ", ".join(f"{z:g}" for z in leaks)
             + " where the image is already gone"
-            if (label_leaks := _label_leaks(sweep, prior))
+            if leaks
             else ""
         )
         + ". ε = 8 is a weak bound for a 10-way label (it allows guessing it far above chance), "
