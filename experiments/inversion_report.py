@@ -272,7 +272,7 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
         "",
         "```",
         "nice -n 5 python experiments/gradient_inversion.py --out docs/privacy",
-        "python experiments/gradient_inversion.py --quick --out /tmp/inv   # smoke, ~1 min",
+        "python experiments/gradient_inversion.py --quick --out /tmp/inv   # smoke run, seconds",
         "```",
         "",
         f"Seed {s['seed']}, one torch thread, CPU (torch {s['torch']}): the run is deterministic.",
