@@ -52,7 +52,7 @@ def write_examples(
 
 def _row(r: dict[str, Any]) -> str:
     c = r["condition"]
-    z = "none" if c["z"] is None else f"{c['z']:g}"
+    z = "none" if c["z"] is None else f"{c['z']:.4g}"
     eps = r.get("epsilon_single_release")
     eps_s = "inf" if eps is None else f"{eps:,.1f}"
     n = len(r["psnr_per_target"])
@@ -135,7 +135,7 @@ def _meaning(
         + (
             "; in the sweep the label of a single image is still read at z = "
             + ", ".join(f"{z:g}" for z in leaks)
-            + " where the image is already gone"
+            + " where its PSNR is already below the mean-digit guess"
             if leaks
             else ""
         )
