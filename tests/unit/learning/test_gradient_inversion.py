@@ -79,3 +79,25 @@ def test_batch_scored_under_its_best_matching() -> None:
     torch.testing.assert_close(
         torch.from_numpy(recons[matched]), torch.from_numpy(originals + 0.01)
     )
+
+
+@pytest.mark.slow
+def test_quick_run_writes_report(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(ROOT / "experiments"))
+    _load_attack()
+    spec = importlib.util.spec_from_file_location(
+        "gradient_inversion", ROOT / "experiments" / "gradient_inversion.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gradient_inversion"] = mod
+    spec.loader.exec_module(mod)
+    payload = mod.main(["--quick", "--out", str(tmp_path)])
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "inversion.md",
+        "inversion_results.json",
+        "inversion_examples.png",
+    }
+    by = {r["condition"]["name"]: r for r in payload["results"]}
+    assert by["nodp_bs1"]["psnr_mean"] > 25.0 > 10.0 > by["dp_bs1"]["psnr_mean"]
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("psnr_nodp_bs1=") and "ssim_dp_bs1=" in last
