@@ -125,6 +125,7 @@ class RunActors:
             "timeout_commit_s": c.timeout_commit_s,
             "block_interval_s": c.block_interval_s,
             "aggregation_threads": self.cfg.runtime.aggregation_threads,
+            "metrics_index": i if self.cfg.metrics.ray else -1,
         }
 
     def new_pool(self, idx: int) -> Any:

@@ -27,6 +27,7 @@ class NodeSettings:
     clock_precision_s: float = 0.5  # a proposal's time may be this far ahead of our clock ...
     max_block_lag_s: float = 60.0  # ... or this far behind it (node/timeliness.py)
     lock_wait_s: float = 30.0  # wait this long for a previous process to release the directory
+    metrics_index: int = -1  # tag of its Ray metrics (runtime.chain_metrics); -1: no Ray metrics
 
     def __post_init__(self) -> None:
         if self.timeout_propose_s <= self.block_interval_s + self.timeout_commit_s:
