@@ -196,14 +196,24 @@ class LiveMetrics:
         cfg: RunConfig, run_dir: Path, extra: Sequence[RoundSink] = (), say: Any = None
     ) -> LiveMetrics:
         m = cfg.metrics
-        sinks: list[RoundSink] = []
+        live = LiveMetrics([], say)
         if wants_round_log(m.log_rounds, cfg.runtime.progress, sys.stderr):
-            sinks.append(RoundLog(cfg.rounds))
+            live.sinks.append(RoundLog(cfg.rounds))
         if m.tensorboard:
-            sinks.append(TensorBoardLog(run_dir))
+            live.add(TensorBoardLog, run_dir)
         if m.mlflow_uri is not None:
-            sinks.append(MlflowLog(cfg, run_dir))
-        return LiveMetrics([*sinks, *extra], say)
+            live.add(MlflowLog, cfg, run_dir)
+        live.sinks += extra
+        return live
+
+    def add(self, build: Any, *args: Any) -> None:
+        """Open one sink; one that cannot open (an MLflow server down) is said and left out."""
+        try:
+            self.sinks.append(build(*args))
+        except ConfigError:
+            raise
+        except Exception as exc:  # the backend's own errors
+            self.say(f"live metrics: {build.__name__} left out: {type(exc).__name__}: {exc}")
 
     def round(self, row: Mapping[str, Any]) -> None:
         for sink in list(self.sinks):

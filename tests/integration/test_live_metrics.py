@@ -1,7 +1,8 @@
 """Live metrics of a real run (minimal preset, piped output): a plain line per round on stdout,
 TensorBoard event files with every round, and the chain figures on Ray's Prometheus endpoint while
 the run goes on (each validator's height and mempool, tagged by its index; the driver's round
-figures, tagged by the run), read back over HTTP as Prometheus would."""
+figures, tagged by the run), read back over HTTP as Prometheus would; `baseline: false` trains no
+centralized model."""
 
 from __future__ import annotations
 
@@ -64,6 +65,9 @@ def test_a_run_reports_each_round_live(
 
     cfg = load_config(MINIMAL, [f"output_dir={tmp_path}"])
     result = run(cfg, on_round=on_round)
+
+    # the minimal preset sets baseline: false, so no centralized model is trained
+    assert "baseline_accuracy" not in result.summary
 
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("round ")]
     assert [x.split(" acc=")[0] for x in lines] == ["round 1/2", "round 2/2"]

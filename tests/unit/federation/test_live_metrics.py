@@ -173,6 +173,15 @@ def test_a_failing_sink_is_said_once_and_dropped(tmp_path: Path) -> None:
     assert len(read_scalars(tmp_path / TENSORBOARD_DIR)["round/accuracy"]) == 2
 
 
+def test_a_sink_that_cannot_open_is_left_out(tmp_path: Path) -> None:
+    said: list[str] = []
+    live = LiveMetrics([], say=said.append)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    live.add(TensorBoardLog, not_a_folder)
+    assert live.sinks == [] and said[0].startswith("live metrics: TensorBoardLog left out: ")
+
+
 def test_open_builds_the_configured_sinks(tmp_path: Path) -> None:
     cfg = load_config(None, ["metrics.log_rounds=always", "metrics.tensorboard=false"])
     live = LiveMetrics.open(cfg, tmp_path)
