@@ -58,6 +58,19 @@ def test_the_run_directory_is_named_by_its_label(tmp_path: Path) -> None:
     assert second != first and (second / "config.yaml").exists()
 
 
+def test_a_config_inside_such_a_directory_runs_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fedray.cli import main
+
+    cfg = load_config(None, ["strategy=krum", "attack=sign_flip", f"output_dir={tmp_path}"])
+    saved = make_run_dir(cfg) / "config.yaml"
+    saved.write_text(saved.read_text() + "roundz: 3\n")  # stops the run before Ray starts
+    assert main(["run", str(saved)]) == 2
+    # the file was read (its typo is named), not taken for an override `<dir>/strategy=...`
+    assert "unknown config key 'roundz'" in capsys.readouterr().err
+
+
 def rows(n: int, balances: list[list[int]] | None = None) -> list[dict[str, Any]]:
     out = []
     for r in range(n):
