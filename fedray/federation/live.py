@@ -177,6 +177,8 @@ def flat_config(cfg: RunConfig) -> dict[str, str]:
         if isinstance(node, dict) and node:
             for key, value in node.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), value)
+        elif isinstance(node, bool) or node is None:  # as YAML and the command line write them
+            out[prefix] = {True: "true", False: "false", None: "null"}[node]
         else:
             out[prefix] = str(node)
 

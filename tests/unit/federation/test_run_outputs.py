@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[3]
         (["model.name=cnn", "training.lr=0.5"], "model.name=cnn,training.lr=0.5"),
         (["rounds=3", "chain.params.fl_rule=median"], "rounds=3,chain.params.fl_rule=median"),
         (["runtime.num_cpus=2", "output_dir=elsewhere", "metrics.ray=false"], "default"),
+        (["baseline=false", "training.lr=0.2"], "training.lr=0.2,baseline=false"),
         # a group changed by name stands for its other keys (conf/data/synthetic.yaml)
         (["data=synthetic", "clients=30"], "clients=30,data=synthetic"),
         (["data=dirichlet", "data.alpha=0.1"], "data.partition=dirichlet,data.alpha=0.1"),
