@@ -126,6 +126,7 @@ class RunActors:
             "block_interval_s": c.block_interval_s,
             "aggregation_threads": self.cfg.runtime.aggregation_threads,
             "metrics_index": i if self.cfg.metrics.ray else -1,
+            "metrics_run": self.run_dir.name,
         }
 
     def new_pool(self, idx: int) -> Any:

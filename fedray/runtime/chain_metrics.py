@@ -1,7 +1,8 @@
 """Chain and round figures as Ray metrics (`ray.util.metrics`), so Ray's Prometheus endpoint (each
 node's metrics export port, names prefixed `ray_` there) and the Ray dashboard show them.
 
-- Each validator actor (`ValidatorGauges`, tags `validator=<index>`, `chain=<chain id>`): its
+- Each validator actor (`ValidatorGauges`, tags `validator=<index>`, `run=<run id>`, `chain=<chain
+  id>`; runs on one cluster, the trials of a sweep, stay apart): its
   height, its mempool size (at each commit and each progress check), the transactions and blocks
   it committed (counters).
 - The driver (`RunGauges`, a `federation.live` sink, tag `run=<run id>`): each closed round's
@@ -25,7 +26,7 @@ from fedray.federation.live import scalars
 log = logging.getLogger(__name__)
 _METRICS: dict[str, Any] = {}
 
-VALIDATOR_TAGS = ("validator", "chain")
+VALIDATOR_TAGS = ("validator", "run", "chain")
 RUN_TAGS = ("run",)
 
 # name, kind, description: the validators' metrics
@@ -62,8 +63,8 @@ class ValidatorGauges:
     """One validator's metrics (module docstring); call from its actor only. Never raises: a
     commit must not fail on a metric (the validator would stop)."""
 
-    def __init__(self, index: int, chain_id: str) -> None:
-        self.tags = {"validator": str(index), "chain": chain_id}
+    def __init__(self, index: int, run_id: str, chain_id: str) -> None:
+        self.tags = {"validator": str(index), "run": run_id, "chain": chain_id}
         self.metrics = {
             key: _metric(name, kind, text, VALIDATOR_TAGS)
             for key, (name, kind, text) in VALIDATOR_METRICS.items()

@@ -28,6 +28,7 @@ class NodeSettings:
     max_block_lag_s: float = 60.0  # ... or this far behind it (node/timeliness.py)
     lock_wait_s: float = 30.0  # wait this long for a previous process to release the directory
     metrics_index: int = -1  # tag of its Ray metrics (runtime.chain_metrics); -1: no Ray metrics
+    metrics_run: str = ""  # their run tag (the run directory's name)
 
     def __post_init__(self) -> None:
         if self.timeout_propose_s <= self.block_interval_s + self.timeout_commit_s:

@@ -125,7 +125,7 @@ class ValidatorNode(ValidatorFaces):
         self._ahead = False  # saw a message more than one height ahead
         self._delivering: set[bytes] = set()  # certified blocks waiting for their payloads
         self.gauges = (
-            ValidatorGauges(s.metrics_index, self.genesis.chain_id)
+            ValidatorGauges(s.metrics_index, s.metrics_run, self.genesis.chain_id)
             if s.metrics_index >= 0 and in_ray_actor()
             else None
         )
