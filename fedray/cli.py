@@ -192,7 +192,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = launch.resume(args.resume, items + address)
     else:
         path = None
-        if items and "=" not in items[0]:
+        # a run directory's name may hold '=' (runs/strategy=krum-<time>/config.yaml)
+        if items and ("=" not in items[0] or items[0].endswith((".yaml", ".yml"))):
             path = items.pop(0)
         cfg = load_config(path, items + address)  # config errors surface before Ray starts
         result = launch.run(cfg)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import math
 import re
 from dataclasses import dataclass, field
@@ -170,6 +171,23 @@ class FaultsConfig:
     fail_pool_start: bool = False  # the first client pool's actor fails to build
 
 
+MLFLOW_MISSING = (
+    "is set but mlflow is not installed: pip install 'fedray[mlflow]' (or mlflow-skinny), "
+    "or leave metrics.mlflow_uri null"
+)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Live metrics: each round's row as it closes (`federation.live`, `runtime.chain_metrics`)."""
+
+    tensorboard: bool = True  # event files under <run dir>/tensorboard/
+    ray: bool = True  # chain figures as ray.util.metrics (Ray's Prometheus endpoint, dashboard)
+    log_rounds: str = "auto"  # a plain line per round: auto (when no progress bar), always, never
+    mlflow_uri: str | None = None  # MLflow tracking URI (file:..., http://...); null: no MLflow
+    mlflow_experiment: str = "fedray"
+
+
 @dataclass(frozen=True)
 class GovernanceAction:
     """A proposal the driver submits (signed by validator 0) when `round` opens, and how the
@@ -203,6 +221,7 @@ class RunConfig:
     chain: ChainConfig = field(default_factory=ChainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     governance: list[GovernanceAction] = field(default_factory=list)
     baseline: bool = True  # also train the centralized baseline (same model, epoch budget)
     # directories (relative to the working directory) where import paths also resolve
@@ -335,6 +354,7 @@ def validate(cfg: RunConfig) -> None:
         ("data.partition", cfg.data.partition, SCHEMES, None),
         ("model.name", cfg.model.name, MODELS, cfg.model.factory),
         ("runtime.keys", cfg.runtime.keys, ("simulation", "fresh"), None),
+        ("metrics.log_rounds", cfg.metrics.log_rounds, ("auto", "always", "never"), None),
     )
     for key, value, options in ((k, v, o) for k, v, o, path in named if not path):
         near = difflib.get_close_matches(value, options, n=1)
@@ -367,6 +387,8 @@ def validate(cfg: RunConfig) -> None:
                 f"governance[{i}].{who}",
                 "yes | no | abstain | veto | none",
             )
+    if cfg.metrics.mlflow_uri is not None:
+        need(importlib.util.find_spec("mlflow") is not None, "metrics.mlflow_uri", MLFLOW_MISSING)
     if cfg.data.partition == "natural" and not cfg.data.loader:
         need(cfg.data.name == "synthetic", "data.partition", "natural needs data.name=synthetic")
         need(cfg.clients == 30, "clients", "Synthetic has 30 natural users: set clients=30")

@@ -17,6 +17,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
+import types
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -61,9 +64,50 @@ def explain(exc: OmegaConfBaseException, root: Any) -> ConfigError:
     text = str(getattr(exc, "msg", "") or exc)
     msg = one_line(text.splitlines()[0] if text.strip() else type(exc).__name__)
     if isinstance(exc, ValidationError) and key:
+        expected = expected_type(root, key)
+        if expected:
+            got = one_line(repr(getattr(exc, "value", None)))
+            return ConfigError(f"wrong type for config key '{key}': expected {expected}, got {got}")
         return ConfigError(f"wrong type for config key '{key}': {msg}")
     where = f" at '{key}'" if key else ""
     return ConfigError(f"incompatible config{where}: {msg}")
+
+
+_TYPE_WORDS = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    dict: "a mapping",
+    list: "a list",
+}
+
+
+def expected_type(root: Any, key: str) -> str:
+    """What the schema `root` (an instance) holds at dotted `key` (`governance[0].round` too), in
+    words ("an integer", "a number or null"); empty when the key leads nowhere typed."""
+    node: Any = type(root)
+    hint: Any = None
+    for part in re.sub(r"\[\d+\]", ".[]", key).split("."):
+        if part == "[]":  # a list's element
+            args = typing.get_args(hint)
+            hint = node = args[0] if args else None
+            continue
+        if not (isinstance(node, type) and dataclasses.is_dataclass(node)):
+            return ""
+        hint = typing.get_type_hints(node).get(part)
+        node = hint
+    nullable = False
+    if _is_union(hint):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable = len(options) < len(typing.get_args(hint))
+        hint = options[0] if len(options) == 1 else None
+    words = _TYPE_WORDS.get(typing.get_origin(hint) or hint, "")
+    return f"{words} or null" if words and nullable else words
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
 def load_yaml(path: Path) -> DictConfig:
@@ -185,8 +229,10 @@ def merge_override(cfg: DictConfig, item: str, schema: type) -> DictConfig:
         known = group_choices(key)
         where = ", ".join(str(d) for d in conf_dirs())
         available = f"available: {', '.join(known)}" if known else "none there"
+        near = difflib.get_close_matches(value, known, n=1)
+        hint = f"; did you mean {key}={near[0]}?" if near else ""
         raise ConfigError(
-            f"override {item!r}: no {key} file {value}.yaml under {where} ({available}; "
+            f"override {item!r}: no {key} file {value}.yaml under {where}{hint} ({available}; "
             f"FEDRAY_CONF_DIR adds conf directories, {key}.name={value} sets the name alone)"
         )
     content = load_yaml(found)

@@ -1,10 +1,12 @@
 """A run's directory and final results: the directory itself (`make_run_dir`), the final
 summary.json (`final_summary`), the final model as safetensors (float32, the model's parameter
-names), three PNG plots (matplotlib, Agg backend), and the summary printed at the end. What is
+names), three PNG plots (`plots`), and the summary printed at the end. What is
 written round by round (metrics.parquet, checkpoints, progress) is `record.RunRecord`'s."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from fedray.config import RunConfig, to_yaml
+from fedray.config import RunConfig, to_yaml, with_model_defaults
 from fedray.core.contracts.economy import account_total
 from fedray.core.state import Genesis
+from fedray.federation import plots
+from fedray.federation.live import flat_config
 from fedray.federation.metrics import client_names
 from fedray.federation.plan import Federation
 from fedray.federation.record import RunRecord
@@ -30,15 +34,52 @@ class RunResult:
 
 
 def make_run_dir(cfg: RunConfig) -> Path:
-    """`<output_dir>/<name>-<time>` (made unique), holding the resolved config.yaml."""
+    """`<output_dir>/<label>-<time>` (made unique, `run_label`), holding the resolved config.yaml."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.output_dir) / f"{cfg.name}-{stamp}"
+    base = Path(cfg.output_dir) / f"{run_label(cfg)}-{stamp}"
     run_dir, n = base, 1
     while run_dir.exists():
         run_dir, n = Path(f"{base}-{n}"), n + 1
     (run_dir / "chain").mkdir(parents=True)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     return run_dir
+
+
+GROUP_KEYS = ("data", "strategy", "attack")  # a changed `<group>.name` stands for its group
+UNNAMED = ("name", "output_dir", "runtime.", "metrics.")  # where a run goes or how it is shown
+MAX_LABEL = 120
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.,=+-]")
+
+
+def run_label(cfg: RunConfig) -> str:
+    """What a run directory is called: its `name` when one is given (a preset's, `name=...`),
+    else what differs from the default run, `strategy=krum,attack=sign_flip` (a changed group
+    by its pick, other keys as `key=value`, in the config's order; training defaults of the
+    run's own model count as defaults), or `default` when nothing does."""
+    if cfg.name != RunConfig.name:
+        return cfg.name
+    base = RunConfig()
+    own_training = with_model_defaults(dataclasses.replace(base, model=cfg.model)).training
+    ours = flat_config(cfg)
+    theirs = flat_config(dataclasses.replace(base, training=own_training))
+    picked = {g for g in GROUP_KEYS if ours[f"{g}.name"] != theirs[f"{g}.name"]}
+    parts = []
+    for key, value in ours.items():
+        group = key.split(".")[0]
+        if key.startswith(UNNAMED) or theirs.get(key) == value:
+            continue
+        if group == "governance":
+            parts.append(f"governance={len(cfg.governance)}")
+        elif group in picked:
+            if key == f"{group}.name":
+                parts.append(f"{group}={value}")
+        else:
+            parts.append(f"{key}={value}")
+    label = _LABEL_UNSAFE.sub("_", ",".join(dict.fromkeys(parts))) or RunConfig.name
+    if len(label) > MAX_LABEL:
+        cut = label[:MAX_LABEL].rsplit(",", 1)[0]
+        label = f"{cut},+{len(parts) - cut.count(',') - 1}"
+    return label
 
 
 def economy_summary(economy: EconomyInfo, genesis: Genesis) -> dict[str, Any]:
@@ -149,100 +190,10 @@ def write_outputs(
     )
     atomic_write(run_dir / "model.safetensors", data)
     record.progress(summary)
-    plot_accuracy(run_dir / "accuracy.png", rows, summary)
-    plot_round_time(run_dir / "round_time.png", rows)
+    marks = plots.run_marks(fed.cfg, rows, summary)
+    plots.save(plots.accuracy_figure(rows, summary, marks), run_dir / "accuracy.png")
+    plots.save(plots.round_time_figure(rows), run_dir / "round_time.png")
     if rows and "client_balances" in rows[0]:
-        plot_balances(
-            run_dir / "balances.png",
-            rows,
-            set(summary.get("attackers", [])),
-            fed.cfg.chain.client_balance,
-        )
-
-
-def plot_accuracy(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    rounds = [r["round"] for r in rows]
-    ax.plot(rounds, [r["accuracy"] for r in rows], marker="o", label="global model (on chain)")
-    if "baseline_accuracy" in summary:
-        ax.axhline(
-            summary["baseline_accuracy"], color="grey", linestyle="--", label="centralized baseline"
-        )
-    ax.set_xlabel("round")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"{summary.get('name', 'run')}: test accuracy per round")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_round_time(path: Path, rows: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    parts = [
-        ("train_seconds", "training"),
-        ("consensus_seconds", "consensus"),
-        ("aggregation_seconds", "aggregation"),
-        ("waiting_seconds", "waiting"),
-    ]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    rounds = np.array([r["round"] for r in rows])
-    bottom = np.zeros(len(rows))
-    for key, label in parts:
-        values = np.array([r[key] for r in rows])
-        ax.bar(rounds, values, bottom=bottom, label=label)
-        bottom += values
-    ax.set_xlabel("round")
-    ax.set_ylabel("seconds")
-    ax.set_title("round time split")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_balances(
-    path: Path, rows: list[dict[str, Any]], attackers: set[int], genesis: int
-) -> None:
-    """Each client's balance change since genesis after each round; attackers in red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    rounds = [r["round"] for r in rows]
-    series = np.array([r["client_balances"] for r in rows], dtype=np.float64) - genesis
-    labelled: set[bool] = set()
-    for client in range(series.shape[1]):
-        bad = client in attackers
-        label = None if bad in labelled else ("attacker" if bad else "honest client")
-        labelled.add(bad)
-        ax.plot(
-            rounds,
-            series[:, client],
-            color="tab:red" if bad else "grey",
-            alpha=0.9 if bad else 0.5,
-            linewidth=1.6 if bad else 1.0,
-            label=label,
-            zorder=3 if bad else 2,
-        )
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_xlabel("round")
-    ax.set_ylabel("balance change since genesis")
-    ax.set_title("client balances: rewards minus fees")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        attackers = set(summary.get("attackers", []))
+        figure = plots.balances_figure(rows, attackers, fed.cfg.chain.client_balance)
+        plots.save(figure, run_dir / "balances.png")

@@ -127,6 +127,8 @@ class RunActors:
             "aggregation_threads": self.cfg.runtime.aggregation_threads,
             "strategies": custom_strategies(self.cfg),  # a custom rule, registered by name
             "python_path": tuple(self.cfg.python_path),
+            "metrics_index": i if self.cfg.metrics.ray else -1,
+            "metrics_run": self.run_dir.name,
         }
 
     def new_pool(self, idx: int) -> Any:

@@ -30,6 +30,8 @@ class NodeSettings:
     # custom aggregation rules (name, import path) this validator registers (docs/extending.md)
     strategies: tuple[tuple[str, str], ...] = ()
     python_path: tuple[str, ...] = ()  # where their import paths resolve, besides the cwd
+    metrics_index: int = -1  # tag of its Ray metrics (runtime.chain_metrics); -1: no Ray metrics
+    metrics_run: str = ""  # their run tag (the run directory's name)
 
     def __post_init__(self) -> None:
         if self.timeout_propose_s <= self.block_interval_s + self.timeout_commit_s:

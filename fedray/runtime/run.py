@@ -23,6 +23,7 @@ so it unpickles only allowed types while the run lasts (`hardening.guarded`, in 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -44,6 +45,7 @@ from fedray.federation.driver import (
 )
 from fedray.federation.evaluate import Evaluator
 from fedray.federation.governance_script import GovernanceScript
+from fedray.federation.live import LiveMetrics, shows_progress_bar
 from fedray.federation.metrics import (
     RoundContext,
     RoundTiming,
@@ -56,6 +58,7 @@ from fedray.federation.plan import Federation
 from fedray.federation.record import RunRecord
 from fedray.node.views import RoundInfo, RoundResultView
 from fedray.runtime.actors import RunActors
+from fedray.runtime.chain_metrics import RunGauges
 from fedray.storage.blockstore import BlockStore
 
 __all__ = ["Run", "RunError", "RunResult"]
@@ -82,6 +85,8 @@ class Run:
         self.aggregation_before = 0.0
         self.crashes: dict[int, int] = {}  # pool index -> times rebuilt
         self.actors = RunActors(cfg, self.fed, run_dir)
+        self.live = LiveMetrics([])  # opened by start()
+        self.finished = False
         n = cfg.chain.validators
         self.policy = RunPolicy(
             rounds=cfg.rounds,
@@ -103,6 +108,8 @@ class Run:
         self.script = GovernanceScript(self.fed, keys, self.genesis.chain_id)
         self.client_keys = [self.fed.client_key(i).public_key for i in range(self.cfg.clients)]
         self.actors.start(self.genesis, self.initial)
+        ray_gauges = [RunGauges(self.record.run_id)] if self.cfg.metrics.ray else []
+        self.live = LiveMetrics.open(self.cfg, self.run_dir, ray_gauges, say=self._say)
 
     def _genesis(self, validator_keys: list[bytes]) -> Genesis:
         """The chain starts now (see `Federation.genesis`); a resumed run keeps the genesis its
@@ -260,6 +267,7 @@ class Run:
         self.record.add_row(row.as_dict())
         if self.on_round is not None:
             self.on_round(self.record.rows[-1])
+        self.live.round(self.record.rows[-1])
         self.record.checkpoint(result.round, model, result.global_after)
         self.record.progress(
             {
@@ -351,6 +359,7 @@ class Run:
             extra=extra,
         )
         write_outputs(self.record, summary, final_model, self.fed)
+        self.finished = True
         return RunResult(self.run_dir, self.record.rows, summary)
 
     @property
@@ -359,6 +368,7 @@ class Run:
         return self.policy.height > 0 or bool(self.record.rows)
 
     def stop(self) -> None:
+        self.live.close(self.finished)
         self.actors.stop()
 
 
@@ -370,6 +380,6 @@ def _progress(cfg: RunConfig, done: int) -> Any:
         initial=done,
         desc=f"fedray {cfg.name}",
         unit="round",
-        disable=not cfg.runtime.progress,
+        disable=not shows_progress_bar(cfg.runtime.progress, sys.stderr),
         dynamic_ncols=True,
     )

@@ -54,6 +54,7 @@ from fedray.errors import FedrayError
 from fedray.node.app import LedgerApp
 from fedray.node.timeliness import Timeliness
 from fedray.runtime.access import Capabilities, require, sign_blob_request
+from fedray.runtime.chain_metrics import ValidatorGauges
 from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.runtime.node_settings import NodeSettings
@@ -127,6 +128,11 @@ class ValidatorNode(ValidatorFaces):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ahead = False  # saw a message more than one height ahead
         self._delivering: set[bytes] = set()  # certified blocks waiting for their payloads
+        self.gauges = (
+            ValidatorGauges(s.metrics_index, s.metrics_run, self.genesis.chain_id)
+            if s.metrics_index >= 0 and in_ray_actor()
+            else None
+        )
 
     # --- lifecycle: the operator --------------------------------------------------------------
     async def connect(
@@ -321,6 +327,8 @@ class ValidatorNode(ValidatorFaces):
         nxt = self.driver.state.schedule.next_height(self.app.validators(h + 1))
         save_schedule(self.app, h + 1, nxt)  # what the engine will use at h + 1, for restarts
         self.commits.append((h, cert.round, block.header.time, self.now_ms()))
+        if self.gauges is not None:
+            self.gauges.committed(h, len(block.txs), len(self.app.mempool))
         self.watch.committed(
             h,
             lambda: {
@@ -354,6 +362,8 @@ class ValidatorNode(ValidatorFaces):
             await asyncio.sleep(self.settings.gossip_s)
             if self.driver is None or self.failed:
                 continue
+            if self.gauges is not None:
+                self.gauges.mempool(len(self.app.mempool))
             s = self.driver.state
             key = (s.height, s.round, s.step)
             stalled, last = key == last, key

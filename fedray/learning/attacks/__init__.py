@@ -10,6 +10,7 @@ and what sample count they claim (the caller's choice).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,9 @@ ATTACKS: dict[str, tuple[type[Attack], type]] = {
 def make_attack(name: str, config: Any = None) -> Attack:
     """Build attack `name` from its typed config, a mapping of its fields, or None (defaults)."""
     if name not in ATTACKS:
-        raise AttackError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+        near = difflib.get_close_matches(name, ATTACKS, n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise AttackError(f"unknown attack {name!r}; {hint}known: {', '.join(ATTACKS)}")
     cls, cfg_cls = ATTACKS[name]
     if config is None:
         config = cfg_cls()
