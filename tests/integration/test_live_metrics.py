@@ -19,7 +19,7 @@ from fedray.config import load_config
 from fedray.runtime.launch import run
 
 ROOT = Path(__file__).resolve().parents[2]
-MINIMAL = ROOT / "conf" / "preset" / "minimal.yaml"
+MINIMAL = ROOT / "fedray" / "conf" / "preset" / "minimal.yaml"
 SCRAPE_WAIT_S = 60.0  # Ray exports application metrics every few seconds
 
 

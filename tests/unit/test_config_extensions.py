@@ -100,7 +100,7 @@ def test_gpus_nobody_has_are_refused_before_ray_starts(
     monkeypatch.setattr(launch, "_machine_gpus", lambda: 0)
     monkeypatch.setattr(cluster, "init_ray", no_ray)  # a missed check fails here, not hangs
     cfg = load_config(
-        ROOT / "conf/preset/minimal.yaml",
+        ROOT / "fedray/conf/preset/minimal.yaml",
         ["runtime.pool_num_gpus=0.5", f"output_dir={tmp_path}/runs"],
     )
     with pytest.raises(ConfigError, match=r"runtime\.pool_num_gpus.*0\.5 GPUs.*has 0"):

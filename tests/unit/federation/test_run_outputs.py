@@ -46,7 +46,7 @@ def test_run_label_names_what_differs_from_the_default(overrides: list[str], lab
 
 
 def test_a_preset_keeps_its_name_and_a_long_label_is_cut() -> None:
-    assert run_label(load_config(ROOT / "conf" / "preset" / "governance.yaml")) == "governance"
+    assert run_label(load_config(ROOT / "fedray" / "conf" / "preset" / "governance.yaml")) == "governance"
     long = ["rounds=3", "seed=5", "chain.chain_id=" + "x" * 90, "training.batch_size=8"]
     # in the config's order; the long chain id does not fit in 120 characters
     assert run_label(load_config(None, long)) == "seed=5,rounds=3,training.batch_size=8,+1"
@@ -91,7 +91,7 @@ def rows(n: int, balances: list[list[int]] | None = None) -> list[dict[str, Any]
 
 
 def test_marks_are_the_attack_start_and_passed_governance_changes() -> None:
-    cfg = load_config(ROOT / "conf" / "preset" / "governance.yaml")
+    cfg = load_config(ROOT / "fedray" / "conf" / "preset" / "governance.yaml")
     summary = {
         "governance": [{"action": 0, "status": "executed", "execute_height": 45}],
     }
