@@ -46,7 +46,10 @@ def test_run_label_names_what_differs_from_the_default(overrides: list[str], lab
 
 
 def test_a_preset_keeps_its_name_and_a_long_label_is_cut() -> None:
-    assert run_label(load_config(ROOT / "fedray" / "conf" / "preset" / "governance.yaml")) == "governance"
+    assert (
+        run_label(load_config(ROOT / "fedray" / "conf" / "preset" / "governance.yaml"))
+        == "governance"
+    )
     long = ["rounds=3", "seed=5", "chain.chain_id=" + "x" * 90, "training.batch_size=8"]
     # in the config's order; the long chain id does not fit in 120 characters
     assert run_label(load_config(None, long)) == "seed=5,rounds=3,training.batch_size=8,+1"
