@@ -130,7 +130,7 @@ class LedgerApp:
             if key is None:
                 raise CryptoError(f"this node holds no key of proposer {proposer.hex()[:16]}")
             time = proposal_time(s.last_block_time, s.params.max_block_time_step_ms, time_ms)
-            candidates = [raw for raw in self.mempool.candidates() if self._available(raw)]
+            candidates = self.mempool.candidates(self._available)
             recorded = s.section("evidence")
             # Only evidence of earlier heights: `process_evidence` refuses the rest (an
             # equivocation in a failed round of this height waits for the next block).
@@ -155,11 +155,12 @@ class LedgerApp:
                     prove_next(key, s),
                 )
 
-            # The pending transactions already apply in order on this state (the mempool checks
-            # each on admission and after every commit), so the block is built from them and
-            # executed once; its result is what `process_proposal` and `finalize_block` reuse.
-            # Only if it fails (block context: evidence, fees, end of block) are they filtered
-            # one by one, and the block then executes when checked.
+            # The ready transactions apply on this state (the mempool checks each on admission
+            # and after every commit), and each sender's keep their nonce order, so the block is
+            # packed from them by gas and executed once; its result is what `process_proposal`
+            # and `finalize_block` reuse. Only if it fails (block context: evidence, fees, end of
+            # block, a transaction needing another sender's later one) are they filtered one by
+            # one, and the block then executes when checked.
             env = replace(self.env, checked=self.mempool.checked_by_bytes())
             block = build(self.mempool.fill(candidates, s.params))
             try:
@@ -313,9 +314,7 @@ class LedgerApp:
         """The nonce `sender`'s next transaction takes: its committed nonce plus its transactions
         pending in the mempool (so a second transaction queues behind the first, not against it)."""
         with self._lock:
-            account = self.state.account(sender)
-            pending = sum(1 for stx in self.mempool.pending() if stx.tx.sender == sender)
-            return (account.nonce if account else 0) + pending
+            return self.mempool.next_nonce(sender, self.state, self.env)
 
     def submit_own(self, payload: Any, key: PrivateKey) -> Rejection | None:
         """Sign `payload` as a transaction of this node's key (next free nonce) and admit it."""
