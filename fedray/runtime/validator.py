@@ -5,9 +5,13 @@ may also drive `ValidatorNode` objects in one event loop (peers connected as obj
 Everything that touches the engine runs on the event loop, one call at a time (the `Driver` is
 synchronous), so no lock guards it. Network messages arrive as canonical bytes in batches
 (`receive`), leave through per-peer buffers (`transport.Outbox`), and timers are `loop.call_later`.
-Two engine requests are answered asynchronously: `BuildProposal` waits `block_interval_s` while the
-mempool is empty (an arriving transaction ends the wait at once), and `CheckProposal` of a block
-whose update payloads are not pinned here waits until they are fetched from a peer. A missing
+Two engine requests are answered asynchronously, off the event loop: a proposal is built
+(`BuildProposal`, after waiting `block_interval_s` while the mempool is empty: an arriving
+transaction ends the wait at once) and checked (`CheckProposal`) in the `execution` thread, which
+is where a block executes and a round-closing block aggregates, so votes, timeouts and catch-up keep
+flowing meanwhile; the answer comes back to the loop as the engine's next event (the engine drops
+one that is stale). A `CheckProposal` of a block whose update payloads are not pinned here first
+waits until they are fetched from a peer. A missing
 payload is retried until the height moves on, never answered as invalid (that verdict would stick
 for the whole height) and never fatal: a certified block is handed to the engine only once its
 payloads are here.
@@ -16,8 +20,8 @@ Catch-up: every `gossip_s` without progress the node resends what its engine hol
 and fetches certified blocks from a peer ahead (`recovery`); the engine verifies each certificate.
 Access (docs/security.md): lifecycle methods take the operator capability; `faces.py`, the rest.
 
-Deliberately ignored: running aggregation off the event loop (a round-closing block stalls message
-handling for the aggregation's duration).
+Deliberately ignored: executing a block the engine decided without our check (catch-up, or peers
+deciding first while ours still runs) off the loop; it executes in `finalize_block`, on the loop.
 """
 
 from __future__ import annotations
@@ -108,6 +112,8 @@ class ValidatorNode(ValidatorFaces):
         )
         self.verifier = self.app.verifier
         self.admission = ThreadPoolExecutor(1, thread_name_prefix="fedray-admission")
+        # proposals are built and checked here, one at a time (the app serializes them anyway)
+        self.execution = ThreadPoolExecutor(1, thread_name_prefix="fedray-execute")
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
         self.outbox = Outbox(self.peers, s.call_timeout_s)
@@ -194,9 +200,9 @@ class ValidatorNode(ValidatorFaces):
         for task in list(self._tasks):
             task.cancel()
         self.watch.close()
-        self.admission.shutdown(
-            wait=True
-        )  # an admission in progress finishes before the stores close
+        # an admission or execution in progress finishes before the stores close
+        self.admission.shutdown(wait=True)
+        self.execution.shutdown(wait=True, cancel_futures=True)
         self.app.close()
 
     def _spawn(self, coro: Any) -> None:
@@ -254,17 +260,21 @@ class ValidatorNode(ValidatorFaces):
     # --- asynchronous answers to engine requests ----------------------------------------------
     def _intercept(self, item: OutboxItem) -> bool:
         if isinstance(item, BuildProposal):
-            if self.settings.block_interval_s <= 0 or len(self.app.mempool) > 0:
-                return False
             if self._build_timer is not None:  # a request for an older round or height
                 self._build_timer.cancel()
             self._pending_build = item
+            if self.settings.block_interval_s <= 0 or len(self.app.mempool) > 0:
+                self._build_now()
+                return True
             self._build_timer = asyncio.get_running_loop().call_later(
                 self.settings.block_interval_s, self._build_now
             )
             return True
-        if isinstance(item, CheckProposal) and self.app.missing_payloads(item.block):
-            self._spawn(self._check_after_fetch(item.block))
+        if isinstance(item, CheckProposal):
+            if self.app.missing_payloads(item.block):
+                self._spawn(self._check_after_fetch(item.block))
+            else:
+                self._spawn(self._check(item.block))
             return True
         return False
 
@@ -276,8 +286,26 @@ class ValidatorNode(ValidatorFaces):
         s = None if self.driver is None else self.driver.state
         if item is None or s is None or (s.height, s.round) != (item.height, item.round):
             return
-        block = self.app.prepare_proposal(item.height, item.round, item.proposer, self.now_ms())
+        self._spawn(self._build(item))
+
+    async def _off_loop(self, fn: Any, *args: Any) -> Any:
+        """`fn(*args)` in the execution thread; an error there stops the node, as on the loop."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.execution, fn, *args)
+        except Exception as exc:
+            if self._usable():
+                self._fail(exc)
+            raise
+
+    async def _build(self, item: BuildProposal) -> None:
+        block = await self._off_loop(
+            self.app.prepare_proposal, item.height, item.round, item.proposer, self.now_ms()
+        )
         self._handle(ProposalBuilt(item.height, item.round, block))
+
+    async def _check(self, block: Block) -> None:
+        valid = await self._off_loop(self.app.process_proposal, block)
+        self._handle(ProposalChecked(block.height, block.hash, valid))
 
     def _sign_request(self, digest: bytes) -> bytes:
         return sign_blob_request(self.key, self.genesis.chain_id, digest, self.now_ms())
@@ -299,9 +327,7 @@ class ValidatorNode(ValidatorFaces):
 
     async def _check_after_fetch(self, block: Block) -> None:
         if await self._fetch_until_pinned(block):
-            self._handle(
-                ProposalChecked(block.height, block.hash, self.app.process_proposal(block))
-            )
+            await self._check(block)
 
     async def _deliver_after_fetch(self, block: Block, cert: CommitCertificate) -> None:
         try:
