@@ -75,6 +75,7 @@ class LedgerApp:
         genesis: Genesis,
         *,
         aggregation_threads: int = 1,
+        verify_workers: int = 0,
         snapshot_interval: int = 100,
         recompute: bool = False,
         keys: Sequence[PrivateKey] = (),
@@ -93,7 +94,7 @@ class LedgerApp:
             self.blobs, self.dir / "outcomes", recompute=recompute, threads=aggregation_threads
         )
         self.verified: set[bytes] = set()
-        self.verifier = BatchVerifier(genesis.chain_id)
+        self.verifier = BatchVerifier(genesis.chain_id, verify_workers or None)
         self.env = BlockEnv(
             precompiles=node_precompiles(self.dir, self.aggregation, lambda: self.state),
             verified=self.verified,

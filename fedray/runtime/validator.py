@@ -105,6 +105,7 @@ class ValidatorNode(ValidatorFaces):
             self.dir,
             self.genesis,
             aggregation_threads=s.aggregation_threads,
+            verify_workers=s.verify_workers,
             keys=[self.key],
             clock=self.now_ms,
             timeliness=Timeliness(int(1000 * s.clock_precision_s), int(1000 * s.max_block_lag_s)),
