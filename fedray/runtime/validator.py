@@ -10,7 +10,9 @@ Two engine requests are answered asynchronously, off the event loop: a proposal 
 transaction ends the wait at once) and checked (`CheckProposal`) in the `execution` thread, which
 is where a block executes and a round-closing block aggregates, so votes, timeouts and catch-up keep
 flowing meanwhile; the answer comes back to the loop as the engine's next event (the engine drops
-one that is stale). A `CheckProposal` of a block whose update payloads are not pinned here first
+one that is stale). A propose timeout that fires while a build or check is in flight waits for its
+answer (as it did when they ran on the loop): it would otherwise have the node prevote nil on
+every block that takes longer than the timeout to execute, and a loaded machine fails rounds. A `CheckProposal` of a block whose update payloads are not pinned here first
 waits until they are fetched from a peer. A missing
 payload is retried until the height moves on, never answered as invalid (that verdict would stick
 for the whole height) and never fatal: a certified block is handed to the engine only once its
@@ -49,6 +51,7 @@ from fedray.consensus.messages import (
     Start,
     TimeoutFired,
 )
+from fedray.consensus.signer import STEP_PROPOSE
 from fedray.consensus.state import EngineConfig, gossip, initial_state
 from fedray.core.block import Block, CommitCertificate
 from fedray.core.encoding import decode
@@ -130,6 +133,8 @@ class ValidatorNode(ValidatorFaces):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ahead = False  # saw a message more than one height ahead
         self._delivering: set[bytes] = set()  # certified blocks waiting for their payloads
+        self._executing = 0  # builds and checks in flight in the execution thread
+        self._deferred: list[TimeoutFired] = []  # propose timeouts waiting for them
 
     # --- lifecycle: the operator --------------------------------------------------------------
     async def connect(
@@ -221,7 +226,13 @@ class ValidatorNode(ValidatorFaces):
 
     def schedule(self, t: ScheduleTimeout) -> None:
         fired = TimeoutFired(t.height, t.round, t.step)
-        asyncio.get_running_loop().call_later(t.duration_ms / 1000, self._handle, fired)
+        asyncio.get_running_loop().call_later(t.duration_ms / 1000, self._timeout, fired)
+
+    def _timeout(self, fired: TimeoutFired) -> None:
+        if fired.step == STEP_PROPOSE and self._executing:
+            self._deferred.append(fired)
+        else:
+            self._handle(fired)
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -299,14 +310,31 @@ class ValidatorNode(ValidatorFaces):
             raise
 
     async def _build(self, item: BuildProposal) -> None:
-        block = await self._off_loop(
-            self.app.prepare_proposal, item.height, item.round, item.proposer, self.now_ms()
-        )
-        self._handle(ProposalBuilt(item.height, item.round, block))
+        self._executing += 1
+        try:
+            block = await self._off_loop(
+                self.app.prepare_proposal, item.height, item.round, item.proposer, self.now_ms()
+            )
+            self._handle(ProposalBuilt(item.height, item.round, block))
+        finally:
+            self._done_executing()
 
     async def _check(self, block: Block) -> None:
-        valid = await self._off_loop(self.app.process_proposal, block)
-        self._handle(ProposalChecked(block.height, block.hash, valid))
+        self._executing += 1
+        try:
+            valid = await self._off_loop(self.app.process_proposal, block)
+            self._handle(ProposalChecked(block.height, block.hash, valid))
+        finally:
+            self._done_executing()
+
+    def _done_executing(self) -> None:
+        """After the answer: the propose timeouts that fired meanwhile (the engine ignores those
+        of a step it has left)."""
+        self._executing -= 1
+        if not self._executing:
+            deferred, self._deferred = self._deferred, []
+            for fired in deferred:
+                self._handle(fired)
 
     def _sign_request(self, digest: bytes) -> bytes:
         return sign_blob_request(self.key, self.genesis.chain_id, digest, self.now_ms())

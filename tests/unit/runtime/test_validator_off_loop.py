@@ -78,3 +78,56 @@ async def _scenario(tmp: Path) -> None:
 
 def test_a_held_check_does_not_stall_the_node(tmp_path: Path) -> None:
     asyncio.run(_scenario(tmp_path))
+
+
+class HeldAt:
+    """The node's real `process_proposal`, its checks of blocks at `height` held until `release`."""
+
+    def __init__(self, real: Any, height: int, release: threading.Event) -> None:
+        self.real, self.height, self.release = real, height, release
+        self.entered = threading.Event()
+
+    def __call__(self, block: Any) -> bool:
+        if block.height == self.height:
+            self.entered.set()
+            self.release.wait(GATE_S)
+        return bool(self.real(block))
+
+
+async def _slow_checks(tmp: Path) -> None:
+    genesis, vkeys, _ = dev_genesis(CHAIN, n_validators=4, n_accounts=1)
+    raw = encode(genesis.to_canonical())
+    nodes = [
+        ValidatorNode(str(prepare_node_dir(tmp / f"v{i}", k)), raw, **FAST)
+        for i, k in enumerate(vkeys)
+    ]
+    release = threading.Event()
+    held = [HeldAt(n.app.process_proposal, 3, release) for n in nodes]
+    for n, h in zip(nodes, held, strict=True):
+        n.app.process_proposal = h  # type: ignore[method-assign]
+        await n.connect(n.caps.operator, nodes)
+    for n in nodes:
+        await n.start(n.caps.operator)
+    try:
+
+        async def all_checking() -> bool:
+            return all(h.entered.is_set() for h in held)
+
+        await until(all_checking)
+        await asyncio.sleep(4 * FAST["timeout_propose_s"])  # every propose timeout has fired
+        release.set()
+
+        async def decided() -> bool:
+            return min(n.app.height for n in nodes) >= 3
+
+        await until(decided)
+        rounds = {n.app.store.get(3).cert().round for n in nodes}
+        assert rounds == {0}  # the slow block was prevoted, not timed out
+    finally:
+        release.set()
+        for n in nodes:
+            await n.shutdown(n.caps.operator)
+
+
+def test_a_propose_timeout_waits_for_a_check_in_flight(tmp_path: Path) -> None:
+    asyncio.run(_slow_checks(tmp_path))
