@@ -5,15 +5,11 @@ may also drive `ValidatorNode` objects in one event loop (peers connected as obj
 Everything that touches the engine runs on the event loop, one call at a time (the `Driver` is
 synchronous), so no lock guards it. Network messages arrive as canonical bytes in batches
 (`receive`), leave through per-peer buffers (`transport.Outbox`), and timers are `loop.call_later`.
-Two engine requests are answered asynchronously, off the event loop: a proposal is built
-(`BuildProposal`, after waiting `block_interval_s` while the mempool is empty: an arriving
-transaction ends the wait at once) and checked (`CheckProposal`) in the `execution` thread, which
-is where a block executes and a round-closing block aggregates, so votes, timeouts and catch-up keep
-flowing meanwhile; the answer comes back to the loop as the engine's next event (the engine drops
-one that is stale). A propose timeout that fires while a build or check is in flight waits for its
-answer (as it did when they ran on the loop): it would otherwise have the node prevote nil on
-every block that takes longer than the timeout to execute, and a loaded machine fails rounds. A `CheckProposal` of a block whose update payloads are not pinned here first
-waits until they are fetched from a peer. A missing
+Two engine requests are answered asynchronously, off the event loop (`execution.py`: where a
+block executes and a round-closing block aggregates, so votes, timeouts and catch-up keep flowing
+meanwhile): a proposal is built (`BuildProposal`, after waiting `block_interval_s` while the
+mempool is empty: an arriving transaction ends the wait at once) and checked (`CheckProposal`; of
+a block whose update payloads are not pinned here, once they are fetched from a peer). A missing
 payload is retried until the height moves on, never answered as invalid (that verdict would stick
 for the whole height) and never fatal: a certified block is handed to the engine only once its
 payloads are here.
@@ -51,7 +47,6 @@ from fedray.consensus.messages import (
     Start,
     TimeoutFired,
 )
-from fedray.consensus.signer import STEP_PROPOSE
 from fedray.consensus.state import EngineConfig, gossip, initial_state
 from fedray.core.block import Block, CommitCertificate
 from fedray.core.encoding import decode
@@ -60,6 +55,7 @@ from fedray.errors import FedrayError
 from fedray.node.app import LedgerApp
 from fedray.node.timeliness import Timeliness
 from fedray.runtime.access import Capabilities, require, sign_blob_request
+from fedray.runtime.execution import Execution
 from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.runtime.node_settings import NodeSettings
@@ -116,8 +112,7 @@ class ValidatorNode(ValidatorFaces):
         )
         self.verifier = self.app.verifier
         self.admission = ThreadPoolExecutor(1, thread_name_prefix="fedray-admission")
-        # proposals are built and checked here, one at a time (the app serializes them anyway)
-        self.execution = ThreadPoolExecutor(1, thread_name_prefix="fedray-execute")
+        self.execution = Execution(self._handle, self._fail_if_usable)
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
         self.outbox = Outbox(self.peers, s.call_timeout_s)
@@ -133,8 +128,6 @@ class ValidatorNode(ValidatorFaces):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ahead = False  # saw a message more than one height ahead
         self._delivering: set[bytes] = set()  # certified blocks waiting for their payloads
-        self._executing = 0  # builds and checks in flight in the execution thread
-        self._deferred: list[TimeoutFired] = []  # propose timeouts waiting for them
 
     # --- lifecycle: the operator --------------------------------------------------------------
     async def connect(
@@ -208,7 +201,7 @@ class ValidatorNode(ValidatorFaces):
         self.watch.close()
         # an admission or execution in progress finishes before the stores close
         self.admission.shutdown(wait=True)
-        self.execution.shutdown(wait=True, cancel_futures=True)
+        self.execution.close()
         self.app.close()
 
     def _spawn(self, coro: Any) -> None:
@@ -226,13 +219,7 @@ class ValidatorNode(ValidatorFaces):
 
     def schedule(self, t: ScheduleTimeout) -> None:
         fired = TimeoutFired(t.height, t.round, t.step)
-        asyncio.get_running_loop().call_later(t.duration_ms / 1000, self._timeout, fired)
-
-    def _timeout(self, fired: TimeoutFired) -> None:
-        if fired.step == STEP_PROPOSE and self._executing:
-            self._deferred.append(fired)
-        else:
-            self._handle(fired)
+        asyncio.get_running_loop().call_later(t.duration_ms / 1000, self.execution.timeout, fired)
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -263,6 +250,10 @@ class ValidatorNode(ValidatorFaces):
         try:
             self.driver.deliver_certified(block, cert)  # type: ignore[union-attr]
         except Exception as exc:
+            self._fail(exc)
+
+    def _fail_if_usable(self, exc: BaseException) -> None:
+        if self._usable():
             self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
@@ -300,41 +291,18 @@ class ValidatorNode(ValidatorFaces):
             return
         self._spawn(self._build(item))
 
-    async def _off_loop(self, fn: Any, *args: Any) -> Any:
-        """`fn(*args)` in the execution thread; an error there stops the node, as on the loop."""
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self.execution, fn, *args)
-        except Exception as exc:
-            if self._usable():
-                self._fail(exc)
-            raise
-
     async def _build(self, item: BuildProposal) -> None:
-        self._executing += 1
-        try:
-            block = await self._off_loop(
-                self.app.prepare_proposal, item.height, item.round, item.proposer, self.now_ms()
-            )
-            self._handle(ProposalBuilt(item.height, item.round, block))
-        finally:
-            self._done_executing()
+        def built(block: Block) -> ProposalBuilt:
+            return ProposalBuilt(item.height, item.round, block)
+
+        args = (item.height, item.round, item.proposer, self.now_ms())
+        await self.execution.run(built, self.app.prepare_proposal, *args)
 
     async def _check(self, block: Block) -> None:
-        self._executing += 1
-        try:
-            valid = await self._off_loop(self.app.process_proposal, block)
-            self._handle(ProposalChecked(block.height, block.hash, valid))
-        finally:
-            self._done_executing()
+        def checked(valid: bool) -> ProposalChecked:
+            return ProposalChecked(block.height, block.hash, valid)
 
-    def _done_executing(self) -> None:
-        """After the answer: the propose timeouts that fired meanwhile (the engine ignores those
-        of a step it has left)."""
-        self._executing -= 1
-        if not self._executing:
-            deferred, self._deferred = self._deferred, []
-            for fired in deferred:
-                self._handle(fired)
+        await self.execution.run(checked, self.app.process_proposal, block)
 
     def _sign_request(self, digest: bytes) -> bytes:
         return sign_blob_request(self.key, self.genesis.chain_id, digest, self.now_ms())
