@@ -1,6 +1,7 @@
 """A proposal is checked off the validator's event loop: while one node's check of a block (where a
 round-closing block aggregates) is held up, that node keeps handling votes and timeouts, decides
-the heights its peers certify and stays in step, and the late answer is dropped as stale."""
+the heights its peers certify and stays in step, and the late answer does no harm; and a propose
+timeout waits for a check in flight instead of having the node prevote nil."""
 
 from __future__ import annotations
 
