@@ -223,7 +223,7 @@ def cmd_bench_consensus(args: argparse.Namespace) -> int:
 def cmd_bench_tx(args: argparse.Namespace) -> int:
     from fedray.runtime.tx_bench import run as bench
 
-    bench(args.validators, args.accounts, args.txs, args.batch, args.seconds)
+    bench(args.validators, args.accounts, args.txs, args.batch, args.seconds, args.workers)
     return 0
 
 
@@ -324,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     tx.add_argument("--batch", type=int, default=500, help="transactions per ingress call")
     tx.add_argument(
         "--seconds", type=float, default=120.0, help="cap on the load's duration (submit + commit)"
+    )
+    tx.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="signature-verification threads per validator and ingress (0: min(4, cores))",
     )
     tx.set_defaults(func=cmd_bench_tx)
     rnd = bench_sub.add_parser(

@@ -24,6 +24,7 @@ from fedray.aggregation.base import (
     check_config_fields,
 )
 from fedray.aggregation.fixedpoint import (
+    ORDER_CHUNK,
     Chunk,
     div_round_half_even,
     make_batch,
@@ -63,7 +64,7 @@ class Median:
                 pair = np.add(block[:, k // 2 - 1], block[:, k // 2], dtype=np.int64)
                 outs[t][a:b] = div_round_half_even(pair, 2)
 
-        run_chunks(chunk, batch.chunks, self.threads)
+        run_chunks(chunk, batch.plan(ORDER_CHUNK), self.threads)
         weight = round_half_even(WEIGHT_ONE, k)
         verdicts = tuple(Verdict(key, True, False, False, weight) for key in batch.keys)
         return AggregationResult(batch.to_tensors(outs), verdicts, {})

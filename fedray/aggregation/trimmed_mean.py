@@ -28,6 +28,7 @@ from fedray.aggregation.base import (
     config_error,
 )
 from fedray.aggregation.fixedpoint import (
+    ORDER_CHUNK,
     Chunk,
     div_round_half_even,
     make_batch,
@@ -73,7 +74,7 @@ class TrimmedMean:
             # einsum's row sums beat both column adds and sum(axis=1) on short rows here
             outs[t][lo:hi] = div_round_half_even(np.einsum("ij->i", middle), kept)
 
-        run_chunks(chunk, batch.chunks, self.threads)
+        run_chunks(chunk, batch.plan(ORDER_CHUNK), self.threads)
         weight = round_half_even(WEIGHT_ONE, k)
         verdicts = tuple(Verdict(key, True, False, False, weight) for key in batch.keys)
         return AggregationResult(batch.to_tensors(outs), verdicts, {})

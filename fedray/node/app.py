@@ -65,7 +65,9 @@ NEEDED_PAYLOAD_CACHE = 16_384
 
 class LedgerApp:
     """A validator's replicated state machine (see module docstring). Calls are serialized by a
-    lock, so the actor shell may call from its event loop and from worker threads."""
+    lock, so the actor shell may call from its event loop and from worker threads; a proposal
+    executes outside it, on an immutable snapshot of the committed state (`State` is never
+    mutated; the precompiles are pure functions of their request, with their own lock)."""
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class LedgerApp:
         genesis: Genesis,
         *,
         aggregation_threads: int = 1,
+        verify_workers: int = 0,
         snapshot_interval: int = 100,
         recompute: bool = False,
         keys: Sequence[PrivateKey] = (),
@@ -91,7 +94,7 @@ class LedgerApp:
             self.blobs, self.dir / "outcomes", recompute=recompute, threads=aggregation_threads
         )
         self.verified: set[bytes] = set()
-        self.verifier = BatchVerifier(genesis.chain_id)
+        self.verifier = BatchVerifier(genesis.chain_id, verify_workers or None)
         self.env = BlockEnv(
             precompiles=node_precompiles(self.dir, self.aggregation, lambda: self.state),
             verified=self.verified,
@@ -130,7 +133,7 @@ class LedgerApp:
             if key is None:
                 raise CryptoError(f"this node holds no key of proposer {proposer.hex()[:16]}")
             time = proposal_time(s.last_block_time, s.params.max_block_time_step_ms, time_ms)
-            candidates = [raw for raw in self.mempool.candidates() if self._available(raw)]
+            candidates = self.mempool.candidates(self._available)
             recorded = s.section("evidence")
             # Only evidence of earlier heights: `process_evidence` refuses the rest (an
             # equivocation in a failed round of this height waits for the next block).
@@ -139,37 +142,45 @@ class LedgerApp:
                 for h, e in self.evidence_pool.items()
                 if h not in recorded and e.height < height
             ]
-
-            def build(txs: list[bytes]) -> Block:
-                return make_block(
-                    s.chain_id,
-                    height,
-                    time,
-                    s.last_block_hash,
-                    s.root(),
-                    proposer,
-                    s.validators,
-                    txs,
-                    self.last_commit,
-                    evidence,
-                    prove_next(key, s),
-                )
-
-            # The pending transactions already apply in order on this state (the mempool checks
-            # each on admission and after every commit), so the block is built from them and
-            # executed once; its result is what `process_proposal` and `finalize_block` reuse.
-            # Only if it fails (block context: evidence, fees, end of block) are they filtered
-            # one by one, and the block then executes when checked.
+            last_commit = self.last_commit
             env = replace(self.env, checked=self.mempool.checked_by_bytes())
-            block = build(self.mempool.fill(candidates, s.params))
-            try:
-                self._remember(block.hash, apply_block(s, block, env))
-                return block
-            except FedrayError:
-                txs, _ = select_txs(s, candidates, ExecContext(height, time, proposer, env))
-                return build(txs)
+            txs = self.mempool.fill(candidates, s.params)
+
+        def build(txs: list[bytes]) -> Block:
+            return make_block(
+                s.chain_id,
+                height,
+                time,
+                s.last_block_hash,
+                s.root(),
+                proposer,
+                s.validators,
+                txs,
+                last_commit,
+                evidence,
+                prove_next(key, s),
+            )
+
+        # The ready transactions apply on this state (the mempool checks each on admission and
+        # after every commit), and each sender's keep their nonce order, so the block is packed
+        # from them by gas and executed once; its result is what `process_proposal` and
+        # `finalize_block` reuse. Only if it fails (block context: evidence, fees, end of block,
+        # a transaction needing another sender's later one) are they filtered one by one, and
+        # the block then executes when checked. Execution (aggregation included) runs outside
+        # the lock, on the snapshot `s`: admissions and queries go on meanwhile.
+        block = build(txs)
+        try:
+            self._remember_if_current(s, block.hash, apply_block(s, block, env))
+            return block
+        except FedrayError:
+            txs, _ = select_txs(s, candidates, ExecContext(height, time, proposer, env))
+            return build(txs)
 
     def process_proposal(self, block: Block) -> bool:
+        """Whether `block` is valid on the committed state. Only the preliminaries hold the lock:
+        the block executes (aggregation included) on a snapshot of the state, outside it, so
+        admissions, queries and a commit are not held up by a round-closing block; the result
+        is kept only if that state is still the committed one."""
         with self._lock:
             if block.hash in self._checked:
                 return True
@@ -179,22 +190,38 @@ class LedgerApp:
                         return False
                 if not self._timely(block):
                     return False
-                new_state = apply_block(self.state, block, self._env_for(block))
+                state, pending = self.state, self.mempool.checked_by_bytes()
             except FedrayError:
                 return False
-            self._remember(block.hash, new_state)
-            return True
+        try:
+            new_state = apply_block(state, block, self._env_for(block, pending, state))
+        except FedrayError:
+            return False
+        self._remember_if_current(state, block.hash, new_state)
+        return True
 
-    def _env_for(self, block: Block) -> BlockEnv:
+    def _remember_if_current(self, base: State, block_hash: bytes, new_state: State) -> None:
+        with self._lock:
+            if self.state is base:  # else a commit came first: the result is of a past height
+                self._remember(block_hash, new_state)
+
+    def _env_for(
+        self,
+        block: Block,
+        pending: dict[bytes, CheckedTx] | None = None,
+        state: State | None = None,
+    ) -> BlockEnv:
         """The execution environment of `block`, with its transactions' stateless rules already
         checked: those in the mempool were on admission, the rest are now, signatures verified
         in parallel by the batch verifier's threads (failures are left for execution to raise,
         in order, with their rule)."""
-        pending = self.mempool.checked_by_bytes()
+        if pending is None:
+            pending = self.mempool.checked_by_bytes()
+        params = (state or self.state).params
         unknown = [raw for raw in block.txs if raw not in pending]
         known = {raw: pending[raw] for raw in block.txs if raw in pending}
         for raw, verdict in zip(
-            unknown, self.verifier.check_all(unknown, self.state.params.max_tx_bytes), strict=True
+            unknown, self.verifier.check_all(unknown, params.max_tx_bytes), strict=True
         ):
             if isinstance(verdict, CheckedTx):
                 known[raw] = verdict
@@ -313,9 +340,7 @@ class LedgerApp:
         """The nonce `sender`'s next transaction takes: its committed nonce plus its transactions
         pending in the mempool (so a second transaction queues behind the first, not against it)."""
         with self._lock:
-            account = self.state.account(sender)
-            pending = sum(1 for stx in self.mempool.pending() if stx.tx.sender == sender)
-            return (account.nonce if account else 0) + pending
+            return self.mempool.next_nonce(sender, self.state, self.env)
 
     def submit_own(self, payload: Any, key: PrivateKey) -> Rejection | None:
         """Sign `payload` as a transaction of this node's key (next free nonce) and admit it."""

@@ -86,6 +86,7 @@ class IngressNode:
         layout: dict[str, tuple[str, tuple[int, ...]]],
         validator: Any,
         capability: bytes,
+        verify_workers: int = 0,
     ) -> None:
         if in_ray_actor():
             guard_unpickling()
@@ -93,7 +94,7 @@ class IngressNode:
         self.ingress = Ingress(
             chain_id, max_tx_bytes, BlobStore(self.dir / "blobs"), TensorSpec(layout)
         )
-        self.verifier = BatchVerifier(chain_id)
+        self.verifier = BatchVerifier(chain_id, verify_workers or None)
         self.judging = ThreadPoolExecutor(1, thread_name_prefix="fedray-ingress")  # in order
         self.validator = validator
         self._capability = capability  # the validator's ingress capability: never returned

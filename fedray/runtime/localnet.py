@@ -88,6 +88,7 @@ class ValidatorNet:
                     self.ingress_layout,
                     self.handles[i],
                     self.caps[i].ingress,
+                    verify_workers=self.settings.get("verify_workers", 0),
                 )
         live = [h for h in self.handles if h is not None]
         self.operator_call("connect", live)

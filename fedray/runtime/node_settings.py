@@ -22,6 +22,7 @@ class NodeSettings:
     timeout_commit_s: float = 0.1  # round 0's proposer waits this long at most for late precommits
     block_interval_s: float = 0.05  # pause before an empty block; 0: propose at once
     aggregation_threads: int = 1
+    verify_workers: int = 0  # signature-checking threads (node/verify.py); 0: min(4, cores)
     gossip_s: float = 0.5  # period of the progress check (resend, catch-up)
     call_timeout_s: float = 5.0  # per peer call
     clock_precision_s: float = 0.5  # a proposal's time may be this far ahead of our clock ...

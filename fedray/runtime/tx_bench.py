@@ -61,6 +61,7 @@ class TxBenchResult:
     latency_p50_ms: float
     latency_p99_ms: float
     verify_per_s: float  # single-core PyNaCl rate, mean of before and after the load
+    workers: int  # signature-checking threads per validator and per ingress (0: the default)
     verify_before: float
     verify_after: float
     cores: int
@@ -80,7 +81,8 @@ class TxBenchResult:
         return [
             f"validators={self.validators} submitted={self.submitted} admitted={self.admitted} "
             f"committed={self.committed} blocks={self.blocks} seconds={self.seconds:.2f} "
-            f"submit_s={self.submit_s:.2f} load_avg={self.load_avg:.1f}",
+            f"submit_s={self.submit_s:.2f} load_avg={self.load_avg:.1f} "
+            f"verify_workers={self.workers or 'default'}",
             f"gas/s={self.gas / self.seconds if self.seconds else 0.0:.0f} "
             f"latency_p50_ms={self.latency_p50_ms:.0f} latency_p99_ms={self.latency_p99_ms:.0f}",
             f"verify/s (1 core, PyNaCl)={self.verify_per_s:.0f} (before {self.verify_before:.0f}, "
@@ -224,7 +226,13 @@ class _Load:
 
 
 def bench(
-    validators: int, accounts: int, txs: int, batch: int, seconds_cap: float, root: Path
+    validators: int,
+    accounts: int,
+    txs: int,
+    batch: int,
+    seconds_cap: float,
+    root: Path,
+    workers: int = 0,
 ) -> TxBenchResult:
     if min(validators, accounts, txs, batch) < 1:
         raise ConfigError("validators, accounts, txs and batch must be positive")
@@ -240,6 +248,7 @@ def bench(
         timeout_delta_s=0.5,
         block_interval_s=0.2,
         gossip_s=0.5,
+        verify_workers=workers,
     )
     verify_before = verify_rate(load[0])
     try:
@@ -297,6 +306,7 @@ def bench(
         latency_p50_ms=statistics.median(latencies) if latencies else 0.0,
         latency_p99_ms=percentile(latencies, 99) if latencies else 0.0,
         verify_per_s=(verify_before + verify_after) / 2,
+        workers=workers,
         verify_before=verify_before,
         verify_after=verify_after,
         cores=len(os.sched_getaffinity(0)),
@@ -312,6 +322,7 @@ def run(
     txs: int = 20_000,
     batch: int = 500,
     seconds: float = 120.0,
+    workers: int = 0,
 ) -> TxBenchResult:
     """Start a local Ray instance if none is connected (token auth on, as `fedray run` does)."""
     import ray
@@ -321,7 +332,7 @@ def run(
     started = init_ray(num_cpus=2, object_store_mb=128)
     try:
         with tempfile.TemporaryDirectory(prefix="fedray-bench-tx-") as tmp:
-            result = bench(validators, accounts, txs, batch, seconds, Path(tmp))
+            result = bench(validators, accounts, txs, batch, seconds, Path(tmp), workers)
     finally:
         if started:
             ray.shutdown()

@@ -5,9 +5,11 @@ may also drive `ValidatorNode` objects in one event loop (peers connected as obj
 Everything that touches the engine runs on the event loop, one call at a time (the `Driver` is
 synchronous), so no lock guards it. Network messages arrive as canonical bytes in batches
 (`receive`), leave through per-peer buffers (`transport.Outbox`), and timers are `loop.call_later`.
-Two engine requests are answered asynchronously: `BuildProposal` waits `block_interval_s` while the
-mempool is empty (an arriving transaction ends the wait at once), and `CheckProposal` of a block
-whose update payloads are not pinned here waits until they are fetched from a peer. A missing
+Two engine requests are answered asynchronously, off the event loop (`execution.py`: where a
+block executes and a round-closing block aggregates, so votes, timeouts and catch-up keep flowing
+meanwhile): a proposal is built (`BuildProposal`, after waiting `block_interval_s` while the
+mempool is empty: an arriving transaction ends the wait at once) and checked (`CheckProposal`; of
+a block whose update payloads are not pinned here, once they are fetched from a peer). A missing
 payload is retried until the height moves on, never answered as invalid (that verdict would stick
 for the whole height) and never fatal: a certified block is handed to the engine only once its
 payloads are here.
@@ -16,8 +18,8 @@ Catch-up: every `gossip_s` without progress the node resends what its engine hol
 and fetches certified blocks from a peer ahead (`recovery`); the engine verifies each certificate.
 Access (docs/security.md): lifecycle methods take the operator capability; `faces.py`, the rest.
 
-Deliberately ignored: running aggregation off the event loop (a round-closing block stalls message
-handling for the aggregation's duration).
+Deliberately ignored: executing a block the engine decided without our check (catch-up, or peers
+deciding first while ours still runs) off the loop; it executes in `finalize_block`, on the loop.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from fedray.node.app import LedgerApp
 from fedray.node.timeliness import Timeliness
 from fedray.runtime.access import Capabilities, require, sign_blob_request
 from fedray.runtime.chain_metrics import ValidatorGauges
+from fedray.runtime.execution import Execution
 from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.runtime.node_settings import NodeSettings
@@ -106,6 +109,7 @@ class ValidatorNode(ValidatorFaces):
             self.dir,
             self.genesis,
             aggregation_threads=s.aggregation_threads,
+            verify_workers=s.verify_workers,
             keys=[self.key],
             clock=self.now_ms,
             timeliness=Timeliness(int(1000 * s.clock_precision_s), int(1000 * s.max_block_lag_s)),
@@ -113,6 +117,7 @@ class ValidatorNode(ValidatorFaces):
         )
         self.verifier = self.app.verifier
         self.admission = ThreadPoolExecutor(1, thread_name_prefix="fedray-admission")
+        self.execution = Execution(self._handle, self._fail_if_usable)
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
         self.outbox = Outbox(self.peers, s.call_timeout_s)
@@ -204,9 +209,9 @@ class ValidatorNode(ValidatorFaces):
         for task in list(self._tasks):
             task.cancel()
         self.watch.close()
-        self.admission.shutdown(
-            wait=True
-        )  # an admission in progress finishes before the stores close
+        # an admission or execution in progress finishes before the stores close
+        self.admission.shutdown(wait=True)
+        self.execution.close()
         self.app.close()
 
     def _spawn(self, coro: Any) -> None:
@@ -224,7 +229,7 @@ class ValidatorNode(ValidatorFaces):
 
     def schedule(self, t: ScheduleTimeout) -> None:
         fired = TimeoutFired(t.height, t.round, t.step)
-        asyncio.get_running_loop().call_later(t.duration_ms / 1000, self._handle, fired)
+        asyncio.get_running_loop().call_later(t.duration_ms / 1000, self.execution.timeout, fired)
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -257,6 +262,10 @@ class ValidatorNode(ValidatorFaces):
         except Exception as exc:
             self._fail(exc)
 
+    def _fail_if_usable(self, exc: BaseException) -> None:
+        if self._usable():
+            self._fail(exc)
+
     def _fail(self, exc: BaseException) -> None:
         log.exception("validator %s stops: %s", self.name, exc)
         self.failed = f"{type(exc).__name__}: {exc}"
@@ -264,17 +273,21 @@ class ValidatorNode(ValidatorFaces):
     # --- asynchronous answers to engine requests ----------------------------------------------
     def _intercept(self, item: OutboxItem) -> bool:
         if isinstance(item, BuildProposal):
-            if self.settings.block_interval_s <= 0 or len(self.app.mempool) > 0:
-                return False
             if self._build_timer is not None:  # a request for an older round or height
                 self._build_timer.cancel()
             self._pending_build = item
+            if self.settings.block_interval_s <= 0 or len(self.app.mempool) > 0:
+                self._build_now()
+                return True
             self._build_timer = asyncio.get_running_loop().call_later(
                 self.settings.block_interval_s, self._build_now
             )
             return True
-        if isinstance(item, CheckProposal) and self.app.missing_payloads(item.block):
-            self._spawn(self._check_after_fetch(item.block))
+        if isinstance(item, CheckProposal):
+            if self.app.missing_payloads(item.block):
+                self._spawn(self._check_after_fetch(item.block))
+            else:
+                self._spawn(self._check(item.block))
             return True
         return False
 
@@ -286,8 +299,20 @@ class ValidatorNode(ValidatorFaces):
         s = None if self.driver is None else self.driver.state
         if item is None or s is None or (s.height, s.round) != (item.height, item.round):
             return
-        block = self.app.prepare_proposal(item.height, item.round, item.proposer, self.now_ms())
-        self._handle(ProposalBuilt(item.height, item.round, block))
+        self._spawn(self._build(item))
+
+    async def _build(self, item: BuildProposal) -> None:
+        def built(block: Block) -> ProposalBuilt:
+            return ProposalBuilt(item.height, item.round, block)
+
+        args = (item.height, item.round, item.proposer, self.now_ms())
+        await self.execution.run(built, self.app.prepare_proposal, *args)
+
+    async def _check(self, block: Block) -> None:
+        def checked(valid: bool) -> ProposalChecked:
+            return ProposalChecked(block.height, block.hash, valid)
+
+        await self.execution.run(checked, self.app.process_proposal, block)
 
     def _sign_request(self, digest: bytes) -> bytes:
         return sign_blob_request(self.key, self.genesis.chain_id, digest, self.now_ms())
@@ -309,9 +334,7 @@ class ValidatorNode(ValidatorFaces):
 
     async def _check_after_fetch(self, block: Block) -> None:
         if await self._fetch_until_pinned(block):
-            self._handle(
-                ProposalChecked(block.height, block.hash, self.app.process_proposal(block))
-            )
+            await self._check(block)
 
     async def _deliver_after_fetch(self, block: Block, cert: CommitCertificate) -> None:
         try:

@@ -5,6 +5,7 @@ here (catch-up) or different from the one checked still executes, to the same st
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -131,4 +132,63 @@ def test_a_proposer_whose_pending_transactions_no_longer_apply_filters_them(
     block = app.prepare_proposal(1, 0, proposer, GENESIS.genesis_time + 1000)
     assert list(block.txs) == [fresh]
     assert app.process_proposal(block)
+    app.close()
+
+
+class HeldApply:
+    """The real `apply_block`, its first call held at its start until `release` (a long
+    aggregation)."""
+
+    def __init__(self) -> None:
+        self.real = app_module.apply_block
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, *args: object, **kwargs: object) -> State:
+        if not self.entered.is_set():
+            self.entered.set()
+            self.release.wait(30)
+        return self.real(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_proposal_executes_outside_the_app_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a proposal executes, admissions go on."""
+    held = HeldApply()
+    monkeypatch.setattr(app_module, "apply_block", held)
+    block = DevChain(GENESIS, VKEYS).propose(transfers())
+    app = LedgerApp(tmp_path, GENESIS)
+    verdict: list[bool] = []
+    checker = threading.Thread(target=lambda: verdict.append(app.process_proposal(block)))
+    checker.start()
+    assert held.entered.wait(30)
+    admitted = threading.Thread(target=lambda: app.submit(transfers(nonce=0, amount=9)[2]))
+    admitted.start()
+    admitted.join(10)  # on the lock, this would wait for the held execution
+    done_while_held = not admitted.is_alive() and not held.release.is_set()
+    held.release.set()
+    checker.join()
+    admitted.join()
+    assert done_while_held and verdict == [True] and len(app.mempool) == 1
+    assert block.hash in app._checked
+    app.close()
+
+
+def test_a_check_overtaken_by_a_commit_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldApply()
+    monkeypatch.setattr(app_module, "apply_block", held)
+    chain = DevChain(GENESIS, VKEYS)
+    checked, decided = chain.propose(transfers(amount=5)), chain.propose(transfers(amount=7))
+    app = LedgerApp(tmp_path, GENESIS)
+    checker = threading.Thread(target=app.process_proposal, args=(checked,))
+    checker.start()
+    assert held.entered.wait(30)
+    decide(app, decided)  # peers decided another block first; it executes here
+    held.release.set()
+    checker.join()
+    assert app.height == 1 and checked.hash not in app._checked  # a result of height 1's base
+    assert app.state.root() == replayed(decided).root()
     app.close()
