@@ -69,13 +69,16 @@ def resume(
 
 
 def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | None) -> RunResult:
+    import ray
+
     from fedray.runtime.cluster import cluster_address, init_ray, shutdown_ray
     from fedray.runtime.hardening import guarded
     from fedray.runtime.run import Run
 
     fed = Federation(cfg)
     fed.preflight()
-    embedded = cluster_address(cfg.runtime.address) is None
+    # Ray already up (a Ray Tune trial, a caller's ray.init): its resources are checked below
+    embedded = cluster_address(cfg.runtime.address) is None and not ray.is_initialized()
     if embedded:
         _check_cpus(fed, float(cfg.runtime.num_cpus or os.cpu_count() or 1), "this machine")
     lock = DirLock(resume_dir, wait_s=0) if resume_dir is not None else None
@@ -98,8 +101,6 @@ def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | N
         except Exception as exc:  # Ray's own error types
             raise RunError(f"Ray failed to start: {type(exc).__name__}: {exc}") from None
         if not embedded:
-            import ray
-
             _check_cpus(fed, float(ray.cluster_resources().get("CPU", 0)), "the Ray cluster")
         if run_dir is None:
             made_parent = not Path(cfg.output_dir).exists()

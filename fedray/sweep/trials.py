@@ -1,0 +1,176 @@
+"""Running a sweep on Ray Tune: one trial per grid point and sample, each a full `fedray run`.
+
+Each trial's resources are a `tune.PlacementGroupFactory` of its run's layout
+(`runtime.placement.RunLayout`: the trial driver's bundle, one per validator with its ingress, one
+per client pool), computed from that trial's own config, so a grid over `chain.validators` or
+`runtime.client_pools` sizes each trial. Inside the trial, `RunActors` finds the group it runs in
+and puts each actor in its bundle. The trial calls `launch.run` with an `on_round` that
+`tune.report`s the round's figures, so ASHA decides after every round; a trial ASHA stops ends
+inside `tune.report` (Tune's session exits the trial's thread), and `launch`'s `finally` stops the
+run's actors (Ray would also end them with their owner, the trial's actor).
+
+Ignored: checkpoints to Tune (a stopped trial is not resumed; its run directory keeps its chain
+and `fedray run --resume` can go on with it), trial restarts on failure, Tune's search algorithms
+other than its grid and random sampling.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedray.errors import ConfigError
+from fedray.sweep.spec import Dimension, SweepSpec, check_trials
+
+# Figures of a round row that go to Tune with each report (numbers only).
+REPORTED = (
+    "round",
+    "accuracy",
+    "loss",
+    "round_seconds",
+    "height",
+    "accepted",
+    "included",
+    "tx_count",
+    "penalties_total",
+)
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """What every trial needs besides its point in the space (shipped once by with_parameters)."""
+
+    spec: SweepSpec
+    runs_dir: str  # absolute: trials run in Tune's trial directories
+    cwd: str  # the sweep's working directory (relative paths in configs, conf/, import paths)
+    conf_dir: str
+
+
+def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of a round row that Tune gets (its metric is `accuracy`)."""
+    out = {k: row[k] for k in REPORTED if k in row}
+    out["rounds_done"] = int(row["round"]) + 1
+    return out
+
+
+def run_trial(config: dict[str, Any], job: TrialJob) -> None:
+    """One trial: the run at `config` (config key -> value), reporting every round to Tune."""
+    from ray import tune
+
+    os.chdir(job.cwd)
+    os.environ["FEDRAY_CONF_DIR"] = job.conf_dir
+    from fedray.runtime.launch import run
+
+    trial_id = tune.get_context().get_trial_id()
+    cfg = job.spec.trial_config(
+        config,
+        (f"output_dir={job.runs_dir}", f"name={trial_id}", "runtime.progress=false"),
+    )
+    run(cfg, on_round=lambda row: tune.report(report_row(row)))
+
+
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    from ray import tune
+
+    space: dict[str, Any] = {k: tune.grid_search(list(v)) for k, v in spec.grid}
+    for d in spec.search:
+        space[d.key] = _sampler(d)
+    return space
+
+
+def _sampler(d: Dimension) -> Any:
+    from ray import tune
+
+    if d.kind == "choice":
+        return tune.choice(list(d.values))
+    low, high = d.values
+    return {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[
+        d.kind
+    ](low, high)
+
+
+class TrialResources:
+    """Each trial's placement group factory, from the trial's own config (a picklable callable,
+    as `tune.with_resources` takes)."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+
+    def bundles(self, config: Mapping[str, Any]) -> list[dict[str, float]]:
+        from fedray.federation.plan import Federation
+        from fedray.runtime.placement import RunLayout
+
+        fed = Federation(self.spec.trial_config(config))
+        return RunLayout.of(fed, self.spec.resources.driver_cpus).bundles()
+
+    def __call__(self, config: dict[str, Any]) -> Any:
+        from ray import tune
+
+        return tune.PlacementGroupFactory(
+            self.bundles(config), strategy=self.spec.resources.strategy
+        )
+
+
+def sweep_dir(spec: SweepSpec) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(spec.output_dir).resolve() / f"{spec.name}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        path, n = Path(f"{base}-{n}"), n + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def max_rounds(spec: SweepSpec) -> int:
+    return max(cfg.rounds for cfg in check_trials(spec))
+
+
+def run_sweep(spec: SweepSpec, out: Path, verbose: int = 1) -> Any:
+    """Run every trial of `spec` on Ray Tune (Ray must be up) with results under `out`; returns
+    Tune's ResultGrid."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from fedray.config_files import conf_dir
+
+    scheduler = None
+    if spec.scheduler is not None:
+        rounds = max_rounds(spec)
+        if spec.scheduler.grace_period > rounds:
+            raise ConfigError(
+                f"sweep file: 'scheduler.asha.grace_period' ({spec.scheduler.grace_period}) "
+                f"exceeds the trials' rounds ({rounds})"
+            )
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=rounds,
+            grace_period=spec.scheduler.grace_period,
+            reduction_factor=spec.scheduler.reduction_factor,
+        )
+    job = TrialJob(spec, str(out / "runs"), os.getcwd(), str(conf_dir().resolve()))
+    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), TrialResources(spec))
+    concurrent = spec.resources.max_concurrent_trials or None
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space(spec),
+        tune_config=tune.TuneConfig(
+            metric="accuracy",
+            mode="max",
+            scheduler=scheduler,
+            num_samples=spec.num_samples,
+            max_concurrent_trials=concurrent,
+            search_alg=BasicVariantGenerator(random_state=spec.seed),
+        ),
+        run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=verbose),
+    )
+    return tuner.fit()
+
+
+def is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
