@@ -53,7 +53,7 @@ def sweep(path: str | Path, verbose: int = 1) -> SweepOutput:
     """Run the sweep in the file at `path` (module docstring)."""
     from fedray.runtime.cluster import init_ray, shutdown_ray
     from fedray.sweep import results
-    from fedray.sweep.trials import run_sweep, sweep_dir
+    from fedray.sweep.trials import run_name, run_sweep, sweep_dir
 
     spec = load_sweep(path)
     res = spec.resources
@@ -64,7 +64,10 @@ def sweep(path: str | Path, verbose: int = 1) -> SweepOutput:
         shutil.copyfile(path, out / "sweep.yaml")
         grid = run_sweep(spec, out, verbose)
         varied = spec.varied()
-        found = results.outcomes(grid, varied, spec.trial_config, out / "runs")
+        runs = out / "runs"
+        found = results.outcomes(
+            grid, varied, spec.trial_config, lambda t: list(runs.glob(f"{run_name(spec, t)}-*"))
+        )
     finally:
         if started:
             shutdown_ray()

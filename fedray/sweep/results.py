@@ -48,9 +48,13 @@ def _number(value: Any) -> float | None:
 
 
 def outcomes(
-    grid: Any, varied: Sequence[str], config_of: Callable[[dict[str, Any]], RunConfig], runs: Path
+    grid: Any,
+    varied: Sequence[str],
+    config_of: Callable[[dict[str, Any]], RunConfig],
+    run_dirs: Callable[[str], list[Path]],
 ) -> list[TrialOutcome]:
-    """Each trial of Tune's ResultGrid `grid` as an outcome (in trial order)."""
+    """Each trial of Tune's ResultGrid `grid` as an outcome (in trial order); `run_dirs` lists a
+    trial's run directories by its trial id."""
     found = []
     for result in grid:
         config = dict(result.config or {})
@@ -64,7 +68,7 @@ def outcomes(
                 for r, a in zip(frame["round"], frame["accuracy"], strict=True)
                 if not (math.isnan(float(r)) or math.isnan(float(a)))
             ]
-        run_dirs = sorted(runs.glob(f"{trial}-*")) if trial else []
+        dirs = sorted(run_dirs(trial))
         error = None
         if result.error is not None:
             lines = [line for line in str(result.error).splitlines() if line.strip()]
@@ -78,7 +82,7 @@ def outcomes(
                 accuracy=_number(metrics.get("accuracy")),
                 loss=_number(metrics.get("loss")),
                 error=error,
-                run_dir=str(run_dirs[-1]) if run_dirs else None,
+                run_dir=str(dirs[-1]) if dirs else None,
                 seconds=_number(metrics.get("time_total_s")),
                 history=tuple(history),
             )

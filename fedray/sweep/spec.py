@@ -138,9 +138,18 @@ def override(key: str, value: Scalar) -> str:
         text = "null"
     elif isinstance(value, bool):
         text = "true" if value else "false"
+    elif isinstance(value, str) and not _reads_as_string(value):
+        text = "'" + value.replace("'", "''") + "'"  # quoted, or YAML reads 1e-3 as a number
     else:
         text = str(value)
     return f"{key}={text}"
+
+
+def _reads_as_string(text: str) -> bool:
+    try:
+        return isinstance(yaml.safe_load(text), str)
+    except yaml.YAMLError:
+        return False
 
 
 def overrides_of(point: Mapping[str, Any]) -> list[str]:

@@ -58,6 +58,11 @@ def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def run_name(spec: SweepSpec, trial_id: str) -> str:
+    """A trial's run name (its run directory is <name>-<time> under the sweep's runs/)."""
+    return f"{spec.name}-{trial_id}"
+
+
 def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     """One trial: the run at `config` (config key -> value), reporting every round to Tune."""
     from ray import tune
@@ -66,12 +71,42 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     os.environ["FEDRAY_CONF_DIR"] = job.conf_dir
     from fedray.runtime.launch import run
 
-    trial_id = tune.get_context().get_trial_id()
+    name = run_name(job.spec, tune.get_context().get_trial_id())
     cfg = job.spec.trial_config(
-        config,
-        (f"output_dir={job.runs_dir}", f"name={trial_id}", "runtime.progress=false"),
+        config, (f"output_dir={job.runs_dir}", f"name={name}", "runtime.progress=false")
     )
-    run(cfg, on_round=lambda row: tune.report(report_row(row)))
+    try:
+        run(cfg, on_round=lambda row: tune.report(report_row(row)))
+    finally:
+        Path(job.runs_dir, f"{name}.DEBUG").write_text("finally done")
+
+
+STOP_WAIT_S = 60.0
+"""How long a stopped trial's actor waits for its run to stop its actors before Tune removes the
+trial's placement group (which would end them without a clean shutdown)."""
+
+
+def trainable(job: TrialJob) -> Any:
+    """`run_trial` as a Tune function trainable whose `stop` waits for the run to end. Tune's own
+    cleanup signals the trial's thread and returns at once; the actor and its placement group
+    then go, and the run's `finally` (validators closing their stores) would race with that."""
+    from ray import tune
+    from ray.train._internal.session import get_session
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    base = wrap_function(tune.with_parameters(run_trial, job=job), name="fedray_trial")
+
+    class FedrayTrial(base):  # type: ignore[misc, valid-type]
+        def cleanup(self) -> None:
+            session = get_session()
+            thread = getattr(session, "training_thread", None)
+            if session is not None and session.training_started and thread.is_alive():
+                session.stop_event.set()  # what Tune's finish does, then wait for the thread
+                session.continue_lock.release()
+                thread.join(timeout=STOP_WAIT_S)
+            super().cleanup()
+
+    return FedrayTrial
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any]:
@@ -154,18 +189,19 @@ def run_sweep(spec: SweepSpec, out: Path, verbose: int = 1) -> Any:
             reduction_factor=spec.scheduler.reduction_factor,
         )
     job = TrialJob(spec, str(out / "runs"), os.getcwd(), str(conf_dir().resolve()))
-    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), TrialResources(spec))
-    concurrent = spec.resources.max_concurrent_trials or None
     tuner = tune.Tuner(
-        trainable,
+        tune.with_resources(trainable(job), TrialResources(spec)),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             metric="accuracy",
             mode="max",
             scheduler=scheduler,
             num_samples=spec.num_samples,
-            max_concurrent_trials=concurrent,
-            search_alg=BasicVariantGenerator(random_state=spec.seed),
+            # the generator limits concurrency itself (Tune ignores max_concurrent_trials when
+            # given a BasicVariantGenerator)
+            search_alg=BasicVariantGenerator(
+                random_state=spec.seed, max_concurrent=spec.resources.max_concurrent_trials
+            ),
         ),
         run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=verbose),
     )
