@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from fedray.config import RunConfig, load_config
 from fedray.config_files import conf_dir, one_line
@@ -146,9 +148,11 @@ def override(key: str, value: Scalar) -> str:
 
 
 def _reads_as_string(text: str) -> bool:
+    """Whether `key=text` on the command line gives back `text` (OmegaConf reads its values as
+    YAML: 1e-3 is a float, 62842_00000 an int)."""
     try:
-        return isinstance(yaml.safe_load(text), str)
-    except yaml.YAMLError:
+        return OmegaConf.from_dotlist([f"k={text}"]).k == text
+    except OmegaConfBaseException:
         return False
 
 
