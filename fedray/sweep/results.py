@@ -3,7 +3,7 @@
 One `TrialOutcome` per trial, read from Tune's ResultGrid (`outcomes`): the trial's varied config
 keys, its last reported round, and a status of fedray's own words, since Tune calls a trial that
 ASHA stopped and one that ran all its rounds both TERMINATED:
-- `completed`: the run recorded all its rounds;
+- `completed`: the run finished (all its rounds, its summary and final model written);
 - `stopped`: the scheduler (ASHA) ended it earlier;
 - `error`: the run raised (its message is kept).
 Ignored: Tune's own experiment state files (they stay under `tune/` in the sweep directory).
@@ -33,11 +33,13 @@ class TrialOutcome:
     seconds: float | None = None
     history: tuple[tuple[int, float], ...] = field(default=(), compare=False)  # (round, accuracy)
 
+    finished: bool = False  # the run returned (its summary and final model are written)
+
     @property
     def status(self) -> str:
         if self.error is not None:
             return "error"
-        return "completed" if self.rounds >= self.of_rounds else "stopped"
+        return "completed" if self.finished else "stopped"
 
 
 def _number(value: Any) -> float | None:
@@ -85,6 +87,7 @@ def outcomes(
                 run_dir=str(dirs[-1]) if dirs else None,
                 seconds=_number(metrics.get("time_total_s")),
                 history=tuple(history),
+                finished=bool(metrics.get("finished", False)),
             )
         )
     return sorted(found, key=lambda o: o.trial)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,29 @@ def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class RoundReporter:
+    """The run's `on_round`: each round's figures go to `report` (`tune.report`) as the round
+    closes, except the last round's, which wait for `finish` (after the run returned) and carry
+    `finished`. A scheduler may stop a trial at any report, and ASHA stops every trial that
+    reaches max_t: at the last round that would cut the run before its summary, final model and
+    chain agreement check are written."""
+
+    def __init__(self, rounds: int, report: Callable[[dict[str, Any]], None]) -> None:
+        self.rounds, self.report = rounds, report
+        self.held: dict[str, Any] | None = None
+
+    def __call__(self, row: Mapping[str, Any]) -> None:
+        figures = report_row(row)
+        if figures["rounds_done"] < self.rounds:
+            self.report(figures)
+        else:
+            self.held = figures
+
+    def finish(self) -> None:
+        if self.held is not None:
+            self.report({**self.held, "finished": True})
+
+
 def run_name(spec: SweepSpec, trial_id: str) -> str:
     """A trial's run name (its run directory is <name>-<time> under the sweep's runs/)."""
     return f"{spec.name}-{trial_id}"
@@ -75,10 +98,9 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     cfg = job.spec.trial_config(
         config, (f"output_dir={job.runs_dir}", f"name={name}", "runtime.progress=false")
     )
-    try:
-        run(cfg, on_round=lambda row: tune.report(report_row(row)))
-    finally:
-        Path(job.runs_dir, f"{name}.DEBUG").write_text("finally done")
+    reporter = RoundReporter(cfg.rounds, tune.report)
+    run(cfg, on_round=reporter)
+    reporter.finish()
 
 
 STOP_WAIT_S = 60.0

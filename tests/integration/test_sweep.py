@@ -64,18 +64,22 @@ def test_asha_stops_the_losing_trial_and_every_actor_ends_cleanly(
         run_dir = Path(r["run_dir"])
         assert (run_dir / "chain" / "validator-0").is_dir()
         assert run_dir.parent == out.directory / "runs"
+    # ASHA stops every trial at max_t: the completed one still finished its run
+    assert (Path(rows[0]["run_dir"]) / "summary.json").exists()
+    assert not (Path(rows[1]["run_dir"]) / "summary.json").exists()
     assert (out.directory / "accuracy.png").exists()
 
     actors = fedray_actors_since(start_ms)
     # trial 1: a validator, its ingress, a pool; trial 2: the same and the attackers' pool
     assert len(actors) == 7
     assert {a["State"] for a in actors} == {"DEAD"}
-    # ended by the run's `finally` (ray.kill), not by Tune removing the trial's group
-    causes = {
-        f"{a['ActorClassName']} {a['StartTime']}": str(a["DeathCause"]).split("owner_id")[0]
-        for a in actors
-    }
-    assert all("killed by `ray.kill`" in c for c in causes.values()), causes
+    # ended by the run's `finally` (its ray.kill, or its handles dropped right after the kill:
+    # the GCS records whichever reaches it first), not by Tune removing the trial's group or
+    # ending the trial's actor (their owner)
+    by_run = ("killed by `ray.kill`", "all references to the actor were removed")
+    causes = [str(a["DeathCause"]).split("owner_id")[0] for a in actors]
+    print(causes)
+    assert all(any(c in cause for c in by_run) for cause in causes), causes
     assert {p["state"] for p in ray.util.placement_group_table().values()} <= {"REMOVED"}
 
 

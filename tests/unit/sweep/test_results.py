@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from fedray.sweep.results import TrialOutcome, plot, table, write_parquet
+from fedray.sweep.trials import RoundReporter
 
 VARIED = ["strategy", "data.alpha"]
 
@@ -22,6 +23,7 @@ def outcomes() -> list[TrialOutcome]:
             0.9,
             0.2,
             history=((0, 0.8), (1, 0.85), (2, 0.9)),
+            finished=True,
         ),
         TrialOutcome(
             "t1", {"strategy": "median", "data.alpha": 1}, 1, 3, 0.5, 1.2, history=((0, 0.5),)
@@ -34,6 +36,26 @@ def outcomes() -> list[TrialOutcome]:
 
 def test_status_says_completed_stopped_or_error() -> None:
     assert [o.status for o in outcomes()] == ["completed", "stopped", "error"]
+    # every round reported but the run stopped before it returned (its outputs unwritten)
+    cut = TrialOutcome("t3", {}, 3, 3, 0.9, 0.2, finished=False)
+    assert cut.status == "stopped"
+
+
+def test_the_last_round_is_reported_once_the_run_returned() -> None:
+    reports: list[dict[str, object]] = []
+    reporter = RoundReporter(3, reports.append)
+    for r in range(3):
+        reporter({"round": r, "accuracy": 0.5 + r / 10, "loss": 1.0, "client_balances": [1]})
+    assert [x["rounds_done"] for x in reports] == [1, 2]  # the last one waits for the run
+    assert "client_balances" not in reports[0]  # numbers only
+    reporter.finish()
+    assert reports[-1] == {
+        "round": 2,
+        "accuracy": 0.7,
+        "loss": 1.0,
+        "rounds_done": 3,
+        "finished": True,
+    }
 
 
 def test_table_has_a_row_per_trial_with_its_keys_rounds_accuracy_and_status() -> None:
