@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedray.sweep.results import TrialOutcome
 from fedray.sweep.spec import SweepSpec, load_sweep
 
 __all__ = ["SweepOutput", "SweepSpec", "load_sweep", "sweep"]
@@ -24,7 +25,7 @@ class SweepOutput:
     table: str
     parquet: Path
     plot: Path
-    outcomes: list  # of results.TrialOutcome
+    outcomes: list[TrialOutcome]
 
 
 def _check_capacity(spec: SweepSpec) -> None:

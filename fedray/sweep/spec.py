@@ -151,7 +151,7 @@ def _reads_as_string(text: str) -> bool:
     """Whether `key=text` on the command line gives back `text` (OmegaConf reads its values as
     YAML: 1e-3 is a float, 62842_00000 an int)."""
     try:
-        return OmegaConf.from_dotlist([f"k={text}"]).k == text
+        return bool(OmegaConf.from_dotlist([f"k={text}"]).k == text)
     except OmegaConfBaseException:
         return False
 
@@ -181,7 +181,7 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 def _scalar(value: Any, where: str) -> Scalar:
     if value is not None and not isinstance(value, str | int | float | bool):
         raise ConfigError(f"sweep file: '{where}' takes plain values, got {value!r}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _int(value: Any, where: str, low: int) -> int:
@@ -257,10 +257,13 @@ def _dimension(key: str, raw: Any) -> Dimension:
         return Dimension(key, kind, tuple(_scalar(v, where) for v in values))
     if len(values) != 2:
         raise ConfigError(f"sweep file: '{where}.{kind}' is [low, high], got {values!r}")
+    bounds: tuple[int, int] | tuple[float, float]
     if kind == "randint":
-        low, high = (_int(v, f"{where}.randint", -(2**62)) for v in values)
+        bounds = (_int(values[0], where, -(2**62)), _int(values[1], where, -(2**62)))
     else:
-        low, high = (_number(v, f"{where}.{kind}", positive=kind == "loguniform") for v in values)
+        positive = kind == "loguniform"
+        bounds = (_number(values[0], where, positive), _number(values[1], where, positive))
+    low, high = bounds
     if not low < high:
         raise ConfigError(f"sweep file: '{where}.{kind}' needs low < high, got {values!r}")
     return Dimension(key, kind, (low, high))

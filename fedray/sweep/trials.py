@@ -145,10 +145,10 @@ def _sampler(d: Dimension) -> Any:
 
     if d.kind == "choice":
         return tune.choice(list(d.values))
-    low, high = d.values
-    return {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[
-        d.kind
-    ](low, high)
+    low, high = (float(v) for v in d.values if isinstance(v, int | float))
+    if d.kind == "randint":
+        return tune.randint(int(low), int(high))
+    return (tune.uniform if d.kind == "uniform" else tune.loguniform)(low, high)
 
 
 class TrialResources:

@@ -54,6 +54,7 @@ def test_asha_stops_the_losing_trial_and_every_actor_ends_cleanly(
         )
     )
     start_ms = time.time() * 1000
+    groups_before = set(ray.util.placement_group_table())
     out = sweep(file, verbose=0)
     rows = pq.read_table(out.parquet).to_pylist()
     assert [r["attack"] for r in rows] == ["none", "sign_flip"]
@@ -80,7 +81,12 @@ def test_asha_stops_the_losing_trial_and_every_actor_ends_cleanly(
     causes = [str(a["DeathCause"]).split("owner_id")[0] for a in actors]
     print(causes)
     assert all(any(c in cause for c in by_run) for cause in causes), causes
-    assert {p["state"] for p in ray.util.placement_group_table().values()} <= {"REMOVED"}
+    groups = ray.util.placement_group_table()
+    assert {p["state"] for p in groups.values()} <= {"REMOVED"}
+    # the trials' groups, sized driver + validator + pool(s), and no other: every actor was
+    # placed in its trial's group (a run outside one makes a SPREAD group for its validators)
+    new = [g for i, g in groups.items() if i not in groups_before]
+    assert sorted((g["strategy"], len(g["bundles"])) for g in new) == [("PACK", 3), ("PACK", 4)]
 
 
 @pytest.mark.slow  # four trials of four validators, three rounds each: about three minutes
