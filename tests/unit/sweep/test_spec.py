@@ -155,3 +155,21 @@ def test_override_text_keeps_the_value_and_its_type(value: Any, text: str) -> No
 def test_a_run_name_override_keeps_a_numeric_looking_string() -> None:
     spec = parse_sweep(spec_data())
     assert spec.trial_config({}, (override("name", "62842_00000"),)).name == "62842_00000"
+
+
+def test_fedray_sweep_refuses_a_bad_file_in_one_line_before_ray(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fedray.cli import main
+
+    bad = tmp_path / "sweep.yaml"
+    bad.write_text("base: minimal\ngrid: {strategy: [fedavg, krumm]}\n")
+    assert main(["sweep", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: sweep file: the trial strategy=krumm cannot run")
+    assert "\n" not in err
+    assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad.write_text("grid: [\n")
+    assert main(["sweep", str(bad)]) == 2
+    assert "is not valid YAML" in capsys.readouterr().err
