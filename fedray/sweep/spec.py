@@ -124,10 +124,8 @@ class SweepSpec:
     def grid_points(self) -> list[dict[str, Scalar]]:
         """Every combination of the grid's values, first key slowest."""
         keys = [k for k, _ in self.grid]
-        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.values())]
-
-    def values(self) -> list[tuple[Scalar, ...]]:
-        return [v for _, v in self.grid]
+        combos = itertools.product(*(values for _, values in self.grid))
+        return [dict(zip(keys, combo, strict=True)) for combo in combos]
 
     def trial_config(self, point: Mapping[str, Any], extra: tuple[str, ...] = ()) -> RunConfig:
         """The run config of the trial at `point` (config key -> value)."""

@@ -4,10 +4,13 @@ Each trial's resources are a `tune.PlacementGroupFactory` of its run's layout
 (`runtime.placement.RunLayout`: the trial driver's bundle, one per validator with its ingress, one
 per client pool), computed from that trial's own config, so a grid over `chain.validators` or
 `runtime.client_pools` sizes each trial. Inside the trial, `RunActors` finds the group it runs in
-and puts each actor in its bundle. The trial calls `launch.run` with an `on_round` that
-`tune.report`s the round's figures, so ASHA decides after every round; a trial ASHA stops ends
-inside `tune.report` (Tune's session exits the trial's thread), and `launch`'s `finally` stops the
-run's actors (Ray would also end them with their owner, the trial's actor).
+and puts each actor in its bundle, so no actor of a trial can outlive the trial's group.
+
+The trial calls `launch.run` with an `on_round` (`RoundReporter`) that `tune.report`s each round's
+figures, so ASHA decides after every round (the last round's report waits for the run to return).
+A trial ASHA stops ends inside `tune.report` (Tune's session exits the trial's thread) and
+`launch`'s `finally` stops the run's actors; the trial's actor waits for that (`FedrayTrial`)
+before Tune removes its group.
 
 Ignored: checkpoints to Tune (a stopped trial is not resumed; its run directory keeps its chain
 and `fedray run --resume` can go on with it), trial restarts on failure, Tune's search algorithms
@@ -16,7 +19,6 @@ other than its grid and random sampling.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -228,7 +230,3 @@ def run_sweep(spec: SweepSpec, out: Path, verbose: int = 1) -> Any:
         run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=verbose),
     )
     return tuner.fit()
-
-
-def is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
