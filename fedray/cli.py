@@ -1,4 +1,4 @@
-"""The `fedray` command line: `run`, `config show`, `chain verify | show | export`,
+"""The `fedray` command line: `run`, `sweep`, `config show`, `chain verify | show | export`,
 `bench consensus | tx | round`.
 
 Each subcommand is a small function taking parsed arguments and returning an exit status; the
@@ -213,6 +213,16 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from fedray.sweep import sweep
+
+    out = sweep(args.file, verbose=args.verbose)
+    print(out.table)
+    print(f"plot: {out.plot}")
+    print(out.parquet)  # last line: the results file
+    return 0
+
+
 def cmd_bench_consensus(args: argparse.Namespace) -> int:
     from fedray.runtime.consensus_bench import run as bench
 
@@ -272,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     config_show.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]")
     config_show.set_defaults(func=cmd_config_show)
+    sweep = sub.add_parser(
+        "sweep",
+        help="many runs over a grid or search space of config keys, on Ray Tune (docs/sweeps.md)",
+        description="Run every trial of a sweep file (a base config, a grid and/or a search "
+        "space over config keys, optional ASHA early stopping), each a full fedray run in its "
+        "own placement group; print a results table and, on the last line, the path of "
+        "results.parquet (one row per trial).",
+    )
+    sweep.add_argument("file", metavar="SWEEP.yaml")
+    sweep.add_argument(
+        "--verbose", type=int, default=1, choices=(0, 1, 2), help="Tune's progress output"
+    )
+    sweep.set_defaults(func=cmd_sweep)
 
     chain = sub.add_parser("chain", help="inspect, verify and export a chain")
     chain_sub = chain.add_subparsers(dest="chain_command", required=True, metavar="ACTION")

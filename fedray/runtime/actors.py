@@ -1,5 +1,7 @@
 """The actors of one run: validators (spread over nodes by a placement group, each with its ingress
-in the same bundle), client pools, and how the driver calls them.
+in the same bundle), client pools, and how the driver calls them. A driver that runs inside a
+placement group (a Ray Tune trial's) puts every actor in that group instead, each in its own bundle
+(`placement.RunLayout`).
 
 `RunActors.start` builds them all and waits until each answers, so an actor that fails to build
 fails the start (and `launch` then stops Ray and removes the empty run directory). A resumed run
@@ -30,6 +32,7 @@ from fedray.federation.driver import KillPool, KillValidator, RunError, Validato
 from fedray.federation.keys import RunKeys, load_run_keys, make_run_keys, write_run_keys
 from fedray.federation.plan import INGRESS_CPUS, Federation
 from fedray.runtime.access import Capabilities
+from fedray.runtime.placement import RunLayout, check_bundles
 
 
 class RunActors:
@@ -45,6 +48,8 @@ class RunActors:
         self.caps: list[Capabilities] = []
         self.run_keys: RunKeys | None = None
         self.pg: Any = None
+        self.own_pg = False  # made here (removed on stop), or given (a Tune trial's)
+        self.layout = RunLayout.of(fed)
 
     def node_dir(self, i: int) -> Path:
         return self.run_dir / "chain" / f"validator-{i}"
@@ -64,20 +69,15 @@ class RunActors:
 
     def start(self, genesis: Genesis, initial: dict[str, Any]) -> None:
         import ray
-        from ray.util.placement_group import placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         from fedray.runtime.ingress import IngressActor
         from fedray.runtime.validator import ValidatorActor
 
         rt, n = self.cfg.runtime, self.cfg.chain.validators
         genesis_bytes = encode(genesis.to_canonical())
-        self.pg = placement_group(
-            [{"CPU": rt.validator_num_cpus + INGRESS_CPUS}] * n, strategy="SPREAD"
-        )
-        ray.get(self.pg.ready(), timeout=120)
+        self._place()
         for i in range(n):
-            strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
+            strategy = self._validator_bundle(i)
             self.validators.append(
                 ValidatorActor.options(
                     num_cpus=rt.validator_num_cpus, scheduling_strategy=strategy
@@ -86,7 +86,7 @@ class RunActors:
         ray.get([v.put_blob.remote(c.operator, initial) for v, c in self._with_caps()])
         layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in initial.items()}
         for i, v in enumerate(self.validators):
-            strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
+            strategy = self._validator_bundle(i)
             self.ingresses.append(
                 IngressActor.options(num_cpus=INGRESS_CPUS, scheduling_strategy=strategy).remote(
                     str(self.node_dir(i)),
@@ -104,6 +104,32 @@ class RunActors:
             + [g.stats.remote() for g in self.ingresses]
         )
         ray.get([v.connect.remote(c.operator, self.validators) for v, c in self._with_caps()])
+
+    def _place(self) -> None:
+        """The placement group the actors go in: the one this driver runs in (a Ray Tune trial's,
+        which Ray would put every actor in anyway; `placement` lays the run out in it), else a
+        SPREAD group of our own for the validators (pools go where Ray's scheduler puts them)."""
+        import ray
+        from ray.util.placement_group import get_current_placement_group, placement_group
+
+        given = get_current_placement_group()
+        if given is not None:
+            check_bundles(self.layout, given.bundle_specs)
+            self.pg, self.own_pg = given, False
+            return
+        rt = self.cfg.runtime
+        self.pg = placement_group(
+            [{"CPU": rt.validator_num_cpus + INGRESS_CPUS}] * self.cfg.chain.validators,
+            strategy="SPREAD",
+        )
+        self.own_pg = True
+        ray.get(self.pg.ready(), timeout=120)
+
+    def _validator_bundle(self, i: int) -> Any:
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        index = i if self.own_pg else self.layout.validator_bundle(i)
+        return PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=index)
 
     def start_consensus(self) -> None:
         import ray
@@ -146,7 +172,14 @@ class RunActors:
         self.fresh_pools.add(idx)
         clients = self.pool_clients[idx]
         rt = self.cfg.runtime
-        return PoolActor.options(num_cpus=rt.pool_num_cpus, num_gpus=rt.pool_num_gpus).remote(
+        options: dict[str, Any] = {"num_cpus": rt.pool_num_cpus, "num_gpus": rt.pool_num_gpus}
+        if self.pg is not None and not self.own_pg:  # its own bundle of the given group
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                self.pg, placement_group_bundle_index=self.layout.pool_bundle(idx)
+            )
+        return PoolActor.options(**options).remote(
             self.cfg, clients, self.pool_caps[idx], faults, self._keys().pool_keys(clients)
         )
 
@@ -239,7 +272,7 @@ class RunActors:
         for actor in [*self.pools, *self.ingresses, *self.validators]:
             with contextlib.suppress(Exception):  # already dead is fine
                 ray.kill(actor, no_restart=True)
-        if self.pg is not None:
+        if self.pg is not None and self.own_pg:  # a given group is its owner's to remove
             from ray.util.placement_group import remove_placement_group
 
             with contextlib.suppress(Exception):

@@ -86,13 +86,16 @@ def resume(
 
 
 def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | None) -> RunResult:
+    import ray
+
     from fedray.runtime.cluster import cluster_address, init_ray, shutdown_ray
     from fedray.runtime.hardening import guarded
     from fedray.runtime.run import Run
 
     fed = Federation(cfg)
     fed.preflight()
-    embedded = cluster_address(cfg.runtime.address) is None
+    # Ray already up (a Ray Tune trial, a caller's ray.init): its resources are checked below
+    embedded = cluster_address(cfg.runtime.address) is None and not ray.is_initialized()
     if embedded:
         _check_cpus(fed, float(cfg.runtime.num_cpus or os.cpu_count() or 1), "this machine")
         if fed.gpus_needed() > 0:
@@ -117,8 +120,6 @@ def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | N
         except Exception as exc:  # Ray's own error types
             raise RunError(f"Ray failed to start: {type(exc).__name__}: {exc}") from None
         if not embedded:
-            import ray
-
             _check_cpus(fed, float(ray.cluster_resources().get("CPU", 0)), "the Ray cluster")
             _check_gpus(fed, float(ray.cluster_resources().get("GPU", 0)), "the Ray cluster")
         if run_dir is None:

@@ -29,6 +29,8 @@ ALLOWED = {
         "federation",
         "config",
     },
+    # `fedray sweep`: runs on Ray Tune, above the runtime
+    "sweep": {"federation", "runtime", "config", "config_files"},
 }
 NO_RAY = {"core", "consensus", "aggregation", "learning", "storage", "node", "federation"}
 FORBIDDEN_IN_CORE = {"ray", "torch", "numpy"}
