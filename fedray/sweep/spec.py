@@ -38,7 +38,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fedray.config import RunConfig, load_config
-from fedray.config_files import conf_dir, one_line
+from fedray.config_files import PRESET, conf_dirs, group_choices, group_file, one_line
 from fedray.errors import ConfigError
 
 SEARCH_KINDS = ("choice", "uniform", "loguniform", "randint")
@@ -217,14 +217,15 @@ def _base(raw: Any) -> tuple[Path | None, tuple[str, ...]]:
         raise ConfigError(f"sweep file: 'base.config' names a preset or a file, got {config!r}")
     path = Path(config)
     if path.suffix not in (".yaml", ".yml") and "/" not in config:
-        presets = conf_dir() / "preset"
-        path = presets / f"{config}.yaml"
-        if not path.exists():
-            known = sorted(p.stem for p in presets.glob("*.yaml")) if presets.is_dir() else []
+        found = group_file(PRESET, config)
+        if found is None:
+            where = ", ".join(str(d / PRESET) for d in conf_dirs())
             raise ConfigError(
-                f"sweep file: 'base.config': no preset {config!r} in {presets} "
-                f"(available: {', '.join(known) or 'none'}; a file's path ends in .yaml)"
+                f"sweep file: 'base.config': no preset {config!r} in {where} "
+                f"(available: {', '.join(group_choices(PRESET)) or 'none'}; "
+                "a file's path ends in .yaml)"
             )
+        path = found
     elif not path.exists():
         raise ConfigError(f"sweep file: 'base.config': {path} does not exist")
     return path.resolve(), tuple(overrides)

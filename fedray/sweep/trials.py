@@ -50,7 +50,7 @@ class TrialJob:
     spec: SweepSpec
     runs_dir: str  # absolute: trials run in Tune's trial directories
     cwd: str  # the sweep's working directory (relative paths in configs, conf/, import paths)
-    conf_dir: str
+    conf_dirs: str  # FEDRAY_CONF_DIR for the trial: the driver's conf directories, in order
 
 
 def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     from ray import tune
 
     os.chdir(job.cwd)
-    os.environ["FEDRAY_CONF_DIR"] = job.conf_dir
+    os.environ["FEDRAY_CONF_DIR"] = job.conf_dirs
     from fedray.runtime.launch import run
 
     name = run_name(job.spec, tune.get_context().get_trial_id())
@@ -196,7 +196,7 @@ def run_sweep(spec: SweepSpec, out: Path, verbose: int = 1) -> Any:
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from fedray.config_files import conf_dir
+    from fedray.config_files import conf_dirs
 
     scheduler = None
     if spec.scheduler is not None:
@@ -212,7 +212,9 @@ def run_sweep(spec: SweepSpec, out: Path, verbose: int = 1) -> Any:
             grace_period=spec.scheduler.grace_period,
             reduction_factor=spec.scheduler.reduction_factor,
         )
-    job = TrialJob(spec, str(out / "runs"), os.getcwd(), str(conf_dir().resolve()))
+    job = TrialJob(
+        spec, str(out / "runs"), os.getcwd(), os.pathsep.join(str(d.resolve()) for d in conf_dirs())
+    )
     tuner = tune.Tuner(
         tune.with_resources(trainable(job), TrialResources(spec)),
         param_space=param_space(spec),

@@ -45,11 +45,11 @@ def test_a_trial_config_merges_base_overrides_and_its_point() -> None:
 def test_the_example_sweep_is_a_2x2_grid_over_the_minimal_preset() -> None:
     spec = load_sweep(ROOT / "examples" / "sweep.yaml")
     assert len(spec.grid_points()) == 4
-    assert spec.base == (ROOT / "conf" / "preset" / "minimal.yaml").resolve()
+    assert spec.base == (ROOT / "fedray" / "conf" / "preset" / "minimal.yaml").resolve()
 
 
 def test_a_base_file_path_and_no_base() -> None:
-    spec = parse_sweep(spec_data(base=str(ROOT / "conf" / "preset" / "minimal.yaml")))
+    spec = parse_sweep(spec_data(base=str(ROOT / "fedray" / "conf" / "preset" / "minimal.yaml")))
     assert spec.trial_config({}).name == "minimal"
     assert parse_sweep(spec_data(base=None)).base is None
 
