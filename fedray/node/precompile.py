@@ -23,10 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from fedray.aggregation.base import ClientDelta
+from fedray.aggregation.base import AggregationResult, ClientDelta, Verdict
+from fedray.aggregation.dots import exact_sqnorms
+from fedray.aggregation.fixedpoint import make_batch
 from fedray.aggregation.round import aggregate_round
 from fedray.core.encoding import decode, encode
-from fedray.core.precompiles import AggregationOutcome, AggregationRequest, UpdateVerdict
+from fedray.core.precompiles import (
+    FLAG_OVER_NORM,
+    AggregationOutcome,
+    AggregationRequest,
+    UpdateVerdict,
+)
 from fedray.errors import BlobError, FedrayError, PayloadValidationError
 from fedray.node.scoring import score_updates
 from fedray.storage.blobs import BlobStore, atomic_write
@@ -104,12 +111,20 @@ class BlobAggregation:
         global_model = self._get(request.global_hash)
         state = self._get(request.state_hash) if request.state_hash else None
         updates = [ClientDelta(key, self._get(h), n) for key, h, n in request.updates]
+        over = over_norm(updates, request.max_norm, self.threads)
+        kept = [u for u in updates if u.key not in over]
         config = json.loads(request.rule_config)
-        round_ = aggregate_round(
-            global_model, updates, request.rule, config, state, threads=self.threads
-        )
-        result = round_.result
-        global_hash = self._put(round_.new_global)
+        if kept:
+            round_ = aggregate_round(
+                global_model, kept, request.rule, config, state, threads=self.threads
+            )
+            result, new_global = round_.result, round_.new_global
+        else:  # every update was refused: the model and the strategy state stay as they are
+            zero = {name: np.zeros_like(a) for name, a in global_model.items()}
+            result, new_global = AggregationResult(zero, (), dict(state or {})), global_model
+        refused = tuple(Verdict(key, False, False, True, 0) for key in sorted(over))
+        result = AggregationResult(result.delta, result.verdicts + refused, result.state)
+        global_hash = self._put(dict(new_global))
         state_hash = self._put(result.state) if result.state else b""
         by_key = {v.key: v for v in result.verdicts}
         ordered = [by_key[key] for key, _, _ in request.updates]
@@ -129,7 +144,7 @@ class BlobAggregation:
                 v.rejected,
                 v.weight,
                 v.score,
-                s.flags,
+                s.flags | (FLAG_OVER_NORM if v.key in over else 0),
                 s.agreement,
                 s.contribution,
             )
@@ -137,6 +152,16 @@ class BlobAggregation:
         )
         self.seconds += time.perf_counter() - start
         return AggregationOutcome(global_hash, state_hash, verdicts)
+
+
+def over_norm(updates: list[ClientDelta], max_norm: int, threads: int = 1) -> set[bytes]:
+    """Keys of the updates whose exact squared norm (2**-32 units) exceeds `max_norm`**2 (the
+    differential-privacy bound, 2**-16 units; 0: no bound). Exact integers: every validator
+    refuses the same updates."""
+    if max_norm <= 0 or not updates:
+        return set()
+    norms = exact_sqnorms(make_batch(updates), threads)
+    return {u.key for u, sq in zip(updates, norms, strict=True) if sq > max_norm * max_norm}
 
 
 class PayloadChecker:
