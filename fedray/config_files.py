@@ -21,7 +21,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from fedray.errors import ConfigError
 
-GROUPS = ("strategy", "attack", "data")  # config groups: conf/<group>/<name>.yaml
+GROUPS = ("strategy", "attack", "data", "privacy")  # config groups: conf/<group>/<name>.yaml
 
 
 def one_line(text: object) -> str:
@@ -122,7 +122,7 @@ def merge_override(cfg: DictConfig, item: str, schema: type) -> DictConfig:
         group_file = conf_dir() / key / f"{value}.yaml"
         if group_file.exists():
             content = load_yaml(group_file)
-            if key in ("strategy", "attack"):
+            if key in ("strategy", "attack", "privacy"):
                 # A rule's params belong to that rule: the group replaces the node (defaults of
                 # its dataclass, then the file) instead of merging into the previous rule's params.
                 node = OmegaConf.merge(OmegaConf.structured(type(getattr(schema(), key))), content)

@@ -19,7 +19,7 @@ from fedray.core.state import Genesis
 from fedray.federation.metrics import client_names
 from fedray.federation.plan import Federation
 from fedray.federation.record import RunRecord
-from fedray.node.views import EconomyInfo
+from fedray.node.views import AccountInfo, EconomyInfo
 
 
 @dataclass
@@ -51,6 +51,27 @@ def economy_summary(economy: EconomyInfo, genesis: Genesis) -> dict[str, Any]:
         "burned": economy.burned,
         "penalties": kinds,
         "genesis_supply": account_total(genesis.state().accounts.accounts.values()),
+    }
+
+
+def privacy_summary(
+    params: Any, accounts: dict[bytes, AccountInfo], budget_spent_after: int | None
+) -> dict[str, Any]:
+    """What the run spent of its privacy budget, from the chain's parameters and ledger:
+    `epsilon_spent` is the largest over clients (null without DP: unbounded), `epsilon_target`
+    the per-client budget (null: none)."""
+    if params.dp_mode == "none" or params.dp_clip_norm_fp <= 0:
+        return {"mode": "none", "epsilon_spent": None, "epsilon_target": None}
+    spent = [a.dp_spent_micro for a in accounts.values()]
+    return {
+        "mode": params.dp_mode,
+        "epsilon_spent": max(spent, default=0) / 1e6,
+        "epsilon_target": params.dp_epsilon_micro / 1e6 if params.dp_epsilon_micro else None,
+        "delta": float(params.dp_delta),
+        "clip_norm": params.dp_clip_norm_fp / 65536,
+        "noise_multiplier": params.dp_noise_milli / 1000,
+        "participations_max": max((a.dp_participations for a in accounts.values()), default=0),
+        "budget_spent_after_round": budget_spent_after,
     }
 
 
@@ -122,6 +143,19 @@ def summary_text(result: RunResult) -> str:
         lines.append("lost updates    " + "; ".join(parts))
     else:
         lines.append("lost updates    none: every round closed with every selected client")
+    privacy = s.get("privacy", {})
+    if privacy.get("mode", "none") != "none":
+        target = privacy["epsilon_target"]
+        lines.append(
+            f"privacy         {privacy['mode']} DP, epsilon spent {privacy['epsilon_spent']:.2f}"
+            + (f" of {target:g}" if target else "")
+            + f" (delta {privacy['delta']:g}, z {privacy['noise_multiplier']:g})"
+            + (
+                f"; budget spent after round {privacy['budget_spent_after_round']}"
+                if privacy.get("budget_spent_after_round") is not None
+                else ""
+            )
+        )
     if s.get("clipped_coordinates"):
         lines.append(f"clipped         {s['clipped_coordinates']} coordinates into |x| < 128")
     lines.append(f"global model    {s['global_model_hash']}")

@@ -43,6 +43,15 @@ class NoiseSettings:
             std /= math.sqrt(max(1, participants))
         return NoiseSettings(clip_norm, std)
 
+    @staticmethod
+    def from_chain(
+        mode: str, clip_norm_fp: int, noise_milli: int, participants: int
+    ) -> NoiseSettings | None:
+        """The settings the chain's `dp_*` parameters ask of a client (None: no DP)."""
+        if mode not in ("local", "distributed") or clip_norm_fp <= 0:
+            return None
+        return NoiseSettings.of(mode, clip_norm_fp / 65536, noise_milli / 1000, participants)
+
 
 def l2_norm(delta: Params) -> float:
     """The L2 norm of the whole update, all tensors flattened together (float64 sum)."""
