@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedray.aggregation.base import AggregationResult, ClientDelta, Verdict
+from fedray.aggregation.base import FRAC_BITS, AggregationResult, ClientDelta, Verdict
 from fedray.aggregation.dots import exact_sqnorms
 from fedray.aggregation.fixedpoint import make_batch
 from fedray.aggregation.round import aggregate_round
@@ -155,13 +155,14 @@ class BlobAggregation:
 
 
 def over_norm(updates: list[ClientDelta], max_norm: int, threads: int = 1) -> set[bytes]:
-    """Keys of the updates whose exact squared norm (2**-32 units) exceeds `max_norm`**2 (the
-    differential-privacy bound, 2**-16 units; 0: no bound). Exact integers: every validator
-    refuses the same updates."""
+    """Keys of the updates whose exact norm exceeds `max_norm` (the differential-privacy bound, in
+    2**-16 units; 0: no bound). Payloads are in 2**-FRAC_BITS units, so both sides are compared
+    squared in 2**-(2 FRAC_BITS) units: exact integers, every validator refuses the same ones."""
     if max_norm <= 0 or not updates:
         return set()
     norms = exact_sqnorms(make_batch(updates), threads)
-    return {u.key for u, sq in zip(updates, norms, strict=True) if sq > max_norm * max_norm}
+    bound = max_norm << (FRAC_BITS - 16)
+    return {u.key for u, sq in zip(updates, norms, strict=True) if sq > bound * bound}
 
 
 class PayloadChecker:
