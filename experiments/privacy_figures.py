@@ -203,9 +203,9 @@ def main() -> None:
                     k = ("federated", data, partition, mode, None if eps == math.inf else eps)
                     if k not in done:
                         cells.append(("fed", (data, partition, eps, args.mode, args.rounds)))
-                if not args.no_dpsgd and eps != math.inf:
-                    if ("dpsgd", data, "pooled", None, eps) not in done:
-                        cells.append(("dpsgd", (data, eps)))
+                dpsgd_done = ("dpsgd", data, "pooled", None, eps) in done
+                if not args.no_dpsgd and eps != math.inf and not dpsgd_done:
+                    cells.append(("dpsgd", (data, eps)))
             for kind, cell_args in cells:
                 row = federated_cell(*cell_args) if kind == "fed" else dpsgd_cell(*cell_args)
                 print(json.dumps(row), flush=True)

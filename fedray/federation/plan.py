@@ -179,7 +179,9 @@ class Federation:
     def planned_participations(self) -> int:
         """How often a client takes part in the run on average, rounded up: rounds x k / N."""
         per_round = self.cfg.chain.clients_per_round or self.cfg.clients
-        return max(1, math.ceil(self.cfg.rounds * min(per_round, self.cfg.clients) / self.cfg.clients))
+        return max(
+            1, math.ceil(self.cfg.rounds * min(per_round, self.cfg.clients) / self.cfg.clients)
+        )
 
     def noise_multiplier(self) -> float:
         """z: the configured one, or the accountant's for the target epsilon over the planned

@@ -24,6 +24,7 @@ from fedray.core.precompiles import FLAG_OVER_NORM, FLAG_UNCORRELATED
 from fedray.core.state import GenesisAccount, Params
 from fedray.core.tx import make_tx
 from fedray.federation.inprocess import InProcessFederation
+from fedray.node.tables import accounts_table
 
 CLIENTS = [key_from_seed(f"privacy/client/{i}".encode()) for i in range(3)]
 BUDGET = Params(
@@ -72,6 +73,11 @@ def test_clients_are_charged_per_participation_and_not_selected_past_their_budge
     assert all(book.spent[k.public_key] == 2_000_000 for k in CLIENTS)
     assert [r for r, _ in book.rounds] == list(range(rs.round))
     assert book.rounds[0][1] == 1_000_000 and book.rounds[-1][1] == 2_000_000
+    table = accounts_table(dev.state, {k.public_key: f"client-{i}" for i, k in enumerate(CLIENTS)})
+    assert "eps left" in table and "no client can take part any more" in table
+    for i in range(3):  # spent 2.0 of 2.5 in 2 rounds
+        line = next(x for x in table.splitlines() if x.startswith(f"client-{i}"))
+        assert line.split()[-3:] == ["2.000", "0.500", "2"]
 
 
 def test_a_client_that_skips_is_not_charged() -> None:
