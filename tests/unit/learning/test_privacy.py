@@ -96,7 +96,9 @@ def test_honest_clients_submit_clipped_noisy_updates_and_attackers_do_not(setup)
     attacked = _round(
         setup, noise=noise, attack=make_attack("sign_flip", {"scale": 10.0}), attackers=[1]
     )
-    assert l2_norm(dequantize(attacked.payloads[1])) > 0.5  # crafted, not clipped by DP
+    # crafted from the attacker's own unclipped update: DP is the honest clients' protocol
+    crafted = l2_norm(dequantize(attacked.payloads[1]))
+    assert crafted == pytest.approx(10 * l2_norm(dequantize(plain.payloads[1])), rel=1e-3)
     assert l2_norm(dequantize(attacked.payloads[0])) <= 0.5 + 1e-3
 
 
