@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import incentives  # noqa: E402
 
 from fedray.config import RunConfig, load_config, to_yaml, validate  # noqa: E402
+from fedray.core.precompiles import FLAG_OVER_NORM  # noqa: E402
 
 DEFAULT_ATTACKS = ("none", "sign_flip", "scaling", "gaussian", "alie", "ipm", "free_rider_noise")
 
@@ -47,22 +48,51 @@ class PrivateCell(incentives.Cell):
         return cfg
 
 
+def flag_counts(run_dir: Path) -> dict[str, int]:
+    """From a run's per-update record: attacker updates refused over the DP norm bound, and the
+    counterfactual of the unscaled noise-level flag on the same honest updates (largest |cosine|
+    with another update below 4/sqrt(P), the chain's default z) and the clients its k-of-w rule
+    (3 of 5) would then have slashed."""
+    s = json.loads((run_dir / "summary.json").read_text())
+    attackers = set(s["attackers"])
+    honest = [u for u in s["updates"] if u["client"] not in attackers]
+    below: dict[int, list[int]] = {}
+    for u in honest:
+        if u["noise_z"] < 4.0:
+            below.setdefault(u["client"], []).append(u["round"])
+    would_slash = [
+        c for c, rs in below.items() if any(sum(a <= b < a + 5 for b in rs) >= 3 for a in rs)
+    ]
+    return {
+        "attacker_over_norm": sum(
+            1 for u in s["updates"] if u["client"] in attackers and u["flags"] & FLAG_OVER_NORM
+        ),
+        "honest_over_norm": sum(1 for u in honest if u["flags"] & FLAG_OVER_NORM),
+        "honest_below_unscaled_z": sum(len(v) for v in below.values()),
+        "honest_unscaled_would_slash": len(would_slash),
+    }
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| privacy | partition | attack | accuracy | honest slashed | honest jailed | "
-        "attackers caught in 5 rounds | attacker updates flagged | honest updates with evidence |"
+        "attackers caught in 5 rounds | attacker updates over the norm bound | "
+        "honest updates with evidence | unscaled noise flag: honest updates flagged, "
+        "clients slashed |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
     for r in sorted(
         rows, key=lambda r: (r["cell"]["privacy"], r["cell"]["partition"], r["cell"]["attack"])
     ):
         c = r["cell"]
         caught = f"{len(r['caught_in_5'])}/{len(r['attackers'])}" if r["attackers"] else "-"
-        flagged = f"{r['attacker_flagged']}/{r['attacker_updates']}" if r["attackers"] else "-"
+        over = f"{r['attacker_over_norm']}/{r['attacker_updates']}" if r["attackers"] else "-"
+        unscaled = f"{r['honest_below_unscaled_z']}/{r['honest_updates']}, "
+        unscaled += f"{r['honest_unscaled_would_slash']}/{20 - len(r['attackers'])}"
         lines.append(
             f"| {c['privacy']} | {c['partition']} | {c['attack']} | {r['accuracy'][-1]:.3f} | "
-            f"{len(r['honest_slashed'])} | {len(r['honest_jailed'])} | {caught} | {flagged} | "
-            f"{r['honest_evidence']}/{r['honest_updates']} |"
+            f"{len(r['honest_slashed'])} | {len(r['honest_jailed'])} | {caught} | {over} | "
+            f"{r['honest_evidence']}/{r['honest_updates']} | {unscaled} |"
         )
     return "\n".join(lines)
 
@@ -92,6 +122,7 @@ def main() -> None:
                 if cell.key in done:
                     continue
                 summary = incentives.run_cell(cell, runs_dir, args.validators)
+                summary |= flag_counts(runs_dir / cell.key)
                 summary["cell"] = asdict(cell)
                 summary["key"] = cell.key
                 with results.open("a") as f:
