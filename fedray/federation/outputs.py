@@ -19,7 +19,7 @@ from fedray.core.state import Genesis
 from fedray.federation.metrics import client_names
 from fedray.federation.plan import Federation
 from fedray.federation.record import RunRecord
-from fedray.node.views import AccountInfo, EconomyInfo
+from fedray.node.views import AccountInfo, EconomyInfo, RoundInfo
 
 
 @dataclass
@@ -55,21 +55,23 @@ def economy_summary(economy: EconomyInfo, genesis: Genesis) -> dict[str, Any]:
 
 
 def privacy_summary(
-    params: Any, accounts: dict[bytes, AccountInfo], budget_spent_after: int | None
+    info: RoundInfo, accounts: dict[bytes, AccountInfo], budget_spent_after: int | None
 ) -> dict[str, Any]:
-    """What the run spent of its privacy budget, from the chain's parameters and ledger:
-    `epsilon_spent` is the largest over clients (null without DP: unbounded), `epsilon_target`
-    the per-client budget (null: none)."""
-    if params.dp_mode == "none" or params.dp_clip_norm_fp <= 0:
+    """What the run spent of its privacy budget, from the chain's parameters at its end and its
+    ledger: `epsilon_spent` is the largest over clients (null without DP: unbounded),
+    `epsilon_target` the per-client budget (null: none)."""
+    mode, clip_fp, noise_milli = info.privacy
+    epsilon_micro, delta = info.privacy_budget
+    if mode == "none" or clip_fp <= 0:
         return {"mode": "none", "epsilon_spent": None, "epsilon_target": None}
     spent = [a.dp_spent_micro for a in accounts.values()]
     return {
-        "mode": params.dp_mode,
+        "mode": mode,
         "epsilon_spent": max(spent, default=0) / 1e6,
-        "epsilon_target": params.dp_epsilon_micro / 1e6 if params.dp_epsilon_micro else None,
-        "delta": float(params.dp_delta),
-        "clip_norm": params.dp_clip_norm_fp / 65536,
-        "noise_multiplier": params.dp_noise_milli / 1000,
+        "epsilon_target": epsilon_micro / 1e6 if epsilon_micro else None,
+        "delta": float(delta),
+        "clip_norm": clip_fp / 65536,
+        "noise_multiplier": noise_milli / 1000,
         "participations_max": max((a.dp_participations for a in accounts.values()), default=0),
         "budget_spent_after_round": budget_spent_after,
     }

@@ -80,6 +80,7 @@ class RoundInfo:
     deadline_ms: int = 0
     privacy: tuple[str, int, int] = ("none", 0, 0)  # dp_mode, dp_clip_norm_fp, dp_noise_milli
     privacy_exhausted: bool = False  # no client can take part within its privacy budget
+    privacy_budget: tuple[int, str] = (0, "0")  # dp_epsilon_micro, dp_delta
 
 
 def round_info(state: State, results_after: int = -1) -> RoundInfo:
@@ -103,6 +104,7 @@ def round_info(state: State, results_after: int = -1) -> RoundInfo:
         deadline_ms=rs.deadline_ms,
         privacy=(p.dp_mode, p.dp_clip_norm_fp, p.dp_noise_milli),
         privacy_exhausted=state.section("privacy").exhausted,
+        privacy_budget=(p.dp_epsilon_micro, p.dp_delta),
     )
 
 

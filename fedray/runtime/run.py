@@ -353,7 +353,7 @@ class Run:
             "economy": economy_summary(self.actors.call("economy_info"), self.genesis),
             "resumed": self.resume,
             "privacy": privacy_summary(
-                self.genesis.params,
+                info,
                 self.actors.call("accounts_info", self.client_keys),
                 self.policy.budget_spent_after,
             ),
