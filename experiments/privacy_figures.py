@@ -135,6 +135,45 @@ def key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["kind"], row["data"], row["partition"], row.get("mode"), row["epsilon_target"])
 
 
+def markdown_table(results: Path) -> str:
+    """Final test accuracy per (data, partition, mode) and target epsilon, DP-SGD below."""
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    eps_cols = (1.0, 3.0, 8.0, None)
+    lines = [
+        "| data | partition | DP | eps 1 | eps 3 | eps 8 | no DP (inf) | z at eps 1 / 3 / 8 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:  # the first run of a cell (a repeated one differs by its selection draws)
+        found.setdefault(key(r), r)
+    for data in sorted({r["data"] for r in rows}):
+        for partition in PARTITIONS:
+            for mode in ("local", "distributed"):
+                cells, zs = [], []
+                for eps in eps_cols:
+                    r = (
+                        found.get(("federated", data, partition, "none", None))
+                        if eps is None
+                        else found.get(("federated", data, partition, mode, eps))
+                    )
+                    cells.append(f"{r['final_accuracy']:.3f}" if r else "not run")
+                    if eps is not None:
+                        zs.append(f"{r['noise_multiplier']:g}" if r else "-")
+                if any(c != "not run" for c in cells[:3]):
+                    lines.append(
+                        f"| {data} | {partition} | {mode} | "
+                        + " | ".join(cells)
+                        + f" | {' / '.join(zs)} |"
+                    )
+        dpsgd = [found.get(("dpsgd", data, "pooled", None, eps)) for eps in eps_cols[:3]]
+        if any(dpsgd):
+            cells = [f"{r['final_accuracy']:.3f}" if r else "not run" for r in dpsgd]
+            lines.append(
+                f"| {data} | pooled | DP-SGD (record-level) | " + " | ".join(cells) + " | | |"
+            )
+    return "\n".join(lines)
+
+
 def plot(results: Path, png: Path) -> None:
     import matplotlib
 
@@ -188,9 +227,13 @@ def main() -> None:
     ap.add_argument("--no-dpsgd", action="store_true")
     ap.add_argument("--out", type=Path, default=DOCS)
     ap.add_argument("--plot-only", action="store_true")
+    ap.add_argument("--table", action="store_true", help="print the markdown table and stop")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.jsonl"
+    if args.table:
+        print(markdown_table(results))
+        return
     done = set()
     if results.exists():
         done = {key(json.loads(x)) for x in results.read_text().splitlines() if x.strip()}
