@@ -180,7 +180,11 @@ def plot(results: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    first: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for line in results.read_text().splitlines():
+        if line.strip():
+            first.setdefault(key(json.loads(line)), json.loads(line))
+    rows = list(first.values())
     labels = {1.0: "1", 3.0: "3", 8.0: "8", None: "inf"}
     xs = {1.0: 0, 3.0: 1, 8.0: 2, None: 3}
     datasets = sorted({r["data"] for r in rows})
