@@ -4,7 +4,10 @@
 runs the round's aggregation (`fedray.aggregation.round.aggregate_round`: the chain's configured rule,
 its median fallback, the saturating add to the global model), scores each update's contribution
 (`scoring`), stores the new global model and strategy state as blobs, and returns their digests and
-the verdicts. Every step is exact integer arithmetic, so all honest validators get the same digests.
+the verdicts. Under differential privacy, updates longer than the request's `max_norm` (the
+chain's DP norm bound) are refused first: no weight, `FLAG_OVER_NORM`, which the slashing contract
+penalizes; a refusal is a verdict, not an exception, so the round aggregates the others. Every step
+is exact integer arithmetic, so all honest validators get the same digests.
 
 Outcomes are also written to `<outcomes>/<request hash>.cbor`. Replaying a chain can then either
 reuse them (fast verification of links, signatures and roots) or recompute every aggregation from the
