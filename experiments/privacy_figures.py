@@ -30,7 +30,16 @@ EPSILONS = (1.0, 3.0, 8.0, math.inf)
 PARTITIONS = {"iid": ["data.partition=iid"], "dirichlet0.5": ["data=dirichlet", "data.alpha=0.5"]}
 
 
-def cell_config(data: str, partition: str, eps: float, mode: str, rounds: int, out: str) -> Any:
+def cell_config(
+    data: str,
+    partition: str,
+    eps: float,
+    mode: str,
+    rounds: int,
+    out: str,
+    clients: int = 20,
+    per_round: int = 10,
+) -> Any:
     from fedray.config import load_config
 
     privacy = ["privacy=none"] if eps == math.inf else [f"privacy={mode}", f"privacy.epsilon={eps}"]
@@ -41,9 +50,9 @@ def cell_config(data: str, partition: str, eps: float, mode: str, rounds: int, o
             *PARTITIONS[partition],
             *privacy,
             f"rounds={rounds}",
-            "clients=20",
-            "chain.clients_per_round=10",
-            f"name=dp-{data}-{partition}-{eps}",
+            f"clients={clients}",
+            f"chain.clients_per_round={per_round}",
+            f"name=dp-{data}-{partition}-{eps}-{clients}",
             f"output_dir={out}",
             "baseline=false",
             "runtime.num_cpus=2",
@@ -55,12 +64,14 @@ def cell_config(data: str, partition: str, eps: float, mode: str, rounds: int, o
     )
 
 
-def federated_cell(data: str, partition: str, eps: float, mode: str, rounds: int) -> dict[str, Any]:
+def federated_cell(
+    data: str, partition: str, eps: float, mode: str, rounds: int, clients: int, per_round: int
+) -> dict[str, Any]:
     from fedray.runtime.launch import run
 
     out = tempfile.mkdtemp(prefix="fedray-dp-")
     try:
-        cfg = cell_config(data, partition, eps, mode, rounds, out)
+        cfg = cell_config(data, partition, eps, mode, rounds, out, clients, per_round)
         start = time.time()
         result = run(cfg)
         s = result.summary
@@ -69,6 +80,8 @@ def federated_cell(data: str, partition: str, eps: float, mode: str, rounds: int
             "data": data,
             "partition": partition,
             "mode": mode if eps != math.inf else "none",
+            "clients": clients,
+            "per_round": per_round,
             "epsilon_target": None if eps == math.inf else eps,
             "epsilon_spent": s["privacy"]["epsilon_spent"],
             "noise_multiplier": s["privacy"].get("noise_multiplier"),
@@ -132,7 +145,11 @@ def dpsgd_cell(data: str, eps: float, epochs: int = 10) -> dict[str, Any]:
 
 
 def key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["kind"], row["data"], row["partition"], row.get("mode"), row["epsilon_target"])
+    """A cell: kind, data, partition, mode, target epsilon (and the population, when not the
+    default 20 clients, 10 per round)."""
+    cell = (row["kind"], row["data"], row["partition"], row.get("mode"), row["epsilon_target"])
+    size = (row.get("clients", 20), row.get("per_round", 10))
+    return cell if size == (20, 10) or row["kind"] == "dpsgd" else (*cell, *size)
 
 
 def markdown_table(results: Path) -> str:
@@ -165,6 +182,23 @@ def markdown_table(results: Path) -> str:
                         + " | ".join(cells)
                         + f" | {' / '.join(zs)} |"
                     )
+        sizes = sorted({k[5:] for k in found if k[1] == data and len(k) > 5})
+        for clients, per_round in sizes:
+            for partition in PARTITIONS:
+                cells, zs = [], []
+                for eps in eps_cols:
+                    m = "none" if eps is None else "distributed"
+                    r = found.get(("federated", data, partition, m, eps, clients, per_round))
+                    cells.append(f"{r['final_accuracy']:.3f}" if r else "not run")
+                    if eps is not None:
+                        zs.append(f"{r['noise_multiplier']:g}" if r else "-")
+                if any(c != "not run" for c in cells):
+                    label = f"distributed, {clients} clients, {per_round}/round"
+                    lines.append(
+                        f"| {data} | {partition} | {label} | "
+                        + " | ".join(cells)
+                        + f" | {' / '.join(zs)} |"
+                    )
         dpsgd = [found.get(("dpsgd", data, "pooled", None, eps)) for eps in eps_cols[:3]]
         if any(dpsgd):
             cells = [f"{r['final_accuracy']:.3f}" if r else "not run" for r in dpsgd]
@@ -194,14 +228,15 @@ def plot(results: Path, png: Path) -> None:
         for r in rows:
             if r["data"] != data:
                 continue
-            name = (
-                "centralized DP-SGD (record-level)"
-                if r["kind"] == "dpsgd"
-                else f"{r['partition']} ({r.get('mode', 'local')} DP)"
-            )
+            size = (r.get("clients", 20), r.get("per_round", 10))
+            suffix = "" if size == (20, 10) else f", {size[0]} clients, {size[1]}/round"
+            if r["kind"] == "dpsgd":
+                name = "centralized DP-SGD (record-level)"
+            else:
+                name = f"{r['partition']} ({r.get('mode', 'local')} DP{suffix})"
             if r["kind"] == "federated" and r["epsilon_target"] is None:
                 for mode in ("local", "distributed"):  # no DP: the same point for every mode
-                    series.setdefault(f"{r['partition']} ({mode} DP)", []).append(
+                    series.setdefault(f"{r['partition']} ({mode} DP{suffix})", []).append(
                         (3, r["final_accuracy"])
                     )
                 continue
@@ -228,6 +263,8 @@ def main() -> None:
     ap.add_argument("--epsilons", nargs="+", type=float, default=list(EPSILONS))
     ap.add_argument("--mode", default="local", choices=("local", "distributed"))
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--per-round", type=int, default=10)
     ap.add_argument("--no-dpsgd", action="store_true")
     ap.add_argument("--out", type=Path, default=DOCS)
     ap.add_argument("--plot-only", action="store_true")
@@ -247,9 +284,20 @@ def main() -> None:
             for eps in args.epsilons:
                 mode = "none" if eps == math.inf else args.mode
                 for partition in args.partitions:
-                    k = ("federated", data, partition, mode, None if eps == math.inf else eps)
+                    k = key(
+                        {
+                            "kind": "federated",
+                            "data": data,
+                            "partition": partition,
+                            "mode": mode,
+                            "epsilon_target": None if eps == math.inf else eps,
+                            "clients": args.clients,
+                            "per_round": args.per_round,
+                        }
+                    )
                     if k not in done:
-                        cells.append(("fed", (data, partition, eps, args.mode, args.rounds)))
+                        cell = (data, partition, eps, args.mode, args.rounds)
+                        cells.append(("fed", (*cell, args.clients, args.per_round)))
                 dpsgd_done = ("dpsgd", data, "pooled", None, eps) in done
                 if not args.no_dpsgd and eps != math.inf and not dpsgd_done:
                     cells.append(("dpsgd", (data, eps)))
