@@ -17,6 +17,7 @@ there), then the plot is redrawn:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import shutil
@@ -183,22 +184,23 @@ def markdown_table(results: Path) -> str:
                         + f" | {' / '.join(zs)} |"
                     )
         sizes = sorted({k[5:] for k in found if k[1] == data and len(k) > 5})
-        for clients, per_round in sizes:
-            for partition in PARTITIONS:
-                cells, zs = [], []
-                for eps in eps_cols:
-                    m = "none" if eps is None else "distributed"
-                    r = found.get(("federated", data, partition, m, eps, clients, per_round))
-                    cells.append(f"{r['final_accuracy']:.3f}" if r else "not run")
-                    if eps is not None:
-                        zs.append(f"{r['noise_multiplier']:g}" if r else "-")
-                if any(c != "not run" for c in cells):
-                    label = f"distributed, {clients} clients, {per_round}/round"
-                    lines.append(
-                        f"| {data} | {partition} | {label} | "
-                        + " | ".join(cells)
-                        + f" | {' / '.join(zs)} |"
-                    )
+        for (clients, per_round), partition, mode in itertools.product(
+            sizes, PARTITIONS, ("local", "distributed")
+        ):
+            cells, zs = [], []
+            for eps in eps_cols:
+                m = "none" if eps is None else mode
+                r = found.get(("federated", data, partition, m, eps, clients, per_round))
+                cells.append(f"{r['final_accuracy']:.3f}" if r else "not run")
+                if eps is not None:
+                    zs.append(f"{r['noise_multiplier']:g}" if r else "-")
+            if any(c != "not run" for c in cells[:3]):
+                label = f"{mode}, {clients} clients, {per_round}/round"
+                lines.append(
+                    f"| {data} | {partition} | {label} | "
+                    + " | ".join(cells)
+                    + f" | {' / '.join(zs)} |"
+                )
         dpsgd = [found.get(("dpsgd", data, "pooled", None, eps)) for eps in eps_cols[:3]]
         if any(dpsgd):
             cells = [f"{r['final_accuracy']:.3f}" if r else "not run" for r in dpsgd]
