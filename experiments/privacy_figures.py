@@ -224,7 +224,7 @@ def plot(results: Path, png: Path) -> None:
     labels = {1.0: "1", 3.0: "3", 8.0: "8", None: "inf"}
     xs = {1.0: 0, 3.0: 1, 8.0: 2, None: 3}
     datasets = sorted({r["data"] for r in rows})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 5.6), squeeze=False)
     for ax, data in zip(axes[0], datasets, strict=True):
         series: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
@@ -253,7 +253,7 @@ def plot(results: Path, png: Path) -> None:
         ax.set_ylabel("test accuracy")
         ax.set_title(data)
         ax.set_ylim(0, 1)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
 
