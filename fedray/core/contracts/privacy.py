@@ -10,8 +10,8 @@ The core only counts and looks up integers: no Renyi divergence, no float.
 - Selection (`within_budget`): a client whose next participation would take it past the target
   (or past the table) is not eligible. When no client is, the federation's budget is spent:
   `PrivacyLedger.exhausted` says so and no round opens.
-- Charging (`charge_round`): when a round closes, every selected client that did not declare a
-  skip is charged one participation (conservative: it may have released its update), at the
+- Charging (`charge_round`): when a round closes (and the chain has an epsilon table, with or
+  without a budget), every selected client that did not declare a skip is charged one participation (conservative: it may have released its update), at the
   table's increment for its next participation; the round's largest spent epsilon is recorded.
   After a governance change of z (and the table), increments come from the new table: exact while
   z is constant, an approximation across a change (docs/privacy.md).
@@ -110,7 +110,7 @@ def charge_round(
     """Charge every selected client that did not skip one participation (see the docstring)."""
     params = journal.params
     table = _table(params)
-    if not budget_enforced(params) or not table:
+    if not table:  # no DP accounting (with a table and no budget, spending is still recorded)
         return
     ledger = ledger_of(journal)
     participations, spent = dict(ledger.participations), dict(ledger.spent)

@@ -92,12 +92,17 @@ def test_a_client_that_skips_is_not_charged() -> None:
     assert sum(book.participations.values()) == len(selected) - 1
 
 
-def test_without_a_budget_nobody_is_charged_or_left_out() -> None:
-    dev = chain(dataclasses.replace(BUDGET, dp_epsilon_micro=0))
+def test_without_a_budget_spending_is_recorded_and_nobody_is_left_out() -> None:
+    dev = chain(dataclasses.replace(BUDGET, dp_epsilon_micro=0, dp_epsilon_table="1,2,3,4,5,6"))
     for _ in range(30):
         dev.advance()
-    assert dev.state.section("rounds").round > 3 and not ledger(dev).exhausted
-    assert ledger(dev).participations == {}
+    rounds = dev.state.section("rounds").round
+    assert rounds > 3 and not ledger(dev).exhausted  # past where a budget of 2.5 would stop it
+    assert sum(ledger(dev).participations.values()) == 2 * rounds
+    untracked = chain(dataclasses.replace(BUDGET, dp_epsilon_micro=0, dp_epsilon_table=""))
+    for _ in range(10):
+        untracked.advance()
+    assert ledger(untracked).participations == {}
 
 
 def test_governance_changes_the_budget_and_guards_the_privacy_parameters() -> None:
