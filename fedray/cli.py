@@ -312,7 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = chain_sub.add_parser("show", help="summarize the chain or print one block")
     show.add_argument("dir")
     show.add_argument("--height", type=int, default=None)
-    show.add_argument("--accounts", action="store_true", help="balances, stakes, roles, jail")
+    show.add_argument(
+        "--accounts",
+        action="store_true",
+        help="balances, stakes, roles, jail; each client's privacy budget spent and left",
+    )
     show.add_argument("--proposals", action="store_true", help="governance proposals and votes")
     show.add_argument("--evidence", action="store_true", help="penalties and their evidence")
     show.set_defaults(func=cmd_chain_show)

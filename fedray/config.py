@@ -113,6 +113,22 @@ class AttackConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """Client-level differential privacy (docs/privacy.md): every honest client clips its update
+    to `clip_norm` and adds Gaussian noise, all of it (`local`) or a 1/sqrt(k) share of it
+    (`distributed`: the k updates of a round sum to the full noise). `noise_multiplier` null:
+    the smallest one the accountant finds for `epsilon` over each client's planned
+    participations (rounds x clients per round / clients, rounded up). The chain enforces the
+    budget: a client whose next participation would pass `epsilon` is not selected."""
+
+    mode: str = "none"  # none | local | distributed
+    epsilon: float = 8.0  # target epsilon per client (.inf: no budget; needs noise_multiplier)
+    delta: float = 1e-5
+    clip_norm: float = 1.0  # C: L2 norm of the whole update
+    noise_multiplier: float | None = None  # z; null: derived from epsilon
+
+
+@dataclass(frozen=True)
 class ChainConfig:
     chain_id: str = "fedray-local"
     validators: int = 4
@@ -222,6 +238,7 @@ class RunConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     governance: list[GovernanceAction] = field(default_factory=list)
     baseline: bool = True  # also train the centralized baseline (same model, epoch budget)
     # directories (relative to the working directory) where import paths also resolve
@@ -309,6 +326,15 @@ _RANGES: tuple[tuple[str, Any, str], ...] = (
     ("runtime.aggregation_threads", lambda v: v >= 1, "must be at least 1"),
     ("runtime.checkpoint_every", lambda v: v >= 0, "must be >= 0 (0: no checkpoints)"),
     ("faults.slow_pool_s", lambda v: v >= 0, "must be >= 0"),
+    ("privacy.mode", lambda v: v in ("none", "local", "distributed"), "none | local | distributed"),
+    ("privacy.epsilon", lambda v: v > 0 and not math.isnan(v), "must be > 0 (.inf: no budget)"),
+    ("privacy.delta", lambda v: 0 < v < 1, "must be in (0, 1)"),
+    ("privacy.clip_norm", lambda v: math.isfinite(v) and 0 < v < 2**24, "must be in (0, 2**24)"),
+    (
+        "privacy.noise_multiplier",
+        lambda v: v is None or (math.isfinite(v) and 0 < v < 10**6),
+        "must be in (0, 10**6) (or null: derived from epsilon)",
+    ),
 )
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
@@ -389,6 +415,12 @@ def validate(cfg: RunConfig) -> None:
             )
     if cfg.metrics.mlflow_uri is not None:
         need(importlib.util.find_spec("mlflow") is not None, "metrics.mlflow_uri", MLFLOW_MISSING)
+    if cfg.privacy.mode != "none":
+        need(
+            math.isfinite(cfg.privacy.epsilon) or cfg.privacy.noise_multiplier is not None,
+            "privacy.noise_multiplier",
+            "an infinite epsilon needs an explicit noise multiplier",
+        )
     if cfg.data.partition == "natural" and not cfg.data.loader:
         need(cfg.data.name == "synthetic", "data.partition", "natural needs data.name=synthetic")
         need(cfg.clients == 30, "clients", "Synthetic has 30 natural users: set clients=30")

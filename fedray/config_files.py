@@ -9,7 +9,7 @@ group file by name, or one key); `fedray.config` owns the schema and the merge o
 Config groups are the directories of the conf directories (`conf_dirs`: $FEDRAY_CONF_DIR, then the
 conf/ inside the package), whatever they are: `preset/` holds whole run configs, any other group
 merges under the key of its name (data groups compose: a dataset, then a partition), and a group
-whose node is a rule picked by name (`RULE_GROUPS`: strategy, attack) replaces that node.
+whose pick owns its node (`RULE_GROUPS`: strategy, attack, privacy) replaces that node.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from fedray.errors import ConfigError
 
 PRESET = "preset"  # the group of whole run configs (`preset=minimal`)
-RULE_GROUPS = frozenset({"strategy", "attack"})
+RULE_GROUPS = frozenset({"strategy", "attack", "privacy"})
 """Groups whose pick replaces the node: a rule owns its params, they never merge into the last one's."""
 
 

@@ -11,6 +11,7 @@ from fedray.core.contracts import accounts as accounts
 from fedray.core.contracts import economy as economy
 from fedray.core.contracts import governance as governance
 from fedray.core.contracts import incentives as incentives
+from fedray.core.contracts import privacy as privacy
 from fedray.core.contracts import rounds as rounds
 from fedray.core.contracts import slashing as slashing
 from fedray.core.contracts import unbonding as unbonding

@@ -50,6 +50,8 @@ class AggregationRequest(Encodable):
     rule / rule_config: strategy name and its canonical JSON config, from chain parameters.
     state_hash: digest of the strategy state blob (server momentum), b"" for none.
     flag_params: thresholds of the contribution flags, from chain parameters.
+    max_norm: the longest update differential privacy lets an honest client send, in 2**-16
+      units (`contracts.privacy.norm_bound`); longer ones are refused (FLAG_OVER_NORM). 0: none.
     """
 
     round: int
@@ -59,6 +61,7 @@ class AggregationRequest(Encodable):
     state_hash: bytes
     updates: tuple[tuple[bytes, bytes, int], ...]
     flag_params: FlagParams = FlagParams()
+    max_norm: int = 0
 
     def hash(self) -> bytes:
         return hash_value(self.to_canonical())
@@ -75,6 +78,7 @@ FLAG_UNCORRELATED = 16  # |cosine| with every other update at the level of noise
 FLAG_ZERO = 32  # an all-zero update
 FLAG_NEAR_COPY = 64  # cosine above `copy` with another update of the round (collusion)
 FLAG_OPPOSED = 128  # against the aggregate (cosine < -opposed_cos) and long (> opposed_norm)
+FLAG_OVER_NORM = 256  # longer than the DP norm bound: not the mechanism's output (refused)
 FREE_RIDING = FLAG_ZERO
 """Provable: an all-zero update trained nothing. Penalized every round it happens."""
 EVIDENCE = FLAG_UNCORRELATED | FLAG_NEAR_COPY
@@ -86,7 +90,9 @@ apart never came near a cosine of 0.999; the honest maximum measured is in docs/
 Direction and length are *not* evidence: over 100 rounds at Dirichlet alpha 0.1 an honest client
 whose labels the model kept forgetting sent long updates against the aggregate in 5 of 26 rounds,
 as a sign flipper does (docs/incentives.md)."""
-WITHHOLD = FREE_RIDING | EVIDENCE | FLAG_NORM | FLAG_OPPOSED | FLAG_COS_HIGH
+OVER_NORM = FLAG_OVER_NORM
+"""Provable: the payload's exact norm exceeds the chain's bound. Slashed every round it happens."""
+WITHHOLD = FREE_RIDING | EVIDENCE | FLAG_NORM | FLAG_OPPOSED | FLAG_COS_HIGH | OVER_NORM
 """Flags that withhold the round's reward (statistical signals may cost a reward, never stake).
 FLAG_COS_LOW and FLAG_REJECTED do not: honest clients with rare labels point away from the
 aggregate in many rounds (their contribution, and so that share of the reward, is then simply not

@@ -116,6 +116,15 @@ class Params(Encodable):
     flag_copy_bps: int = 9_990  # cosine with another update of the round above this
     flag_opposed_cos_bps: int = 2_000  # cosine to the aggregate below minus this ...
     flag_opposed_norm_bps: int = 20_000  # ... and norm above this x the median (as above)
+    # Differential privacy (contracts/privacy.py; docs/privacy.md). Integers only: C in 2**-16
+    # units, the noise multiplier in thousandths, epsilons in millionths; the per-participation
+    # epsilon costs come from the accountant off chain, as a table the chain only looks up.
+    dp_mode: str = "none"  # none | local | distributed (which share of the noise each client adds)
+    dp_clip_norm_fp: int = 0  # C: every honest update is clipped to this L2 norm (0: no DP)
+    dp_noise_milli: int = 0  # z: noise std z*C per client (local) or z*C/sqrt(k) (distributed)
+    dp_epsilon_micro: int = 0  # a client's budget: never selected past it (0: no budget)
+    dp_delta: str = "0"  # the delta every epsilon here is stated at (decimal text)
+    dp_epsilon_table: str = ""  # cumulative micro-epsilon after 1, 2, ... participations
     # Governance (contracts/governance.py).
     gov_min_deposit: int = 10_000
     gov_deposit_period: int = 50

@@ -34,6 +34,7 @@ from fedray.errors import FedrayError
 from fedray.federation.plan import Federation
 from fedray.learning.attacks import make_attack
 from fedray.learning.client_round import client_round
+from fedray.learning.dp import NoiseSettings
 from fedray.learning.extensions import make_custom_attack
 from fedray.learning.models import build_model, state_names
 from fedray.storage.tensors import nbytes, tensors_digest
@@ -155,9 +156,12 @@ class ClientPool:
         nonces: Mapping[bytes, int],
         epochs: int,
         lr: float,
+        privacy: tuple[str, int, int] = ("none", 0, 0),
     ) -> PoolRound:
         """Updates and signed transactions of this pool's clients among the round's `selected`
-        (every selected client of the round, this pool's or not)."""
+        (every selected client of the round, this pool's or not). `privacy`: the chain's
+        (dp_mode, dp_clip_norm_fp, dp_noise_milli), what differential privacy asks of honest
+        clients this round."""
         if tensors_digest(global_model) != global_hash:
             raise GlobalModelMismatch(f"global model of round {round_} does not match the chain")
         mine = sorted(self.public[k] for k in selected if k in self.public)
@@ -178,6 +182,7 @@ class ClientPool:
             attack=self.attack if attacking else None,
             attackers=self.attackers,
             attack_state=self.attack_state,
+            noise=NoiseSettings.from_chain(*privacy, len(selected)),
         )
         self.attack_state = out.attack_state
         subs = [

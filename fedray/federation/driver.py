@@ -6,10 +6,12 @@ record the rounds that closed, inject the configured faults, dispatch a newly op
 client pools, let scripted governance act. The policy is an explicit state machine, as Ray Train v2's
 controller is:
 
-    TRAINING --(every round recorded)--> GOVERNANCE --(scripted proposals finished)--> FINISHED
+    TRAINING --(every round recorded, or the privacy budget spent)--> GOVERNANCE --(scripted proposals finished)--> FINISHED
         \\______________ (no scripted governance) _____________________________________/
 
-and it raises `RunError` when the chain makes no progress for `stall_limit_s` or governance does not
+When the chain says the federation's privacy budget is spent (no client may take part any more,
+so no round will open) and every dispatched round is recorded, training ends early and
+`budget_spent_after` names the last round recorded. It raises `RunError` when the chain makes no progress for `stall_limit_s` or governance does not
 finish within `governance_grace_s`. Time is an argument (`tick.now`), so tests step it at will.
 
 `ValidatorHealth` decides which validators the driver asks: one that died (its actor is gone) is
@@ -115,6 +117,7 @@ class RunPolicy:
     dispatched: set[int] = field(default_factory=set)
     last_progress: float | None = None
     governance_deadline: float | None = None
+    budget_spent_after: int | None = None  # training ended: the privacy budget was spent
 
     def observe(self, tick: Tick) -> list[Action]:
         """The actions for this tick, in the order they must run."""
@@ -137,6 +140,9 @@ class RunPolicy:
             actions.append(DispatchRound(opened, info.global_hash))
         if self.governance:
             actions.append(GovernanceStep(opened, info.global_hash))
+        settled = all(r <= self.last_result for r in self.dispatched)
+        if info.privacy_exhausted and not info.open and settled and self.budget_spent_after is None:
+            self.budget_spent_after = self.last_result
         self._advance(tick)
         return actions
 
@@ -163,7 +169,8 @@ class RunPolicy:
         return out
 
     def _advance(self, tick: Tick) -> None:
-        if self.phase is Phase.TRAINING and self.recorded >= self.rounds:
+        done = self.recorded >= self.rounds or self.budget_spent_after is not None
+        if self.phase is Phase.TRAINING and done:
             self.phase = Phase.GOVERNANCE
             self.governance_deadline = tick.now + self.governance_grace_s
         if self.phase is Phase.GOVERNANCE:

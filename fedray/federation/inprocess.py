@@ -113,6 +113,7 @@ class InProcessFederation:
                 nonces,
                 p.fl_local_epochs,
                 float(p.fl_learning_rate),
+                (p.dp_mode, p.dp_clip_norm_fp, p.dp_noise_milli),
             )
             for sub in answer.submissions:
                 if tamper is not None:

@@ -23,7 +23,7 @@ from fedray.federation.live import flat_config
 from fedray.federation.metrics import client_names
 from fedray.federation.plan import Federation
 from fedray.federation.record import RunRecord
-from fedray.node.views import EconomyInfo
+from fedray.node.views import AccountInfo, EconomyInfo, RoundInfo
 
 
 @dataclass
@@ -95,6 +95,29 @@ def economy_summary(economy: EconomyInfo, genesis: Genesis) -> dict[str, Any]:
     }
 
 
+def privacy_summary(
+    info: RoundInfo, accounts: dict[bytes, AccountInfo], budget_spent_after: int | None
+) -> dict[str, Any]:
+    """What the run spent of its privacy budget, from the chain's parameters at its end and its
+    ledger: `epsilon_spent` is the largest over clients (null without DP: unbounded),
+    `epsilon_target` the per-client budget (null: none)."""
+    mode, clip_fp, noise_milli = info.privacy
+    epsilon_micro, delta = info.privacy_budget
+    if mode == "none" or clip_fp <= 0:
+        return {"mode": "none", "epsilon_spent": None, "epsilon_target": None}
+    spent = [a.dp_spent_micro for a in accounts.values()]
+    return {
+        "mode": mode,
+        "epsilon_spent": max(spent, default=0) / 1e6,
+        "epsilon_target": epsilon_micro / 1e6 if epsilon_micro else None,
+        "delta": float(delta),
+        "clip_norm": clip_fp / 65536,
+        "noise_multiplier": noise_milli / 1000,
+        "participations_max": max((a.dp_participations for a in accounts.values()), default=0),
+        "budget_spent_after_round": budget_spent_after,
+    }
+
+
 def final_summary(
     record: RunRecord,
     *,
@@ -163,6 +186,19 @@ def summary_text(result: RunResult) -> str:
         lines.append("lost updates    " + "; ".join(parts))
     else:
         lines.append("lost updates    none: every round closed with every selected client")
+    privacy = s.get("privacy", {})
+    if privacy.get("mode", "none") != "none":
+        target = privacy["epsilon_target"]
+        lines.append(
+            f"privacy         {privacy['mode']} DP, epsilon spent {privacy['epsilon_spent']:.2f}"
+            + (f" of {target:g}" if target else "")
+            + f" (delta {privacy['delta']:g}, z {privacy['noise_multiplier']:g})"
+            + (
+                f"; budget spent after round {privacy['budget_spent_after_round']}"
+                if privacy.get("budget_spent_after_round") is not None
+                else ""
+            )
+        )
     if s.get("clipped_coordinates"):
         lines.append(f"clipped         {s['clipped_coordinates']} coordinates into |x| < 128")
     lines.append(f"global model    {s['global_model_hash']}")

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,7 @@ class Federation:
             fl_local_epochs=t.epochs,
             fl_batch_size=t.batch_size,
             fl_learning_rate=repr(float(t.lr)),
+            **self.privacy_params(),
         )
         # chain.params overrides any parameter by name (validated by config.validate).
         types = {f.name: f.type for f in dataclasses.fields(Params)}
@@ -210,6 +212,51 @@ class Federation:
             k: (int(v) if types[k] in (int, "int") else str(v)) for k, v in c.params.items()
         }
         return dataclasses.replace(params, **overrides)
+
+    def planned_participations(self) -> int:
+        """How often a client takes part in the run on average, rounded up: rounds x k / N."""
+        per_round = self.cfg.chain.clients_per_round or self.cfg.clients
+        return max(
+            1, math.ceil(self.cfg.rounds * min(per_round, self.cfg.clients) / self.cfg.clients)
+        )
+
+    def noise_multiplier(self) -> float:
+        """z: the configured one, or the accountant's for the target epsilon over the planned
+        participations (each a Gaussian mechanism at sampling rate 1: selection is public),
+        rounded up to the chain's thousandths."""
+        pc = self.cfg.privacy
+        z = pc.noise_multiplier
+        if z is None:
+            from fedray.learning.accounting import noise_multiplier
+
+            z = noise_multiplier(pc.epsilon, pc.delta, 1.0, self.planned_participations())
+        return math.ceil(z * 1000) / 1000
+
+    def privacy_params(self) -> dict[str, Any]:
+        """The chain's `dp_*` parameters: C in 2**-16 units, z in thousandths, the target and the
+        accountant's epsilon table (cumulative micro-epsilon per participation) as integers."""
+        pc = self.cfg.privacy
+        if pc.mode == "none":
+            return {}
+        from fedray.learning.accounting import MICRO, epsilon_table
+
+        z = self.noise_multiplier()
+        budget = math.isfinite(pc.epsilon)
+        # the table runs one entry past the target (or to the run's length), so the chain sees
+        # where a client's budget ends
+        table: list[int] = []
+        for micro in epsilon_table(z, pc.delta, self.cfg.rounds):
+            table.append(micro)
+            if budget and micro > pc.epsilon * MICRO:
+                break
+        return {
+            "dp_mode": pc.mode,
+            "dp_clip_norm_fp": max(1, int(round(pc.clip_norm * 65536))),
+            "dp_noise_milli": int(round(z * 1000)),
+            "dp_epsilon_micro": int(math.floor(pc.epsilon * MICRO)) if budget else 0,
+            "dp_delta": f"{pc.delta:.12f}".rstrip("0"),
+            "dp_epsilon_table": ",".join(str(v) for v in table),
+        }
 
     def genesis(
         self,

@@ -5,12 +5,15 @@ this function, so there is one definition of what a client submits.
 1. **Train**: every client that trains this round (honest ones, and attackers whose attack needs an
    honest update) runs `train_local` from the global model on its own shard, seeded by
    `client_seed(run seed, round, client)`.
-2. **Craft**: the group's attackers turn their own updates into the ones they submit, together
+2. **Privatize** (with `noise`): every honest client clips its delta to the L2 norm C and adds
+   Gaussian noise (`fedray.learning.dp`), seeded by `dp_seed(run seed, round, client)`; attackers
+   submit what their attack crafts (a client that does not follow the protocol adds no noise).
+3. **Craft**: the group's attackers turn their own updates into the ones they submit, together
    (colluders pool only their own statistics; see `fedray.learning.attacks`).
-3. **Clip**: every delta, honest or crafted, is clipped just inside the fixed-point range
+4. **Clip**: every delta, honest or crafted, is clipped just inside the fixed-point range
    (`CRAFT_LIMIT`, |x| < 128) so the ingress accepts it; the clipped coordinates are counted per
    client (`ClientRound.clipped`) and reported, never silent.
-4. **Quantize**: every delta becomes int32 fixed point, the canonical payload that is hashed and
+5. **Quantize**: every delta becomes int32 fixed point, the canonical payload that is hashed and
    signed.
 
 No client's failure stops the others: a client whose training raises or yields NaN or infinity,
@@ -34,6 +37,7 @@ from torch import nn
 from fedray.aggregation.fixedpoint import RANGE, quantize
 from fedray.learning.attacks import Attack, AttackContext
 from fedray.learning.datasets import Dataset
+from fedray.learning.dp import NoiseSettings, dp_seed, privatize
 from fedray.learning.params import Params
 from fedray.learning.training import TrainConfig, train_local
 
@@ -87,13 +91,15 @@ def client_round(
     attack: Attack | None = None,
     attackers: Collection[int] = (),
     attack_state: Mapping[str, Any] | None = None,
+    noise: NoiseSettings | None = None,
 ) -> ClientRound:
     """Train, craft, clip and quantize the round's submissions of `clients` (in that order).
 
     model: scratch space of the model's architecture; global_params: the round's global model as
     float32 in the model's parameter order. participants: how many clients the round selected in
     all (what an attack such as ALIE assumes as n). attack: the attack of this group's attackers
-    when it is active this round (None: everyone is honest).
+    when it is active this round (None: everyone is honest). noise: the differential-privacy
+    clipping and noise of the honest clients (None: no DP).
     """
     crafted = [i for i in clients if attack is not None and i in attackers]
     deltas: dict[int, Params] = {}
@@ -110,7 +116,11 @@ def client_round(
         except Exception as exc:  # one client's failure is its own missed update, not the pool's
             failed[i] = _reason(exc)
             continue
-        deltas[i] = update.delta
+        delta = update.delta
+        if noise is not None and i not in crafted:
+            rng = np.random.default_rng(dp_seed(seed, round_, i))
+            delta, _ = privatize(delta, noise.clip_norm, noise.noise_std, rng)
+        deltas[i] = delta
         seconds[i] = time.perf_counter() - start
     state = dict(attack_state or {})
     crafting = [i for i in crafted if i not in failed]

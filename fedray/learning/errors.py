@@ -37,3 +37,9 @@ class AttackError(LearningError):
     """An attack name or config is unknown or invalid, or its context lacks what it needs."""
 
     code = "attack"
+
+
+class PrivacyError(LearningError):
+    """A differential-privacy setting is out of range (clip norm, noise, epsilon, delta)."""
+
+    code = "privacy"

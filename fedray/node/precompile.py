@@ -4,7 +4,10 @@
 runs the round's aggregation (`fedray.aggregation.round.aggregate_round`: the chain's configured rule,
 its median fallback, the saturating add to the global model), scores each update's contribution
 (`scoring`), stores the new global model and strategy state as blobs, and returns their digests and
-the verdicts. Every step is exact integer arithmetic, so all honest validators get the same digests.
+the verdicts. Under differential privacy, updates longer than the request's `max_norm` (the
+chain's DP norm bound) are refused first: no weight, `FLAG_OVER_NORM`, which the slashing contract
+penalizes; a refusal is a verdict, not an exception, so the round aggregates the others. Every step
+is exact integer arithmetic, so all honest validators get the same digests.
 
 Outcomes are also written to `<outcomes>/<request hash>.cbor`. Replaying a chain can then either
 reuse them (fast verification of links, signatures and roots) or recompute every aggregation from the
@@ -23,10 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-from fedray.aggregation.base import ClientDelta
+from fedray.aggregation.base import FRAC_BITS, AggregationResult, ClientDelta, Verdict
+from fedray.aggregation.dots import exact_sqnorms
+from fedray.aggregation.fixedpoint import make_batch
 from fedray.aggregation.round import aggregate_round
 from fedray.core.encoding import decode, encode
-from fedray.core.precompiles import AggregationOutcome, AggregationRequest, UpdateVerdict
+from fedray.core.precompiles import (
+    FLAG_OVER_NORM,
+    AggregationOutcome,
+    AggregationRequest,
+    UpdateVerdict,
+)
 from fedray.errors import BlobError, FedrayError, PayloadValidationError
 from fedray.node.scoring import score_updates
 from fedray.storage.blobs import BlobStore, atomic_write
@@ -104,12 +114,20 @@ class BlobAggregation:
         global_model = self._get(request.global_hash)
         state = self._get(request.state_hash) if request.state_hash else None
         updates = [ClientDelta(key, self._get(h), n) for key, h, n in request.updates]
+        over = over_norm(updates, request.max_norm, self.threads)
+        kept = [u for u in updates if u.key not in over]
         config = json.loads(request.rule_config)
-        round_ = aggregate_round(
-            global_model, updates, request.rule, config, state, threads=self.threads
-        )
-        result = round_.result
-        global_hash = self._put(round_.new_global)
+        if kept:
+            round_ = aggregate_round(
+                global_model, kept, request.rule, config, state, threads=self.threads
+            )
+            result, new_global = round_.result, round_.new_global
+        else:  # every update was refused: the model and the strategy state stay as they are
+            zero = {name: np.zeros_like(a) for name, a in global_model.items()}
+            result, new_global = AggregationResult(zero, (), dict(state or {})), global_model
+        refused = tuple(Verdict(key, False, False, True, 0) for key in sorted(over))
+        result = AggregationResult(result.delta, result.verdicts + refused, result.state)
+        global_hash = self._put(dict(new_global))
         state_hash = self._put(result.state) if result.state else b""
         by_key = {v.key: v for v in result.verdicts}
         ordered = [by_key[key] for key, _, _ in request.updates]
@@ -129,7 +147,7 @@ class BlobAggregation:
                 v.rejected,
                 v.weight,
                 v.score,
-                s.flags,
+                s.flags | (FLAG_OVER_NORM if v.key in over else 0),
                 s.agreement,
                 s.contribution,
             )
@@ -137,6 +155,17 @@ class BlobAggregation:
         )
         self.seconds += time.perf_counter() - start
         return AggregationOutcome(global_hash, state_hash, verdicts)
+
+
+def over_norm(updates: list[ClientDelta], max_norm: int, threads: int = 1) -> set[bytes]:
+    """Keys of the updates whose exact norm exceeds `max_norm` (the differential-privacy bound, in
+    2**-16 units; 0: no bound). Payloads are in 2**-FRAC_BITS units, so both sides are compared
+    squared in 2**-(2 FRAC_BITS) units: exact integers, every validator refuses the same ones."""
+    if max_norm <= 0 or not updates:
+        return set()
+    norms = exact_sqnorms(make_batch(updates), threads)
+    bound = max_norm << (FRAC_BITS - 16)
+    return {u.key for u, sq in zip(updates, norms, strict=True) if sq > bound * bound}
 
 
 class PayloadChecker:

@@ -33,7 +33,16 @@ def name(labels: dict[bytes, str], key: bytes) -> str:
     return labels.get(key, key.hex()[:16])
 
 
+def _epsilon(micro: int) -> str:
+    return f"{micro / 1e6:.3f}"
+
+
 def accounts_table(state: State, labels: dict[bytes, str]) -> str:
+    """Every account; with a privacy budget on chain, each client's spent and remaining epsilon
+    and its participations (`contracts/privacy.py`)."""
+    params = state.params
+    ledger = state.section("privacy")
+    budget = params.dp_epsilon_micro > 0
     rows = []
     for key, a in sorted(state.accounts.accounts.items(), key=lambda kv: (-kv[1].stake, kv[0])):
         roles = "+".join(
@@ -42,10 +51,27 @@ def accounts_table(state: State, labels: dict[bytes, str]) -> str:
         status = (
             "banned" if a.banned else (f"jailed until {a.jailed_until}" if a.jailed_until else "")
         )
-        rows.append([name(labels, key), a.balance, a.stake, a.nonce, roles or "-", status])
+        row = [name(labels, key), a.balance, a.stake, a.nonce, roles or "-", status]
+        if budget:
+            spent = ledger.spent.get(key, 0)
+            left = max(0, params.dp_epsilon_micro - spent)
+            row += (
+                [_epsilon(spent), _epsilon(left), ledger.participations.get(key, 0)]
+                if a.is_client
+                else ["-", "-", "-"]
+            )
+        rows.append(row)
     supply = state.section("economy")
     footer = f"\nminted {supply.minted}, burned {supply.burned}, {len(rows)} accounts"
-    return _table(["account", "balance", "stake", "nonce", "roles", "status"], rows) + footer
+    header = ["account", "balance", "stake", "nonce", "roles", "status"]
+    if budget:
+        header += ["eps spent", "eps left", "rounds"]
+        footer += (
+            f"\nprivacy: {params.dp_mode} DP, budget epsilon {_epsilon(params.dp_epsilon_micro)}"
+            f" at delta {params.dp_delta}"
+            + (" (spent: no client can take part any more)" if ledger.exhausted else "")
+        )
+    return _table(header, rows) + footer
 
 
 def proposals_table(state: State, labels: dict[bytes, str]) -> str:

@@ -78,6 +78,9 @@ class RoundInfo:
     results: tuple[RoundResultView, ...]
     answered: tuple[bytes, ...] = ()  # selected clients with an update, a refusal or a skip
     deadline_ms: int = 0
+    privacy: tuple[str, int, int] = ("none", 0, 0)  # dp_mode, dp_clip_norm_fp, dp_noise_milli
+    privacy_exhausted: bool = False  # no client can take part within its privacy budget
+    privacy_budget: tuple[int, str] = (0, "0")  # dp_epsilon_micro, dp_delta
 
 
 def round_info(state: State, results_after: int = -1) -> RoundInfo:
@@ -99,6 +102,9 @@ def round_info(state: State, results_after: int = -1) -> RoundInfo:
         results=tuple(RoundResultView.of(r) for r in rs.results if r.round > results_after),
         answered=rs.answered() if rs.open else (),
         deadline_ms=rs.deadline_ms,
+        privacy=(p.dp_mode, p.dp_clip_norm_fp, p.dp_noise_milli),
+        privacy_exhausted=state.section("privacy").exhausted,
+        privacy_budget=(p.dp_epsilon_micro, p.dp_delta),
     )
 
 
@@ -111,6 +117,8 @@ class AccountInfo:
     jailed_until: int = 0
     banned: bool = False
     nonce: int = 0
+    dp_participations: int = 0  # rounds whose update may have been released (privacy ledger)
+    dp_spent_micro: int = 0  # epsilon spent, in millionths
 
     @property
     def excluded(self) -> bool:
@@ -120,12 +128,21 @@ class AccountInfo:
 
 def accounts_info(state: State, keys: list[bytes]) -> dict[bytes, AccountInfo]:
     out = {}
+    ledger = state.section("privacy")
     for key in keys:
         a = state.account(key)
         out[key] = (
             AccountInfo()
             if a is None
-            else AccountInfo(a.balance, a.stake, a.jailed_until, a.banned, a.nonce)
+            else AccountInfo(
+                a.balance,
+                a.stake,
+                a.jailed_until,
+                a.banned,
+                a.nonce,
+                ledger.participations.get(key, 0),
+                ledger.spent.get(key, 0),
+            )
         )
     return out
 

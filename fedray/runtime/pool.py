@@ -146,6 +146,7 @@ class PoolNode:
                 nonces,
                 info.fl_local_epochs,
                 float(info.fl_learning_rate),
+                info.privacy,
             )
         except Exception as exc:  # the pool's round failed: every one of its clients misses it
             reason = f"{type(exc).__name__}: {exc}"

@@ -53,7 +53,13 @@ from fedray.federation.metrics import (
     round_notes,
     round_row,
 )
-from fedray.federation.outputs import RunResult, economy_summary, final_summary, write_outputs
+from fedray.federation.outputs import (
+    RunResult,
+    economy_summary,
+    final_summary,
+    privacy_summary,
+    write_outputs,
+)
 from fedray.federation.plan import Federation
 from fedray.federation.record import RunRecord
 from fedray.node.views import RoundInfo, RoundResultView
@@ -336,6 +342,13 @@ class Run:
                 self._start_consensus()
                 first = False
         progress.close()
+        if self.policy.budget_spent_after is not None:
+            self._say(
+                f"the federation's privacy budget is spent after round "
+                f"{self.policy.budget_spent_after}: no client can take part within epsilon "
+                f"{self.cfg.privacy.epsilon:g}; training stops after "
+                f"{len(self.record.rows)} of {self.cfg.rounds} rounds"
+            )
         return self._finish(evaluator, start_wall)
 
     def _finish(self, evaluator: Evaluator, start_wall: float) -> RunResult:
@@ -347,6 +360,11 @@ class Run:
             "governance": self.script.summary(),
             "economy": economy_summary(self.actors.call("economy_info"), self.genesis),
             "resumed": self.resume,
+            "privacy": privacy_summary(
+                info,
+                self.actors.call("accounts_info", self.client_keys),
+                self.policy.budget_spent_after,
+            ),
         }
         if self.cfg.baseline:
             extra["baseline_accuracy"] = evaluator.baseline(self.cfg)

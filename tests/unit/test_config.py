@@ -31,6 +31,8 @@ def test_every_shipped_yaml_loads(path: Path) -> None:
         cfg = load_config(None, [f"{group}={path.stem}", *extra])
         if group == "preset":
             assert cfg == load_config(path)
+        elif group == "privacy":
+            assert cfg.privacy.mode == path.stem
         elif group in ("strategy", "attack"):
             assert getattr(cfg, group).name == path.stem
     else:
@@ -181,3 +183,16 @@ def test_a_group_pick_without_its_file_is_refused_not_run_with_defaults(
         load_config(None, ["attack=sign_flp"])
     cfg = load_config(None, ["attack.name=sign_flip", "attack.fraction=0.2"])
     assert (cfg.attack.name, cfg.attack.fraction) == ("sign_flip", 0.2)
+
+
+def test_the_privacy_group_sets_the_mode_and_its_budget_and_resets_on_none() -> None:
+    cfg = load_config(None, ["privacy=local"])
+    assert (cfg.privacy.mode, cfg.privacy.epsilon, cfg.privacy.delta) == ("local", 8.0, 1e-5)
+    cfg = load_config(None, ["privacy.epsilon=3", "privacy=distributed"])  # key after the group
+    assert (cfg.privacy.mode, cfg.privacy.epsilon) == ("distributed", 3.0)
+    assert load_config(None, ["privacy=local", "privacy=none"]).privacy.mode == "none"
+    for bad in ("privacy.mode=central", "privacy.delta=1.5", "privacy.clip_norm=0"):
+        with pytest.raises(ConfigError, match="privacy"):
+            load_config(None, [bad])
+    with pytest.raises(ConfigError, match="noise_multiplier"):
+        load_config(None, ["privacy=local", "privacy.epsilon=.inf"])

@@ -16,6 +16,10 @@ Guards: periods and deadlines fit 32 bits (height + period never overflows uint6
 at most 10000; thresholds stay below 10000 and vetoes/quorums above 0 (either extreme would lock
 governance for good); per-round and per-block mints are at most 2**40 so minting cannot overflow.
 
+The privacy parameters (`dp_*`) are governed: a federation may tighten or loosen its budget,
+clip norm and noise by vote; a change of the noise multiplier comes with the epsilon table the
+accountant gives for it (the proposer computes it; the core only checks its form).
+
 Deliberately ignored: parameters outside the whitelist (block limits, gas, flag detectors), which
 change only with a new genesis or software.
 """
@@ -28,6 +32,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from fedray.core.contracts.privacy import MODES, parse_table
 from fedray.core.encoding import UINT64_MAX
 from fedray.core.state import Params
 from fedray.errors import FedrayError, TxError
@@ -85,6 +90,9 @@ INT_GUARDS: dict[str, tuple[int, int]] = {
     "gov_threshold_bps": (1, BPS - 1),
     "gov_veto_bps": (1, BPS),
     "gov_expedited_threshold_bps": (1, BPS - 1),
+    "dp_clip_norm_fp": (0, 2**40),
+    "dp_noise_milli": (0, 10**9),
+    "dp_epsilon_micro": (0, UINT64_MAX),
     **{
         f.name: (0, BPS)
         for f in dataclasses.fields(Params)
@@ -121,7 +129,28 @@ def _check_decimal(value: str) -> None:
         raise BadParamValueError(f"fl_learning_rate {value!r} is not a positive decimal")
 
 
+def _check_dp_mode(value: str) -> None:
+    if value not in MODES:  # rule: a privacy mode fedray knows
+        raise BadParamValueError(f"dp_mode {value!r} is not one of {', '.join(MODES)}")
+
+
+def _check_dp_delta(value: str) -> None:
+    # rule: delta is a plain decimal in [0, 1)
+    if not _DECIMAL.fullmatch(value) or not value.startswith("0"):
+        raise BadParamValueError(f"dp_delta {value!r} is not a decimal in [0, 1)")
+
+
+def _check_dp_table(value: str) -> None:
+    try:  # rule: cumulative micro-epsilon, non-decreasing integers
+        parse_table(value)
+    except ValueError as exc:
+        raise BadParamValueError(f"dp_epsilon_table: {exc}") from None
+
+
 STR_GUARDS: dict[str, Callable[[str], None]] = {
+    "dp_mode": _check_dp_mode,
+    "dp_delta": _check_dp_delta,
+    "dp_epsilon_table": _check_dp_table,
     "fl_rule": _check_rule,
     "fl_rule_config": _check_json_object,
     "fl_learning_rate": _check_decimal,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import penalize
+from fedray.core.contracts.privacy import charge_round, mark_exhausted, noise_z_bps, norm_bound
 from fedray.core.contracts.selection import eligible_clients, select_clients, selection_seed
 from fedray.core.encoding import DIGEST_SIZE, hash_value
 from fedray.core.journal import Journal
@@ -278,6 +279,8 @@ def open_round(journal: Journal, ctx: ExecContext) -> None:
     if params.fl_max_rounds and rs.round >= params.fl_max_rounds:
         return
     candidates = eligible_clients(journal)
+    # rule: when clients remain but none within its privacy budget, the federation's is spent
+    mark_exhausted(journal, not candidates and bool(eligible_clients(journal, budget=False)))
     if not candidates or not rs.global_hash:
         return
     k = min(params.fl_clients_per_round, len(candidates))
@@ -304,6 +307,7 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> RoundResult:
     rs: RoundsState = journal.section("rounds")
     params = journal.params
     updates = tuple(sorted(rs.updates, key=lambda u: u.tx_hash))
+    k = len(rs.selected)
     if updates:
         precompile: AggregationPrecompile | None = ctx.env.precompiles.get(AGGREGATION)
         if precompile is None:
@@ -319,11 +323,12 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> RoundResult:
                 params.flag_cos_low_bps,
                 params.flag_cos_high_bps,
                 params.flag_norm_ratio_bps,
-                params.flag_noise_z_bps,
+                noise_z_bps(params, rs.model_nbytes, k),  # moves with the DP noise
                 params.flag_copy_bps,
                 params.flag_opposed_cos_bps,
                 params.flag_opposed_norm_bps,
             ),
+            norm_bound(params, rs.model_nbytes, k),
         )
         outcome = precompile.aggregate(request)
         if [v.key for v in outcome.verdicts] != [u.tx_hash for u in updates]:
@@ -342,6 +347,7 @@ def close_round(journal: Journal, ctx: ExecContext, reason: str) -> RoundResult:
         outcome.verdicts,
         tuple(sorted(rs.skipped)),
     )
+    charge_round(journal, rs.round, rs.selected, rs.skipped)  # rule: each release costs epsilon
     journal.set_section(
         "rounds",
         replace(

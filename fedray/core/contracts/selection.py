@@ -4,15 +4,17 @@ Opening and closing rounds is `rounds.py`'s; how the randomness is made is `beac
 
 from __future__ import annotations
 
+from fedray.core.contracts.privacy import ledger_of, within_budget
 from fedray.core.encoding import digest, hash_value
 from fedray.core.journal import Journal
 from fedray.core.state import Account
 
 
-def eligible_clients(journal: Journal) -> list[bytes]:
+def eligible_clients(journal: Journal, *, budget: bool = True) -> list[bytes]:
     """Registered, staked, free clients, now and before this block: the proposer knows its VRF
     output before it builds the block, so a client it registers in that block (a sybil key
-    ground to rank first under that output) must not take part in the draw."""
+    ground to rank first under that output) must not take part in the draw. With `budget`, only
+    those whose next participation stays within the privacy budget (`privacy.within_budget`)."""
     params = journal.params
 
     def eligible(acct: Account | None) -> bool:
@@ -23,10 +25,13 @@ def eligible_clients(journal: Journal) -> list[bytes]:
             and acct.stake >= params.min_stake_client
         )
 
+    ledger = ledger_of(journal)
     return sorted(
         key
         for key, acct in journal.all_accounts().items()
-        if eligible(acct) and eligible(journal.base.account(key))
+        if eligible(acct)
+        and eligible(journal.base.account(key))
+        and (not budget or within_budget(ledger, params, key))
     )
 
 

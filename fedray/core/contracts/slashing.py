@@ -20,6 +20,9 @@ Learning (read from the verdicts of each closed round)
 - invalid payloads: a `payload_evidence` transaction carrying the client's signed update and its
   signed statement of what it delivered proves either a hash mismatch (it delivered something else)
   or, via the `payload_check` precompile, a malformed payload -> burn `slash_invalid_payload_bps`;
+- an update longer than the differential-privacy norm bound (`privacy.norm_bound`, an exact
+  integer test in the aggregation precompile: `FLAG_OVER_NORM`) -> burn
+  `slash_invalid_payload_bps`, each round it happens; the update was refused;
 - replayed or copied payload hashes are refused and slashed by the rounds contract itself.
 
 Jailed accounts are not selected and their transactions are refused (core envelope rule) until they
@@ -41,7 +44,7 @@ from fedray.core.crypto import DOMAIN_PAYLOAD, verify
 from fedray.core.encoding import DIGEST_SIZE, digest, encode, hash_value
 from fedray.core.evidence import EvidenceRecord
 from fedray.core.journal import Journal
-from fedray.core.precompiles import EVIDENCE, FREE_RIDING, PAYLOAD_CHECK
+from fedray.core.precompiles import EVIDENCE, FREE_RIDING, OVER_NORM, PAYLOAD_CHECK
 from fedray.core.sections import SectionSpec, register_section
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import FedrayError, FieldTypeError, PayloadError, TxError
@@ -179,6 +182,17 @@ def judge_round(journal: Journal, result: RoundResult, ctx: ExecContext) -> None
                 proof_digest=hash_value([update.payload_hash, flags]),
                 included_at=ctx.height,
                 bps=p.freeride_penalty_bps,
+            )
+        if flags & OVER_NORM:  # rule: an update longer than the DP norm bound (exact, provable)
+            penalize(
+                journal,
+                key=hash_value(["update_norm", client, result.round]),
+                kind="update_norm",
+                offender=client,
+                height=result.round,
+                proof_digest=hash_value([update.payload_hash, flags]),
+                included_at=ctx.height,
+                bps=p.slash_invalid_payload_bps,
             )
         entry = (result.round, flags, update.payload_hash)
         recent = (*history.get(client, ()), entry)[-p.flag_window :]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fedray.federation.driver import (
@@ -141,3 +143,17 @@ def test_the_stall_clock_starts_when_consensus_does() -> None:
     policy.observe(Tick(105, info(0, 0, False)))
     with pytest.raises(RunError):
         policy.observe(Tick(111, info(0, 0, False)))
+
+
+def test_a_spent_privacy_budget_ends_training_once_every_dispatched_round_is_recorded() -> None:
+    policy = RunPolicy(rounds=5, stall_limit_s=60)
+    policy.observe(Tick(0, info(1, 0, True)))  # round 0 dispatched
+    spent = dataclasses.replace(info(2, 1, False), privacy_exhausted=True)
+    assert policy.budget_spent_after is None
+    policy.observe(Tick(1, spent))  # round 0 not recorded yet: training goes on
+    assert policy.phase is Phase.TRAINING and policy.budget_spent_after is None
+    actions = policy.observe(
+        Tick(2, dataclasses.replace(info(3, 1, False, 0), privacy_exhausted=True))
+    )
+    assert kinds(actions) == ["RecordRound"]
+    assert policy.budget_spent_after == 0 and policy.phase is Phase.FINISHED
