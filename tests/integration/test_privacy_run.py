@@ -13,7 +13,7 @@ from fedray.config import load_config
 from fedray.runtime.launch import run
 
 ROOT = Path(__file__).resolve().parents[2]
-MINIMAL = ROOT / "conf" / "preset" / "minimal.yaml"
+MINIMAL = ROOT / "fedray" / "conf" / "preset" / "minimal.yaml"
 
 
 def test_local_dp_run_spends_within_its_budget_and_stops_when_it_is_spent(
