@@ -42,7 +42,7 @@ MODEL_TRAINING: dict[str, tuple[int, float]] = {
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "digits"  # digits | mnist5k | synthetic
+    name: str = "digits"  # digits | mnist5k | synthetic | synthetic_users (one user per client)
     partition: str = "iid"  # iid | dirichlet | shards | natural
     alpha: float = 0.5  # dirichlet concentration (smaller: more label skew)
     min_partition_size: int = 10  # dirichlet: redraw until every client has this many samples
@@ -301,9 +301,10 @@ def validate(cfg: RunConfig) -> None:
     from fedray.learning.datasets import DATASETS
     from fedray.learning.models import MODELS
     from fedray.learning.partition import SCHEMES
+    from fedray.learning.synthetic_users import SYNTHETIC_USERS
 
     for key, value, options in (
-        ("data.name", cfg.data.name, DATASETS),
+        ("data.name", cfg.data.name, (*DATASETS, SYNTHETIC_USERS)),
         ("data.partition", cfg.data.partition, SCHEMES),
         ("model.name", cfg.model.name, MODELS),
         ("runtime.keys", cfg.runtime.keys, ("simulation", "fresh")),
@@ -339,8 +340,23 @@ def validate(cfg: RunConfig) -> None:
                 "yes | no | abstain | veto | none",
             )
     if cfg.data.partition == "natural":
-        need(cfg.data.name == "synthetic", "data.partition", "natural needs data.name=synthetic")
-        need(cfg.clients == 30, "clients", "Synthetic has 30 natural users: set clients=30")
+        need(
+            cfg.data.name in ("synthetic", "synthetic_users"),
+            "data.partition",
+            "natural needs data.name=synthetic or synthetic_users",
+        )
+        need(
+            cfg.data.name != "synthetic" or cfg.clients == 30,
+            "clients",
+            "Synthetic has 30 natural users: set clients=30, or data=synthetic_users for one "
+            "generated user per client",
+        )
+    if cfg.data.name == "synthetic_users":
+        need(
+            cfg.data.partition == "natural",
+            "data.partition",
+            "synthetic_users has one natural user per client: set data.partition=natural",
+        )
 
 
 def to_yaml(cfg: RunConfig) -> str:

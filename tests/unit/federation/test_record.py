@@ -83,7 +83,9 @@ def test_the_terminal_says_when_a_round_closed_on_its_deadline_and_who_missed_it
 
 
 def test_what_the_data_cannot_take_fails_before_ray() -> None:
-    with pytest.raises(ConfigError, match="cannot split"):
+    with pytest.raises(ConfigError, match="fewer than clients=10000: use data=synthetic_users"):
         Federation(load_config(None, ["clients=10000"])).preflight()
+    with pytest.raises(ConfigError, match="PartitionError: dirichlet"):  # 1,000 x 10 > 1,437
+        Federation(load_config(None, ["clients=1000", "data=dirichlet"])).preflight()
     fed = Federation(load_config(MINIMAL, ["chain.validators=7", "runtime.client_pools=2"]))
     assert fed.cpus_needed() == pytest.approx(7 * 0.25 + 2 * 0.3)
