@@ -9,6 +9,7 @@ sections plus an undo log; `finish()` folds the overlay into a new frozen `State
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -48,6 +49,10 @@ class Journal:
         if name in self._sections:
             return self._sections[name]
         return self.base.section(name)
+
+    def pending_accounts(self) -> Mapping[bytes, Account]:
+        """The accounts this journal has changed or created (read-only; O(1))."""
+        return MappingProxyType(self._accounts)
 
     def all_accounts(self) -> dict[bytes, Account]:
         """Every account with pending changes applied (a copy; O(accounts))."""

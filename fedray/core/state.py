@@ -14,7 +14,7 @@ Deliberately ignored: proofs of inclusion for light clients (the bucket tree cou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Any, Self
@@ -193,49 +193,79 @@ def _bucket_of(key: bytes) -> int:
     return int.from_bytes(key[:2], "big") >> (16 - BUCKET_BITS)
 
 
+_Bucket = dict[bytes, tuple[Account, bytes]]  # key -> (account, leaf hash)
+
+
+class _BucketedAccounts(Mapping[bytes, Account]):
+    """A read-only mapping over the buckets' accounts (iteration goes bucket by bucket)."""
+
+    def __init__(self, buckets: list[_Bucket], count: int) -> None:
+        self._buckets = buckets
+        self._count = count
+
+    def __getitem__(self, key: bytes) -> Account:
+        if not isinstance(key, bytes) or len(key) < 2:
+            raise KeyError(key)
+        return self._buckets[_bucket_of(key)][key][0]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes) and len(key) >= 2 and key in self._buckets[_bucket_of(key)]
+
+    def __iter__(self) -> Iterator[bytes]:
+        for bucket in self._buckets:
+            yield from bucket
+
+    def __len__(self) -> int:
+        return self._count
+
+
 @dataclass(frozen=True)
 class AccountsTree:
-    """Accounts with cached leaf and bucket hashes; treat as immutable (use `updated`)."""
+    """Accounts with cached leaf and bucket hashes; treat as immutable (use `updated`).
+
+    Accounts are stored per bucket, so a block that touches t accounts copies t buckets (a few
+    entries each) and the list of bucket references, not every account: its cost does not grow
+    with the number of accounts."""
 
     accounts: Mapping[bytes, Account]
-    _leaves: dict[bytes, bytes] = field(repr=False)
-    _buckets: list[bytes] = field(repr=False)
-    _members: list[frozenset[bytes]] = field(repr=False)
+    _bucket_hashes: list[bytes] = field(repr=False)
+    _buckets: list[_Bucket] = field(repr=False)
 
     @staticmethod
     def build(accounts: Mapping[bytes, Account]) -> AccountsTree:
-        empty = AccountsTree(
-            MappingProxyType({}), {}, [_EMPTY_BUCKET] * N_BUCKETS, [frozenset()] * N_BUCKETS
-        )
+        buckets: list[_Bucket] = [{} for _ in range(N_BUCKETS)]
+        empty = AccountsTree(_BucketedAccounts(buckets, 0), [_EMPTY_BUCKET] * N_BUCKETS, buckets)
         return empty.updated(accounts)
 
     def updated(self, changes: Mapping[bytes, Account]) -> AccountsTree:
         """A new tree with `changes` applied; rehashes only touched leaves and buckets."""
         if not changes:
             return self
-        accounts = dict(self.accounts)
-        leaves = dict(self._leaves)
         buckets = list(self._buckets)
-        members = list(self._members)
-        dirty: set[int] = set()
+        hashes = list(self._bucket_hashes)
+        count = len(self.accounts)
+        copied: set[int] = set()
         for key, account in changes.items():
             if len(key) != PUBLIC_KEY_SIZE:
                 raise EncodingError(f"account keys are {PUBLIC_KEY_SIZE}-byte public keys")
             b = _bucket_of(key)
-            if key not in accounts:
-                members[b] = members[b] | {key}
-            accounts[key] = account
-            leaves[key] = _leaf(key, account)
-            dirty.add(b)
-        for b in dirty:
-            buckets[b] = digest(b"".join(k + leaves[k] for k in sorted(members[b])))
-        return AccountsTree(MappingProxyType(accounts), leaves, buckets, members)
+            if b not in copied:  # copy on write: the old tree keeps its bucket
+                buckets[b] = dict(buckets[b])
+                copied.add(b)
+            if key not in buckets[b]:
+                count += 1
+            buckets[b][key] = (account, _leaf(key, account))
+        for b in copied:
+            bucket = buckets[b]
+            hashes[b] = digest(b"".join(k + bucket[k][1] for k in sorted(bucket)))
+        return AccountsTree(_BucketedAccounts(buckets, count), hashes, buckets)
 
     def root(self) -> bytes:
-        return digest(b"".join(self._buckets))
+        return digest(b"".join(self._bucket_hashes))
 
     def get(self, key: bytes) -> Account | None:
-        return self.accounts.get(key)
+        entry = self._buckets[_bucket_of(key)].get(key) if len(key) >= 2 else None
+        return None if entry is None else entry[0]
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,12 @@ def _evaluation_split(population: SyntheticUsers) -> DataSplit:
 
 @functools.lru_cache(maxsize=4)
 def _partition(
-    name: str, seed: int, test_fraction: float, s_alpha: float, s_beta: float, scheme: PartitionConfig
+    name: str,
+    seed: int,
+    test_fraction: float,
+    s_alpha: float,
+    s_beta: float,
+    scheme: PartitionConfig,
 ) -> tuple[np.ndarray, ...]:
     """Every client's sample indices into the training set (not the samples: see `shards`)."""
     return partition(_split(name, seed, test_fraction, s_alpha, s_beta), scheme).client_indices

@@ -22,7 +22,10 @@ DEFAULT_CACHE = 256
 
 class ClientShards(Mapping[int, Dataset]):
     def __init__(
-        self, clients: Sequence[int], make: Callable[[int], Dataset], cache_size: int = DEFAULT_CACHE
+        self,
+        clients: Sequence[int],
+        make: Callable[[int], Dataset],
+        cache_size: int = DEFAULT_CACHE,
     ) -> None:
         self._clients = tuple(clients)
         self._members = frozenset(self._clients)

@@ -4,7 +4,10 @@ Opening and closing rounds is `rounds.py`'s; how the randomness is made is `beac
 
 from __future__ import annotations
 
-from fedray.core.encoding import digest, hash_value
+import hashlib
+import heapq
+
+from fedray.core.encoding import hash_value
 from fedray.core.journal import Journal
 from fedray.core.state import Account
 
@@ -23,17 +26,24 @@ def eligible_clients(journal: Journal) -> list[bytes]:
             and acct.stake >= params.min_stake_client
         )
 
+    # One pass over the accounts before this block, each checked as it is now too (an account
+    # the block created is not in the base, so never eligible): no copy of every account.
+    pending = journal.pending_accounts()
     return sorted(
         key
-        for key, acct in journal.all_accounts().items()
-        if eligible(acct) and eligible(journal.base.account(key))
+        for key, acct in journal.base.accounts.accounts.items()
+        if eligible(acct) and eligible(pending.get(key, acct))
     )
 
 
 def select_clients(candidates: list[bytes], k: int, seed: bytes) -> tuple[bytes, ...]:
-    """The k candidates with the smallest H(seed || key): a uniform sample fixed by the seed."""
-    ranked = sorted(candidates, key=lambda key: digest(seed + key))
-    return tuple(sorted(ranked[:k]))
+    """The k candidates with the smallest H(seed || key): a uniform sample fixed by the seed.
+    (`heapq.nsmallest` returns what `sorted(...)[:k]` would, ties in candidate order, without
+    sorting every candidate; H is `encoding.digest`, SHA-256.)"""
+    sha256 = hashlib.sha256
+    return tuple(
+        sorted(heapq.nsmallest(k, candidates, key=lambda key: sha256(seed + key).digest()))
+    )
 
 
 def selection_seed(randomness: bytes, round_: int) -> bytes:
