@@ -208,7 +208,7 @@ def cmd_bench_round(args: argparse.Namespace) -> int:
 def cmd_bench_scale(args: argparse.Namespace) -> int:
     from fedray.runtime.scale_bench import run as bench
 
-    bench(args.clients, args.per_round, args.rounds, args.timeout, args.pools)
+    bench(args.clients, args.per_round, args.rounds, args.timeout, args.pools, args.repeats)
     return 0
 
 
@@ -335,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--per-round", type=int, default=100, help="clients selected per round")
     scale.add_argument("--rounds", type=int, default=5, help="rounds per run (the first is apart)")
     scale.add_argument("--pools", type=int, default=2, help="client pool actors")
+    scale.add_argument("--repeats", type=int, default=1, help="runs per population, alternated")
     scale.add_argument("--timeout", type=float, default=900.0, help="cap on one run, s")
     scale.set_defaults(func=cmd_bench_scale)
     return parser

@@ -14,7 +14,7 @@ Deliberately ignored: proofs of inclusion for light clients (the bucket tree cou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Any, Self
@@ -217,6 +217,32 @@ class _BucketedAccounts(Mapping[bytes, Account]):
 
     def __len__(self) -> int:
         return self._count
+
+    def items(self) -> ItemsView[bytes, Account]:
+        return _BucketItems(self)
+
+    def values(self) -> ValuesView[Account]:
+        return _BucketValues(self)
+
+
+class _BucketItems(ItemsView[bytes, Account]):
+    """Items straight from the buckets (a full scan, such as eligibility, reads each once)."""
+
+    _mapping: _BucketedAccounts
+
+    def __iter__(self) -> Iterator[tuple[bytes, Account]]:
+        for bucket in self._mapping._buckets:
+            for key, (account, _) in bucket.items():
+                yield key, account
+
+
+class _BucketValues(ValuesView[Account]):
+    _mapping: _BucketedAccounts
+
+    def __iter__(self) -> Iterator[Account]:
+        for bucket in self._mapping._buckets:
+            for account, _ in bucket.values():
+                yield account
 
 
 @dataclass(frozen=True)

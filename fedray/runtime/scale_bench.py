@@ -110,33 +110,66 @@ class ScaleRun:
         return [b[i + 1] - b[i] for i in range(len(b) - 1)]
 
     @property
-    def round_s(self) -> float:
-        """Median seconds per round over every round but the first."""
-        later = self.rounds_s[1:]
-        if not later:
-            raise BenchScaleError(f"{self.clients} clients: fewer than two rounds ran")
-        return statistics.median(later)
-
-    @property
     def startup_s(self) -> float:
         """Launch to exit less every round but the first."""
         return self.total_s - sum(self.rounds_s[1:])
 
+
+@dataclass(frozen=True)
+class PopulationFigures:
+    """One population's runs folded: medians over runs (seconds per round: over every run's
+    rounds but its first), the largest peak and its split by kind."""
+
+    clients: int
+    runs: int
+    round_s: float
+    first_round_s: float
+    startup_s: float
+    accuracy: float
+    peak_rss: int
+    peak_by_kind: dict[str, int]
+
     def line(self) -> str:
         split = " ".join(f"{k}_gib={self.peak_by_kind.get(k, 0) / 2**30:.2f}" for k in KINDS)
         return (
-            f"clients={self.clients} startup_s={self.startup_s:.1f} "
-            f"first_round_s={self.rounds_s[0]:.2f} round_s={self.round_s:.3f} "
+            f"clients={self.clients} runs={self.runs} startup_s={self.startup_s:.1f} "
+            f"first_round_s={self.first_round_s:.2f} round_s={self.round_s:.3f} "
             f"peak_rss_gib={self.peak_rss / 2**30:.2f} {split} accuracy={self.accuracy:.4f}"
         )
 
 
-def last_line(runs: Sequence[ScaleRun]) -> str:
-    """`rss_gib=` the largest population's peak, `round_ratio=` its round time over the smallest's."""
+def population_figures(runs: Sequence[ScaleRun]) -> PopulationFigures:
+    """Fold the runs of one population (all share `clients`)."""
     if not runs:
         raise BenchScaleError("no run to summarize")
-    small = min(runs, key=lambda r: r.clients)
-    large = max(runs, key=lambda r: r.clients)
+    later = [s for r in runs for s in r.rounds_s[1:]]
+    if not later:
+        raise BenchScaleError(f"{runs[0].clients} clients: fewer than two rounds ran")
+    top = max(runs, key=lambda r: r.peak_rss)
+    return PopulationFigures(
+        runs[0].clients,
+        len(runs),
+        statistics.median(later),
+        statistics.median(r.rounds_s[0] for r in runs),
+        statistics.median(r.startup_s for r in runs),
+        statistics.median(r.accuracy for r in runs),
+        top.peak_rss,
+        dict(top.peak_by_kind),
+    )
+
+
+def summarize(runs: Sequence[ScaleRun]) -> list[PopulationFigures]:
+    """Figures per population, smallest first."""
+    sizes = sorted({r.clients for r in runs})
+    return [population_figures([r for r in runs if r.clients == n]) for n in sizes]
+
+
+def last_line(figures: Sequence[PopulationFigures]) -> str:
+    """`rss_gib=` the largest population's peak, `round_ratio=` its round time over the smallest's."""
+    if not figures:
+        raise BenchScaleError("no population to summarize")
+    small = min(figures, key=lambda f: f.clients)
+    large = max(figures, key=lambda f: f.clients)
     return f"rss_gib={large.peak_rss / 2**30:.2f} round_ratio={large.round_s / small.round_s:.2f}"
 
 
@@ -231,15 +264,32 @@ def child_main(argv: Sequence[str]) -> int:
 
 
 def run(
-    clients: Sequence[int], per_round: int, rounds: int, timeout_s: float, pools: int = 2
-) -> list[ScaleRun]:
-    """One run per population, smallest first; print each as it ends and the last line."""
+    clients: Sequence[int],
+    per_round: int,
+    rounds: int,
+    timeout_s: float,
+    pools: int = 2,
+    repeats: int = 1,
+) -> list[PopulationFigures]:
+    """`repeats` runs per population, alternating the order (smallest first on even repeats,
+    largest first on odd ones) so that a change of the machine's load falls on both; print each
+    run as it ends, each population's figures and the last line."""
+    if repeats < 1:
+        raise ConfigError(f"bench scale needs --repeats >= 1: {repeats}")
     tasks = [ScaleTask(n, per_round, rounds, pools=pools) for n in sorted(set(clients))]
     runs = []
-    for task in tasks:
-        r = run_population(task, timeout_s)
-        print(f"{r.line()} load_avg={os.getloadavg()[0]:.1f}", flush=True)
-        print(f"  clients={r.clients} rounds_s={','.join(f'{s:.3f}' for s in r.rounds_s)}")
-        runs.append(r)
-    print(last_line(runs), flush=True)
-    return runs
+    for rep in range(repeats):
+        for task in tasks if rep % 2 == 0 else tasks[::-1]:
+            r = run_population(task, timeout_s)
+            print(
+                f"run clients={r.clients} repeat={rep} "
+                f"rounds_s={','.join(f'{s:.3f}' for s in r.rounds_s)} total_s={r.total_s:.1f} "
+                f"peak_rss_gib={r.peak_rss / 2**30:.2f} load_avg={os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+            runs.append(r)
+    figures = summarize(runs)
+    for f in figures:
+        print(f.line(), flush=True)
+    print(last_line(figures), flush=True)
+    return figures
