@@ -49,6 +49,12 @@ def test_rows_are_written_as_rounds_close_and_runs_concatenate(tmp_path: Path) -
     # a resumed run reads back what was recorded
     again = RunRecord(tmp_path / "a", a.fed)
     assert again.last_round == 1 and [r["round"] for r in again.rows] == [0, 1]
+    # ... and keeps it when it records more (a round converts only its own row)
+    again.add_row(row(2))
+    again.add_row(row(3, missed_clients=[1]))
+    table = pq.read_table(tmp_path / "a" / "metrics.parquet")
+    assert table.column("round").to_pylist() == [0, 1, 2, 3]
+    assert table.column("missed_clients").to_pylist() == [[], [3], [], [1]]
 
 
 def test_checkpoints_every_k_rounds_hold_the_float_model_and_its_hash(tmp_path: Path) -> None:
