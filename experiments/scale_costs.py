@@ -11,7 +11,8 @@ of each update: the chain's fixed-point FedAvg (`make_strategy("fedavg")`, one t
     python experiments/scale_costs.py             # prints one line per cost
     python experiments/scale_costs.py --no-ray    # without the object store figure
 
-A figure, not a test; run it niced on a shared machine and read it with the load it prints.
+A figure, not a test. In-process costs are CPU seconds of the measuring thread, so a loaded machine
+stretches them less than wall time; the object store's is wall time (run it on a quiet machine).
 """
 
 from __future__ import annotations
@@ -39,14 +40,18 @@ from fedray.core.tx import make_tx  # noqa: E402
 from fedray.storage.tensors import tensors_digest  # noqa: E402
 
 
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds of `repeats` calls after one warm-up."""
+def best_of(
+    fn: Callable[[], object], repeats: int, clock: Callable[[], float] = time.thread_time
+) -> float:
+    """Median seconds of `repeats` calls after one warm-up: CPU seconds of this thread by
+    default (what the call costs, whatever else the machine runs), wall seconds where the work
+    happens in other processes (the object store)."""
     fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return statistics.median(times)
 
 
@@ -91,8 +96,9 @@ def object_store_ns_per_byte(size: int) -> float:
         def trip() -> None:
             ray.get(touch.remote(ray.put(array)))
 
-        small = best_of(lambda: ray.get(touch.remote(ray.put(np.ones(1, np.int32)))), 5)
-        return 1e9 * max(0.0, best_of(trip, 5) - small) / size
+        wall = time.perf_counter
+        small = best_of(lambda: ray.get(touch.remote(ray.put(np.ones(1, np.int32)))), 5, wall)
+        return 1e9 * max(0.0, best_of(trip, 5, wall) - small) / size
     finally:
         if started:
             ray.shutdown()
