@@ -10,10 +10,12 @@ itself), validators, ingresses, client pools (Ray names an actor's worker proces
 and Ray's own processes (GCS, raylet, dashboard, agents, idle workers). A run's peak is the largest
 sum, with the split by kind at that sample.
 
-Per population: start-up (launch to exit, less every round but the first: Ray, the actors, the
+With `repeats` > 1 the populations alternate (smallest first on even repeats, largest first on odd
+ones), so that a change of the machine's load falls on all of them. Per population (medians over
+its runs): start-up (launch to exit, less every round but the first: Ray, the actors, the
 genesis, the first round, the shutdown), the median seconds per round over every round but the
 first (`wall_seconds` of the metrics rows: a round runs from the close of the previous one to the
-end of its test evaluation), the peak and its split. The last line holds the largest population's
+end of its test evaluation), the largest peak and its split. The last line holds the largest population's
 peak in GiB and its seconds per round over the smallest's. Figures, not pass/fail.
 
 Deliberately ignored: shared pages (a library mapped by several processes counts once per
