@@ -8,7 +8,9 @@ this process samples every `RSS_PERIOD_S` the resident memory of the child and o
 below it (`round_bench`'s sampler), each process counted under its kind: the driver (the child
 itself), validators, ingresses, client pools (Ray names an actor's worker process after its class)
 and Ray's own processes (GCS, raylet, dashboard, agents, idle workers). A run's peak is the largest
-sum, with the split by kind at that sample.
+sum, with the split by kind at that sample. The same samples carry each process's CPU time, so the
+run also gets the CPU seconds per round of each kind (`cpu_per_round`), a figure a loaded machine
+stretches far less than the seconds per round.
 
 With `repeats` > 1 the populations alternate (smallest first on even repeats, largest first on odd
 ones), so that a change of the machine's load falls on all of them. Per population (medians over
@@ -105,6 +107,8 @@ class ScaleRun:
     accuracy: float
     peak_rss: int = 0
     peak_by_kind: dict[str, int] = field(default_factory=dict)
+    closes: list[float] = field(default_factory=list)  # epoch seconds each round closed
+    cpu_by_kind: dict[str, float] = field(default_factory=dict)  # CPU s per round (cpu_per_round)
 
     @property
     def rounds_s(self) -> list[float]:
@@ -130,13 +134,20 @@ class PopulationFigures:
     accuracy: float
     peak_rss: int
     peak_by_kind: dict[str, int]
+    cpu_by_kind: dict[str, float] = field(default_factory=dict)  # median CPU s per round
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self.cpu_by_kind.values())
 
     def line(self) -> str:
         split = " ".join(f"{k}_gib={self.peak_by_kind.get(k, 0) / 2**30:.2f}" for k in KINDS)
+        cpu = " ".join(f"{k}_cpu_s={self.cpu_by_kind.get(k, 0.0):.3f}" for k in KINDS)
         return (
             f"clients={self.clients} runs={self.runs} startup_s={self.startup_s:.1f} "
             f"first_round_s={self.first_round_s:.2f} round_s={self.round_s:.3f} "
-            f"peak_rss_gib={self.peak_rss / 2**30:.2f} {split} accuracy={self.accuracy:.4f}"
+            f"peak_rss_gib={self.peak_rss / 2**30:.2f} {split} "
+            f"cpu_s_per_round={self.cpu_s:.3f} {cpu} accuracy={self.accuracy:.4f}"
         )
 
 
@@ -157,6 +168,11 @@ def population_figures(runs: Sequence[ScaleRun]) -> PopulationFigures:
         statistics.median(r.accuracy for r in runs),
         top.peak_rss,
         dict(top.peak_by_kind),
+        {
+            k: statistics.median(r.cpu_by_kind.get(k, 0.0) for r in runs)
+            for k in KINDS
+            if any(k in r.cpu_by_kind for r in runs)
+        },
     )
 
 
@@ -190,21 +206,58 @@ def process_kind(pid: int, driver: int) -> str:
     return "ray"
 
 
-def rss_by_kind(driver: int) -> dict[str, int]:
-    """Resident bytes of `driver` and of every process below it, by kind (empty off Linux)."""
+@dataclass(frozen=True)
+class Sample:
+    """One look at a run's processes: when (epoch seconds), resident bytes and CPU seconds (user
+    and system, since each process started) by kind."""
+
+    at: float
+    rss: dict[str, int]
+    cpu: dict[str, float]
+
+
+def sample_processes(driver: int) -> Sample:
+    """`driver` and every process below it, by kind (empty off Linux)."""
     kids, todo = _children(), [driver]
-    page = os.sysconf("SC_PAGE_SIZE")
-    out: dict[str, int] = {}
+    page, ticks = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
+    rss: dict[str, int] = {}
+    cpu: dict[str, float] = {}
+    at = time.time()
     while todo:
         pid = todo.pop()
         todo.extend(kids.get(pid, []))
         try:
-            rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+            resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            used = (int(fields[11]) + int(fields[12])) / ticks
         except (OSError, IndexError, ValueError):
             continue
         kind = process_kind(pid, driver)
-        out[kind] = out.get(kind, 0) + rss
-    return out
+        rss[kind] = rss.get(kind, 0) + resident
+        cpu[kind] = cpu.get(kind, 0.0) + used
+    return Sample(at, rss, cpu)
+
+
+def rss_by_kind(driver: int) -> dict[str, int]:
+    """Resident bytes of `driver` and of every process below it, by kind (empty off Linux)."""
+    return sample_processes(driver).rss
+
+
+def cpu_per_round(samples: Sequence[Sample], closes: Sequence[float]) -> dict[str, float]:
+    """CPU seconds per round by kind over the rounds after the first: the CPU the run's
+    processes used between the first round's close and the last's (the samples nearest those
+    moments, at or before them), over the rounds between. A figure the machine's load stretches
+    far less than seconds per round. Empty when fewer than two rounds closed or no sample falls
+    between the closes."""
+    if len(closes) < 2:
+        return {}
+    before = [s for s in samples if s.at <= closes[0]]
+    until = [s for s in samples if s.at <= closes[-1]]
+    if not before or not until or until[-1].at <= before[-1].at:
+        return {}
+    first, last = before[-1], until[-1]
+    rounds = len(closes) - 1
+    return {k: (v - first.cpu.get(k, 0.0)) / rounds for k, v in last.cpu.items()}
 
 
 # --- one run -----------------------------------------------------------------------------------
@@ -221,12 +274,14 @@ def run_population(task: ScaleTask, timeout_s: float) -> ScaleRun:
                 stderr=subprocess.STDOUT,
             )
             peak, split = 0, {}
+            samples: list[Sample] = []
             deadline = time.monotonic() + timeout_s
             try:
                 while child.poll() is None:
-                    sample = rss_by_kind(child.pid)
-                    if sum(sample.values()) > peak:
-                        peak, split = sum(sample.values()), sample
+                    sample = sample_processes(child.pid)
+                    samples.append(sample)
+                    if sum(sample.rss.values()) > peak:
+                        peak, split = sum(sample.rss.values()), sample.rss
                     if time.monotonic() > deadline:
                         raise BenchScaleError(f"{task.clients} clients: no end in {timeout_s:g} s")
                     time.sleep(RSS_PERIOD_S)
@@ -242,7 +297,8 @@ def run_population(task: ScaleTask, timeout_s: float) -> ScaleRun:
         run = ScaleRun(**json.loads(out_path.read_text()))
     if len(run.walls) != task.rounds:
         raise BenchScaleError(f"{task.clients} clients: {len(run.walls)} of {task.rounds} rounds")
-    return dataclasses.replace(run, peak_rss=peak, peak_by_kind=split)
+    cpu = cpu_per_round(samples, run.closes)
+    return dataclasses.replace(run, peak_rss=peak, peak_by_kind=split, cpu_by_kind=cpu)
 
 
 def child_main(argv: Sequence[str]) -> int:
@@ -253,13 +309,16 @@ def child_main(argv: Sequence[str]) -> int:
     task_path, out_path = argv
     task = ScaleTask(**json.loads(Path(task_path).read_text()))
     launched = time.time()
+    closes: list[float] = []
     with tempfile.TemporaryDirectory(prefix="fedray-bench-scale-run-") as tmp:
-        result = launch.run(load_config(None, task.overrides(tmp)))
+        cfg = load_config(None, task.overrides(tmp))
+        result = launch.run(cfg, on_round=lambda row: closes.append(time.time()))
     run = ScaleRun(
         task.clients,
         time.time() - launched,
         [float(r["wall_seconds"]) for r in result.rows],
         float(result.summary["final_accuracy"]),
+        closes=closes,
     )
     Path(out_path).write_text(json.dumps(dataclasses.asdict(run)))
     return 0
@@ -286,7 +345,9 @@ def run(
             print(
                 f"run clients={r.clients} repeat={rep} "
                 f"rounds_s={','.join(f'{s:.3f}' for s in r.rounds_s)} total_s={r.total_s:.1f} "
-                f"peak_rss_gib={r.peak_rss / 2**30:.2f} load_avg={os.getloadavg()[0]:.1f}",
+                f"peak_rss_gib={r.peak_rss / 2**30:.2f} "
+                f"cpu_s_per_round={sum(r.cpu_by_kind.values()):.3f} "
+                f"load_avg={os.getloadavg()[0]:.1f}",
                 flush=True,
             )
             runs.append(r)

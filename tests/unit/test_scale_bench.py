@@ -16,8 +16,10 @@ from fedray.cli import build_parser
 from fedray.config import load_config
 from fedray.errors import ConfigError
 from fedray.runtime.scale_bench import (
+    Sample,
     ScaleRun,
     ScaleTask,
+    cpu_per_round,
     last_line,
     population_figures,
     rss_by_kind,
@@ -98,3 +100,17 @@ def test_the_command_line_takes_comma_separated_populations() -> None:
     assert args.clients == [50, 100] and args.repeats == 2 and args.per_round == 100
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "scale", "--clients", "50,x"])
+
+
+def test_cpu_per_round_is_the_cpu_between_the_first_and_the_last_close_over_the_rounds() -> None:
+    samples = [
+        Sample(10.0, {}, {"pools": 1.0, "validators": 2.0}),
+        Sample(20.0, {}, {"pools": 3.0, "validators": 5.0}),  # last at or before the first close
+        Sample(30.0, {}, {"pools": 7.0, "validators": 6.0}),
+        Sample(40.0, {}, {"pools": 9.0, "validators": 11.0}),  # last at or before the last close
+        Sample(50.0, {}, {"pools": 99.0, "validators": 99.0}),  # after it: the shutdown
+    ]
+    cpu = cpu_per_round(samples, [21.0, 30.5, 41.0])  # three closes: two rounds after the first
+    assert cpu == pytest.approx({"pools": 3.0, "validators": 3.0})
+    assert cpu_per_round(samples, [21.0]) == {}  # one round: nothing after the first
+    assert cpu_per_round(samples[3:], [21.0, 41.0]) == {}  # no sample before the first close
