@@ -5,7 +5,8 @@
 
 Reads the `run clients=N ... rounds_s=a,b,c ...` lines (one per run) and the per-population
 `clients=N runs=R ... round_s=... peak_rss_gib=...` lines; draws every round but each run's first
-as a dot, the median per population as a line, and the peak memory on a second axis.
+as a dot, the median per population as a line, the CPU seconds per round of all the run's processes, and
+the peak memory on a second axis.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import argparse
 import re
 from pathlib import Path
 
+Figures = tuple[dict[int, list[float]], dict[int, float], dict[int, float], dict[int, float]]
 
-def parse(text: str) -> tuple[dict[int, list[float]], dict[int, float], dict[int, float]]:
+
+def parse(text: str) -> Figures:
+    """Later rounds per population, and per population: median s per round, peak RSS in GiB,
+    CPU seconds per round of all the run's processes."""
     rounds: dict[int, list[float]] = {}
     median: dict[int, float] = {}
     peak: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     for line in text.splitlines():
         fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
         if line.startswith("run clients="):
@@ -27,7 +33,9 @@ def parse(text: str) -> tuple[dict[int, list[float]], dict[int, float], dict[int
         elif re.match(r"^clients=\d+ runs=", line):
             median[int(fields["clients"])] = float(fields["round_s"])
             peak[int(fields["clients"])] = float(fields["peak_rss_gib"])
-    return rounds, median, peak
+            if "cpu_s_per_round" in fields:
+                cpu[int(fields["clients"])] = float(fields["cpu_s_per_round"])
+    return rounds, median, peak, cpu
 
 
 def main() -> None:
@@ -35,7 +43,7 @@ def main() -> None:
     ap.add_argument("bench_output", type=Path)
     ap.add_argument("png", type=Path)
     args = ap.parse_args()
-    rounds, median, peak = parse(args.bench_output.read_text())
+    rounds, median, peak, cpu = parse(args.bench_output.read_text())
 
     import matplotlib
 
@@ -47,6 +55,10 @@ def main() -> None:
         ax.scatter([n] * len(values), values, color="tab:blue", alpha=0.35, s=14)
     sizes = sorted(median)
     ax.plot(sizes, [median[n] for n in sizes], "o-", color="tab:blue", label="s per round (median)")
+    if cpu:
+        ax.plot(
+            sizes, [cpu[n] for n in sizes], "^:", color="tab:green", label="CPU s per round, all"
+        )
     ax.set_xscale("log")
     ax.set_xlabel("registered clients (100 selected per round)")
     ax.set_ylabel("seconds per round")
