@@ -115,4 +115,10 @@ class Journal:
         )
 
     def next_validator_set(self) -> ValidatorSet:
-        return ValidatorSet.from_accounts(self.all_accounts(), self._params)
+        """`ValidatorSet.from_accounts` over every account, reading only those flagged as
+        validators (before this block, or by it): every block computes it, so it must not scan
+        the whole population."""
+        keys = set(self.base.accounts.validator_keys)
+        keys.update(k for k, a in self._accounts.items() if a.is_validator)
+        flagged = {k: a for k in keys if (a := self.account(k)) is not None}
+        return ValidatorSet.from_accounts(flagged, self._params)

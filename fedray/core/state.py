@@ -251,11 +251,13 @@ class AccountsTree:
 
     Accounts are stored per bucket, so a block that touches t accounts copies t buckets (a few
     entries each) and the list of bucket references, not every account: its cost does not grow
-    with the number of accounts."""
+    with the number of accounts. `validator_keys` indexes the accounts flagged as validators, so
+    the next validator set is computed from them alone."""
 
     accounts: Mapping[bytes, Account]
     _bucket_hashes: list[bytes] = field(repr=False)
     _buckets: list[_Bucket] = field(repr=False)
+    validator_keys: frozenset[bytes] = frozenset()  # accounts flagged is_validator (not hashed)
 
     @staticmethod
     def build(accounts: Mapping[bytes, Account]) -> AccountsTree:
@@ -271,6 +273,11 @@ class AccountsTree:
         hashes = list(self._bucket_hashes)
         count = len(self.accounts)
         copied: set[int] = set()
+        flagged = {k for k, a in changes.items() if a.is_validator}
+        unflagged = {k for k, a in changes.items() if not a.is_validator}
+        validator_keys = self.validator_keys
+        if not flagged <= validator_keys or unflagged & validator_keys:
+            validator_keys = (validator_keys - unflagged) | flagged
         for key, account in changes.items():
             if len(key) != PUBLIC_KEY_SIZE:
                 raise EncodingError(f"account keys are {PUBLIC_KEY_SIZE}-byte public keys")
@@ -284,7 +291,7 @@ class AccountsTree:
         for b in copied:
             bucket = buckets[b]
             hashes[b] = digest(b"".join(k + bucket[k][1] for k in sorted(bucket)))
-        return AccountsTree(_BucketedAccounts(buckets, count), hashes, buckets)
+        return AccountsTree(_BucketedAccounts(buckets, count), hashes, buckets, validator_keys)
 
     def root(self) -> bytes:
         return digest(b"".join(self._bucket_hashes))
