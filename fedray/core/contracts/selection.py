@@ -26,13 +26,19 @@ def eligible_clients(journal: Journal) -> list[bytes]:
             and acct.stake >= params.min_stake_client
         )
 
-    # One pass over the accounts before this block, each checked as it is now too (an account
-    # the block created is not in the base, so never eligible): no copy of every account.
+    # One pass over the accounts before this block (an account the block created is not in the
+    # base, so never eligible), the few the block changed checked again as they are now; the
+    # test is `eligible` written out, since it runs once per registered account every round.
     pending = journal.pending_accounts()
+    min_stake = params.min_stake_client
     return sorted(
         key
         for key, acct in journal.base.accounts.accounts.items()
-        if eligible(acct) and eligible(pending.get(key, acct))
+        if acct.is_client
+        and acct.stake >= min_stake
+        and not acct.banned
+        and not acct.jailed_until
+        and (key not in pending or eligible(pending[key]))
     )
 
 
