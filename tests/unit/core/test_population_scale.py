@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from fedray.core.accounts_tree import _bucket_of
 from fedray.core.contracts.selection import eligible_clients, select_clients
 from fedray.core.crypto import key_from_seed
 from fedray.core.encoding import digest
 from fedray.core.journal import Journal
-from fedray.core.state import (
-    Account,
-    AccountsTree,
-    Genesis,
-    GenesisAccount,
-    ValidatorSet,
-    _bucket_of,
-)
+from fedray.core.state import Account, AccountsTree, Genesis, GenesisAccount, ValidatorSet
 
 KEYS = [key_from_seed(b"pop/%d" % i).public_key for i in range(3000)]
 
