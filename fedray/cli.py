@@ -1,5 +1,5 @@
 """The `fedray` command line: `run`, `sweep`, `config show`, `chain verify | show | export`,
-`bench consensus | tx | round`.
+`bench consensus | tx | round | scale`.
 
 Each subcommand is a small function taking parsed arguments and returning an exit status; the
 heavy imports (Ray, torch, pyarrow) happen inside the subcommand that needs them, so `fedray --help`
@@ -244,6 +244,23 @@ def cmd_bench_round(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_scale(args: argparse.Namespace) -> int:
+    from fedray.runtime.scale_bench import run as bench
+
+    bench(args.clients, args.per_round, args.rounds, args.timeout, args.pools, args.repeats)
+    return 0
+
+
+def _populations(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want comma-separated client counts: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"want comma-separated client counts >= 1: {text!r}")
+    return sizes
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedray",
@@ -375,6 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
     rnd.add_argument("--load", type=int, default=0, help="CPU-bound processes beside both sides")
     rnd.add_argument("--timeout", type=float, default=600.0, help="cap on one side's run, s")
     rnd.set_defaults(func=cmd_bench_round)
+    scale = bench_sub.add_parser(
+        "scale",
+        help="start-up, seconds per round and peak memory by process kind against the number of "
+        "registered clients",
+        description="One `fedray run` per population (embedded Ray, chain on, 4 validators, "
+        "data=synthetic_users, MLP, FedAvg, 1 local epoch), each in a fresh process.",
+    )
+    scale.add_argument(
+        "--clients", type=_populations, default=[1000, 10000], help="populations, e.g. 1000,10000"
+    )
+    scale.add_argument("--per-round", type=int, default=100, help="clients selected per round")
+    scale.add_argument("--rounds", type=int, default=5, help="rounds per run (the first is apart)")
+    scale.add_argument("--pools", type=int, default=2, help="client pool actors")
+    scale.add_argument("--repeats", type=int, default=1, help="runs per population, alternated")
+    scale.add_argument("--timeout", type=float, default=900.0, help="cap on one run, s")
+    scale.set_defaults(func=cmd_bench_scale)
     return parser
 
 

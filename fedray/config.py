@@ -55,7 +55,7 @@ MODEL_TRAINING: dict[str, tuple[int, float]] = {
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "digits"  # digits | mnist5k | synthetic
+    name: str = "digits"  # digits | mnist5k | synthetic | synthetic_users (one user per client)
     partition: str = "iid"  # iid | dirichlet | shards | natural
     alpha: float = 0.5  # dirichlet concentration (smaller: more label skew)
     min_partition_size: int = 10  # dirichlet: redraw until every client has this many samples
@@ -374,9 +374,10 @@ def validate(cfg: RunConfig) -> None:
     from fedray.learning.datasets import DATASETS
     from fedray.learning.models import MODELS
     from fedray.learning.partition import SCHEMES
+    from fedray.learning.synthetic_users import SYNTHETIC_USERS
 
     named = (
-        ("data.name", cfg.data.name, DATASETS, cfg.data.loader),
+        ("data.name", cfg.data.name, (*DATASETS, SYNTHETIC_USERS), cfg.data.loader),
         ("data.partition", cfg.data.partition, SCHEMES, None),
         ("model.name", cfg.model.name, MODELS, cfg.model.factory),
         ("runtime.keys", cfg.runtime.keys, ("simulation", "fresh"), None),
@@ -422,8 +423,23 @@ def validate(cfg: RunConfig) -> None:
             "an infinite epsilon needs an explicit noise multiplier",
         )
     if cfg.data.partition == "natural" and not cfg.data.loader:
-        need(cfg.data.name == "synthetic", "data.partition", "natural needs data.name=synthetic")
-        need(cfg.clients == 30, "clients", "Synthetic has 30 natural users: set clients=30")
+        need(
+            cfg.data.name in ("synthetic", "synthetic_users"),
+            "data.partition",
+            "natural needs data.name=synthetic or synthetic_users",
+        )
+        need(
+            cfg.data.name != "synthetic" or cfg.clients == 30,
+            "clients",
+            "Synthetic has 30 natural users: set clients=30, or data=synthetic_users for one "
+            "generated user per client",
+        )
+    if cfg.data.name == "synthetic_users":
+        need(
+            cfg.data.partition == "natural",
+            "data.partition",
+            "synthetic_users has one natural user per client: set data.partition=natural",
+        )
 
 
 def to_yaml(cfg: RunConfig) -> str:

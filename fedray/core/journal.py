@@ -9,6 +9,7 @@ sections plus an undo log; `finish()` folds the overlay into a new frozen `State
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -48,6 +49,10 @@ class Journal:
         if name in self._sections:
             return self._sections[name]
         return self.base.section(name)
+
+    def pending_accounts(self) -> Mapping[bytes, Account]:
+        """The accounts this journal has changed or created (read-only; O(1))."""
+        return MappingProxyType(self._accounts)
 
     def all_accounts(self) -> dict[bytes, Account]:
         """Every account with pending changes applied (a copy; O(accounts))."""
@@ -110,4 +115,10 @@ class Journal:
         )
 
     def next_validator_set(self) -> ValidatorSet:
-        return ValidatorSet.from_accounts(self.all_accounts(), self._params)
+        """`ValidatorSet.from_accounts` over every account, reading only those flagged as
+        validators (before this block, or by it): every block computes it, so it must not scan
+        the whole population."""
+        keys = set(self.base.accounts.validator_keys)
+        keys.update(k for k, a in self._accounts.items() if a.is_validator)
+        flagged = {k: a for k in keys if (a := self.account(k)) is not None}
+        return ValidatorSet.from_accounts(flagged, self._params)

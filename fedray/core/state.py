@@ -4,12 +4,8 @@ State = chain metadata (chain id, height, last block hash and time), accounts (b
 roles, jail), the validator set that signs the next block and the one that signed the last, parameters,
 and named *sections* owned by contracts (FL rounds, governance, ...; see `sections.py`).
 
-The state root must be cheap to update per block, so accounts live in a two-level hash tree: each
-account has a leaf hash, accounts fall into 4096 buckets by the first 12 bits of their key, a bucket
-hash covers its sorted (key, leaf) pairs, and the accounts root hashes the 4096 bucket hashes. A block
-rehashes only the leaves and buckets it touched (`AccountsTree.updated`).
-
-Deliberately ignored: proofs of inclusion for light clients (the bucket tree could serve them later).
+The state root must be cheap to update per block, so accounts live in a two-level hash tree
+(`accounts_tree.py`: a block rehashes and copies only the buckets it touched).
 """
 
 from __future__ import annotations
@@ -19,6 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Any, Self
 
+from fedray.core.accounts_tree import Account as Account
+from fedray.core.accounts_tree import AccountsTree as AccountsTree
 from fedray.core.codec import (
     Encodable,
     Size,
@@ -28,14 +26,10 @@ from fedray.core.codec import (
     to_canonical_map,
 )
 from fedray.core.crypto import PUBLIC_KEY_SIZE
-from fedray.core.encoding import UINT64_MAX, decode, digest, encode, hash_value
+from fedray.core.encoding import UINT64_MAX, decode, encode, hash_value
 from fedray.core.limits import check_genesis_bounds
 from fedray.core.sections import Sections, section_specs
-from fedray.errors import EncodingError, FedrayError, IntegerOverflowError
-
-BUCKET_BITS = 12
-N_BUCKETS = 1 << BUCKET_BITS
-_EMPTY_BUCKET = digest(b"")
+from fedray.errors import FedrayError, IntegerOverflowError
 
 
 def check_uint64(value: int, what: str) -> int:
@@ -43,25 +37,6 @@ def check_uint64(value: int, what: str) -> int:
     if not 0 <= value <= UINT64_MAX:
         raise IntegerOverflowError(f"{what}={value} is outside 0..2**64-1")
     return value
-
-
-@dataclass(frozen=True)
-class Account(Encodable):
-    """One participant. `jailed_until` > 0: jailed, may unjail from that height on (0: free)."""
-
-    balance: int = 0
-    stake: int = 0
-    nonce: int = 0
-    is_client: bool = False
-    is_validator: bool = False
-    jailed_until: int = 0
-    banned: bool = False
-
-    @property
-    def jailed(self) -> bool:
-        """Banned, or jailed and not yet unjailed (an `unjail` transaction, allowed from height
-        `jailed_until` on, clears it)."""
-        return self.banned or self.jailed_until > 0
 
 
 @dataclass(frozen=True)
@@ -192,59 +167,6 @@ class ValidatorSet(Encodable):
             if acct.is_validator and acct.stake >= params.min_stake_validator and not acct.jailed
         ]
         return ValidatorSet(tuple(sorted(members)))
-
-
-def _leaf(key: bytes, account: Account) -> bytes:
-    return digest(encode([key, account.to_canonical()]))
-
-
-def _bucket_of(key: bytes) -> int:
-    return int.from_bytes(key[:2], "big") >> (16 - BUCKET_BITS)
-
-
-@dataclass(frozen=True)
-class AccountsTree:
-    """Accounts with cached leaf and bucket hashes; treat as immutable (use `updated`)."""
-
-    accounts: Mapping[bytes, Account]
-    _leaves: dict[bytes, bytes] = field(repr=False)
-    _buckets: list[bytes] = field(repr=False)
-    _members: list[frozenset[bytes]] = field(repr=False)
-
-    @staticmethod
-    def build(accounts: Mapping[bytes, Account]) -> AccountsTree:
-        empty = AccountsTree(
-            MappingProxyType({}), {}, [_EMPTY_BUCKET] * N_BUCKETS, [frozenset()] * N_BUCKETS
-        )
-        return empty.updated(accounts)
-
-    def updated(self, changes: Mapping[bytes, Account]) -> AccountsTree:
-        """A new tree with `changes` applied; rehashes only touched leaves and buckets."""
-        if not changes:
-            return self
-        accounts = dict(self.accounts)
-        leaves = dict(self._leaves)
-        buckets = list(self._buckets)
-        members = list(self._members)
-        dirty: set[int] = set()
-        for key, account in changes.items():
-            if len(key) != PUBLIC_KEY_SIZE:
-                raise EncodingError(f"account keys are {PUBLIC_KEY_SIZE}-byte public keys")
-            b = _bucket_of(key)
-            if key not in accounts:
-                members[b] = members[b] | {key}
-            accounts[key] = account
-            leaves[key] = _leaf(key, account)
-            dirty.add(b)
-        for b in dirty:
-            buckets[b] = digest(b"".join(k + leaves[k] for k in sorted(members[b])))
-        return AccountsTree(MappingProxyType(accounts), leaves, buckets, members)
-
-    def root(self) -> bytes:
-        return digest(b"".join(self._buckets))
-
-    def get(self, key: bytes) -> Account | None:
-        return self.accounts.get(key)
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,12 @@ from fedray.core.contracts.rounds import genesis_rounds
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.state import Genesis, GenesisAccount, Params
 from fedray.errors import ConfigError, FedrayError
+from fedray.federation.shards import ClientShards
 from fedray.learning.datasets import DatasetSpec, DataSplit, SyntheticConfig, load_dataset
 from fedray.learning.extensions import load_custom_dataset
 from fedray.learning.models import ModelSpec, build_model, get_params
 from fedray.learning.partition import PartitionConfig, partition
+from fedray.learning.synthetic_users import SYNTHETIC_USERS, SyntheticUsers
 from fedray.learning.training import TrainConfig
 from fedray.storage.tensors import nbytes, tensors_digest
 
@@ -57,6 +59,27 @@ def _split(
     return load_dataset(DatasetSpec(name, seed, test_fraction, synthetic))
 
 
+@functools.lru_cache(maxsize=4)
+def _population(
+    clients: int, seed: int, test_fraction: float, s_alpha: float, s_beta: float
+) -> SyntheticUsers:
+    return SyntheticUsers(clients, s_alpha, s_beta, test_fraction=test_fraction, seed=seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _evaluation_split(population: SyntheticUsers) -> DataSplit:
+    return population.evaluation_split()
+
+
+@functools.lru_cache(maxsize=4)
+def _partition(
+    split_key: tuple[str, int, float, float, float, str, str], scheme: PartitionConfig
+) -> tuple[np.ndarray, ...]:
+    """Every client's sample indices into the training set (not the samples: see `shards`);
+    `split_key` is `_split`'s arguments."""
+    return partition(_split(*split_key), scheme).client_indices
+
+
 INGRESS_CPUS = 0.05  # each validator's ingress actor, in the validator's bundle
 
 
@@ -75,9 +98,12 @@ class Federation:
         the partition (a client count the data set cannot split), the model, the chain
         parameters."""
         try:
+            self._check_population()
             self.shards()
             build_model(self.model_spec(), self.cfg.seed)
             self.params()
+        except ConfigError:
+            raise
         except (FedrayError, ValueError, TypeError) as exc:
             raise ConfigError(f"the config cannot run: {type(exc).__name__}: {exc}") from None
 
@@ -92,7 +118,21 @@ class Federation:
         return len(self.pools()) * self.cfg.runtime.pool_num_gpus
 
     # --- data and model -----------------------------------------------------------------------
+    def population(self) -> SyntheticUsers | None:
+        """The generated population of `data.name=synthetic_users` (None for the other sets)."""
+        d = self.cfg.data
+        if d.name != SYNTHETIC_USERS:
+            return None
+        return _population(
+            self.cfg.clients, self.cfg.seed, d.test_fraction, d.synthetic_alpha, d.synthetic_beta
+        )
+
     def split(self) -> DataSplit:
+        """The data set's train/test split; for a generated population, the evaluation users'
+        parts (`SyntheticUsers.evaluation_split`)."""
+        population = self.population()
+        if population is not None:
+            return _evaluation_split(population)
         d = self.cfg.data
         params = json.dumps(dict(d.params), sort_keys=True)  # hashable, for the cache
         return _split(
@@ -105,27 +145,44 @@ class Federation:
             params,
         )
 
-    def shards(self, clients: list[int] | None = None) -> dict[int, Any]:
-        """The training shard of each client in `clients` (all when None)."""
+    def shards(self, clients: list[int] | None = None) -> ClientShards:
+        """The training shard of each client in `clients` (all when None), made when first read:
+        a pool of thousands of clients holds only the shards of the clients it trains."""
+        wanted = tuple(range(self.cfg.clients) if clients is None else clients)
+        population = self.population()
+        if population is not None:
+            return ClientShards(wanted, population.train)
         d = self.cfg.data
-        fed = partition(
-            self.split(),
-            PartitionConfig(
-                scheme=d.partition,
-                num_clients=self.cfg.clients,
-                alpha=d.alpha,
-                min_size=d.min_partition_size,
-                classes_per_client=d.classes_per_client,
-                seed=self.cfg.seed,
-            ),
+        scheme = PartitionConfig(
+            scheme=d.partition,
+            num_clients=self.cfg.clients,
+            alpha=d.alpha,
+            min_size=d.min_partition_size,
+            classes_per_client=d.classes_per_client,
+            seed=self.cfg.seed,
         )
-        if fed.num_clients != self.cfg.clients:  # a natural partition has its own count
+        params = json.dumps(dict(d.params), sort_keys=True)
+        key = (d.name, self.cfg.seed, d.test_fraction, d.synthetic_alpha, d.synthetic_beta)
+        indices = _partition((*key, d.loader or "", params), scheme)
+        train = self.split().train
+        if len(indices) != self.cfg.clients:  # a natural partition has its own count
             raise ConfigError(
-                f"config key 'clients': the {d.partition} partition of {fed.split.name} has "
-                f"{fed.num_clients} clients, not {self.cfg.clients}"
+                f"config key 'clients': the {d.partition} partition of {self.split().name} has "
+                f"{len(indices)} clients, not {self.cfg.clients}"
             )
-        wanted = range(fed.num_clients) if clients is None else clients
-        return {i: fed.client(i) for i in wanted}
+        return ClientShards(wanted, lambda k: train.subset(indices[k]))
+
+    def _check_population(self) -> None:
+        """A data set too small for the population is refused with what to use instead."""
+        if self.population() is not None:
+            return
+        samples = len(self.split().train)
+        if self.cfg.clients > samples:
+            raise ConfigError(
+                f"{self.cfg.data.name} has {samples} training samples, fewer than "
+                f"clients={self.cfg.clients}: use data={SYNTHETIC_USERS} (FedProx "
+                "Synthetic(alpha, beta), one generated user per client) or fewer clients"
+            )
 
     def model_spec(self) -> ModelSpec:
         split = self.split()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fedray.errors import StorageError
@@ -46,6 +47,7 @@ class RunRecord:
         self.run_id = run_dir.name
         self.columns = RunColumns.of(fed.cfg, self.run_id).as_dict()
         self.rows: list[dict[str, Any]] = []
+        self._table: pa.Table | None = None  # metrics_table(self.rows), kept between rounds
         path = run_dir / METRICS
         if path.exists():  # a resumed run: the rounds recorded before it stopped
             try:
@@ -59,10 +61,17 @@ class RunRecord:
         return max((int(r["round"]) for r in self.rows), default=-1)
 
     def add_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """Record one closed round (run columns added) and rewrite metrics.parquet."""
+        """Record one closed round (run columns added) and rewrite metrics.parquet. The rows
+        recorded before are kept as an Arrow table, so a round converts only its own row: a row
+        lists every client's balance, and converting every row again each round grew with
+        clients x rounds."""
         full = {**self.columns, **row}
         self.rows.append(full)
-        table = metrics_table(self.rows)
+        if self._table is None or self._table.num_rows != len(self.rows) - 1:
+            self._table = metrics_table(self.rows)
+        else:
+            self._table = pa.concat_tables([self._table, metrics_table([full])])
+        table = self._table
         tmp = self.run_dir / f".{METRICS}.tmp"
         pq.write_table(table, tmp)
         tmp.replace(self.run_dir / METRICS)

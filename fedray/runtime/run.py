@@ -31,6 +31,7 @@ from typing import Any
 
 from fedray.config import RunConfig
 from fedray.core.state import Genesis
+from fedray.federation.client_accounts import ClientAccounts
 from fedray.federation.driver import (
     DispatchRound,
     FaultPlan,
@@ -113,6 +114,12 @@ class Run:
         self.genesis = self._genesis([k.public_key for k in keys])
         self.script = GovernanceScript(self.fed, keys, self.genesis.chain_id)
         self.client_keys = [self.fed.client_key(i).public_key for i in range(self.cfg.clients)]
+        self.client_accounts = ClientAccounts(
+            self.client_keys,
+            lambda keys: self.actors.call("accounts_info", keys),
+            governance=bool(self.cfg.governance),
+        )
+        self.open_selected: tuple[bytes, ...] = ()
         self.actors.start(self.genesis, self.initial)
         ray_gauges = [RunGauges(self.record.run_id)] if self.cfg.metrics.ray else []
         self.live = LiveMetrics.open(self.cfg, self.run_dir, ray_gauges, say=self._say)
@@ -260,6 +267,8 @@ class Run:
             pools=len(self.actors.pools),
         )
         model = self.actors.call("get_blob", result.global_after)
+        economy = self.actors.call("economy_info")
+        accounts = self.client_accounts.after_round(result, self.open_selected, economy)
         row = round_row(
             result,
             timing,
@@ -267,8 +276,8 @@ class Run:
             aggregation_s,
             context,
             self.client_keys,
-            self.actors.call("accounts_info", self.client_keys),
-            self.actors.call("economy_info"),
+            accounts,
+            economy,
         )
         self.record.add_row(row.as_dict())
         if self.on_round is not None:
@@ -294,6 +303,7 @@ class Run:
         kill they may stand at different heights)."""
         only = self.actors.most_advanced() if first else None
         info: RoundInfo = self.actors.call("round_info", self.policy.last_result, only=only)
+        self.open_selected = info.selected if info.open else ()
         return Tick(time.time(), info, self.script.finished())
 
     def _start_consensus(self) -> None:

@@ -49,6 +49,12 @@ def test_rows_are_written_as_rounds_close_and_runs_concatenate(tmp_path: Path) -
     # a resumed run reads back what was recorded
     again = RunRecord(tmp_path / "a", a.fed)
     assert again.last_round == 1 and [r["round"] for r in again.rows] == [0, 1]
+    # ... and keeps it when it records more (a round converts only its own row)
+    again.add_row(row(2))
+    again.add_row(row(3, missed_clients=[1]))
+    table = pq.read_table(tmp_path / "a" / "metrics.parquet")
+    assert table.column("round").to_pylist() == [0, 1, 2, 3]
+    assert table.column("missed_clients").to_pylist() == [[], [3], [], [1]]
 
 
 def test_checkpoints_every_k_rounds_hold_the_float_model_and_its_hash(tmp_path: Path) -> None:
@@ -83,7 +89,9 @@ def test_the_terminal_says_when_a_round_closed_on_its_deadline_and_who_missed_it
 
 
 def test_what_the_data_cannot_take_fails_before_ray() -> None:
-    with pytest.raises(ConfigError, match="cannot split"):
+    with pytest.raises(ConfigError, match="fewer than clients=10000: use data=synthetic_users"):
         Federation(load_config(None, ["clients=10000"])).preflight()
+    with pytest.raises(ConfigError, match="PartitionError: dirichlet"):  # 1,000 x 10 > 1,437
+        Federation(load_config(None, ["clients=1000", "data=dirichlet"])).preflight()
     fed = Federation(load_config(MINIMAL, ["chain.validators=7", "runtime.client_pools=2"]))
     assert fed.cpus_needed() == pytest.approx(7 * 0.25 + 2 * 0.3)

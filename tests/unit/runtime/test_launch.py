@@ -27,7 +27,7 @@ def test_a_client_count_the_data_cannot_split_is_one_line(
 ) -> None:
     assert cli_main(["run", "clients=10000", f"output_dir={tmp_path / 'runs'}"]) == 2
     err = capsys.readouterr().err
-    assert "cannot split" in err and err.count("\n") == 1
+    assert "fewer than clients=10000: use data=synthetic_users" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
 
 
