@@ -30,6 +30,7 @@ Deliberately ignored: record-level DP, and secure aggregation (docs/privacy.md s
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -79,8 +80,14 @@ def budget_enforced(params: Params) -> bool:
 
 
 def _table(params: Params) -> tuple[int, ...]:
+    return _parsed_table(params.dp_epsilon_table)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_table(text: str) -> tuple[int, ...]:
+    """Parsed once per table text: eligibility asks it for every registered client."""
     try:
-        return parse_table(params.dp_epsilon_table)
+        return parse_table(text)
     except ValueError:  # guarded at genesis and by governance: treat as an empty table
         return ()
 
