@@ -85,9 +85,14 @@ def resume(
     return _launch(load_config(path / "config.yaml", list(overrides)), path, on_round)
 
 
-def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | None) -> RunResult:
+def _ray_running() -> bool:
+    """Whether this process is already connected to Ray (a Ray Tune trial, a caller's ray.init)."""
     import ray
 
+    return bool(ray.is_initialized())
+
+
+def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | None) -> RunResult:
     from fedray.runtime.cluster import cluster_address, init_ray, shutdown_ray
     from fedray.runtime.hardening import guarded
     from fedray.runtime.run import Run
@@ -95,7 +100,7 @@ def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | N
     fed = Federation(cfg)
     fed.preflight()
     # Ray already up (a Ray Tune trial, a caller's ray.init): its resources are checked below
-    embedded = cluster_address(cfg.runtime.address) is None and not ray.is_initialized()
+    embedded = cluster_address(cfg.runtime.address) is None and not _ray_running()
     if embedded:
         _check_cpus(fed, float(cfg.runtime.num_cpus or os.cpu_count() or 1), "this machine")
         if fed.gpus_needed() > 0:
@@ -120,6 +125,8 @@ def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | N
         except Exception as exc:  # Ray's own error types
             raise RunError(f"Ray failed to start: {type(exc).__name__}: {exc}") from None
         if not embedded:
+            import ray
+
             _check_cpus(fed, float(ray.cluster_resources().get("CPU", 0)), "the Ray cluster")
             _check_gpus(fed, float(ray.cluster_resources().get("GPU", 0)), "the Ray cluster")
         if run_dir is None:

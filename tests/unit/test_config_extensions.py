@@ -90,8 +90,6 @@ def test_pool_num_gpus_is_a_fraction_or_whole(gpus: float, ok: bool) -> None:
 def test_gpus_nobody_has_are_refused_before_ray_starts(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import ray
-
     from fedray.runtime import cluster, launch
 
     def no_ray(*args: object, **kwargs: object) -> bool:
@@ -105,7 +103,7 @@ def test_gpus_nobody_has_are_refused_before_ray_starts(
     )
     with pytest.raises(ConfigError, match=r"runtime\.pool_num_gpus.*0\.5 GPUs.*has 0"):
         launch.run(cfg)
-    assert not ray.is_initialized() and not (tmp_path / "runs").exists()
+    assert not (tmp_path / "runs").exists()  # and init_ray above was never called
 
 
 def test_a_pool_without_a_gpu_trains_on_cpu() -> None:
