@@ -17,7 +17,6 @@ from fedray.runtime.launch import run
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow  # about 80 s on a shared 2-core machine: four validators, two rounds
 def test_the_custom_model_example_trains(
     ray_cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
