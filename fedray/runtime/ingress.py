@@ -130,8 +130,9 @@ class IngressNode:
             )
         limit = self.ingress.max_payload_bytes + REF_OVERHEAD
         try:
-            where = located if located is not None and ref in located else None
-            if where is None:
+            if located is not None and ref in located:
+                where: Mapping[Any, Any] = located
+            else:
                 where = await asyncio.to_thread(
                     ray.experimental.get_object_locations, [ref], int(FETCH_TIMEOUT_S * 1000)
                 )
