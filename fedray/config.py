@@ -138,6 +138,9 @@ class ChainConfig:
     round_deadline_blocks: int = 40
     round_timeout_s: float = 600.0
     block_interval_s: float = 0.2  # pause before an empty block (blocks with txs go at once)
+    # while the open round waits for updates, the proposer holds its block up to this long for
+    # them (the admission that completes them ends the wait): a round's updates share one block
+    round_gather_s: float = 0.5
     timeout_propose_s: float = 1.0  # round timeouts; they grow by the delta per round
     timeout_vote_s: float = 0.5
     timeout_delta_s: float = 0.5
@@ -307,6 +310,7 @@ _RANGES: tuple[tuple[str, Any, str], ...] = (
     ("chain.round_deadline_blocks", lambda v: v >= 2, "must be >= 2"),
     ("chain.round_timeout_s", lambda v: 0 <= v <= 30 * 86400, "must be in [0, 30 days]"),
     ("chain.block_interval_s", lambda v: v > 0, "must be > 0"),
+    ("chain.round_gather_s", lambda v: v >= 0, "must be >= 0"),
     ("chain.timeout_vote_s", lambda v: v > 0, "must be > 0"),
     ("chain.timeout_delta_s", lambda v: v >= 0, "must be >= 0"),
     ("chain.client_balance", lambda v: v >= 0, "must be >= 0"),
@@ -364,6 +368,13 @@ def validate(cfg: RunConfig) -> None:
         "chain.timeout_propose_s",
         f"must exceed chain.block_interval_s ({cfg.chain.block_interval_s}), or validators "
         "prevote nil while the proposer waits",
+    )
+    need(
+        cfg.chain.timeout_propose_s > cfg.chain.round_gather_s + cfg.chain.timeout_commit_s,
+        "chain.round_gather_s",
+        f"plus chain.timeout_commit_s must stay below chain.timeout_propose_s "
+        f"({cfg.chain.timeout_propose_s}), or validators prevote nil while the proposer gathers "
+        "a round's updates (0 turns gathering off)",
     )
     validate_extensions(cfg)  # resolves import paths and registers a custom rule
     try:

@@ -1,9 +1,10 @@
 """The run driver's policy: what to do next, given what the chain showed. Pure and clock-free.
 
 `fedray run` observes the chain in ticks (wait for the next block, read the round view). Each tick
-becomes a `Tick`, and `RunPolicy.observe(tick)` returns the actions the Ray shell carries out:
-record the rounds that closed, inject the configured faults, dispatch a newly opened round to the
-client pools, let scripted governance act. The policy is an explicit state machine, as Ray Train v2's
+becomes a `Tick`, and `RunPolicy.observe(tick)` returns the actions the Ray shell carries out, in
+this order: inject the configured faults and dispatch a newly opened round to the client pools
+(first, so its clients train while the driver records), record the rounds that closed, let
+scripted governance act. The policy is an explicit state machine, as Ray Train v2's
 controller is:
 
     TRAINING --(every round recorded, or the privacy budget spent)--> GOVERNANCE --(scripted proposals finished)--> FINISHED
@@ -125,19 +126,23 @@ class RunPolicy:
             return []
         self._check_progress(tick)
         info = tick.info
-        actions: list[Action] = []
+        records: list[Action] = []
         for result in sorted(info.results, key=lambda r: r.round):
             if result.round <= self.last_result or self.recorded >= self.rounds:
                 continue
             self.last_result = result.round
             self.recorded += 1
-            actions.append(RecordRound(result))
+            records.append(RecordRound(result))
+        # The opened round goes out before the closed ones are recorded: its clients train
+        # while the driver evaluates and records (the record is off the round's critical path).
+        actions: list[Action] = []
         opened = None
         if info.open and info.round not in self.dispatched and self.recorded < self.rounds:
             self.dispatched.add(info.round)
             opened = info.round
             actions += self._faults(opened)
             actions.append(DispatchRound(opened, info.global_hash))
+        actions += records
         if self.governance:
             actions.append(GovernanceStep(opened, info.global_hash))
         settled = all(r <= self.last_result for r in self.dispatched)

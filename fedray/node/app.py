@@ -342,6 +342,17 @@ class LedgerApp:
         with self._lock:
             return self.mempool.next_nonce(sender, self.state, self.env)
 
+    def round_outstanding(self, wait: bool = True) -> bool | None:
+        """Whether the open round still waits for updates that a block of the mempool's ready
+        transactions would not bring (the proposer may hold its block for them). `wait=False`
+        (from an event loop): None when the node is busy rather than waiting for it."""
+        if not self._lock.acquire(blocking=wait):
+            return None
+        try:
+            return self.mempool.round_outstanding(self.state, self.env)
+        finally:
+            self._lock.release()
+
     def submit_own(self, payload: Any, key: PrivateKey) -> Rejection | None:
         """Sign `payload` as a transaction of this node's key (next free nonce) and admit it."""
         with self._lock:

@@ -233,6 +233,12 @@ class Mempool:
         nonce = self._next_nonce(self._journal_for(state, env), sender)
         return 0 if nonce is None else nonce
 
+    def round_outstanding(self, state: State, env: BlockEnv) -> bool:
+        """Whether a round is open and its ready transactions leave some selected client without
+        its turn (`LedgerApp.round_outstanding`)."""
+        rs = self._journal_for(state, env).section("rounds")
+        return bool(rs.open) and rs.submitted() < len(rs.selected)
+
     def pending(self) -> list[SignedTx]:
         """The ready transactions, in the order they became ready."""
         return [c.stx for c in self._ready.values()]

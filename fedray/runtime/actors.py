@@ -150,6 +150,7 @@ class RunActors:
             "timeout_delta_s": c.timeout_delta_s,
             "timeout_commit_s": c.timeout_commit_s,
             "block_interval_s": c.block_interval_s,
+            "round_gather_s": c.round_gather_s,
             "aggregation_threads": self.cfg.runtime.aggregation_threads,
             "strategies": custom_strategies(self.cfg),  # a custom rule, registered by name
             "python_path": tuple(self.cfg.python_path),

@@ -45,6 +45,7 @@ from fedray.node.views import (
     round_info,
 )
 from fedray.runtime.access import check_blob_request, released, require
+from fedray.runtime.node_settings import NodeSettings
 from fedray.runtime.transport import Outbox
 from fedray.storage.tensors import nbytes
 
@@ -121,6 +122,7 @@ class ValidatorFaces:
     key: PrivateKey
     name: str
     caps: Any  # validator.Capabilities
+    settings: NodeSettings
     closed: bool
     failed: str | None
     malformed: int
@@ -269,10 +271,20 @@ class ValidatorFaces:
         """Admission runs on the node's one admission thread (batches keep their arrival order,
         so a sender's nonces stay in order) while the event loop goes on with consensus."""
         loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(self.admission, self._admit_now, batch, signatures_checked)
-        if len(out) < len(batch) and self._pending_build is not None:
-            self._build_now()  # transactions wait for no block interval
-        return out
+        out, outstanding = await loop.run_in_executor(
+            self.admission, self._admit_and_look, batch, signatures_checked
+        )
+        if len(out) < len(batch) and self._pending_build is not None and not outstanding:
+            self._build_now()  # transactions wait for no block interval ...
+        return out  # ... unless the open round's last updates are on their way (`_intercept`)
+
+    def _admit_and_look(
+        self, batch: list[Any], signatures_checked: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Admit `batch`; and whether the proposer should still gather the open round's updates."""
+        out = self._admit_now(batch, signatures_checked)
+        gathering = self.settings.round_gather_s > 0 and self._pending_build is not None
+        return out, gathering and bool(self.app.round_outstanding())
 
     def _admit_now(self, batch: list[Any], signatures_checked: bool) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -102,9 +102,26 @@ class IngressNode:
         self.admitted = 0
         self.rejected = 0
 
-    async def _fetch(self, ref: Any) -> Any:
+    @staticmethod
+    async def _locate(items: list[Any]) -> dict[Any, Any]:
+        """The object-store locations (sizes) of a batch's payload references, in one lookup
+        (one per reference would cost a GCS round trip each); {} when that lookup fails, and each
+        reference is then looked up alone in `_fetch`."""
+        refs = [it[1] for it in items if isinstance(it[1], ray.ObjectRef)]
+        if not refs:
+            return {}
+        try:
+            where: dict[Any, Any] = await asyncio.to_thread(
+                ray.experimental.get_object_locations, refs, int(FETCH_TIMEOUT_S * 1000)
+            )
+        except Exception:  # looked up one by one instead
+            return {}
+        return where
+
+    async def _fetch(self, ref: Any, located: Mapping[Any, Any] | None = None) -> Any:
         """The payload an item carries: bytes or a mapping as is, a reference fetched (size
-        checked first), or a `FedrayError` to refuse the item with."""
+        checked first, from `located` when the batch's lookup found it), or a `FedrayError` to
+        refuse the item with."""
         if ref is None or isinstance(ref, bytes | Mapping):
             return ref
         if not isinstance(ref, ray.ObjectRef):
@@ -113,9 +130,12 @@ class IngressNode:
             )
         limit = self.ingress.max_payload_bytes + REF_OVERHEAD
         try:
-            where = await asyncio.to_thread(
-                ray.experimental.get_object_locations, [ref], int(FETCH_TIMEOUT_S * 1000)
-            )
+            if located is not None and ref in located:
+                where: Mapping[Any, Any] = located
+            else:
+                where = await asyncio.to_thread(
+                    ray.experimental.get_object_locations, [ref], int(FETCH_TIMEOUT_S * 1000)
+                )
             size = where.get(ref, {}).get("object_size")
             if size is not None and size > limit:
                 return PayloadUnavailableError(f"payload object has {size} bytes, limit {limit}")
@@ -159,9 +179,10 @@ class IngressNode:
             return IngressReport(0, (SubmissionFormError.code,))
         items = batch[:MAX_BATCH]
         well_formed = [isinstance(it, tuple | list) and len(it) == 3 for it in items]
+        located = await self._locate([it for it, ok in zip(items, well_formed, strict=True) if ok])
         payloads = await asyncio.gather(
             *(
-                self._fetch(it[1]) if ok else _form_error(it)
+                self._fetch(it[1], located) if ok else _form_error(it)
                 for it, ok in zip(items, well_formed, strict=True)
             )
         )

@@ -21,6 +21,8 @@ class NodeSettings:
     timeout_delta_s: float = 0.5
     timeout_commit_s: float = 0.1  # round 0's proposer waits this long at most for late precommits
     block_interval_s: float = 0.05  # pause before an empty block; 0: propose at once
+    # longest pause before a block while the open round waits for updates (0: none; validator.py)
+    round_gather_s: float = 0.0
     aggregation_threads: int = 1
     verify_workers: int = 0  # signature-checking threads (node/verify.py); 0: min(4, cores)
     gossip_s: float = 0.5  # period of the progress check (resend, catch-up)
@@ -35,10 +37,11 @@ class NodeSettings:
     metrics_run: str = ""  # their run tag (the run directory's name)
 
     def __post_init__(self) -> None:
-        if self.timeout_propose_s <= self.block_interval_s + self.timeout_commit_s:
+        pause = max(self.block_interval_s, self.round_gather_s)
+        if self.timeout_propose_s <= pause + self.timeout_commit_s:
             raise ConfigError(
-                "timeout_propose_s must exceed block_interval_s + timeout_commit_s, or peers "
-                "prevote nil while the proposer waits"
+                "timeout_propose_s must exceed block_interval_s (and round_gather_s) + "
+                "timeout_commit_s, or peers prevote nil while the proposer waits"
             )
 
     def timeouts(self) -> TimeoutConfig:

@@ -8,7 +8,9 @@ synchronous), so no lock guards it. Network messages arrive as canonical bytes i
 Two engine requests are answered asynchronously, off the event loop (`execution.py`: where a
 block executes and a round-closing block aggregates, so votes, timeouts and catch-up keep flowing
 meanwhile): a proposal is built (`BuildProposal`, after waiting `block_interval_s` while the
-mempool is empty: an arriving transaction ends the wait at once) and checked (`CheckProposal`; of
+mempool is empty: an arriving transaction ends the wait at once; while the open round still waits
+for selected clients' updates, after waiting up to `round_gather_s` for them: the admission that
+completes them ends the wait, so a round's updates share one block) and checked (`CheckProposal`; of
 a block whose update payloads are not pinned here, once they are fetched from a peer). A missing
 payload is retried until the height moves on, never answered as invalid (that verdict would stick
 for the whole height) and never fatal: a certified block is handed to the engine only once its
@@ -276,12 +278,16 @@ class ValidatorNode(ValidatorFaces):
             if self._build_timer is not None:  # a request for an older round or height
                 self._build_timer.cancel()
             self._pending_build = item
-            if self.settings.block_interval_s <= 0 or len(self.app.mempool) > 0:
+            pause = self.settings.block_interval_s
+            if self.settings.round_gather_s > 0 and self.app.round_outstanding(wait=False):
+                # the open round's updates are on their way (its clients train on the model the
+                # last block committed): hold the block for them rather than spend a block, and
+                # its consensus, on a part of them; an admission that completes them ends the wait
+                pause = self.settings.round_gather_s
+            elif pause <= 0 or len(self.app.mempool) > 0:
                 self._build_now()
                 return True
-            self._build_timer = asyncio.get_running_loop().call_later(
-                self.settings.block_interval_s, self._build_now
-            )
+            self._build_timer = asyncio.get_running_loop().call_later(pause, self._build_now)
             return True
         if isinstance(item, CheckProposal):
             if self.app.missing_payloads(item.block):

@@ -42,8 +42,9 @@ def test_a_round_is_dispatched_once_and_recorded_once() -> None:
     assert kinds(policy.observe(Tick(0, info(1, 0, True)))) == ["DispatchRound"]
     assert policy.observe(Tick(1, info(2, 0, True))) == []  # still open: nothing new
     actions = policy.observe(Tick(2, info(3, 1, True, 0)))
-    assert kinds(actions) == ["RecordRound", "DispatchRound"]
-    assert actions[1] == DispatchRound(1, b"g1")
+    # the opened round goes out first: its clients train while round 0 is recorded
+    assert kinds(actions) == ["DispatchRound", "RecordRound"]
+    assert actions[0] == DispatchRound(1, b"g1")
     # the view repeats round 0's result: it is not recorded twice
     assert kinds(policy.observe(Tick(3, info(4, 1, True, 0)))) == []
     assert policy.phase is Phase.TRAINING
@@ -71,7 +72,7 @@ def test_a_chain_without_progress_stops_the_run() -> None:
 def test_faults_are_injected_when_their_round_opens() -> None:
     policy = RunPolicy(rounds=5, stall_limit_s=60, faults=FaultPlan(1, 2, validators=4))
     assert kinds(policy.observe(Tick(0, info(1, 0, True)))) == ["DispatchRound"]
-    assert policy.observe(Tick(1, info(2, 1, True, 0)))[1:] == [
+    assert policy.observe(Tick(1, info(2, 1, True, 0)))[:2] == [
         KillPool(0),
         DispatchRound(1, b"g1"),
     ]
@@ -132,8 +133,8 @@ def test_when_every_live_validator_backs_off_they_are_all_asked() -> None:
 def test_a_resumed_policy_records_only_the_rounds_not_yet_recorded() -> None:
     policy = RunPolicy(rounds=4, stall_limit_s=60, recorded=2, last_result=1)
     actions = policy.observe(Tick(0, info(9, 3, True, 0, 1, 2)))
-    assert kinds(actions) == ["RecordRound", "DispatchRound"]  # round 2, then the open round 3
-    assert actions[0].result.round == 2 and actions[1] == DispatchRound(3, b"g3")
+    assert kinds(actions) == ["DispatchRound", "RecordRound"]  # the open round 3, then round 2
+    assert actions[0] == DispatchRound(3, b"g3") and actions[1].result.round == 2
 
 
 def test_the_stall_clock_starts_when_consensus_does() -> None:
