@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from fedray.core.encoding import UINT64_MAX
 from fedray.core.state import Account, Params, State, ValidatorSet, check_uint64
 
 _MISSING = object()
@@ -62,14 +63,21 @@ class Journal:
 
     # --- writes ---------------------------------------------------------------------------
     def put_account(self, key: bytes, account: Account) -> None:
-        check_uint64(account.balance, "balance")
-        check_uint64(account.stake, "stake")
-        check_uint64(account.nonce, "nonce")
+        if not (
+            0 <= account.balance <= UINT64_MAX
+            and 0 <= account.stake <= UINT64_MAX
+            and 0 <= account.nonce <= UINT64_MAX
+        ):  # the common case in one test; the checks below name the field
+            check_uint64(account.balance, "balance")
+            check_uint64(account.stake, "stake")
+            check_uint64(account.nonce, "nonce")
         self._undo.append(("account", key, self._accounts.get(key, _MISSING)))
         self._accounts[key] = account
 
     def update_account(self, key: bytes, **changes: Any) -> Account:
-        account = dataclasses.replace(self.account_or_empty(key), **changes)
+        # `Account(**fields)`, not `dataclasses.replace`: the same validation by the constructor
+        # (an unknown field is a TypeError), at a third of the cost on every transaction's writes.
+        account = Account(**{**self.account_or_empty(key).__dict__, **changes})
         self.put_account(key, account)
         return account
 
