@@ -35,8 +35,9 @@ def workload(n_accounts: int, n_txs: int, block_txs: int) -> tuple[object, list,
     genesis, vkeys, keys = dev_genesis(CHAIN, n_validators=4, n_accounts=n_accounts, params=params)
     genesis = replace(
         genesis,
-        accounts=tuple(replace(a, balance=10**12) if not a.is_validator else a
-                       for a in genesis.accounts),
+        accounts=tuple(
+            replace(a, balance=10**12) if not a.is_validator else a for a in genesis.accounts
+        ),
     )
     txs = []
     for i in range(n_txs):
@@ -115,8 +116,10 @@ def main() -> None:
         f"blocks={best['blocks']} root={str(best['root'])[:16]} "
         + " ".join(f"{k}={best[k]:.2f}s" for k in ("admit", "propose", "check", "commit"))
     )
-    print(f"cpu_s={best['total']:.2f} tx_per_cpu_s={n / best['total']:,.0f} "
-          f"us_per_tx_per_node={best['total'] / n / 2 * 1e6:,.0f}")
+    print(
+        f"cpu_s={best['total']:.2f} tx_per_cpu_s={n / best['total']:,.0f} "
+        f"us_per_tx_per_node={best['total'] / n / 2 * 1e6:,.0f}"
+    )
 
 
 if __name__ == "__main__":

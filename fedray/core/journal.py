@@ -18,6 +18,7 @@ from fedray.core.encoding import UINT64_MAX
 from fedray.core.state import Account, Params, State, ValidatorSet, check_uint64
 
 _MISSING = object()
+_EMPTY_ACCOUNT = Account()  # frozen: one instance serves every read of a missing account
 
 
 class Journal:
@@ -44,7 +45,10 @@ class Journal:
         return self.base.account(key) if account is None else account
 
     def account_or_empty(self, key: bytes) -> Account:
-        return self.account(key) or Account()
+        account = self._accounts.get(key)
+        if account is None:
+            account = self.base.accounts.get(key)
+        return _EMPTY_ACCOUNT if account is None else account
 
     def section(self, name: str) -> Any:
         if name in self._sections:
