@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fedray.core.contracts.accounts import Transfer
 from fedray.core.devchain import certify, dev_genesis
-from fedray.core.state import GenesisAccount, Params
+from fedray.core.state import Params
 from fedray.core.tx import make_tx
 from fedray.node.app import LedgerApp
 

@@ -12,8 +12,8 @@ Deliberately ignored: proofs of inclusion for light clients (the bucket tree cou
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 import dataclasses
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 
 from fedray.core.codec import Encodable
