@@ -128,16 +128,28 @@ def from_canonical_map(cls: type[T], value: object, *, defaults: bool = False) -
     names (`defaults`: a missing field that has a default takes it)."""
     if type(value) is not dict:
         raise FieldTypeError(f"a {cls.__name__} is a map of its fields")
-    codecs = dict(_field_codecs(cls))
-    unknown = set(value) - set(codecs)
-    if unknown:
-        raise ArityError(f"{cls.__name__} has no fields {sorted(map(str, unknown))}")
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    optional = {f.name for f in fields if _has_default(f)} if defaults else set()
-    missing = set(codecs) - set(value) - optional
-    if missing:
-        raise ArityError(f"{cls.__name__} lacks fields {sorted(missing)}")
+    codecs = _field_codec_map(cls)
+    if value.keys() != codecs.keys():  # the common case, every field and no other, skips this
+        unknown = set(value) - set(codecs)
+        if unknown:
+            raise ArityError(f"{cls.__name__} has no fields {sorted(map(str, unknown))}")
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        optional = {f.name for f in fields if _has_default(f)} if defaults else set()
+        missing = set(codecs) - set(value) - optional
+        if missing:
+            raise ArityError(f"{cls.__name__} lacks fields {sorted(missing)}")
     return cls(**{name: codecs[name].decode(v) for name, v in value.items()})
+
+
+_FIELD_MAPS: dict[Any, dict[str, _Codec]] = {}
+
+
+def _field_codec_map(cls: Any) -> dict[str, _Codec]:
+    """`dict(_field_codecs(cls))`, built once per class (every transaction's payload reads it)."""
+    codecs = _FIELD_MAPS.get(cls)
+    if codecs is None:
+        codecs = _FIELD_MAPS[cls] = dict(_field_codecs(cls))
+    return codecs
 
 
 def _has_default(f: dataclasses.Field[Any]) -> bool:
