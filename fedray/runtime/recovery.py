@@ -112,6 +112,31 @@ async def fetch_payloads(
                 log.info("payload %s from %s: %s", digest.hex()[:12], name, exc)
 
 
+async def fetch_until_pinned(
+    peers: Peers,
+    app: LedgerApp,
+    block: Block,
+    sign_request: Callable[[bytes], bytes],
+    still_wanted: Callable[[], bool],
+    first_pause_s: float,
+    max_pause_s: float,
+) -> bool:
+    """Fetch the payloads `block` needs, retrying with a doubling pause (up to `max_pause_s`)
+    while `still_wanted()` (the node usable and its engine still at the block's height); True once
+    they are all pinned here."""
+    pause = first_pause_s
+    while still_wanted():
+        missing = app.missing_payloads(block)
+        if not missing:
+            return True
+        await fetch_payloads(peers, app, missing, sign_request)
+        if not app.missing_payloads(block):
+            return True
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, max_pause_s)
+    return False
+
+
 async def catch_up(
     peers: Peers,
     app: LedgerApp,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from fedray.consensus.messages import Message, ProposalMessage, VoteMessage
@@ -101,6 +101,37 @@ class LocalPeers:
             return await asyncio.wait_for(getattr(node, method)(*args), timeout_s)
         except TimeoutError:
             raise PeerUnavailableError(f"{name}.{method} timed out") from None
+
+
+def own_actor_id() -> str | None:
+    """The id of the Ray actor this code runs in (None outside one)."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    actor_id = ray.get_runtime_context().get_actor_id()
+    return None if actor_id is None else str(actor_id)
+
+
+def peers_of(
+    peers: Sequence[Any], me: object, local_type: type, namespace: str | None = None
+) -> Peers:
+    """A validator's peers from actor handles, actor names, or (in process) node objects of
+    `local_type` keyed by their `name`; `me` (the node itself, or its own actor) is left out."""
+    entries: dict[str, Any] = {}
+    my_actor = own_actor_id()
+    for p in peers:
+        if p is me:
+            continue
+        if isinstance(p, local_type):
+            entries[p.name] = p
+        elif isinstance(p, str):
+            entries[p] = None
+        elif p._actor_id.hex() != my_actor:
+            entries[p._actor_id.hex()] = p
+    if any(isinstance(p, local_type) for p in entries.values()):
+        return LocalPeers(entries)
+    return RayPeers(entries, namespace)
 
 
 class RayPeers:

@@ -64,15 +64,15 @@ from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.runtime.node_settings import NodeSettings
 from fedray.runtime.observers import CommitWatch
-from fedray.runtime.recovery import catch_up, fetch_payloads, load_schedule, save_schedule
+from fedray.runtime.recovery import catch_up, fetch_until_pinned, load_schedule, save_schedule
 from fedray.runtime.transport import (
     MAX_BATCH_MESSAGES,
     LocalPeers,
     Outbox,
     Peers,
-    RayPeers,
     decode_message,
     encode_message,
+    peers_of,
 )
 from fedray.storage.keystore import KeyStore
 
@@ -148,31 +148,10 @@ class ValidatorNode(ValidatorFaces):
         """Set the peers: actor handles, actor names, or (in-process) `ValidatorNode` objects; this
         node itself may be in the list. Call again after a peer restarts with a new handle."""
         require(self.caps.operator, capability, "connect")
-        entries: dict[str, Any] = {}
-        me = self._own_actor_id()
-        for p in peers:
-            if p is self:
-                continue
-            if isinstance(p, ValidatorNode):
-                entries[p.name] = p
-            elif isinstance(p, str):
-                entries[p] = None
-            elif p._actor_id.hex() != me:
-                entries[p._actor_id.hex()] = p
-        if any(isinstance(p, ValidatorNode) for p in entries.values()):
-            self.peers = LocalPeers(entries)
-        else:
-            self.peers = RayPeers(entries, namespace)
+        self.peers = peers_of(peers, self, ValidatorNode, namespace)
         self.outbox.close()
         self.outbox = Outbox(self.peers, self.settings.call_timeout_s)
-        return len(entries)
-
-    @staticmethod
-    def _own_actor_id() -> str | None:
-        if not ray.is_initialized():
-            return None
-        actor_id = ray.get_runtime_context().get_actor_id()
-        return None if actor_id is None else str(actor_id)
+        return len(self.peers.names)
 
     async def start(self, capability: bytes) -> NodeStatus:
         """Resume consensus at the height after the last commit (idempotent)."""
@@ -324,19 +303,18 @@ class ValidatorNode(ValidatorFaces):
         return sign_blob_request(self.key, self.genesis.chain_id, digest, self.now_ms())
 
     async def _fetch_until_pinned(self, block: Block) -> bool:
-        """Fetch the payloads `block` needs, retrying with backoff while the engine is still at
-        its height; True once they are all pinned here."""
-        pause = self.settings.gossip_s
-        while self._usable() and self.driver.state.height <= block.height:  # type: ignore[union-attr]
-            missing = self.app.missing_payloads(block)
-            if not missing:
-                return True
-            await fetch_payloads(self.peers, self.app, missing, self._sign_request)
-            if not self.app.missing_payloads(block):
-                return True
-            await asyncio.sleep(pause)
-            pause = min(2 * pause, MAX_FETCH_RETRY_S)
-        return False
+        def still_wanted() -> bool:
+            return self._usable() and self.driver.state.height <= block.height  # type: ignore[union-attr]
+
+        return await fetch_until_pinned(
+            self.peers,
+            self.app,
+            block,
+            self._sign_request,
+            still_wanted,
+            self.settings.gossip_s,
+            MAX_FETCH_RETRY_S,
+        )
 
     async def _check_after_fetch(self, block: Block) -> None:
         if await self._fetch_until_pinned(block):
