@@ -45,7 +45,8 @@ def make_run_dir(cfg: RunConfig) -> Path:
     return run_dir
 
 
-GROUP_KEYS = ("data", "strategy", "attack")  # a changed `<group>.name` stands for its group
+# a changed `<group>.<key>` stands for its group, shown as the pick `<group>=<value>`
+GROUP_KEYS = {"data": "name", "strategy": "name", "attack": "name", "privacy": "mode"}
 UNNAMED = ("name", "output_dir", "runtime.", "metrics.")  # where a run goes or how it is shown
 MAX_LABEL = 120
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.,=+-]")
@@ -62,7 +63,7 @@ def run_label(cfg: RunConfig) -> str:
     own_training = with_model_defaults(dataclasses.replace(base, model=cfg.model)).training
     ours = flat_config(cfg)
     theirs = flat_config(dataclasses.replace(base, training=own_training))
-    picked = {g for g in GROUP_KEYS if ours[f"{g}.name"] != theirs[f"{g}.name"]}
+    picked = {g for g, k in GROUP_KEYS.items() if ours[f"{g}.{k}"] != theirs[f"{g}.{k}"]}
     parts = []
     for key, value in ours.items():
         group = key.split(".")[0]
@@ -71,7 +72,7 @@ def run_label(cfg: RunConfig) -> str:
         if group == "governance":
             parts.append(f"governance={len(cfg.governance)}")
         elif group in picked:
-            if key == f"{group}.name":
+            if key == f"{group}.{GROUP_KEYS[group]}":
                 parts.append(f"{group}={value}")
         else:
             parts.append(f"{key}={value}")

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[3]
         # a group changed by name stands for its other keys (conf/data/synthetic.yaml)
         (["data=synthetic", "clients=30"], "clients=30,data=synthetic"),
         (["data=dirichlet", "data.alpha=0.1"], "data.partition=dirichlet,data.alpha=0.1"),
+        (["privacy=local", "rounds=3"], "rounds=3,privacy=local"),  # the privacy group's pick
     ],
 )
 def test_run_label_names_what_differs_from_the_default(overrides: list[str], label: str) -> None:
