@@ -81,6 +81,21 @@ class RoundLog:
         pass
 
 
+def progress_bar(cfg: RunConfig, done: int) -> Any:
+    """The run's tqdm bar over its rounds (`done` already recorded); drawn only where
+    `shows_progress_bar`, so a piped run prints the log line instead."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=cfg.rounds,
+        initial=done,
+        desc=f"fedray {cfg.name}",
+        unit="round",
+        disable=not shows_progress_bar(cfg.runtime.progress, sys.stderr),
+        dynamic_ncols=True,
+    )
+
+
 def shows_progress_bar(progress: bool, terminal: TextIO) -> bool:
     """Whether the tqdm bar draws: `runtime.progress` on and `terminal` (stderr) a terminal
     (piped, the bar's carriage returns would only clutter a log)."""

@@ -26,7 +26,6 @@ decision (`extend_commit`; the stored certificate stays the one the node decided
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ from fedray.core.state import Genesis, State, ValidatorSet
 from fedray.core.transition import CheckedTx, apply_block, select_txs
 from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import CryptoError, FedrayError, StorageError
+from fedray.node.availability import needed_payload
 from fedray.node.mempool import Mempool, Rejection
 from fedray.node.param_check import check_param
 from fedray.node.precompile import BlobAggregation, PayloadChecker
@@ -58,9 +58,6 @@ from fedray.storage.blockstore import BlockStore
 from fedray.storage.dirlock import DirLock
 
 MAX_PROPOSAL_CACHE = 8
-# Answers of `needed_payload`, a pure function of the bytes: a proposal's transactions are asked
-# about when it arrives (missing payloads), when it is checked, and when proposed.
-NEEDED_PAYLOAD_CACHE = 16_384
 
 
 class LedgerApp:
@@ -296,31 +293,7 @@ class LedgerApp:
             self.verified.add(checked.stx.hash)
             return self.mempool.add_checked(checked, self.state, self.env)
 
-    @staticmethod
-    @functools.lru_cache(maxsize=NEEDED_PAYLOAD_CACHE)
-    def needed_payload(raw: bytes) -> bytes | None:
-        """The digest of the payload a transaction needs pinned before it can execute: an update's,
-        or the malformed payload a `payload_evidence` points to; None for other kinds, for
-        evidence proven by signatures alone, and for malformed input (execution refuses it with
-        its own rule)."""
-        # A kind is canonical UTF-8 text, its bytes contiguous in the transaction's: without them
-        # it is neither kind, and most transactions skip the decoding.
-        if b"update" not in raw and b"payload_evidence" not in raw:
-            return None
-        try:
-            stx = SignedTx.decode(raw)
-            if stx.tx.kind == "update":
-                needed = stx.tx.payload.get("payload_hash")
-            elif stx.tx.kind == "payload_evidence":
-                update = SignedTx.decode(stx.tx.payload["update_tx"])
-                needed = stx.tx.payload["delivered_digest"]
-                if needed != update.tx.payload.get("payload_hash"):
-                    return None  # a hash mismatch is proven by signatures alone
-            else:
-                return None
-        except (FedrayError, KeyError, TypeError):
-            return None
-        return needed if isinstance(needed, bytes) else None
+    needed_payload = staticmethod(needed_payload)
 
     def missing_payloads(self, block: Block) -> list[bytes]:
         """Digests of the payloads `block` needs that the local blob store lacks (data

@@ -96,7 +96,7 @@ SAFE_GLOBALS = frozenset(
 # Modules whose frozen dataclasses and enums cross actor boundaries as values (views, evidence).
 WIRE_MODULES = frozenset(
     {
-        "fedray.config",  # a pool's RunConfig
+        "fedray.config_schema",  # a pool's RunConfig (its dataclasses live there)
         "fedray.core.crypto",  # a pool's client keys (runtime.keys=fresh)
         "fedray.core.contracts.slashing",  # PayloadEvidence
         "fedray.node.views",

@@ -23,7 +23,6 @@ so it unpickles only allowed types while the run lasts (`hardening.guarded`, in 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -46,7 +45,7 @@ from fedray.federation.driver import (
 )
 from fedray.federation.evaluate import Evaluator
 from fedray.federation.governance_script import GovernanceScript
-from fedray.federation.live import LiveMetrics, shows_progress_bar
+from fedray.federation.live import LiveMetrics, progress_bar
 from fedray.federation.metrics import (
     RoundContext,
     RoundTiming,
@@ -322,7 +321,7 @@ class Run:
 
     def execute(self) -> RunResult:
         evaluator = Evaluator(self.fed)
-        progress = _progress(self.cfg, len(self.record.rows))
+        progress = progress_bar(self.cfg, len(self.record.rows))
         start_wall = time.time()
         first = True
         while self.policy.phase is not Phase.FINISHED:
@@ -398,16 +397,3 @@ class Run:
     def stop(self) -> None:
         self.live.close(self.finished)
         self.actors.stop()
-
-
-def _progress(cfg: RunConfig, done: int) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=cfg.rounds,
-        initial=done,
-        desc=f"fedray {cfg.name}",
-        unit="round",
-        disable=not shows_progress_bar(cfg.runtime.progress, sys.stderr),
-        dynamic_ncols=True,
-    )
