@@ -85,13 +85,22 @@ class SideRun:
 
     @property
     def rounds_s(self) -> list[float]:
-        b = self.boundaries
-        return [b[i + 1] - b[i] for i in range(len(b) - 1)]
+        return round_lengths(self.boundaries)
 
     @property
     def startup_s(self) -> float:
         """Launch to exit less every round but the first."""
-        return self.total_s - sum(self.rounds_s[1:])
+        return startup_seconds(self.total_s, self.rounds_s)
+
+
+def round_lengths(boundaries: Sequence[float]) -> list[float]:
+    """Seconds of each round, from the times its boundaries passed (the first: the start)."""
+    return [b - a for a, b in zip(boundaries, boundaries[1:], strict=False)]
+
+
+def startup_seconds(total_s: float, rounds_s: Sequence[float]) -> float:
+    """Launch to exit less every round but the first (the first holds start-up work too)."""
+    return total_s - sum(rounds_s[1:])
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedray.errors import ConfigError, FedrayError
-from fedray.runtime.round_bench import RSS_PERIOD_S, _children, kill_tree
+from fedray.runtime.round_bench import (
+    RSS_PERIOD_S,
+    _children,
+    kill_tree,
+    round_lengths,
+    startup_seconds,
+)
 
 CHILD_ENTRY = "import sys; from fedray.runtime.scale_bench import child_main; sys.exit(child_main(sys.argv[1:]))"
 KINDS = ("driver", "validators", "ingress", "pools", "ray")
@@ -112,13 +118,12 @@ class ScaleRun:
 
     @property
     def rounds_s(self) -> list[float]:
-        b = [0.0, *self.walls]
-        return [b[i + 1] - b[i] for i in range(len(b) - 1)]
+        return round_lengths([0.0, *self.walls])
 
     @property
     def startup_s(self) -> float:
         """Launch to exit less every round but the first."""
-        return self.total_s - sum(self.rounds_s[1:])
+        return startup_seconds(self.total_s, self.rounds_s)
 
 
 @dataclass(frozen=True)

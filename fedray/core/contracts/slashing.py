@@ -172,28 +172,23 @@ def judge_round(journal: Journal, result: RoundResult, ctx: ExecContext) -> None
     history = dict(conduct.history)
     for update, verdict in zip(result.updates, result.verdicts, strict=True):
         client, flags = update.client, verdict.flags
-        if flags & FREE_RIDING:  # rule: free riding is penalized every time
-            penalize(
-                journal,
-                key=hash_value(["free_riding", client, result.round]),
-                kind="free_riding",
-                offender=client,
-                height=result.round,
-                proof_digest=hash_value([update.payload_hash, flags]),
-                included_at=ctx.height,
-                bps=p.freeride_penalty_bps,
-            )
-        if flags & OVER_NORM:  # rule: an update longer than the DP norm bound (exact, provable)
-            penalize(
-                journal,
-                key=hash_value(["update_norm", client, result.round]),
-                kind="update_norm",
-                offender=client,
-                height=result.round,
-                proof_digest=hash_value([update.payload_hash, flags]),
-                included_at=ctx.height,
-                bps=p.slash_invalid_payload_bps,
-            )
+        # rules, each penalized every time: free riding; an update longer than the DP norm
+        # bound (exact, provable)
+        for flag, kind, bps in (
+            (FREE_RIDING, "free_riding", p.freeride_penalty_bps),
+            (OVER_NORM, "update_norm", p.slash_invalid_payload_bps),
+        ):
+            if flags & flag:
+                penalize(
+                    journal,
+                    key=hash_value([kind, client, result.round]),
+                    kind=kind,
+                    offender=client,
+                    height=result.round,
+                    proof_digest=hash_value([update.payload_hash, flags]),
+                    included_at=ctx.height,
+                    bps=bps,
+                )
         entry = (result.round, flags, update.payload_hash)
         recent = (*history.get(client, ()), entry)[-p.flag_window :]
         flagged = [e for e in recent if e[1] & EVIDENCE]
