@@ -5,6 +5,11 @@ its value (the canonical form follows from it, see `codec`) and a default. The r
 map by name: the state root hashes the sections in name order and snapshots store them by name, so
 the order in which contracts register cannot change a root.
 
+A section whose value keeps a growing history may give the root a `hashed_form` instead of its whole
+canonical value (the rounds section hashes its closed rounds as a hash chain, so a block's root costs
+what the block changed, not the run's length), and a `check` that a decoded value (a snapshot) is
+consistent with what that form leaves out.
+
 Deliberately ignored: unregistering, and sections whose value has no canonical type.
 """
 
@@ -16,7 +21,7 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 from fedray.core.codec import Via, decode_as, encode_as
-from fedray.core.encoding import hash_value
+from fedray.core.encoding import Canonical, hash_value
 from fedray.errors import ArityError, DefinitionError, FieldTypeError
 
 
@@ -27,19 +32,26 @@ class SectionSpec:
     name: str
     value_type: Any
     default: Callable[[], Any]
+    hashed_form: Callable[[Any], Canonical] | None = None  # what the root hashes, if not all
+    check: Callable[[Any], None] | None = None  # raises on a decoded value that is inconsistent
 
     def to_canonical(self, value: Any) -> Any:
         return encode_as(self.value_type, value)
 
     def from_canonical(self, value: object) -> Any:
-        return decode_as(self.value_type, value, f"section {self.name}")
+        decoded = decode_as(self.value_type, value, f"section {self.name}")
+        if self.check is not None:
+            self.check(decoded)
+        return decoded
 
     def digest(self, value: Any) -> bytes:
-        """Digest of a section value, cached on the (immutable) value when it can hold
-        attributes: most blocks leave most sections untouched."""
+        """Digest of a section value (of its `hashed_form` when it has one), cached on the
+        (immutable) value when it can hold attributes: most blocks leave most sections
+        untouched."""
         cached: bytes | None = getattr(value, "__dict__", {}).get("_fedray_digest")
         if cached is None:
-            cached = hash_value(self.to_canonical(value))
+            form = self.hashed_form(value) if self.hashed_form else self.to_canonical(value)
+            cached = hash_value(form)
             if hasattr(value, "__dict__"):
                 object.__setattr__(value, "_fedray_digest", cached)
         return cached

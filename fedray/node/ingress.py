@@ -181,7 +181,7 @@ class Ingress:
         if update.size != size:
             raise DeclaredSizeError(f"declared size {update.size}, payload has {size} bytes")
         if not self.blobs.has(update.payload_hash):
-            self.blobs.put(arrays)
+            self.blobs.put(arrays, update.payload_hash)  # validate_payload checked the digest
             self.pinned_bytes += size
         return None
 

@@ -164,12 +164,21 @@ class IngressNode:
         ]
         verdicts = self.verifier.check_all(raws, self.ingress.max_tx_bytes)
         out: list[Admitted | Refused] = []
-        for item, payload, verdict in zip(items, payloads, verdicts, strict=True):
-            try:
-                out.append(self._judge(item, payload, verdict))
-            except Exception as exc:  # a bug must cost this item, not the batch
-                log.exception("ingress: item refused by an unexpected error")
-                out.append(Refused(Rejection(b"", b"", "", "ingress_error", repr(exc)[:200], 0)))
+        try:
+            # the batch's payloads are pinned together: durable before any item is forwarded
+            with self.ingress.blobs.batch():
+                for item, payload, verdict in zip(items, payloads, verdicts, strict=True):
+                    try:
+                        out.append(self._judge(item, payload, verdict))
+                    except Exception as exc:  # a bug must cost this item, not the batch
+                        log.exception("ingress: item refused by an unexpected error")
+                        out.append(
+                            Refused(Rejection(b"", b"", "", "ingress_error", repr(exc)[:200], 0))
+                        )
+        except OSError as exc:  # the pins could not be made durable: nothing is admitted
+            log.error("ingress: pinning a batch failed: %r", exc)
+            message = f"payloads could not be stored: {exc!r}"[:200]
+            return [Refused(Rejection(b"", b"", "", "pin_failed", message, 0)) for _ in items]
         return out
 
     async def submit(self, batch: list[Any]) -> IngressReport:

@@ -114,7 +114,8 @@ class PoolNode:
         ingresses: list[Any],
     ) -> dict[str, Any]:
         require(self._capability, capability, "train_round")
-        info: RoundInfo = await first_alive(ingresses, "round_info")
+        # results of no closed round: a pool needs the open one only, and the history grows
+        info: RoundInfo = await first_alive(ingresses, "round_info", round_)
         if not info.open or info.round != round_:
             return {"round": round_, "clients": 0, "skipped": "round not open"}
         mine = [k for k in info.selected if k in self.pool.public]
@@ -195,7 +196,8 @@ class PoolNode:
         """Declare a missed update for this pool's selected clients that have not answered
         `round_` (its previous actor crashed); returns who and why."""
         require(self._capability, capability, "skip_round")
-        info: RoundInfo = await first_alive(ingresses, "round_info")
+        # results of no closed round: a pool needs the open one only, and the history grows
+        info: RoundInfo = await first_alive(ingresses, "round_info", round_)
         if not info.open or info.round != round_:
             return {"round": round_, "failed": {}}
         done = set(info.answered)

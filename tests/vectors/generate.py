@@ -1418,7 +1418,7 @@ def governance_cases() -> None:
 
 def slashing_cases() -> None:
     """`unjail`, `payload_evidence`, and replayed payloads."""
-    from fedray.core.contracts.rounds import Update, genesis_rounds
+    from fedray.core.contracts.rounds import Update, UpdateRecord, genesis_rounds
     from fedray.core.contracts.slashing import PayloadEvidence, Unjail, delivery_message
     from fedray.core.crypto import DOMAIN_PAYLOAD
     from fedray.core.state import GenesisAccount
@@ -1577,7 +1577,13 @@ def slashing_cases() -> None:
     assert env_free.selected == (client.public_key,)
     while chain.state.section("rounds").round == 0:
         chain.advance()  # round 0 closes at its deadline without updates
-    used = dataclasses.replace(chain.state.section("rounds"), used_payloads=frozenset({claimed}))
+    # an earlier round used `claimed` (another client's update, as a closed round records it)
+    closed = chain.state.section("rounds")
+    earlier = UpdateRecord(b"\x12" * 32, claimed, 10, 1024, b"\x13" * 32)
+    first = dataclasses.replace(closed.results[0], updates=(earlier,))
+    used = dataclasses.replace(
+        closed, results=(first, *closed.results[1:]), used_payloads=frozenset({claimed})
+    )
     replay_pre = dataclasses.replace(
         chain.state, sections=MappingProxyType({**chain.state.sections, "rounds": used})
     )

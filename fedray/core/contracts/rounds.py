@@ -22,11 +22,16 @@ Deliberately ignored here: rewards and penalties (incentives/slashing contracts 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from fedray.core.context import ExecContext
 from fedray.core.contracts.economy import penalize
 from fedray.core.contracts.privacy import charge_round, mark_exhausted, noise_z_bps, norm_bound
+from fedray.core.contracts.rounds_state import ROUNDS as ROUNDS  # re-exported: the section
+from fedray.core.contracts.rounds_state import RoundResult as RoundResult
+from fedray.core.contracts.rounds_state import RoundsState as RoundsState
+from fedray.core.contracts.rounds_state import UpdateRecord as UpdateRecord
+from fedray.core.contracts.rounds_state import genesis_rounds as genesis_rounds
 from fedray.core.contracts.selection import eligible_clients, select_clients, selection_seed
 from fedray.core.encoding import DIGEST_SIZE, hash_value
 from fedray.core.journal import Journal
@@ -36,9 +41,7 @@ from fedray.core.precompiles import (
     AggregationPrecompile,
     AggregationRequest,
     FlagParams,
-    UpdateVerdict,
 )
-from fedray.core.sections import SectionSpec, register_section
 from fedray.core.tx import KindSpec, SignedTx, register_kind
 from fedray.errors import BlockError, PayloadError, TxError
 
@@ -73,78 +76,6 @@ class UpdateSizeError(RoundError):
     """The declared payload size differs from the model's, or the sample count is out of range."""
 
     code = "update_size"
-
-
-@dataclass(frozen=True)
-class UpdateRecord:
-    client: bytes
-    payload_hash: bytes
-    n_samples: int
-    size: int
-    tx_hash: bytes
-
-
-@dataclass(frozen=True)
-class RoundResult:
-    """A closed round: what went in, what came out, and why it closed ("quota": every selected
-    client answered; "deadline"). `skipped`: selected clients that declared a missed update."""
-
-    round: int
-    opened_at: int
-    closed_at: int
-    reason: str
-    global_before: bytes
-    global_after: bytes
-    selected: tuple[bytes, ...]
-    updates: tuple[UpdateRecord, ...]
-    verdicts: tuple[UpdateVerdict, ...]
-    skipped: tuple[bytes, ...] = ()
-
-
-@dataclass(frozen=True)
-class RoundsState:
-    """The `rounds` section. `round` is the open round's number (or the next one when closed)."""
-
-    model_nbytes: int = 0  # exact payload size of an update (int32 fixed point, whole model)
-    global_hash: bytes = b""
-    strategy_state_hash: bytes = b""
-    round: int = 0
-    open: bool = False
-    opened_at: int = 0
-    deadline: int = 0  # the deadline needs this height (and the block time `deadline_ms`)
-    selected: tuple[bytes, ...] = ()
-    updates: tuple[UpdateRecord, ...] = ()
-    results: tuple[RoundResult, ...] = ()
-    used_payloads: frozenset[bytes] = field(default_factory=frozenset)
-    excluded: tuple[tuple[bytes, bytes], ...] = ()  # (client, payload) refused as copies this round
-    zero_hash: bytes = b""  # digest of the all-zero update: free riding, judged by its flags
-    skipped: tuple[bytes, ...] = ()  # selected clients that declared a missed update this round
-    deadline_ms: int = 0  # the deadline needs this block time (and the height `deadline`)
-
-    def answered(self) -> tuple[bytes, ...]:
-        """Selected clients that have used their turn this round (included, refused or skipped)."""
-        return (
-            tuple(u.client for u in self.updates)
-            + tuple(c for c, _ in self.excluded)
-            + self.skipped
-        )
-
-    def submitted(self) -> int:
-        """How many selected clients have used their turn this round."""
-        return len(self.updates) + len(self.excluded) + len(self.skipped)
-
-    def past_deadline(self, height: int, time_ms: int) -> bool:
-        """Whether a block at (height, time) is at or past the open round's deadline."""
-        return height >= self.deadline and time_ms >= self.deadline_ms
-
-
-ROUNDS = register_section(SectionSpec("rounds", RoundsState, RoundsState))
-
-
-def genesis_rounds(global_hash: bytes, model_nbytes: int, zero_hash: bytes = b"") -> RoundsState:
-    """The section a genesis names: the initial model's digest, the update size it implies, and
-    the digest of the all-zero update of that layout."""
-    return RoundsState(model_nbytes=model_nbytes, global_hash=global_hash, zero_hash=zero_hash)
 
 
 # --- the update transaction -------------------------------------------------------------------

@@ -31,6 +31,7 @@ from fedray.core.contracts.economy import PenaltyRecord
 from fedray.core.contracts.governance_state import GovernanceState
 from fedray.core.contracts.governance_state import Proposal as GovProposal
 from fedray.core.contracts.rounds import RoundsState
+from fedray.core.contracts.rounds_state import used_payloads_of
 from fedray.core.contracts.slashing import Conduct
 from fedray.core.devchain import DevChain, dev_genesis
 from fedray.core.encoding import UINT64_MAX, decode, encode
@@ -93,7 +94,14 @@ def strategy(annotation: Any) -> st.SearchStrategy[Any]:
         return pairs.map(types.MappingProxyType)
     hints = typing.get_type_hints(annotation, include_extras=True)
     fields = {f.name: strategy(hints[f.name]) for f in dataclasses.fields(annotation)}
-    return st.builds(annotation, **fields)
+    built = st.builds(annotation, **fields)
+    if annotation is RoundsState:  # its used payloads follow from its results (rounds_state.py)
+        return built.map(
+            lambda rs: dataclasses.replace(
+                rs, used_payloads=used_payloads_of(rs.results, rs.zero_hash)
+            )
+        )
+    return built
 
 
 LEDGER_TYPES = [
