@@ -170,11 +170,11 @@ class Ingress:
                 Rejection.of(stx, exc, 0),
                 self._evidence(stx, update, tensors, delivery_signature),
             )
-        for name, a in arrays.items():
+        for name, a in arrays.items():  # |value| <= bound, without a widened copy
             if (
                 a.dtype.kind == "i"
                 and a.size
-                and int(np.abs(a.astype(np.int64)).max()) > FIXED_POINT_BOUND
+                and (int(a.min()) < -FIXED_POINT_BOUND or int(a.max()) > FIXED_POINT_BOUND)
             ):
                 raise PayloadRangeError(f"tensor {name!r} is outside the fixed-point range")
         size = sum(a.nbytes for a in arrays.values())

@@ -3,8 +3,10 @@ bundle) because it pins payloads into that validator's blob store. It is the onl
 that client pools hold (docs/security.md).
 
 It receives batches of (signed transaction, payload, delivery signature) from client pools, where
-the payload is an object reference to plain numpy arrays, safetensors bytes, or None. It fetches
-each payload from Ray's object store (refusing one larger than an update before fetching), runs
+the payload is an object reference to plain numpy arrays, a slot (reference, index) in one object
+holding a list of such payloads (a pool puts its whole batch once), safetensors bytes, or None. It
+fetches each referenced object once from Ray's object store (refusing one larger than the updates
+of the items that name it before fetching), runs
 `fedray.node.ingress.Ingress` (stateless rules incl. the signature, then payload validation and
 pinning) on each item alone, forwards the admitted transactions to its validator's mempool in one
 call with the ingress capability (so the validator need not verify their signatures again), and
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -103,11 +106,10 @@ class IngressNode:
         self.rejected = 0
 
     @staticmethod
-    async def _locate(items: list[Any]) -> dict[Any, Any]:
+    async def _locate(refs: list[Any]) -> dict[Any, Any]:
         """The object-store locations (sizes) of a batch's payload references, in one lookup
         (one per reference would cost a GCS round trip each); {} when that lookup fails, and each
         reference is then looked up alone in `_fetch`."""
-        refs = [it[1] for it in items if isinstance(it[1], ray.ObjectRef)]
         if not refs:
             return {}
         try:
@@ -118,17 +120,12 @@ class IngressNode:
             return {}
         return where
 
-    async def _fetch(self, ref: Any, located: Mapping[Any, Any] | None = None) -> Any:
-        """The payload an item carries: bytes or a mapping as is, a reference fetched (size
-        checked first, from `located` when the batch's lookup found it), or a `FedrayError` to
-        refuse the item with."""
-        if ref is None or isinstance(ref, bytes | Mapping):
-            return ref
-        if not isinstance(ref, ray.ObjectRef):
-            return SubmissionFormError(
-                f"a payload is an object reference, not {type(ref).__name__}"
-            )
-        limit = self.ingress.max_payload_bytes + REF_OVERHEAD
+    async def _fetch(
+        self, ref: Any, located: Mapping[Any, Any] | None = None, items: int = 1
+    ) -> Any:
+        """The object `ref` names (size checked first, against `items` updates, from `located`
+        when the batch's lookup found it), or a `FedrayError` to refuse its items with."""
+        limit = (self.ingress.max_payload_bytes + REF_OVERHEAD) * items
         try:
             if located is not None and ref in located:
                 where: Mapping[Any, Any] = located
@@ -188,13 +185,21 @@ class IngressNode:
             return IngressReport(0, (SubmissionFormError.code,))
         items = batch[:MAX_BATCH]
         well_formed = [isinstance(it, tuple | list) and len(it) == 3 for it in items]
-        located = await self._locate([it for it, ok in zip(items, well_formed, strict=True) if ok])
-        payloads = await asyncio.gather(
-            *(
-                self._fetch(it[1], located) if ok else _form_error(it)
-                for it, ok in zip(items, well_formed, strict=True)
+        named = Counter(
+            ref for it, ok in zip(items, well_formed, strict=True) if ok for ref in _refs(it[1])
+        )
+        located = await self._locate(list(named))
+        objects = dict(
+            zip(
+                named,
+                await asyncio.gather(*(self._fetch(r, located, n) for r, n in named.items())),
+                strict=True,
             )
         )
+        payloads = [
+            _payload(it[1], objects) if ok else _form_error(it)
+            for it, ok in zip(items, well_formed, strict=True)
+        ]
         admitted: list[bytes] = []
         codes: list[str] = [SubmissionFormError.code] * (len(batch) - len(items))
         evidence = []
@@ -241,10 +246,50 @@ class IngressNode:
         }
 
 
-async def _form_error(item: object) -> FedrayError:
+def _form_error(item: object) -> FedrayError:
     return SubmissionFormError(
         f"an item is (transaction, payload, signature), not {type(item).__name__}"
     )
+
+
+def _is_slot(payload: object) -> bool:
+    """(reference, index): the index-th payload of a list put once for a whole batch."""
+    return (
+        isinstance(payload, tuple)
+        and len(payload) == 2
+        and isinstance(payload[0], ray.ObjectRef)
+        and type(payload[1]) is int
+    )
+
+
+def _refs(payload: object) -> tuple[Any, ...]:
+    """The object reference an item's payload names, if any."""
+    if isinstance(payload, ray.ObjectRef):
+        return (payload,)
+    if _is_slot(payload):
+        return (payload[0],)  # type: ignore[index]
+    return ()
+
+
+def _payload(payload: object, objects: Mapping[Any, Any]) -> Any:
+    """An item's payload: bytes, a mapping or None as sent, a fetched object or a slot of one,
+    or the `FedrayError` that refuses the item."""
+    if payload is None or isinstance(payload, bytes | Mapping):
+        return payload
+    if isinstance(payload, ray.ObjectRef):
+        return objects[payload]
+    if not _is_slot(payload):
+        return SubmissionFormError(
+            "a payload is an object reference or a (reference, index) slot, not "
+            f"{type(payload).__name__}"
+        )
+    ref, index = payload  # type: ignore[misc]
+    shared = objects[ref]
+    if isinstance(shared, FedrayError):
+        return shared
+    if not isinstance(shared, list) or not 0 <= index < len(shared):
+        return SubmissionFormError(f"slot {index} is not in the batch's payload list")
+    return shared[index]
 
 
 IngressService = facade("IngressService", IngressNode, INGRESS_METHODS)

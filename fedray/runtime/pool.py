@@ -3,8 +3,8 @@
 Per round it reads the round from an ingress (the chain, not the driver, says which global model
 hash to trust and who has answered already), receives the global model by object reference (put
 once per round by the driver), trains all its selected clients, puts each update into the object
-store as numpy arrays and sends the signed transactions with the payload references to every
-validator's ingress in one call each. Clients already on chain for the round (a resumed run) are
+store as one list of numpy-array payloads (one put a batch) and sends the signed transactions, each
+with its slot in that list, to every validator's ingress in one call each. Clients already on chain for the round (a resumed run) are
 trained again, so colluding attackers craft exactly what they crafted before, but not sent again.
 
 Errors end no run: a client without an update, or every client of the pool when its round fails as
@@ -157,18 +157,21 @@ class PoolNode:
             )
         train_s = time.perf_counter() - start
         done = set(info.answered)
-        batch = []
+        sending = []
         for s in out.submissions:
             if self.pool.keys[s.client].public_key in done:
                 continue  # on chain already (a resumed run): trained only to craft alike
             payload, signature = s.payload, s.delivery_signature
-            if round_ == self.faults.corrupt_round and not batch:
+            if round_ == self.faults.corrupt_round and not sending:
                 # Fault injection: this client delivers something other than what it signed in
                 # its transaction (and signs the delivery): provable, so it is slashed.
                 name = next(iter(payload))
                 payload = {**payload, name: payload[name] + np.int32(1)}
                 signature = self.pool.sign_delivery(s.client, round_, payload)
-            batch.append((s.tx, ray.put(payload), signature))
+            sending.append((s.tx, payload, signature))
+        # one object for the whole batch; each item names its slot (ingress.py)
+        shared = ray.put([payload for _, payload, _ in sending]) if sending else None
+        batch = [(tx, (shared, i), sig) for i, (tx, _, sig) in enumerate(sending)]
         skips = [
             (raw, None, b"")
             for raw, i in zip(out.skips, out.failed, strict=True)

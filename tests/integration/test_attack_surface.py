@@ -189,3 +189,26 @@ def test_honest_items_survive_a_malformed_batch_and_open_payloads_stay_private(
     )
     assert refused(lambda: v.get_blob.remote(digest, client_signed))
     assert chain.net.call("round_info")[0].open
+
+
+def test_a_batch_shares_one_payload_object_and_bad_slots_cost_their_item_only(
+    chain: Chain,
+) -> None:
+    g = chain.net.ingresses[1]
+    (raw2, p2), (raw3, p3), (raw4, _) = chain.update(2), chain.update(3), chain.update(4)
+    shared = ray.put([p2, p3])
+    not_a_list = ray.put(p2)
+    huge = ray.put([{"w": np.zeros(4_000_000, np.int32)}])  # far beyond one update's size
+    batch = [
+        (raw2, (shared, 0), b""),
+        (raw3, (shared, 1), b""),
+        (raw4, (shared, 2), b""),  # no such slot
+        (raw4, (shared, -1), b""),
+        (raw4, (not_a_list, 0), b""),
+        (raw4, (shared, "0"), b""),
+        (raw4, (huge, 0), b""),
+    ]
+    report = ray.get(g.submit.remote(batch))
+    assert report.admitted == 2
+    assert sorted(report.rejected) == ["payload_unavailable"] + ["submission_form"] * 4
+    chain.until(lambda: chain.net.call("round_info")[0].updates >= 2)

@@ -38,6 +38,13 @@ from typing import Annotated, Any
 
 from fedray.core.codec import Via, check_ascending, decode_as, encode_as
 from fedray.core.context import ExecContext
+from fedray.core.contracts.client_history import (
+    EMPTY_HISTORY,
+    ClientHistory,
+    Entries,
+    history_from_canonical,
+    history_to_canonical,
+)
 from fedray.core.contracts.economy import penalize
 from fedray.core.contracts.rounds import RoundResult
 from fedray.core.crypto import DOMAIN_PAYLOAD, verify
@@ -107,14 +114,22 @@ class Conduct:
         MappingProxyType[bytes, tuple[int, int]],
         Via(_windows_to_canonical, _windows_from_canonical),
     ]
-    history: MappingProxyType[bytes, tuple[tuple[int, int, bytes], ...]]
+    history: Annotated[ClientHistory, Via(history_to_canonical, history_from_canonical)]
 
     @staticmethod
     def empty() -> Conduct:
-        return Conduct(MappingProxyType({}), MappingProxyType({}))
+        return Conduct(MappingProxyType({}), EMPTY_HISTORY)
 
 
-CONDUCT = register_section(SectionSpec("conduct", Conduct, Conduct.empty))
+def _conduct_hashed(conduct: Conduct) -> Any:
+    """The root takes the signing windows whole and the clients' history by its bucket root
+    (`client_history.py`): the windows change every block, the history once a round."""
+    return [_windows_to_canonical(conduct.signing), conduct.history.root()]
+
+
+CONDUCT = register_section(
+    SectionSpec("conduct", Conduct, Conduct.empty, hashed_form=_conduct_hashed)
+)
 
 
 # --- consensus evidence -----------------------------------------------------------------------
@@ -169,7 +184,7 @@ def track_liveness(journal: Journal, ctx: ExecContext) -> None:
 def judge_round(journal: Journal, result: RoundResult, ctx: ExecContext) -> None:
     p = journal.params
     conduct: Conduct = journal.section("conduct")
-    history = dict(conduct.history)
+    history: dict[bytes, Entries] = {}  # the round's changes to conduct.history
     for update, verdict in zip(result.updates, result.verdicts, strict=True):
         client, flags = update.client, verdict.flags
         # rules, each penalized every time: free riding; an update longer than the DP norm
@@ -190,7 +205,8 @@ def judge_round(journal: Journal, result: RoundResult, ctx: ExecContext) -> None
                     bps=bps,
                 )
         entry = (result.round, flags, update.payload_hash)
-        recent = (*history.get(client, ()), entry)[-p.flag_window :]
+        before = history[client] if client in history else conduct.history.get(client, ())
+        recent = (*before, entry)[-p.flag_window :]
         flagged = [e for e in recent if e[1] & EVIDENCE]
         if len(flagged) >= p.flag_threshold:  # rule: evidence in k of the last w rounds
             penalize(
@@ -206,7 +222,7 @@ def judge_round(journal: Journal, result: RoundResult, ctx: ExecContext) -> None
             )
             recent = ()  # the evidence is spent: the same flags never count twice
         history[client] = tuple(recent)
-    journal.set_section("conduct", replace(conduct, history=MappingProxyType(history)))
+    journal.set_section("conduct", replace(conduct, history=conduct.history.updated(history)))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from fedray.core.codec import (
     from_canonical_map,
 )
 from fedray.core.contracts.accounts import Transfer
+from fedray.core.contracts.client_history import EMPTY_HISTORY, ClientHistory, Entries
 from fedray.core.contracts.economy import PenaltyRecord
 from fedray.core.contracts.governance_state import GovernanceState
 from fedray.core.contracts.governance_state import Proposal as GovProposal
@@ -92,6 +93,10 @@ def strategy(annotation: Any) -> st.SearchStrategy[Any]:
     if origin in (Mapping, types.MappingProxyType):
         pairs = st.dictionaries(strategy(args[0]), strategy(args[1]), max_size=3)
         return pairs.map(types.MappingProxyType)
+    if annotation is ClientHistory:  # a map kept in buckets: built from a plain map
+        return st.dictionaries(strategy(bytes), strategy(Entries), max_size=3).map(
+            ClientHistory.build
+        )
     hints = typing.get_type_hints(annotation, include_extras=True)
     fields = {f.name: strategy(hints[f.name]) for f in dataclasses.fields(annotation)}
     built = st.builds(annotation, **fields)
@@ -243,7 +248,7 @@ def test_keyed_maps_refuse_repeated_or_unsorted_keys() -> None:
 
 def test_signing_windows_have_one_encoding() -> None:
     key_a, key_b = b"\x01" * 32, b"\x02" * 32
-    conduct = Conduct(types.MappingProxyType({key_a: (3, 0b101), key_b: (1, 0)}), EMPTY)
+    conduct = Conduct(types.MappingProxyType({key_a: (3, 0b101), key_b: (1, 0)}), EMPTY_HISTORY)
     canonical = encode_as(Conduct, conduct)
     assert canonical[0] == [[key_a, 3, b"\x05"], [key_b, 1, b""]]
     assert decode_as(Conduct, canonical) == conduct
