@@ -90,7 +90,7 @@ class Mempool:
         self._senders: list[bytes] = []  # the keys of `_chains`, sorted
         self._ran: dict[bytes, int] = {}  # sender -> how many of its chain the journal ran (> 0)
         self._frontier: RankKey | None = None  # the window's last rank key; None: all of it
-        self._under = (0, 0, 0)  # txs, bytes, gas of the ready set while `_frontier` is None
+        self._since = (0, 0, 0)  # txs, bytes, gas run since `_frontier` was last found
         self._held = Held()
         self._journal: Journal | None = None
         self._state: State | None = None
@@ -207,12 +207,13 @@ class Mempool:
         chain.append(checked)
         self._ready[stx.hash] = checked
         self._turn[stx.hash] = next(self._turns)
-        if self._frontier is None:  # every ready transaction is in the window
-            txs, nbytes, gas = self._under
+        if self._ran.get(sender, 0) == len(chain):  # it ran: the window's prefix grew
+            txs, nbytes, gas = self._since
             params = journal.params
-            self._under = (txs + 1, nbytes + checked.size, gas + tx_cost(checked, params))
+            self._since = (txs + 1, nbytes + checked.size, gas + tx_cost(checked, params))
             budget = Budget.of(params, self.window_blocks)
-            if budget.reached(*self._under):  # full: later ranks queue from now on
+            if budget.reached(*self._since):  # the frontier moves down (amortized: a budget's
+                self._since = (0, 0, 0)  # worth of runs per walk of a budget)
                 self._frontier = rank_prefix(self._senders, self._chains, params, budget).frontier
 
     def _promote(self, sender: bytes, state: State, env: BlockEnv) -> None:
@@ -292,7 +293,9 @@ class Mempool:
             if not refused:
                 break
         self._frontier = prefix.frontier
-        self._under = (prefix.txs, prefix.nbytes, prefix.gas)
+        self._since = (
+            (prefix.txs, prefix.nbytes, prefix.gas) if prefix.frontier is None else (0, 0, 0)
+        )
         for sender in self._held.senders():
             self._promote(sender, state, env)
 
