@@ -190,8 +190,7 @@ class Mempool:
     def _append(self, checked: CheckedTx, journal: Journal, ctx: ExecContext) -> None:
         """Make `checked`, its sender's next nonce, ready: run it if its rank key falls in the
         window, else queue it; raise if it runs and fails."""
-        stx = checked.stx
-        sender = stx.tx.sender
+        stx, sender = checked.stx, checked.stx.tx.sender
         chain = self._chains.get(sender)
         index = len(chain) if chain else 0
         if self._ran.get(sender, 0) == index and (
@@ -245,8 +244,7 @@ class Mempool:
                 self._held.take(checked.stx.tx.sender, checked.stx.tx.nonce)
         for sender in sorted(touched):
             account = state.account(sender)
-            chain = self._chains[sender]
-            passed = 0
+            chain, passed = self._chains[sender], 0
             while account and passed < len(chain) and chain[passed].stx.tx.nonce < account.nonce:
                 passed += 1
             for checked in chain[:passed]:
@@ -293,9 +291,7 @@ class Mempool:
             if not refused:
                 break
         self._frontier = prefix.frontier
-        self._since = (
-            (prefix.txs, prefix.nbytes, prefix.gas) if prefix.frontier is None else (0, 0, 0)
-        )
+        self._since = (0, 0, 0) if prefix.frontier else (prefix.txs, prefix.nbytes, prefix.gas)
         for sender in self._held.senders():
             self._promote(sender, state, env)
 

@@ -177,3 +177,21 @@ def test_the_blocks_are_those_of_a_pool_that_runs_its_whole_backlog_whatever_the
     arrivals = [txs, txs[::-1], by_nonce, by_nonce[::-1], txs[1::2] + txs[::2]]
     everything = blocks_of(txs, window_blocks=10**9)  # the window never fills: all of it runs
     assert all(blocks_of(order, window_blocks=2) == everything for order in arrivals)
+
+
+def test_a_queued_nonce_that_another_pools_block_used_is_refused_when_its_sender_acts() -> None:
+    dev, (a, b, c, _) = network(block_txs=1)  # the window: a's and b's first
+    refused: list[Rejection] = []
+    pool = Mempool(on_reject=refused.append)
+    c0 = transfer(c, 0)
+    admit(pool, dev, transfer(a, 0), transfer(b, 0), c0)
+    assert c0 not in pool.window()
+    other = make_tx(c, CHAIN, 0, Transfer(b.public_key, 7))  # reached another validator only
+    dev.advance([other.raw])
+    pool.committed([other.hash], dev.state, ENV)
+    assert c0 in pool.pending() and not refused  # queued: not run, its turn has not come
+    c1 = transfer(c, 1)
+    assert pool.add(c1.raw, dev.state, ENV) is None  # 1 is c's next nonce, not a replay
+    assert [(r.tx_hash, r.code) for r in refused] == [(c0.hash, "nonce_replay")]
+    assert c0 not in pool.pending() and c1 in pool.pending()
+    assert pool.next_nonce(c.public_key, dev.state, ENV) == 2
