@@ -80,7 +80,8 @@ def test_a_backlog_larger_than_the_window_commits_in_order_across_blocks() -> No
     want = [txs[k][n].raw for k, n in pairs]
     assert blocks == [want[i : i + 2] for i in range(0, 12, 2)]
     assert pool.rejected == 0 and len(pool) == 0
-    assert all(dev.state.account(k.public_key).nonce == 4 for k in (a, b, c))  # type: ignore[union-attr]
+    accounts = [dev.state.account(k.public_key) for k in (a, b, c)]
+    assert all(acc is not None and acc.nonce == 4 for acc in accounts)
 
 
 def test_a_queued_transaction_that_turns_invalid_is_refused_in_its_turn() -> None:
