@@ -100,7 +100,7 @@ class LedgerApp:
         tip = self.store.height()
         self.last_commit: CommitCertificate | None = self.store.get(tip).cert() if tip else None
         self._rejections = open(self.dir / "rejections.jsonl", "a", buffering=1)  # noqa: SIM115
-        self.mempool = Mempool(on_reject=self._record_rejection)
+        self.mempool = Mempool(on_reject=self._record_rejection, available=self._available)
         self.evidence_pool: dict[bytes, Evidence] = {}
         self._checked: dict[bytes, State] = {}  # proposal hash -> state after it
         self._pending: tuple[Block, CommitCertificate, State] | None = None

@@ -47,12 +47,8 @@ from fedray.core.journal import Journal
 from fedray.core.state import Params, State
 from fedray.core.transition import CheckedTx, check_tx_stateless, execute_tx
 from fedray.core.tx import SignedTx
-from fedray.errors import (
-    FedrayError,
-    NonceGapError,
-    OversizedError,
-    UnknownAccountError,
-)
+from fedray.errors import FedrayError, NonceGapError, OversizedError, UnknownAccountError
+from fedray.node import mempool_order as order
 from fedray.node.mempool_held import (
     MAX_AHEAD,
     MAX_HELD_PER_SENDER,
@@ -61,7 +57,6 @@ from fedray.node.mempool_held import (
     check_size,
     replay_error,
 )
-from fedray.node.mempool_order import Budget, RankKey, interleave, pack, rank_prefix, tx_cost
 
 __all__ = ["MAX_AHEAD", "MAX_HELD_PER_SENDER", "WINDOW_BLOCKS", "Mempool", "Rejection"]
 
@@ -78,10 +73,12 @@ class Mempool:
         max_txs: int = 100_000,
         on_reject: Callable[[Rejection], None] | None = None,
         window_blocks: int = WINDOW_BLOCKS,
+        available: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.max_txs = max_txs
         self.on_reject = on_reject
         self.window_blocks = window_blocks
+        self.available = available  # as in `candidates`: the window passes over what it refuses
         # checked on admission (signature included): reruns and blocks reuse the decoded form
         self._ready: dict[bytes, CheckedTx] = {}  # hash -> tx, in the order they became ready
         self._turn: dict[bytes, int] = {}  # hash -> when it became ready (the window's run order)
@@ -89,7 +86,7 @@ class Mempool:
         self._chains: dict[bytes, list[CheckedTx]] = {}  # sender -> its ready txs, nonce order
         self._senders: list[bytes] = []  # the keys of `_chains`, sorted
         self._ran: dict[bytes, int] = {}  # sender -> how many of its chain the journal ran (> 0)
-        self._frontier: RankKey | None = None  # the window's last rank key; None: all of it
+        self._frontier: order.RankKey | None = None  # the window's last rank key; None: all of it
         self._since = (0, 0, 0)  # txs, bytes, gas run since `_frontier` was last found
         self._held = Held()
         self._journal: Journal | None = None
@@ -209,11 +206,14 @@ class Mempool:
         if self._ran.get(sender, 0) == len(chain):  # it ran: the window's prefix grew
             txs, nbytes, gas = self._since
             params = journal.params
-            self._since = (txs + 1, nbytes + checked.size, gas + tx_cost(checked, params))
-            budget = Budget.of(params, self.window_blocks)
+            self._since = (txs + 1, nbytes + checked.size, gas + order.tx_cost(checked, params))
+            budget = order.Budget.of(params, self.window_blocks)
             if budget.reached(*self._since):  # the frontier moves down (amortized: a budget's
                 self._since = (0, 0, 0)  # worth of runs per walk of a budget)
-                self._frontier = rank_prefix(self._senders, self._chains, params, budget).frontier
+                self._frontier = self._walk(params, budget).frontier
+
+    def _walk(self, params: Params, budget: order.Budget) -> order.Prefix:
+        return order.rank_prefix(self._senders, self._chains, params, budget, self.available)
 
     def _promote(self, sender: bytes, state: State, env: BlockEnv) -> None:
         """Make ready `sender`'s held transactions whose gap has closed; drop those left behind."""
@@ -265,10 +265,10 @@ class Mempool:
         self._state = state
         journal = self._journal = Journal(state)
         ctx, params = self._ctx(state, env), state.params
-        budget = Budget.of(params, self.window_blocks)
+        budget = order.Budget.of(params, self.window_blocks)
         self._ran = {}
         while True:
-            prefix = rank_prefix(self._senders, self._chains, params, budget)
+            prefix = self._walk(params, budget)
             due = [
                 checked
                 for sender, n in prefix.taken.items()
@@ -378,22 +378,12 @@ class Mempool:
     def candidates(
         self, available: Callable[[bytes], bool] | None = None, limit: int | None = None
     ) -> list[bytes]:
-        """The window's transactions by sender and nonce: each sender's first (senders in key
-        order), then each one's second, and so on. A transaction `available` refuses (its
-        payload is not here) leaves out its sender's later nonces too."""
-        queues: list[list[bytes]] = []
-        for sender in sorted(self._ran):
-            raws: list[bytes] = []
-            for c in self._chains[sender][: self._ran[sender]]:
-                if available is not None and not available(c.stx.raw):
-                    break
-                raws.append(c.stx.raw)
-            if raws:
-                queues.append(raws)
-        out = interleave(queues)
+        """The window's transactions in the proposal order (`mempool_order.proposal_order`)."""
+        windows = (self._chains[s][: self._ran[s]] for s in sorted(self._ran))
+        out = order.proposal_order(windows, available)
         return out if limit is None else out[:limit]
 
     def fill(self, candidates: Iterable[bytes], params: Params) -> list[bytes]:
         """The candidates (window transactions, in proposal order) packed into a block's count,
         byte and gas limits (`mempool_order.pack`)."""
-        return pack(candidates, lambda raw: self._ready[digest(raw)], params)
+        return order.pack(candidates, lambda raw: self._ready[digest(raw)], params)

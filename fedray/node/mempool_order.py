@@ -62,10 +62,13 @@ def rank_prefix(
     chains: Mapping[bytes, Sequence[CheckedTx]],
     params: Params,
     budget: Budget,
+    available: Callable[[bytes], bool] | None = None,
 ) -> Prefix:
     """Walk the proposal order over `chains` (each sender's ready transactions in nonce order;
-    `senders` their keys, sorted) until `budget` is reached. Work is proportional to the prefix:
-    a rank's pass stops at the budget and the next pass visits only the senders with more."""
+    `senders` their keys, sorted) until `budget` is reached, passing over a transaction
+    `available` refuses (its payload is not here: no proposal takes it) and its sender's later
+    ones. Work is proportional to the prefix: a rank's pass stops at the budget and the next
+    pass visits only the senders with more."""
     taken: dict[bytes, int] = {}
     txs = nbytes = gas = 0
     active: Sequence[bytes] = senders
@@ -75,6 +78,8 @@ def rank_prefix(
         for sender in active:
             chain = chains[sender]
             checked = chain[rank]
+            if available is not None and not available(checked.stx.raw):
+                continue
             taken[sender] = rank + 1
             txs, nbytes, gas = txs + 1, nbytes + checked.size, gas + tx_cost(checked, params)
             if budget.reached(txs, nbytes, gas):
@@ -85,8 +90,21 @@ def rank_prefix(
     return Prefix(taken, None, txs, nbytes, gas)
 
 
-def interleave(queues: Iterable[list[bytes]]) -> list[bytes]:
-    """Every queue's first, in the given order, then every queue's second, and so on."""
+def proposal_order(
+    windows: Iterable[Sequence[CheckedTx]], available: Callable[[bytes], bool] | None = None
+) -> list[bytes]:
+    """Raw transactions by sender and nonce: each sender's first (`windows`: each sender's
+    transactions in nonce order, senders in key order), then each one's second, and so on. A
+    transaction `available` refuses (its payload is not here) leaves out its sender's later
+    nonces too."""
+    queues: list[list[bytes]] = []
+    for window in windows:
+        raws: list[bytes] = []
+        for checked in window:
+            if available is not None and not available(checked.stx.raw):
+                break
+            raws.append(checked.stx.raw)
+        queues.append(raws)
     ranks = itertools.zip_longest(*queues)
     return [raw for rank in ranks for raw in rank if raw is not None]
 

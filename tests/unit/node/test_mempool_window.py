@@ -196,3 +196,26 @@ def test_a_queued_nonce_that_another_pools_block_used_is_refused_when_its_sender
     assert [(r.tx_hash, r.code) for r in refused] == [(c0.hash, "nonce_replay")]
     assert c0 not in pool.pending() and c1 in pool.pending()
     assert pool.next_nonce(c.public_key, dev.state, ENV) == 2
+
+
+def test_the_window_passes_over_transactions_no_proposal_can_take_yet() -> None:
+    dev, (a, b, c, _) = network(block_txs=1)  # the window: two transactions
+    a0, b0, c0, c1 = transfer(a, 0), transfer(b, 0), transfer(c, 0), transfer(c, 1)
+    missing = {a0.raw, b0.raw}  # say their payloads are not here yet
+    pool = Mempool(available=lambda raw: raw not in missing)
+    admit(pool, dev, a0, b0, c0, c1)
+    # the first two in the proposal order cannot be proposed: c's fill the window instead
+    assert pool.candidates(pool.available) == [c0.raw, c1.raw]
+    assert commit_proposal_available(pool, dev) == [c0.raw]
+    assert pool.candidates(pool.available) == [c1.raw]  # a0 and b0 queue, not run
+    missing.clear()
+    assert commit_proposal_available(pool, dev) == [c1.raw]
+    assert commit_proposal_available(pool, dev) == [a0.raw]  # here now: in the window
+    assert commit_proposal_available(pool, dev) == [b0.raw] and len(pool) == 0
+
+
+def commit_proposal_available(pool: Mempool, dev: DevChain) -> list[bytes]:
+    txs = pool.fill(pool.candidates(pool.available), dev.state.params)
+    block = dev.advance(txs)
+    pool.committed([digest(raw) for raw in block.txs], dev.state, ENV)
+    return list(block.txs)
