@@ -100,7 +100,7 @@ class LedgerApp:
         tip = self.store.height()
         self.last_commit: CommitCertificate | None = self.store.get(tip).cert() if tip else None
         self._rejections = open(self.dir / "rejections.jsonl", "a", buffering=1)  # noqa: SIM115
-        self.mempool = Mempool(on_reject=self._record_rejection)
+        self.mempool = Mempool(on_reject=self._record_rejection, available=self._available)
         self.evidence_pool: dict[bytes, Evidence] = {}
         self._checked: dict[bytes, State] = {}  # proposal hash -> state after it
         self._pending: tuple[Block, CommitCertificate, State] | None = None
@@ -158,9 +158,9 @@ class LedgerApp:
                 prove_next(key, s),
             )
 
-        # The ready transactions apply on this state (the mempool checks each on admission and
-        # after every commit), and each sender's keep their nonce order, so the block is packed
-        # from them by gas and executed once; its result is what `process_proposal` and
+        # The mempool's window applies on this state (it runs each transaction on admission or
+        # when a commit brings it in), and each sender's keep their nonce order, so the block is
+        # packed from them by gas and executed once; its result is what `process_proposal` and
         # `finalize_block` reuse. Only if it fails (block context: evidence, fees, end of block,
         # a transaction needing another sender's later one) are they filtered one by one, and
         # the block then executes when checked. Execution (aggregation included) runs outside

@@ -1,6 +1,7 @@
 """`Mempool.round_outstanding`, what the proposer asks before it holds a block for a round's
 updates (runtime/validator.py): true while a round is open and the ready transactions leave a
-selected client without its turn; false once they complete it, and when no round is open."""
+selected client without its turn; false once they complete it, when no round is open, and while
+transactions queue behind the mempool's window (the next block is full without waiting)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ CLIENTS = [key_from_seed(f"{CHAIN}/client/{i}".encode()) for i in range(3)]
 ENV = BlockEnv()
 
 
-def chain(with_clients: bool = True) -> DevChain:
+def chain(with_clients: bool = True, block_txs: int = 5000) -> DevChain:
     genesis, vkeys, _ = dev_genesis(CHAIN, n_accounts=0)
     clients = tuple(
         GenesisAccount(k.public_key, balance=10**6, stake=100, is_client=True) for k in CLIENTS
@@ -27,7 +28,7 @@ def chain(with_clients: bool = True) -> DevChain:
     genesis = dataclasses.replace(
         genesis,
         accounts=genesis.accounts + (clients if with_clients else ()),
-        params=Params(fl_clients_per_round=3, fl_round_deadline=1000),
+        params=Params(fl_clients_per_round=3, fl_round_deadline=1000, max_block_txs=block_txs),
         sections={"rounds": genesis_rounds(b"\x07" * 32, 1024)},
     )
     dev = DevChain(genesis, vkeys)
@@ -67,3 +68,14 @@ def test_without_an_open_round_nothing_is_outstanding() -> None:
     dev = chain(with_clients=False)
     assert not dev.state.section("rounds").open
     assert not Mempool().round_outstanding(dev.state, ENV)
+
+
+def test_nothing_is_outstanding_while_transactions_queue_behind_the_window() -> None:
+    dev = chain(block_txs=1)  # the window: two transactions
+    pool = Mempool()
+    for i in range(2):
+        assert pool.add(skip(i), dev.state, ENV) is None
+    assert pool.round_outstanding(dev.state, ENV)  # client 2 has not answered
+    assert pool.add(make_tx(CLIENTS[0], CHAIN, 1, Skip(0)).raw, dev.state, ENV) is None
+    assert len(pool) == 3 and len(pool.window()) == 2
+    assert not pool.round_outstanding(dev.state, ENV)  # one queues: the next block is full
