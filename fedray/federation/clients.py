@@ -32,9 +32,11 @@ from fedray.core.crypto import DOMAIN_PAYLOAD, PrivateKey
 from fedray.core.tx import make_tx
 from fedray.errors import FedrayError
 from fedray.federation.plan import Federation
+from fedray.federation.shards import PoolShards
 from fedray.learning.attacks import make_attack
 from fedray.learning.client_round import client_round
 from fedray.learning.dp import NoiseSettings
+from fedray.learning.errors import DatasetError
 from fedray.learning.extensions import make_custom_attack
 from fedray.learning.models import build_model, state_names
 from fedray.storage.tensors import nbytes, tensors_digest
@@ -76,6 +78,7 @@ class ClientPool:
     clients: list[int]
     attack_state: dict[str, Any] = field(default_factory=dict)
     given_keys: Mapping[int, PrivateKey] | None = None  # fresh keys; None: derived (simulation)
+    data: PoolShards | None = None  # the clients' samples from the driver; None: loaded here
 
     def __post_init__(self) -> None:
         torch.set_num_threads(1)
@@ -84,7 +87,9 @@ class ClientPool:
         given = self.given_keys
         self.keys = {i: given[i] if given else fed.client_key(i) for i in self.clients}
         self.public = {self.keys[i].public_key: i for i in self.clients}
-        self.shards = fed.shards(self.clients)
+        if self.data is not None and list(self.data.clients) != list(self.clients):
+            raise DatasetError("a pool is handed the shards of its own clients")
+        self.shards = fed.shards(self.clients) if self.data is None else self.data.shards()
         self.attackers = tuple(i for i in fed.attackers() if i in self.keys)
         a = self.cfg.attack
         self.attack = None
@@ -99,7 +104,7 @@ class ClientPool:
         # The GPU Ray gave the pool's actor (runtime.pool_num_gpus > 0), else the CPU.
         gpu = self.cfg.runtime.pool_num_gpus > 0 and torch.cuda.is_available()
         self.device = torch.device("cuda" if gpu else "cpu")
-        self.model = build_model(fed.model_spec(), self.cfg.seed).to(self.device)
+        self.model = build_model(fed.model_spec(self.data), self.cfg.seed).to(self.device)
         self.param_names = state_names(self.model)
 
     def sign_delivery(self, client: int, round_: int, payload: Mapping[str, np.ndarray]) -> bytes:

@@ -1,8 +1,8 @@
 """Everything a run derives deterministically from its config: data split and partition, model,
 client keys, which clients are Byzantine, how clients are spread over pool actors, the initial model
-and the genesis. The driver and every client pool call the same functions, so they agree without
-shipping data around: each pool rebuilds only its own clients' shards, and raw training data never
-leaves a pool actor.
+and the genesis. The driver and every client pool call the same functions, so they agree on
+everything but the data: the driver loads and partitions the data set once and hands each pool its
+own clients' samples (`pool_shards`); a generated population's users are made in their pools.
 
 Client keys come from the run seed (`key_from_seed`) unless the federation is given them: right for
 simulations, where the driver must know every public key for the genesis; `runtime.keys=fresh`
@@ -30,7 +30,7 @@ from fedray.core.contracts.rounds import genesis_rounds
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.state import Genesis, GenesisAccount, Params
 from fedray.errors import ConfigError, FedrayError
-from fedray.federation.shards import ClientShards
+from fedray.federation.shards import ClientShards, PoolShards
 from fedray.learning.datasets import DatasetSpec, DataSplit, SyntheticConfig, load_dataset
 from fedray.learning.extensions import load_custom_dataset
 from fedray.learning.models import ModelSpec, build_model, get_params
@@ -152,6 +152,18 @@ class Federation:
         population = self.population()
         if population is not None:
             return ClientShards(wanted, population.train)
+        indices, train = self._indices(), self.split().train
+        return ClientShards(wanted, lambda k: train.subset(indices[k]))
+
+    def pool_shards(self, clients: list[int]) -> PoolShards | None:
+        """What the driver hands the pool of `clients`: their samples, cut from the split and
+        partition it made once; None for a generated population, which each pool generates."""
+        if self.population() is not None:
+            return None
+        return PoolShards.of(self.split().train, self._indices(), clients)
+
+    def _indices(self) -> tuple[np.ndarray, ...]:
+        """Every client's sample indices into the training set (the configured partition)."""
         d = self.cfg.data
         scheme = PartitionConfig(
             scheme=d.partition,
@@ -164,13 +176,12 @@ class Federation:
         params = json.dumps(dict(d.params), sort_keys=True)
         key = (d.name, self.cfg.seed, d.test_fraction, d.synthetic_alpha, d.synthetic_beta)
         indices = _partition((*key, d.loader or "", params), scheme)
-        train = self.split().train
         if len(indices) != self.cfg.clients:  # a natural partition has its own count
             raise ConfigError(
                 f"config key 'clients': the {d.partition} partition of {self.split().name} has "
                 f"{len(indices)} clients, not {self.cfg.clients}"
             )
-        return ClientShards(wanted, lambda k: train.subset(indices[k]))
+        return indices
 
     def _check_population(self) -> None:
         """A data set too small for the population is refused with what to use instead."""
@@ -184,9 +195,11 @@ class Federation:
                 "Synthetic(alpha, beta), one generated user per client) or fewer clients"
             )
 
-    def model_spec(self) -> ModelSpec:
-        split = self.split()
-        shape = split.input_shape
+    def model_spec(self, given: PoolShards | None = None) -> ModelSpec:
+        """The model's spec; a pool handed its shards (`given`) reads the data's shape from them
+        instead of loading the data set."""
+        data = given or self.split()
+        shape = data.input_shape
         m = self.cfg.model
         if m.name == "cnn" and not m.factory and len(shape) == 1:
             side = int(round(shape[0] ** 0.5))
@@ -194,7 +207,7 @@ class Federation:
         return ModelSpec(
             m.name,
             tuple(shape),
-            split.num_classes,
+            data.num_classes,
             m.hidden,
             factory=m.factory or "",
             params=tuple(sorted(m.params.items())),

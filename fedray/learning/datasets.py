@@ -16,7 +16,6 @@ import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from fedray.learning.errors import DatasetError
 
@@ -98,6 +97,10 @@ class FederatedData:
 def _split(
     name: str, x: np.ndarray, y: np.ndarray, classes: int, seed: int, test: float
 ) -> DataSplit:
+    # scikit-learn (with scipy and pandas, 136 MB of a process) is imported only by the processes
+    # that load a data set, not by client pools, which are handed their shards.
+    from sklearn.model_selection import train_test_split
+
     # Stratified so that small test sets still hold every class in proportion.
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=test, random_state=seed, stratify=y, shuffle=True

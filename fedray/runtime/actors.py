@@ -12,7 +12,10 @@ fresh, so the driver hands it its saved attack state). Consensus starts only on 
 Handles and capabilities (docs/security.md): the driver alone holds validator handles and each
 validator's operator capability (derived from the validator's key, `access.Capabilities`); each
 ingress gets its validator's handle and ingress capability; each pool gets ingress handles only and
-a random capability of its own, which the driver presents to make it train, skip or vote.
+a random capability of its own, which the driver presents to make it train, skip or vote. Its
+clients' training samples are all it is handed of the data: the driver cuts them from the split
+it loaded (`Federation.pool_shards`), so pools load no data set (`data=synthetic_users` aside:
+each pool generates its own users).
 
 Ignores: what to do next (the policy's), rounds and records (`run`).
 """
@@ -45,6 +48,7 @@ class RunActors:
         self.pools: list[Any] = []
         self.fresh_pools: set[int] = set()  # rebuilt pools, to be handed their saved state
         self.pool_caps = [secrets.token_bytes(32) for _ in self.pool_clients]
+        self.pool_data: dict[int, Any] = {}  # object refs of what each pool is handed, put once
         self.caps: list[Capabilities] = []
         self.run_keys: RunKeys | None = None
         self.pg: Any = None
@@ -181,8 +185,23 @@ class RunActors:
                 self.pg, placement_group_bundle_index=self.layout.pool_bundle(idx)
             )
         return PoolActor.options(**options).remote(
-            self.cfg, clients, self.pool_caps[idx], faults, self._keys().pool_keys(clients)
+            self.cfg,
+            clients,
+            self.pool_caps[idx],
+            faults,
+            self._keys().pool_keys(clients),
+            self._pool_data(idx),
         )
+
+    def _pool_data(self, idx: int) -> Any:
+        """The object ref of pool `idx`'s clients' samples (`Federation.pool_shards`), put in the
+        object store once and reused by a rebuilt pool; None where the pool makes its own."""
+        import ray
+
+        if idx not in self.pool_data:
+            shards = self.fed.pool_shards(self.pool_clients[idx])
+            self.pool_data[idx] = None if shards is None else ray.put(shards)
+        return self.pool_data[idx]
 
     def _keys(self) -> RunKeys:
         if self.run_keys is None:

@@ -99,6 +99,7 @@ WIRE_MODULES = frozenset(
         "fedray.config_schema",  # a pool's RunConfig (its dataclasses live there)
         "fedray.core.crypto",  # a pool's client keys (runtime.keys=fresh)
         "fedray.core.contracts.slashing",  # PayloadEvidence
+        "fedray.federation.shards",  # PoolShards (a pool's clients' samples)
         "fedray.node.views",
         "fedray.runtime.faces",  # NodeStatus
         "fedray.runtime.ingress",  # IngressReport

@@ -30,6 +30,7 @@ import ray
 from fedray.config import RunConfig
 from fedray.errors import FedrayError
 from fedray.federation.clients import ClientPool, PoolRound
+from fedray.federation.shards import PoolShards
 from fedray.node.views import RoundInfo
 from fedray.runtime.access import require
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
@@ -86,13 +87,14 @@ class PoolNode:
         capability: bytes,
         faults: PoolFaults | None = None,
         keys: dict[int, Any] | None = None,
+        data: PoolShards | None = None,
     ) -> None:
         if in_ray_actor():
             guard_unpickling()
         self.faults = faults or PoolFaults()
         if self.faults.fail_start:
             raise InjectedFault("faults.fail_pool_start: this pool fails to build")
-        self.pool = ClientPool(cfg, clients, given_keys=keys)
+        self.pool = ClientPool(cfg, clients, given_keys=keys, data=data)
         self._capability = capability
         # One signing at a time, each from the nonces validators expect next (pending counted),
         # and sent before the next starts: a governance vote and an update of one client queue
