@@ -103,11 +103,10 @@ def validate(cfg: RunConfig) -> None:
         "prevote nil while the proposer waits",
     )
     need(
-        cfg.chain.timeout_propose_s > cfg.chain.round_gather_s + cfg.chain.timeout_commit_s,
-        "chain.round_gather_s",
-        f"plus chain.timeout_commit_s must stay below chain.timeout_propose_s "
-        f"({cfg.chain.timeout_propose_s}), or validators prevote nil while the proposer gathers "
-        "a round's updates (0 turns gathering off)",
+        cfg.chain.timeout_propose_s > cfg.chain.timeout_commit_s,
+        "chain.timeout_commit_s",
+        f"must stay below chain.timeout_propose_s ({cfg.chain.timeout_propose_s}), or validators "
+        "prevote nil while the proposer waits for late precommits",
     )
     validate_extensions(cfg)  # resolves import paths and registers a custom rule
     try:

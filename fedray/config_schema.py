@@ -106,8 +106,9 @@ class ChainConfig:
     round_timeout_s: float = 600.0
     block_interval_s: float = 0.2  # pause before an empty block (blocks with txs go at once)
     # while the open round waits for updates, the proposer holds its block up to this long for
-    # them (the admission that completes them ends the wait): a round's updates share one block
-    round_gather_s: float = 0.5
+    # them (the admission that completes them ends the wait; peers' propose timeouts wait for
+    # them too): a round's updates share one block
+    round_gather_s: float = 2.0
     timeout_propose_s: float = 1.0  # round timeouts; they grow by the delta per round
     timeout_vote_s: float = 0.5
     timeout_delta_s: float = 0.5

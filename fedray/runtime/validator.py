@@ -9,8 +9,8 @@ Two engine requests are answered asynchronously, off the event loop (`execution.
 block executes and a round-closing block aggregates, so votes, timeouts and catch-up keep flowing
 meanwhile): a proposal is built (`BuildProposal`, after waiting `block_interval_s` while the
 mempool is empty: an arriving transaction ends the wait at once; while the open round still waits
-for selected clients' updates, after waiting up to `round_gather_s` for them: the admission that
-completes them ends the wait, so a round's updates share one block) and checked (`CheckProposal`; of
+for selected clients' updates, up to `round_gather_s` for them, which peers' propose timeouts allow
+for (`gather.py`): the admission completing them ends the wait) and checked (`CheckProposal`; of
 a block whose update payloads are not pinned here, once they are fetched from a peer). A missing
 payload is retried until the height moves on, never answered as invalid (that verdict would stick
 for the whole height) and never fatal: a certified block is handed to the engine only once its
@@ -48,7 +48,6 @@ from fedray.consensus.messages import (
     ProposalChecked,
     ScheduleTimeout,
     Start,
-    TimeoutFired,
 )
 from fedray.consensus.state import EngineConfig, gossip, initial_state
 from fedray.core.block import Block, CommitCertificate
@@ -61,6 +60,7 @@ from fedray.runtime.access import Capabilities, require, sign_blob_request
 from fedray.runtime.chain_metrics import ValidatorGauges
 from fedray.runtime.execution import Execution
 from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
+from fedray.runtime.gather import Timers, awaiting_updates
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.runtime.node_settings import NodeSettings
 from fedray.runtime.observers import CommitWatch
@@ -120,6 +120,9 @@ class ValidatorNode(ValidatorFaces):
         self.verifier = self.app.verifier
         self.admission = ThreadPoolExecutor(1, thread_name_prefix="fedray-admission")
         self.execution = Execution(self._handle, self._fail_if_usable)
+        self.timers = Timers(
+            s.round_gather_s, lambda: awaiting_updates(self.app.state), self.execution.timeout
+        )
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
         self.outbox = Outbox(self.peers, s.call_timeout_s)
@@ -209,8 +212,7 @@ class ValidatorNode(ValidatorFaces):
         self.outbox.send(encode_message(message))
 
     def schedule(self, t: ScheduleTimeout) -> None:
-        fired = TimeoutFired(t.height, t.round, t.step)
-        asyncio.get_running_loop().call_later(t.duration_ms / 1000, self.execution.timeout, fired)
+        self.timers.schedule(t)
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -259,9 +261,8 @@ class ValidatorNode(ValidatorFaces):
             self._pending_build = item
             pause = self.settings.block_interval_s
             if self.settings.round_gather_s > 0 and self.app.round_outstanding(wait=False):
-                # the open round's updates are on their way (its clients train on the model the
-                # last block committed): hold the block for them rather than spend a block, and
-                # its consensus, on a part of them; an admission that completes them ends the wait
+                # the open round's updates are on their way: hold the block for them rather than
+                # spend a block on a part of them; the admission completing them ends the wait
                 pause = self.settings.round_gather_s
             elif pause <= 0 or len(self.app.mempool) > 0:
                 self._build_now()

@@ -156,7 +156,7 @@ def test_unreadable_files_are_one_clear_line(
         "chain.block_interval_s=0",
         "chain.timeout_propose_s=0.1",
         "chain.round_gather_s=-1",
-        "chain.round_gather_s=0.95",  # plus timeout_commit_s 0.1: past timeout_propose_s 1.0
+        "chain.timeout_commit_s=1.0",  # not below timeout_propose_s 1.0
         "runtime.object_store_mb=10",
         "seed=-1",
         "name=../x",

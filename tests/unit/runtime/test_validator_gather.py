@@ -38,10 +38,13 @@ def _genesis() -> bytes:
     return encode(genesis.to_canonical())
 
 
-async def _closing_block_txs(tmp: Path, settings: dict[str, float], committed: bool) -> int:
-    """How many transactions the block that closes round 0 holds, its three skips admitted one
-    after the other on every validator: after a pause in which a proposer that does not gather
-    builds a block of what arrived, or (`committed`) once each skip is on chain."""
+async def _closing_block_txs(
+    tmp: Path, settings: dict[str, float], committed: bool, pace_s: float = 0.3
+) -> tuple[int, int]:
+    """How many transactions the block that closes round 0 holds, and the consensus round that
+    committed it, its three skips admitted one after the other on every validator: `pace_s` apart
+    (a proposer that does not gather builds a block of what arrived meanwhile), or (`committed`)
+    once each skip is on chain."""
     genesis, vkeys, _ = dev_genesis(CHAIN, n_accounts=0)
     raw = _genesis()
     nodes = [
@@ -68,7 +71,7 @@ async def _closing_block_txs(tmp: Path, settings: dict[str, float], committed: b
 
                 await until(on_chain)
             else:
-                await asyncio.sleep(0.3)  # pacing only: blocks here take a few milliseconds
+                await asyncio.sleep(pace_s)  # pacing only: blocks here take a few milliseconds
 
         async def closed() -> bool:
             return bool(nodes[0].app.state.section("rounds").results)
@@ -76,17 +79,28 @@ async def _closing_block_txs(tmp: Path, settings: dict[str, float], committed: b
         await until(closed)
         result = nodes[0].app.state.section("rounds").results[0]
         assert result.reason == "quota" and not any(n.failed for n in nodes)
-        return len(nodes[0].app.store.get(result.closed_at).block().txs)
+        stored = nodes[0].app.store.get(result.closed_at)
+        return len(stored.block().txs), stored.cert().round
     finally:
         for n in nodes:
             await n.shutdown(n.caps.operator)
 
 
 def test_a_rounds_answers_share_the_block_that_closes_it(tmp_path: Path) -> None:
-    assert asyncio.run(_closing_block_txs(tmp_path, GATHER, committed=False)) == 3
+    assert asyncio.run(_closing_block_txs(tmp_path, GATHER, committed=False)) == (3, 0)
+
+
+def test_peers_wait_for_a_gather_longer_than_their_propose_timeout(tmp_path: Path) -> None:
+    # the answers take 1.2 s, past the 0.4 s propose timeout: peers that did not allow for the
+    # gather (gather.py) would prevote nil and the round would close in a later consensus round
+    long_gather = {**FAST, "round_gather_s": 5.0}
+    txs, consensus_round = asyncio.run(
+        _closing_block_txs(tmp_path, long_gather, committed=False, pace_s=0.6)
+    )
+    assert (txs, consensus_round) == (3, 0)
 
 
 def test_without_gathering_answers_go_in_blocks_as_they_come(tmp_path: Path) -> None:
     # the baseline the gather improves on: each answer committed before the next is sent
     no_gather = {**FAST, "round_gather_s": 0.0}
-    assert asyncio.run(_closing_block_txs(tmp_path, no_gather, committed=True)) == 1
+    assert asyncio.run(_closing_block_txs(tmp_path, no_gather, committed=True))[0] == 1
