@@ -40,15 +40,8 @@ def _sync_pool() -> ThreadPoolExecutor:
         return _syncing
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Sync a file or a directory (its entries) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -68,7 +61,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 class _Batch:
@@ -81,11 +74,11 @@ class _Batch:
         """Sync every temp file, rename each to its name, sync each directory once."""
         if not self.temps:
             return
-        list(_sync_pool().map(fsync_file, self.temps.values()))
+        list(_sync_pool().map(fsync_path, self.temps.values()))
         for path, tmp in self.temps.items():
             os.replace(tmp, path)
         for directory in {path.parent for path in self.temps}:
-            fsync_dir(directory)
+            fsync_path(directory)
         self.temps.clear()
 
     def discard(self) -> None:
