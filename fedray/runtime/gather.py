@@ -47,13 +47,11 @@ class Timers:
         self.gather_s = gather_s
         self.awaiting = awaiting
         self.deliver = deliver
-        self.lengthened = 0  # propose timeouts that allowed for a round's gather (tests)
 
     def delay_s(self, t: ScheduleTimeout) -> float:
         """When `t` fires, in seconds from now."""
         delay = t.duration_ms / 1000
         if t.step == STEP_PROPOSE and t.round == 0 and self.gather_s > 0 and self.awaiting():
-            self.lengthened += 1
             return delay + self.gather_s
         return delay
 

@@ -2,10 +2,11 @@
 
 Per round it reads the round from an ingress (the chain, not the driver, says which global model
 hash to trust and who has answered already), receives the global model by object reference (put
-once per round by the driver), trains all its selected clients, puts each update into the object
-store as one list of numpy-array payloads (one put a batch) and sends the signed transactions, each
-with its slot in that list, to every validator's ingress in one call each. Clients already on chain for the round (a resumed run) are
-trained again, so colluding attackers craft exactly what they crafted before, but not sent again.
+once per round by the driver), trains all its selected clients, puts their updates into the object
+store once, as one list of numpy-array payloads, and sends the signed transactions, each naming its
+slot in that list, to every validator's ingress in one call each. Clients already on chain for the
+round (a resumed run) are trained again, so colluding attackers craft exactly what they crafted
+before, but not sent again.
 
 Errors end no run: a client without an update, or every client of the pool when its round fails as
 a whole, sends a signed `skip` (a missed update), and the answer says why; `skip_round` is what a
