@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,32 +232,50 @@ def flower_missing() -> str | None:
     return None
 
 
+def watch_child(
+    argv: Sequence[str],
+    log: Path,
+    out_path: Path,
+    timeout_s: float,
+    sample: Callable[[int], None],
+    name: str,
+    error: type[FedrayError],
+) -> None:
+    """Run `argv` (output to `log`), calling `sample(pid)` every `RSS_PERIOD_S` until it exits.
+    Past `timeout_s`, or interrupted, its process tree is killed (no Ray process outlives it);
+    raises `error` naming `name` on a timeout, a non-zero exit or no `out_path`."""
+    with log.open("wb") as sink:
+        child = subprocess.Popen(list(argv), stdout=sink, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while child.poll() is None:
+                sample(child.pid)
+                if time.monotonic() > deadline:
+                    raise error(f"{name} did not finish in {timeout_s:g} s")
+                time.sleep(RSS_PERIOD_S)
+        finally:
+            if child.poll() is None:
+                kill_tree(child.pid)
+                child.wait()
+    if child.returncode != 0 or not out_path.exists():
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        raise error(f"{name} failed (exit {child.returncode}): " + " | ".join(tail))
+
+
 def run_side(side: str, task: RoundTask, timeout_s: float) -> SideRun:
     """Run one side in a child process, sampling its process tree's memory until it exits."""
+    peak = 0
+
+    def sample(pid: int) -> None:
+        nonlocal peak
+        peak = max(peak, tree_rss(pid))
+
     with tempfile.TemporaryDirectory(prefix="fedray-bench-round-") as tmp:
         task_path, out_path = Path(tmp) / "task.json", Path(tmp) / "out.json"
         task_path.write_text(json.dumps(dataclasses.asdict(task)))
+        argv = [sys.executable, "-c", SIDE_ENTRY, side, str(task_path), str(out_path)]
         log = Path(tmp) / "side.log"
-        with log.open("wb") as sink:
-            child = subprocess.Popen(
-                [sys.executable, "-c", SIDE_ENTRY, side, str(task_path), str(out_path)],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-            peak, deadline = 0, time.monotonic() + timeout_s
-            try:
-                while child.poll() is None:
-                    peak = max(peak, tree_rss(child.pid))
-                    if time.monotonic() > deadline:
-                        raise BenchRoundError(f"{side} did not finish in {timeout_s:g} s")
-                    time.sleep(RSS_PERIOD_S)
-            finally:
-                if child.poll() is None:  # timed out or interrupted: no Ray process outlives it
-                    kill_tree(child.pid)
-                    child.wait()
-        if child.returncode != 0 or not out_path.exists():
-            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise BenchRoundError(f"{side} failed (exit {child.returncode}): " + " | ".join(tail))
+        watch_child(argv, log, out_path, timeout_s, sample, side, BenchRoundError)
         run = SideRun(**json.loads(out_path.read_text()))
     if len(run.rounds_s) != task.rounds:
         raise BenchRoundError(f"{side} ran {len(run.rounds_s)} of {task.rounds} rounds")

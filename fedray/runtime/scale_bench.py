@@ -30,7 +30,6 @@ import dataclasses
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,11 +39,10 @@ from pathlib import Path
 
 from fedray.errors import ConfigError, FedrayError
 from fedray.runtime.round_bench import (
-    RSS_PERIOD_S,
     _children,
-    kill_tree,
     round_lengths,
     startup_seconds,
+    watch_child,
 )
 
 CHILD_ENTRY = "import sys; from fedray.runtime.scale_bench import child_main; sys.exit(child_main(sys.argv[1:]))"
@@ -268,42 +266,25 @@ def cpu_per_round(samples: Sequence[Sample], closes: Sequence[float]) -> dict[st
 # --- one run -----------------------------------------------------------------------------------
 def run_population(task: ScaleTask, timeout_s: float) -> ScaleRun:
     """Run `task` in a child process, sampling its processes' memory until it exits."""
+    samples: list[Sample] = []
+
+    def sample(pid: int) -> None:
+        samples.append(sample_processes(pid))
+
     with tempfile.TemporaryDirectory(prefix="fedray-bench-scale-") as tmp:
         task_path, out_path = Path(tmp) / "task.json", Path(tmp) / "out.json"
         task_path.write_text(json.dumps(dataclasses.asdict(task)))
-        log = Path(tmp) / "run.log"
-        with log.open("wb") as sink:
-            child = subprocess.Popen(
-                [sys.executable, "-c", CHILD_ENTRY, str(task_path), str(out_path)],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-            peak, split = 0, {}
-            samples: list[Sample] = []
-            deadline = time.monotonic() + timeout_s
-            try:
-                while child.poll() is None:
-                    sample = sample_processes(child.pid)
-                    samples.append(sample)
-                    if sum(sample.rss.values()) > peak:
-                        peak, split = sum(sample.rss.values()), sample.rss
-                    if time.monotonic() > deadline:
-                        raise BenchScaleError(f"{task.clients} clients: no end in {timeout_s:g} s")
-                    time.sleep(RSS_PERIOD_S)
-            finally:
-                if child.poll() is None:  # timed out or interrupted: no Ray process outlives it
-                    kill_tree(child.pid)
-                    child.wait()
-        if child.returncode != 0 or not out_path.exists():
-            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise BenchScaleError(
-                f"{task.clients} clients failed (exit {child.returncode}): " + " | ".join(tail)
-            )
+        argv = [sys.executable, "-c", CHILD_ENTRY, str(task_path), str(out_path)]
+        name = f"{task.clients} clients"
+        watch_child(argv, Path(tmp) / "run.log", out_path, timeout_s, sample, name, BenchScaleError)
         run = ScaleRun(**json.loads(out_path.read_text()))
     if len(run.walls) != task.rounds:
         raise BenchScaleError(f"{task.clients} clients: {len(run.walls)} of {task.rounds} rounds")
+    split = max(samples, key=lambda x: sum(x.rss.values()), default=Sample(0.0, {}, {})).rss
     cpu = cpu_per_round(samples, run.closes)
-    return dataclasses.replace(run, peak_rss=peak, peak_by_kind=split, cpu_by_kind=cpu)
+    return dataclasses.replace(
+        run, peak_rss=sum(split.values()), peak_by_kind=split, cpu_by_kind=cpu
+    )
 
 
 def child_main(argv: Sequence[str]) -> int:
