@@ -11,27 +11,15 @@ from fedray.aggregation.fixedpoint import dequantize
 from fedray.learning.accounting import epsilon, epsilon_table, noise_multiplier
 from fedray.learning.attacks import make_attack
 from fedray.learning.client_round import client_round
-from fedray.learning.datasets import DatasetSpec, load_dataset
 from fedray.learning.dp import NoiseSettings, clip_to_norm, dp_seed, l2_norm, privatize
 from fedray.learning.errors import PrivacyError
-from fedray.learning.models import ModelSpec, build_model, get_params
-from fedray.learning.partition import PartitionConfig, partition
 from fedray.learning.training import TrainConfig
 
 TRAIN = TrainConfig(epochs=1, batch_size=16, lr=0.1)
 
 
-@pytest.fixture(scope="module")
-def setup():
-    split = load_dataset(DatasetSpec("digits", seed=0))
-    fed = partition(split, PartitionConfig("iid", num_clients=6, seed=0))
-    shards = {i: fed.client(i) for i in range(6)}
-    model = build_model(ModelSpec("mlp", split.input_shape, split.num_classes, 16), seed=0)
-    return model, get_params(model), shards
-
-
-def _round(setup, **kwargs):
-    model, params, shards = setup
+def _round(six_clients, **kwargs):
+    model, params, shards = six_clients
     args = {"round_": 2, "seed": 5, "participants": 4} | kwargs
     return client_round(model, params, shards, [0, 1, 2, 3], TRAIN, **args)
 
@@ -73,14 +61,14 @@ def test_distributed_noise_is_split_so_the_sum_carries_the_full_noise() -> None:
     assert shared.noise_std == pytest.approx(1.0)  # 9 shares of variance 1: the sum has std 3
 
 
-def test_honest_clients_submit_clipped_noisy_updates_and_attackers_do_not(setup) -> None:
+def test_honest_clients_submit_clipped_noisy_updates_and_attackers_do_not(six_clients) -> None:
     noise = NoiseSettings(clip_norm=0.5, noise_std=0.0)
-    clipped = _round(setup, noise=noise)
+    clipped = _round(six_clients, noise=noise)
     for payload in clipped.payloads.values():
         assert l2_norm(dequantize(payload)) <= 0.5 + 1e-3
-    noisy = _round(setup, noise=NoiseSettings(0.5, 0.01))
-    again = _round(setup, noise=NoiseSettings(0.5, 0.01))
-    plain = _round(setup)
+    noisy = _round(six_clients, noise=NoiseSettings(0.5, 0.01))
+    again = _round(six_clients, noise=NoiseSettings(0.5, 0.01))
+    plain = _round(six_clients)
     for i in noisy.payloads:
         for name in noisy.payloads[i]:
             assert np.array_equal(noisy.payloads[i][name], again.payloads[i][name])
@@ -94,7 +82,7 @@ def test_honest_clients_submit_clipped_noisy_updates_and_attackers_do_not(setup)
         assert gap == pytest.approx(0.01 * math.sqrt(size), rel=0.1)
     assert l2_norm(dequantize(plain.payloads[0])) > 0.5  # the clip above did something
     attacked = _round(
-        setup, noise=noise, attack=make_attack("sign_flip", {"scale": 10.0}), attackers=[1]
+        six_clients, noise=noise, attack=make_attack("sign_flip", {"scale": 10.0}), attackers=[1]
     )
     # crafted from the attacker's own unclipped update: DP is the honest clients' protocol
     crafted = l2_norm(dequantize(attacked.payloads[1]))
