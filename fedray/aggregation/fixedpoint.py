@@ -48,6 +48,12 @@ CHUNK = 1 << 14
 SUM_CHUNK = 1 << 15
 """Coordinates per unit of the weighted sums: an int64 accumulator of 256 KiB stays in L2, and
 fewer numpy calls per coordinate than CHUNK (K adds per chunk dominate at 1M parameters)."""
+COMPILED_MIN_VALUES = 1 << 22
+"""Smallest weighted mean (members x coordinates) handed to the compiled kernel (`kernels.py`):
+below it numpy's sums take a few milliseconds, less than compiling (0.5 s) would ever win back in
+most runs, and the process keeps numba's 100-150 MB out. Either path gives the same bytes."""
+COMPILED_CHUNK = 1 << 16
+"""Coordinates per unit of work of the compiled kernel (the unit threads share)."""
 ORDER_CHUNK = 1 << 12
 """Coordinates per unit of the order statistics: a sorted (ORDER_CHUNK, 32) int32 block (512 KiB)
 and its stacked source stay in L2 while they are transposed and sorted."""
@@ -269,7 +275,8 @@ def weighted_mean(
 
     Weights are reduced by their gcd first (same rational, smaller numbers; equal weights take the
     plain int64 add path). Bound: sum(w) * 2**31 < 2**63, checked. The mean of int32 values stays
-    in [min, max], so it fits int32.
+    in [min, max], so it fits int32. Batches of COMPILED_MIN_VALUES or more run the compiled
+    kernel (`kernels.py`), smaller ones numpy; both are exact, so the bytes are the same.
     """
     if not members or len(members) != len(weights) or any(w < 0 for w in weights):
         raise BoundError("weighted_mean needs one non-negative weight per member")
@@ -281,6 +288,20 @@ def weighted_mean(
     if den > MAX_TOTAL_SAMPLES:
         raise BoundError(f"sum of reduced weights {den} exceeds {MAX_TOTAL_SAMPLES}")
     outs = batch.outputs()
+    if len(members) * sum(o.size for o in outs) >= COMPILED_MIN_VALUES:
+        from fedray.aggregation import kernels  # numba: imported by large aggregations only
+
+        tensor_rows = [
+            kernels.readonly_rows([batch.flats[i][t] for i in members]) for t in range(len(outs))
+        ]
+        w = np.array(ws, dtype=np.int64)
+
+        def compiled(c: Chunk) -> None:
+            t, a, b = c
+            kernels.weighted_mean_into(tensor_rows[t], w, den, outs[t], a, b)
+
+        run_chunks(compiled, batch.plan(COMPILED_CHUNK), threads)
+        return batch.to_tensors(outs)
 
     def chunk(c: Chunk) -> None:
         t, a, b = c
