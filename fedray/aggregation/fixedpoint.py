@@ -48,10 +48,11 @@ CHUNK = 1 << 14
 SUM_CHUNK = 1 << 15
 """Coordinates per unit of the weighted sums: an int64 accumulator of 256 KiB stays in L2, and
 fewer numpy calls per coordinate than CHUNK (K adds per chunk dominate at 1M parameters)."""
-COMPILED_MIN_VALUES = 1 << 22
-"""Smallest weighted mean (members x coordinates) handed to the compiled kernel (`kernels.py`):
-below it numpy's sums take a few milliseconds, less than compiling (0.5 s) would ever win back in
-most runs, and the process keeps numba's 100-150 MB out. Either path gives the same bytes."""
+COMPILED_MIN_VALUES = 1 << 24
+"""Smallest weighted mean (members x coordinates, 16M: 64 MB of updates) handed to the compiled
+loops (`kernels.py`). Loading numba costs a process about 0.35 s and 130 MB once and saves about
+0.4 ns a value per aggregation, so it pays within some 50 rounds here and no sooner below. Either
+path gives the same bytes."""
 COMPILED_CHUNK = 1 << 16
 """Coordinates per unit of work of the compiled kernel (the unit threads share)."""
 ORDER_CHUNK = 1 << 12
@@ -294,11 +295,10 @@ def weighted_mean(
         tensor_rows = [
             kernels.readonly_rows([batch.flats[i][t] for i in members]) for t in range(len(outs))
         ]
-        w = np.array(ws, dtype=np.int64)
 
         def compiled(c: Chunk) -> None:
             t, a, b = c
-            kernels.weighted_mean_into(tensor_rows[t], w, den, outs[t], a, b)
+            kernels.weighted_mean_into(tensor_rows[t], ws, den, outs[t], a, b)
 
         run_chunks(compiled, batch.plan(COMPILED_CHUNK), threads)
         return batch.to_tensors(outs)

@@ -38,8 +38,7 @@ def _definition(rows: list[np.ndarray], weights: list[int]) -> list[int]:
 def _kernel_mean(rows: list[np.ndarray], weights: list[int], start: int = 0, stop: int = -1):
     stop = rows[0].size if stop < 0 else stop
     out = np.full(rows[0].size, 7, dtype=np.int32)
-    w = np.array(weights, dtype=np.int64)
-    kernels.weighted_mean_into(kernels.readonly_rows(rows), w, sum(weights), out, start, stop)
+    kernels.weighted_mean_into(kernels.readonly_rows(rows), weights, sum(weights), out, start, stop)
     return out
 
 
@@ -49,7 +48,8 @@ def _kernel_mean(rows: list[np.ndarray], weights: list[int], start: int = 0, sto
         [1],  # one row: the mean is the row
         [1, 1],  # den 2: every odd sum is a tie, ties to even both signs
         [1, 1, 1, 1, 1, 1, 1],  # odd count: the tail row outside the pairs
-        [3, 1, 4, 1, 5, 9, 2, 6],
+        [3, 1, 4, 1, 5, 9, 2, 6],  # one pass of eight
+        [5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8],  # eight, a pair and the last one
         [2**31, 2**31 - 1],  # den near 2**32: the float estimate needs the integer correction
         [2**31 - 1, 2**31 - 1],  # exact ties at |num| ~ 2**62, where float64 blurs them
         [MAX_TOTAL_SAMPLES - 2, 1, 1],  # the largest den the callers allow
