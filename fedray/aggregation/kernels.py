@@ -16,14 +16,15 @@ mean of int32 values) and then corrected by one exact integer step to the half-t
 Ignores: when to use it, threads (callers run disjoint ranges on their pool; the kernel releases
 the GIL), validation (rows are validated int32 updates).
 
-The loops are cached on disk by numba (`cache=True`: beside this file, or in the user's cache
-directory when that is read-only), so a new process loads them in milliseconds after the first
-compile.
+The loops are cached on disk by numba (beside this file, or in the user's cache directory when
+that is read-only; compiled per process when neither is writable), so a new process loads them
+rather than compiling them again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numba
 import numpy as np
@@ -33,7 +34,17 @@ BLOCK = 1 << 15
 into it. Any value gives the same bytes."""
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _jit(fn: Callable[..., Any]) -> Any:
+    """Compile `fn` in nopython mode without the GIL, cached on disk where numba finds a writable
+    place; where it finds none (a read-only install without a usable home directory), compiled in
+    each process instead of failing the import."""
+    try:
+        return numba.njit(nogil=True, boundscheck=False, cache=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True, boundscheck=False)(fn)
+
+
+@_jit
 def _add_eight(
     acc: np.ndarray,
     r0: np.ndarray,
@@ -64,19 +75,19 @@ def _add_eight(
         acc[i] += low + high
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=True)
+@_jit
 def _add_two(acc: np.ndarray, r0: np.ndarray, w0: int, r1: np.ndarray, w1: int) -> None:
     for i in range(acc.shape[0]):
         acc[i] += w0 * np.int64(r0[i]) + w1 * np.int64(r1[i])
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=True)
+@_jit
 def _add_one(acc: np.ndarray, r0: np.ndarray, w0: int) -> None:
     for i in range(acc.shape[0]):
         acc[i] += w0 * np.int64(r0[i])
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=True)
+@_jit
 def _divide_into(acc: np.ndarray, den: int, out: np.ndarray) -> None:
     for i in range(acc.shape[0]):
         num = acc[i]

@@ -118,3 +118,12 @@ def test_large_batches_take_the_kernel_with_numpys_bytes(rule: str, monkeypatch)
         assert sorted(got) == sorted(want)
         assert all(np.array_equal(got[n], want[n]) for n in want)
     assert calls  # the compiled path ran
+
+
+def test_loops_compile_where_numba_cannot_cache() -> None:
+    """A read-only install without a usable home leaves numba no cache directory: the loops must
+    still compile (per process) rather than fail the import. A function without a source file
+    has no cache location either."""
+    namespace: dict[str, object] = {}
+    exec("def plus_one(x):\n    return x + 1\n", namespace)
+    assert kernels._jit(namespace["plus_one"])(41) == 42
