@@ -6,7 +6,8 @@ population, once per round opening on every validator: the eligibility scan and 
 byte: SHA-256 of the payload (`tensors_digest`, which every ingress computes for every update) and
 a `ray.put` + `ray.get` from another process through the object store (a payload's way from a
 pool to an ingress; on one machine: shared memory, between machines: the network). Per parameter
-of each update: the chain's fixed-point FedAvg (`make_strategy("fedavg")`, one thread).
+of each update: the chain's fixed-point FedAvg (`make_strategy("fedavg")`, one thread), below and
+above the size from which it runs compiled loops.
 
     python experiments/scale_costs.py             # prints one line per cost
     python experiments/scale_costs.py --no-ray    # without the object store figure
@@ -130,7 +131,9 @@ def main() -> None:
     print(f"sha256_ns_per_byte={digest_ns_per_byte(16 * 2**20):.2f}")
     if not args.no_ray:
         print(f"object_store_ns_per_byte={object_store_ns_per_byte(64 * 2**20):.3f}")
+    # 10M values stay on numpy's sums; 40M run the compiled loops (fixedpoint.COMPILED_MIN_VALUES)
     print(f"fedavg_ns_per_param_update={fedavg_ns_per_param(100, 100_000):.2f}")
+    print(f"fedavg_compiled_ns_per_param_update={fedavg_ns_per_param(40, 1_000_000):.2f}")
 
 
 if __name__ == "__main__":
