@@ -44,9 +44,13 @@ def hash_value(value: Canonical) -> bytes:
     return digest(encode(value))
 
 
+# One-byte heads (argument below 24), built once: most heads a ledger value needs.
+_SMALL_HEADS = tuple(tuple(bytes([(major << 5) | arg]) for arg in range(24)) for major in range(8))
+
+
 def _head(major: int, arg: int) -> bytes:
     if arg < 24:
-        return bytes([(major << 5) | arg])
+        return _SMALL_HEADS[major][arg]
     if arg <= 0xFF:
         return bytes([(major << 5) | 24, arg])
     if arg <= 0xFFFF:
@@ -66,6 +70,27 @@ def encode(value: Canonical) -> bytes:
 def _encode_into(value: Canonical, out: bytearray, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise EncodingError(f"value nests deeper than {MAX_DEPTH} levels")
+    # The exact built-in types first, by identity (one test each instead of a chain of
+    # isinstance calls); bool is not `int` here, and subclasses take the general path below.
+    kind = type(value)
+    if kind is bytes:
+        out += _head(_BYTES, len(value))
+        out += value
+    elif kind is list or kind is tuple:
+        out += _head(_ARRAY, len(value))
+        for item in value:
+            _encode_into(item, out, depth + 1)
+    elif kind is str:
+        raw = value.encode("utf-8")
+        out += _head(_TEXT, len(raw))
+        out += raw
+    elif kind is int and 0 <= value < 24:
+        out += _SMALL_HEADS[_UINT][value]
+    else:
+        _encode_other(value, out, depth)
+
+
+def _encode_other(value: Canonical, out: bytearray, depth: int) -> None:
     # bool before int: bool is a subclass of int.
     if value is True:
         out.append(_TRUE)
