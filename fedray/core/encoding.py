@@ -148,18 +148,20 @@ def decode(data: bytes) -> Canonical:
     return value
 
 
+# Additional info 24-27: the argument's size in bytes, and the least argument that needs it.
+_ARG_SIZES = {24: (1, 24), 25: (2, 0x100), 26: (4, 0x10000), 27: (8, 0x100000000)}
+
+
 def _read_arg(data: bytes, pos: int, info: int) -> tuple[int, int]:
     if info < 24:
         return info, pos
-    sizes = {24: 1, 25: 2, 26: 4, 27: 8}
-    if info not in sizes:
+    if info not in _ARG_SIZES:
         raise EncodingError(f"indefinite or reserved length (additional info {info})")
-    size = sizes[info]
+    size, minimum = _ARG_SIZES[info]
     if pos + size > len(data):
         raise EncodingError("truncated length")
     arg = int.from_bytes(data[pos : pos + size], "big")
     # Shortest form: the argument must not fit a smaller size.
-    minimum = {1: 24, 2: 0x100, 4: 0x10000, 8: 0x100000000}[size]
     if arg < minimum:
         raise EncodingError("non-canonical (not shortest) integer or length")
     return arg, pos + size
@@ -183,7 +185,10 @@ def _decode_at(data: bytes, pos: int, depth: int) -> tuple[Canonical, int]:
         raise EncodingError(f"unsupported simple value or float (0x{initial:02x})")
     if major == 6:
         raise EncodingError("CBOR tags are not allowed")
-    arg, pos = _read_arg(data, pos, info)
+    if info < 24:  # the argument is in the initial byte: no call for the common case
+        arg = info
+    else:
+        arg, pos = _read_arg(data, pos, info)
     if major == _UINT:
         return arg, pos
     if major == _NINT:
