@@ -167,9 +167,9 @@ class BlobStore:
 
     def get(self, digest: bytes) -> dict[str, np.ndarray]:
         """Load and verify the payload named `digest`."""
-        path = self.path(digest)
         try:
-            data = path.read_bytes()
+            with open(self._file(digest), "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             raise BlobError(f"no blob {digest.hex()[:16]} in {self.directory}") from None
         tensors = from_safetensors(data)
