@@ -44,9 +44,13 @@ def hash_value(value: Canonical) -> bytes:
     return digest(encode(value))
 
 
+# One-byte heads (argument below 24), built once: most heads a ledger value needs.
+_SMALL_HEADS = tuple(tuple(bytes([(major << 5) | arg]) for arg in range(24)) for major in range(8))
+
+
 def _head(major: int, arg: int) -> bytes:
     if arg < 24:
-        return bytes([(major << 5) | arg])
+        return _SMALL_HEADS[major][arg]
     if arg <= 0xFF:
         return bytes([(major << 5) | 24, arg])
     if arg <= 0xFFFF:
@@ -66,6 +70,27 @@ def encode(value: Canonical) -> bytes:
 def _encode_into(value: Canonical, out: bytearray, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise EncodingError(f"value nests deeper than {MAX_DEPTH} levels")
+    # The exact built-in types first, by identity (one test each instead of a chain of
+    # isinstance calls); bool is not `int` here, and subclasses take the general path below.
+    kind = type(value)
+    if kind is bytes:
+        out += _head(_BYTES, len(value))
+        out += value
+    elif kind is list or kind is tuple:
+        out += _head(_ARRAY, len(value))
+        for item in value:
+            _encode_into(item, out, depth + 1)
+    elif kind is str:
+        raw = value.encode("utf-8")
+        out += _head(_TEXT, len(raw))
+        out += raw
+    elif kind is int and 0 <= value < 24:
+        out += _SMALL_HEADS[_UINT][value]
+    else:
+        _encode_other(value, out, depth)
+
+
+def _encode_other(value: Canonical, out: bytearray, depth: int) -> None:
     # bool before int: bool is a subclass of int.
     if value is True:
         out.append(_TRUE)
@@ -123,18 +148,20 @@ def decode(data: bytes) -> Canonical:
     return value
 
 
+# Additional info 24-27: the argument's size in bytes, and the least argument that needs it.
+_ARG_SIZES = {24: (1, 24), 25: (2, 0x100), 26: (4, 0x10000), 27: (8, 0x100000000)}
+
+
 def _read_arg(data: bytes, pos: int, info: int) -> tuple[int, int]:
     if info < 24:
         return info, pos
-    sizes = {24: 1, 25: 2, 26: 4, 27: 8}
-    if info not in sizes:
+    if info not in _ARG_SIZES:
         raise EncodingError(f"indefinite or reserved length (additional info {info})")
-    size = sizes[info]
+    size, minimum = _ARG_SIZES[info]
     if pos + size > len(data):
         raise EncodingError("truncated length")
     arg = int.from_bytes(data[pos : pos + size], "big")
     # Shortest form: the argument must not fit a smaller size.
-    minimum = {1: 24, 2: 0x100, 4: 0x10000, 8: 0x100000000}[size]
     if arg < minimum:
         raise EncodingError("non-canonical (not shortest) integer or length")
     return arg, pos + size
@@ -158,7 +185,10 @@ def _decode_at(data: bytes, pos: int, depth: int) -> tuple[Canonical, int]:
         raise EncodingError(f"unsupported simple value or float (0x{initial:02x})")
     if major == 6:
         raise EncodingError("CBOR tags are not allowed")
-    arg, pos = _read_arg(data, pos, info)
+    if info < 24:  # the argument is in the initial byte: no call for the common case
+        arg = info
+    else:
+        arg, pos = _read_arg(data, pos, info)
     if major == _UINT:
         return arg, pos
     if major == _NINT:

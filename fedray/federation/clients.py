@@ -107,9 +107,17 @@ class ClientPool:
         self.model = build_model(fed.model_spec(self.data), self.cfg.seed).to(self.device)
         self.param_names = state_names(self.model)
 
-    def sign_delivery(self, client: int, round_: int, payload: Mapping[str, np.ndarray]) -> bytes:
-        """The client's signature over [round, digest of the payload it sends]."""
-        message = delivery_message(round_, tensors_digest(payload))
+    def sign_delivery(
+        self,
+        client: int,
+        round_: int,
+        payload: Mapping[str, np.ndarray],
+        payload_hash: bytes | None = None,
+    ) -> bytes:
+        """The client's signature over [round, digest of the payload it sends] (`payload_hash`:
+        that digest, when the caller computed it already)."""
+        digest = tensors_digest(payload) if payload_hash is None else payload_hash
+        message = delivery_message(round_, digest)
         return self.keys[client].sign(DOMAIN_PAYLOAD, self.cfg.chain.chain_id, message)
 
     def votes(self, proposal_id: int, option: str, nonces: Mapping[bytes, int]) -> list[bytes]:
@@ -212,5 +220,5 @@ class ClientPool:
         n = len(self.shards[client])
         update = Update(round_, tensors_digest(payload), n, nbytes(payload))
         tx = make_tx(key, self.cfg.chain.chain_id, nonces.get(key.public_key, 0), update)
-        delivery = self.sign_delivery(client, round_, payload)
+        delivery = self.sign_delivery(client, round_, payload, update.payload_hash)
         return Submission(client, tx.raw, payload, delivery, n, seconds)

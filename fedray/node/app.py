@@ -44,7 +44,7 @@ from fedray.core.evidence import Evidence
 from fedray.core.precompiles import AGGREGATION, PAYLOAD_CHECK
 from fedray.core.state import Genesis, State, ValidatorSet
 from fedray.core.transition import CheckedTx, apply_block, select_txs
-from fedray.core.tx import SignedTx, make_tx
+from fedray.core.tx import make_tx
 from fedray.errors import CryptoError, FedrayError, StorageError
 from fedray.node.availability import needed_payload
 from fedray.node.mempool import Mempool, Rejection
@@ -282,8 +282,8 @@ class LedgerApp:
         """Admit a transaction into the mempool (the ingress verified its signature and pinned
         its payload when `signature_verified`)."""
         with self._lock:
-            if signature_verified:
-                self.verified.add(SignedTx.decode(raw).hash)
+            if signature_verified:  # a transaction's hash is the digest of its bytes: the
+                self.verified.add(digest(raw))  # mempool decodes them, once, right below
             return self.mempool.add(raw, self.state, self.env)
 
     def submit_checked(self, checked: CheckedTx) -> Rejection | None:

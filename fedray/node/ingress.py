@@ -79,6 +79,14 @@ class PayloadRangeError(PayloadValidationError):
 FIXED_POINT_BOUND = 2**31 - 1
 
 
+def _outside_fixed_point(a: np.ndarray) -> bool:
+    """Whether an integer array holds a value with |x| > 2**31 - 1. No int32 exceeds the upper
+    bound, so an int32 array needs its minimum only (one pass instead of two)."""
+    if int(a.min()) < -FIXED_POINT_BOUND:
+        return True
+    return a.dtype.itemsize > 4 and int(a.max()) > FIXED_POINT_BOUND
+
+
 @dataclass(frozen=True)
 class Admitted:
     raw: bytes
@@ -171,11 +179,7 @@ class Ingress:
                 self._evidence(stx, update, tensors, delivery_signature),
             )
         for name, a in arrays.items():  # |value| <= bound, without a widened copy
-            if (
-                a.dtype.kind == "i"
-                and a.size
-                and (int(a.min()) < -FIXED_POINT_BOUND or int(a.max()) > FIXED_POINT_BOUND)
-            ):
+            if a.dtype.kind == "i" and a.size and _outside_fixed_point(a):
                 raise PayloadRangeError(f"tensor {name!r} is outside the fixed-point range")
         size = sum(a.nbytes for a in arrays.values())
         if update.size != size:

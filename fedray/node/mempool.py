@@ -100,7 +100,7 @@ class Mempool:
         return tx_hash in self._ready or tx_hash in self._held
 
     def _ctx(self, state: State, env: BlockEnv) -> ExecContext:
-        proposer = state.validators.keys[0]
+        proposer = state.validators.members[0][0]  # `keys[0]`, without the tuple of every key
         return ExecContext(state.height + 1, state.last_block_time + 1, proposer, env)
 
     def _reject(self, stx: SignedTx | None, exc: FedrayError, height: int) -> Rejection:

@@ -40,7 +40,7 @@ def _sync_pool() -> ThreadPoolExecutor:
         return _syncing
 
 
-def fsync_path(path: Path) -> None:
+def fsync_path(path: str | Path) -> None:
     """Sync a file or a directory (its entries) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -49,11 +49,12 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+def _temp_name(path: str | Path) -> str:
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so a crash leaves either the old file or the whole new one."""
     tmp = _temp_name(path)
     with open(tmp, "wb") as f:
@@ -61,14 +62,14 @@ def atomic_write(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_path(path.parent)
+    fsync_path(os.path.dirname(path))
 
 
 class _Batch:
     """The blobs written to temp files in one `BlobStore.batch`, by final path."""
 
     def __init__(self) -> None:
-        self.temps: dict[Path, Path] = {}
+        self.temps: dict[str, str] = {}
 
     def finish(self) -> None:
         """Sync every temp file, rename each to its name, sync each directory once."""
@@ -77,22 +78,26 @@ class _Batch:
         list(_sync_pool().map(fsync_path, self.temps.values()))
         for path, tmp in self.temps.items():
             os.replace(tmp, path)
-        for directory in {path.parent for path in self.temps}:
+        for directory in {os.path.dirname(path) for path in self.temps}:
             fsync_path(directory)
         self.temps.clear()
 
     def discard(self) -> None:
         for tmp in self.temps.values():
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                os.unlink(tmp)
         self.temps.clear()
 
 
 class BlobStore:
-    """Tensor payloads under `<directory>/<hex[:2]>/<hex>.safetensors`."""
+    """Tensor payloads under `<directory>/<hex[:2]>/<hex>.safetensors`.
+
+    Paths on the pinning path are plain strings: pathlib's objects cost more than the stat they
+    name, for every payload an ingress pins."""
 
     def __init__(self, directory: str | Path, read_only: bool = False) -> None:
         self.directory = Path(directory)
+        self._root = str(self.directory)
         self.read_only = read_only
         self._batches = threading.local()  # a batch belongs to the thread that opened it
         if not read_only:
@@ -116,14 +121,19 @@ class BlobStore:
         finally:
             self._batches.current = None
 
-    def path(self, digest: bytes) -> Path:
+    def _file(self, digest: bytes) -> str:
         h = digest.hex()
-        return self.directory / h[:2] / (h + SUFFIX)
+        return os.path.join(self._root, h[:2], h + SUFFIX)
+
+    def path(self, digest: bytes) -> Path:
+        return Path(self._file(digest))
 
     def has(self, digest: bytes) -> bool:
-        path = self.path(digest)
+        return self._has(self._file(digest))
+
+    def _has(self, file: str) -> bool:
         current: _Batch | None = getattr(self._batches, "current", None)
-        return path.exists() or (current is not None and path in current.temps)
+        return (current is not None and file in current.temps) or os.path.exists(file)
 
     def put(self, tensors: Tensors, digest: bytes | None = None) -> bytes:
         """Store `tensors`; returns their digest (`digest`: already checked by the caller to be
@@ -132,24 +142,34 @@ class BlobStore:
         digest = tensors_digest(tensors) if digest is None else digest
         if self.read_only:
             raise BlobError(f"blob store {self.directory} is open read-only")
-        if self.has(digest):
+        file = self._file(digest)
+        if self._has(file):
             return digest
-        path = self.path(digest)
-        path.parent.mkdir(exist_ok=True)
+        data = to_safetensors(tensors)
         current: _Batch | None = getattr(self._batches, "current", None)
-        if current is None:
-            atomic_write(path, to_safetensors(tensors))
-        else:
-            tmp = _temp_name(path)
-            tmp.write_bytes(to_safetensors(tensors))
-            current.temps[path] = tmp
+        tmp = file if current is None else _temp_name(file)  # atomic_write names its own
+        try:
+            self._write(file, tmp, data, current)
+        except FileNotFoundError:  # the first blob under this prefix: make its folder
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(os.path.dirname(file))
+            self._write(file, tmp, data, current)
         return digest
+
+    @staticmethod
+    def _write(file: str, tmp: str, data: bytes, current: _Batch | None) -> None:
+        if current is None:
+            atomic_write(file, data)
+            return
+        with open(tmp, "wb") as f:
+            f.write(data)
+        current.temps[file] = tmp
 
     def get(self, digest: bytes) -> dict[str, np.ndarray]:
         """Load and verify the payload named `digest`."""
-        path = self.path(digest)
         try:
-            data = path.read_bytes()
+            with open(self._file(digest), "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             raise BlobError(f"no blob {digest.hex()[:16]} in {self.directory}") from None
         tensors = from_safetensors(data)

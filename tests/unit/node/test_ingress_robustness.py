@@ -99,3 +99,18 @@ def test_an_int32_payload_outside_the_fixed_point_range_is_refused_and_not_pinne
     edge = payload(0)
     edge["a.bias"][2] = -(2**31 - 1)  # the most negative value inside the range
     assert isinstance(ingress.admit(update_tx(edge), edge), Admitted)
+
+
+@pytest.mark.parametrize("value", [2**31, -(2**31), 2**40])
+def test_an_int64_payload_outside_the_fixed_point_range_is_refused(
+    tmp_path: Path, value: int
+) -> None:
+    """int64 holds values past both bounds: the upper one is checked too, not only int32's."""
+    wide = {n: ("<i8", shape) for n, (_, shape) in LAYOUT.items()}
+    ingress = Ingress(CHAIN, 65_536, BlobStore(tmp_path / "blobs"), TensorSpec(wide))
+    p = {n: np.zeros(shape, dtype=np.int64) for n, (_, shape) in wide.items()}
+    p["a.weight"][1, 2] = value
+    result = ingress.admit(update_tx(p), p)
+    assert isinstance(result, Refused) and result.rejection.code == "payload_range"
+    p["a.weight"][1, 2] = 2**31 - 1  # the largest value inside the range
+    assert isinstance(ingress.admit(update_tx(p, 1), p), Admitted)

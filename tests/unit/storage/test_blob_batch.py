@@ -40,10 +40,10 @@ def test_a_batch_syncs_every_file_before_naming_it(
     synced: list[str] = []
     real = blobs_module.fsync_path
 
-    def spy(path: Path) -> None:
-        if path.is_file():  # the directories are synced after the renames
+    def spy(path: str | Path) -> None:
+        if Path(path).is_file():  # the directories are synced after the renames
             assert not store.path(tensors_digest(payload(0))).exists()  # still a temp file
-            synced.append(path.name)
+            synced.append(Path(path).name)
         real(path)
 
     monkeypatch.setattr(blobs_module, "fsync_path", spy)
