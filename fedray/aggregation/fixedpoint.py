@@ -175,6 +175,11 @@ class Batch:
         """The fixed work plan: every tensor cut into pieces of at most CHUNK coordinates."""
         return self.plan(CHUNK)
 
+    @functools.cached_property
+    def max_abs(self) -> int:
+        """The largest |value| over every update (a Python int: |-2**31| does not fit int32)."""
+        return max_abs(self.flats)
+
     def plan(self, size: int) -> tuple[Chunk, ...]:
         """Every tensor cut into pieces of at most `size` coordinates, in tensor order. Only
         per-coordinate reductions may pick their own size (their bytes cannot depend on it)."""
@@ -196,6 +201,16 @@ class Batch:
 
     def to_tensors(self, flats: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         return {n: f.reshape(s) for n, s, f in zip(self.names, self.shapes, flats, strict=True)}
+
+
+def max_abs(flats: Sequence[Sequence[np.ndarray]]) -> int:
+    """The largest |value| over every array of every group, as a Python int."""
+    m = 0
+    for arrays in flats:
+        for a in arrays:
+            if a.size:
+                m = max(m, -int(a.min()), int(a.max()))
+    return m
 
 
 def make_batch(updates: Sequence[ClientDelta], reference_spec: Spec | None = None) -> Batch:

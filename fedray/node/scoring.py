@@ -126,6 +126,7 @@ def score_updates(
         # |x|^2 BPS^2 m_n > r^2 m max(m_n, n_i): exact in integers (m_n >= 1: counts are positive)
         return norms[i] * BPS * BPS * median_n > ratio_bps**2 * median * max(median_n, samples[i])
 
+    uncorrelated, near_copy = pair_flags(gram, dims, fp)
     out = []
     for i in range(k):
         flags = FLAG_REJECTED if rejected[i] else 0
@@ -151,14 +152,54 @@ def score_updates(
         # steps and sends a short update, while updates that carry nothing are zero or noise.
         if longer(i, fp.norm_ratio):
             flags |= FLAG_NORM
-        others = [j for j in range(k) if j != i and norms[j]]
-        if others and all(
-            at_noise_level(gram[i][j], n_i * norms[j], dims, fp.noise_z) for j in others
-        ):
+        if uncorrelated[i]:
             flags |= FLAG_UNCORRELATED
         # Payloads are private until the round closes: near-identical updates of one round mean
         # collusion, and every member of such a pair is flagged.
-        if any(cos_above(gram[i][j], n_i * norms[j], fp.copy) for j in others):
+        if near_copy[i]:
             flags |= FLAG_NEAR_COPY
         out.append(UpdateScore(flags, agree, contribution))
     return out
+
+
+PAIR_MARGIN = 1e-9
+"""How far from a threshold a float cosine decides a pair alone: cosines computed in float64 from
+the exact integers are off by a few units of 2**-53 (under 1e-15); closer pairs take the exact
+integer test."""
+
+
+def pair_flags(
+    gram: Sequence[Sequence[int]], dims: int, fp: FlagParams
+) -> tuple[list[bool], list[bool]]:
+    """Per update, (at noise level with every other nonzero update, near copy of some other one),
+    exactly as `at_noise_level` and `cos_above` over every pair decide, in O(K^2) numpy work
+    instead of K^2 big-integer tests: the float cosine settles every pair but those within
+    PAIR_MARGIN of a threshold, which the exact tests settle."""
+    k = len(gram)
+    norms = [gram[i][i] for i in range(k)]
+    root = np.sqrt(np.array(norms, dtype=np.float64))
+    nonzero = root > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.array(gram, dtype=np.float64) / np.outer(root, root)
+    noise_t = fp.noise_z / BPS / math.sqrt(dims)
+    copy_t = fp.copy / BPS
+    uncorrelated, near_copy = [], []
+    for i in range(k):
+        others = nonzero.copy()
+        others[i] = False
+        if not nonzero[i] or not others.any():
+            uncorrelated.append(False)
+            near_copy.append(False)
+            continue
+        row = cos[i]
+        size = np.abs(row[others])
+        if (size > noise_t + PAIR_MARGIN).any():
+            quiet = False
+        else:
+            close = np.flatnonzero(others & (np.abs(row) >= noise_t - PAIR_MARGIN))
+            n_i = norms[i]
+            quiet = all(at_noise_level(gram[i][j], n_i * norms[j], dims, fp.noise_z) for j in close)
+        uncorrelated.append(quiet)
+        maybe = np.flatnonzero(others & (row > copy_t - PAIR_MARGIN))
+        near_copy.append(any(cos_above(gram[i][j], norms[i] * norms[j], fp.copy) for j in maybe))
+    return uncorrelated, near_copy

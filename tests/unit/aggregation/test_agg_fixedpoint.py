@@ -222,6 +222,52 @@ def test_exact_gram_norms_and_cross_match_python_ints_across_chunks() -> None:
     assert dots.vector_sqnorm(batch.flats[1]) == want[1][1]
 
 
+def _bounded_updates(k: int, size: int, m: int, seed: int) -> list[ClientDelta]:
+    """Values in [-m, m], each update holding both ends: the direct path's worst case."""
+    rng = np.random.default_rng(seed)
+    ups = []
+    for i in range(k):
+        w = rng.integers(-m, m, size=size, endpoint=True, dtype=np.int64)
+        w[:2] = [-m, m]
+        w = w.astype(np.int32)
+        ups.append(ClientDelta(bytes([i + 1]), {"w": w, "z": w[:7].copy()}, 1))
+    return ups
+
+
+@pytest.mark.parametrize("m", [2**22 - 1, 2**15, 2**20 + 12345])
+def test_exact_products_of_small_values_take_the_direct_path(m: int) -> None:
+    """Values small enough for float64 blocks without halves: the same Python-int results."""
+    ups = _bounded_updates(3, 2 * fp.CHUNK + 5, m, seed=m % 1000)
+    batch = fp.make_batch(ups)
+    assert dots.direct_block(batch) >= dots.MIN_DIRECT_BLOCK
+    vecs = [_py(u) for u in batch.updates]
+    want = [[sum(a * b for a, b in zip(x, y, strict=True)) for y in vecs] for x in vecs]
+    for threads in (1, 2):
+        assert dots.exact_gram(batch, threads) == want
+        assert dots.exact_sqnorms(batch, threads) == [want[i][i] for i in range(3)]
+        other = [list(batch.flats[2])]
+        assert dots.exact_cross(batch, other, threads) == [[row[2]] for row in want]
+        cross, norms = dots.exact_products(batch, other, threads, sqnorms=True)
+        assert cross == [[row[2]] for row in want] and norms == [want[i][i] for i in range(3)]
+
+
+def test_direct_block_bounds() -> None:
+    """Block sums below 2**53 and totals below 2**63, else the halves (0)."""
+    small = fp.make_batch(_bounded_updates(2, 100, 2**22, seed=1))
+    assert dots.direct_block(small) == ((1 << 53) - 1) // 2**44  # 511
+    zero = fp.make_batch([ClientDelta(b"z", {"w": np.zeros(5, np.int32)}, 1)])
+    assert dots.direct_block(zero) == dots.DOT_BLOCK
+    extreme = fp.make_batch(_extreme_updates(2, 100, seed=1))
+    assert dots.direct_block(extreme) == 0  # |-2**31|: blocks of 1
+    # a block of >= 256 fits, but 2**19 coordinates of |x| = 2**22 would overflow int64 sums
+    wide = fp.make_batch(_bounded_updates(2, 2**19, 2**22, seed=2))
+    assert dots.direct_block(wide) == 0
+    narrower = fp.make_batch(_bounded_updates(2, 2**18, 2**22, seed=2))
+    assert dots.direct_block(narrower) > 0
+    # the other vectors count too
+    assert dots.direct_block(small, [[np.array([I32_MIN] * 100, np.int32)] * 2]) == 0
+
+
 def test_weighted_mean_by_hand_and_int64_bound() -> None:
     batch = fp.make_batch(
         [
