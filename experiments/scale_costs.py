@@ -7,7 +7,8 @@ byte: SHA-256 of the payload (`tensors_digest`, which every ingress computes for
 a `ray.put` + `ray.get` from another process through the object store (a payload's way from a
 pool to an ingress; on one machine: shared memory, between machines: the network). Per parameter
 of each update: the chain's fixed-point FedAvg (`make_strategy("fedavg")`, one thread), below and
-above the size from which it runs compiled loops.
+above the size from which it runs compiled loops. Per pair of updates and parameter: the exact Gram
+matrix of a round's updates, which the contribution flags (`node/scoring.py`) need.
 
     python experiments/scale_costs.py             # prints one line per cost
     python experiments/scale_costs.py --no-ray    # without the object store figure
@@ -30,7 +31,8 @@ from collections.abc import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fedray.aggregation.base import ClientDelta  # noqa: E402
-from fedray.aggregation.fixedpoint import quantize  # noqa: E402
+from fedray.aggregation.dots import exact_gram  # noqa: E402
+from fedray.aggregation.fixedpoint import make_batch, quantize  # noqa: E402
 from fedray.aggregation.registry import make_strategy  # noqa: E402
 from fedray.core.contracts.accounts import Transfer  # noqa: E402
 from fedray.core.contracts.selection import eligible_clients, select_clients  # noqa: E402
@@ -119,6 +121,22 @@ def fedavg_ns_per_param(k: int, params: int) -> float:
     return 1e9 * best_of(lambda: strategy.aggregate(updates), 3) / (k * params)
 
 
+def gram_ns_per_pair_param(k: int, params: int) -> float:
+    """The exact Gram matrix the contribution flags need (`dots.exact_gram`), per pair of updates
+    and parameter, on values the size of real updates (the direct path)."""
+    rng = np.random.default_rng(1)
+    updates = [
+        ClientDelta(
+            rng.bytes(32),
+            quantize({"w": rng.standard_normal(params).astype(np.float32) * 0.01}),
+            100,
+        )
+        for _ in range(k)
+    ]
+    batch = make_batch(updates)
+    return 1e9 * best_of(lambda: exact_gram(batch), 3) / (k * k * params)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--no-ray", action="store_true")
@@ -134,6 +152,7 @@ def main() -> None:
     # 10M values stay on numpy's sums; 40M run the compiled loops (fixedpoint.COMPILED_MIN_VALUES)
     print(f"fedavg_ns_per_param_update={fedavg_ns_per_param(100, 100_000):.2f}")
     print(f"fedavg_compiled_ns_per_param_update={fedavg_ns_per_param(40, 1_000_000):.2f}")
+    print(f"gram_ns_per_pair_param={gram_ns_per_pair_param(100, 100_000):.3f}")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedray.aggregation.base import ClientDelta
-from fedray.aggregation.dots import exact_cross, exact_gram, vector_sqnorm
+from fedray.aggregation.dots import exact_gram, exact_products, vector_sqnorm
 from fedray.aggregation.fixedpoint import make_batch
 from fedray.core.precompiles import (
     FLAG_COS_HIGH,
@@ -111,13 +111,16 @@ def score_updates(
     and `rejected` are the rule's verdicts in the same order."""
     fp = flag_params
     batch = make_batch(updates)
-    gram = exact_gram(batch, threads)
     agg = [np.ascontiguousarray(delta[name], dtype=np.int32).reshape(-1) for name in batch.names]
-    cross = [row[0] for row in exact_cross(batch, [agg], threads)]
+    products, norms = exact_products(batch, [agg], threads, sqnorms=True)
+    cross = [row[0] for row in products]
     agg_sq = vector_sqnorm(agg)
     dims = sum(int(np.prod(shape)) for shape in batch.shapes)
     k = len(updates)
-    norms = [gram[i][i] for i in range(k)]
+    if pairs_flagged(fp):
+        uncorrelated, near_copy = pair_flags(exact_gram(batch, threads), dims, fp)
+    else:  # neither pair flag can be set: skip the k x k Gram (k^2 P, docs/scaling.md)
+        uncorrelated = near_copy = [False] * k
     median = sorted(norms)[(k - 1) // 2]  # lower median of squared norms (monotone in the norm)
     samples = [u.n_samples for u in updates]
     median_n = sorted(samples)[(k - 1) // 2]
@@ -126,7 +129,6 @@ def score_updates(
         # |x|^2 BPS^2 m_n > r^2 m max(m_n, n_i): exact in integers (m_n >= 1: counts are positive)
         return norms[i] * BPS * BPS * median_n > ratio_bps**2 * median * max(median_n, samples[i])
 
-    uncorrelated, near_copy = pair_flags(gram, dims, fp)
     out = []
     for i in range(k):
         flags = FLAG_REJECTED if rejected[i] else 0
@@ -160,6 +162,13 @@ def score_updates(
             flags |= FLAG_NEAR_COPY
         out.append(UpdateScore(flags, agree, contribution))
     return out
+
+
+def pairs_flagged(fp: FlagParams) -> bool:
+    """Whether the pair flags can be set at all: `noise_z` 0 puts no cosine below the noise level,
+    and no cosine exceeds a `copy` of 10000 (1.0). Chains with large rounds of large models turn
+    both off to spare every validator the k x k Gram matrix."""
+    return fp.noise_z > 0 or fp.copy < BPS
 
 
 PAIR_MARGIN = 1e-9

@@ -1,14 +1,18 @@
 """`pair_flags` (float cosines, exact tests near the thresholds) against the definition: the exact
-integer tests over every pair, on random Gram matrices and on pairs exactly at a threshold."""
+integer tests over every pair, on random Gram matrices and on pairs exactly at a threshold; and
+`score_updates` skipping the Gram where neither pair flag can be set."""
 
 from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
-from fedray.core.precompiles import FlagParams
-from fedray.node.scoring import at_noise_level, cos_above, pair_flags
+from fedray.aggregation.base import ClientDelta
+from fedray.core.precompiles import FLAG_NEAR_COPY, FLAG_UNCORRELATED, FlagParams
+from fedray.node import scoring
+from fedray.node.scoring import at_noise_level, cos_above, pair_flags, score_updates
 
 
 def _definition(gram: list[list[int]], dims: int, fp: FlagParams) -> tuple[list[bool], list[bool]]:
@@ -67,3 +71,37 @@ def test_pairs_exactly_at_a_threshold_take_the_exact_test() -> None:
     just_below = FlagParams(noise_z=12_001, copy=5_999)  # 0.60005 and 0.5999
     assert pair_flags(gram, dims, just_below) == ([True, True, False], [True, True, False])
     assert _definition(gram, dims, fp) == pair_flags(gram, dims, fp)
+
+
+def _round(seed: int) -> tuple[list[ClientDelta], dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(-(2**20), 2**20, size=300).astype(np.int32)
+    ups = []
+    for i in range(8):
+        if i == 0:
+            w = np.zeros(300, np.int32)  # a free rider
+        elif i < 3:
+            w = base + rng.integers(-3, 3, size=300).astype(np.int32)  # near copies
+        else:
+            w = rng.integers(-(2**20), 2**20, size=300).astype(np.int32)
+        ups.append(ClientDelta(bytes([i + 1]) * 4, {"w": w}, 10 + i))
+    delta = {"w": np.mean([u.tensors["w"] for u in ups], axis=0).astype(np.int32)}
+    return sorted(ups, key=lambda u: u.key), delta
+
+
+def test_pair_flags_off_skip_the_gram_and_change_no_score(monkeypatch) -> None:
+    ups, delta = _round(seed=4)
+    weights, rejected = [1 << 13] * 8, [False] * 8
+    on = score_updates(ups, delta, weights, rejected, FlagParams(noise_z=30_000, copy=9_000))
+    assert any(s.flags & FLAG_NEAR_COPY for s in on)  # the round does hold copies
+    off = FlagParams(noise_z=0, copy=10_000)
+    monkeypatch.setattr(scoring, "pairs_flagged", lambda fp: True)  # the Gram computed anyway
+    want = score_updates(ups, delta, weights, rejected, off)
+    monkeypatch.undo()
+
+    def no_gram(*args: object) -> None:
+        raise AssertionError("the Gram matrix was computed with both pair flags off")
+
+    monkeypatch.setattr(scoring, "exact_gram", no_gram)
+    assert score_updates(ups, delta, weights, rejected, off) == want
+    assert not any(s.flags & (FLAG_NEAR_COPY | FLAG_UNCORRELATED) for s in want)
