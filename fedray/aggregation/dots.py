@@ -5,12 +5,15 @@ DOT_BLOCK coordinates with b * m**2 < 2**53 and b >= MIN_DIRECT_BLOCK, and P * m
 float64 BLAS runs on the values themselves: every partial sum of a block is an integer below
 2**53, exact whatever the order, and the int64 sums of the blocks cannot overflow. Model updates
 are usually this small (the bench task's reach 2**22 of 2**31), and this path does a quarter of
-the arithmetic of the general one. Otherwise, float64 BLAS on 16-bit halves: x = hi * 2**16 + lo with lo in [0, 2**16) and |hi| <= 2**15, so
-every product is an integer of magnitude <= 2**32 and every partial sum over a block of
-DOT_BLOCK = 2**12 coordinates stays below 2**44 < 2**53: float64 holds all of them exactly, whatever
-order, blocking or FMA use BLAS picks (and however many BLAS threads). Block results are summed in
-int64 (|sum| <= P * 2**32 < 2**63 for P <= MAX_PARAMS < 2**31) and the halves are combined in Python
-ints, which cannot overflow. So results are exact integers, independent of threads and chunking.
+the arithmetic of the general one.
+
+Otherwise, float64 BLAS on 16-bit halves: x = hi * 2**16 + lo with lo in [0, 2**16) and
+|hi| <= 2**15, so every product is an integer of magnitude <= 2**32 and every partial sum over a
+block of DOT_BLOCK = 2**12 coordinates stays below 2**44 < 2**53: float64 holds all of them
+exactly, whatever order, blocking or FMA use BLAS picks (and however many BLAS threads). Block
+results are summed in int64 (|sum| <= P * 2**32 < 2**63 for P <= MAX_PARAMS < 2**31) and the
+halves are combined in Python ints, which cannot overflow. So results are exact integers,
+independent of threads and chunking.
 Speed only: the products are many small GEMMs, so BLAS should run single-threaded (as in a Ray
 worker, OMP_NUM_THREADS=1) and parallelism come from `threads`; OpenBLAS's own threads spin against
 other processes on a shared host (5x slower measured on 2 busy cores).
