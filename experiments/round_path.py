@@ -2,12 +2,14 @@
 `fedray run`'s own path (no Flower needed): for comparing two versions of fedray side by side.
 
     python experiments/round_path.py 10 8     # clients per round, rounds
+    python experiments/round_path.py 100 14 runtime.ingress=actor   # then config overrides
 
 Prints one JSON line: the median seconds per round over every round but the first (from the
 rows' `wall_seconds`), each round's blocks (`closed_at - opened_at`), the medians of the row's
 time split, the CPU seconds per round of each kind of process between the first round's close
 and the last's (`scale_bench.sample_processes`: driver, validators, ingresses, pools, Ray; a
-figure the machine's load stretches far less than wall time), and the final accuracy.
+figure the machine's load stretches far less than wall time), the resident memory of each kind
+at the last close, and the final accuracy.
 """
 
 from __future__ import annotations
@@ -38,19 +40,28 @@ def main(argv: list[str]) -> int:
             samples.append(sample_processes(os.getpid()))
 
     with tempfile.TemporaryDirectory(prefix="fedray-round-path-") as tmp:
-        rows = launch.run(load_config(None, fedray_overrides(task, tmp)), on_round=closed).rows
+        cfg = load_config(None, [*fedray_overrides(task, tmp), *argv[2:]])
+        rows = launch.run(cfg, on_round=closed).rows
     walls = [float(r["wall_seconds"]) for r in rows]
     later = [b - a for a, b in zip(walls, walls[1:], strict=False)]
     out = {
         "per_round": per_round,
+        "overrides": argv[2:],
         "median_round_s": statistics.median(later),
         "blocks": [int(r["closed_at"]) - int(r["opened_at"]) for r in rows],
         "split": {k: statistics.median(float(r[k]) for r in rows[1:]) for k in SPLIT},
         "cpu_per_round": cpu_split(samples, rounds - 2),
         "accuracy": float(rows[-1]["accuracy"]),
+        "rss_gib_at_last_close": rss_split(samples[-1]) if samples else {},
     }
     print(json.dumps(out))
     return 0
+
+
+def rss_split(sample: Sample) -> dict[str, float]:
+    """Resident GiB by kind of process at one sample, and the total."""
+    split = {k: round(v / 2**30, 3) for k, v in sample.rss.items()}
+    return {**split, "total": round(sum(split.values()), 3)}
 
 
 def cpu_split(samples: list[Sample], rounds: int) -> dict[str, float]:

@@ -69,7 +69,15 @@ def cmd_bench_consensus(args: argparse.Namespace) -> int:
 def cmd_bench_tx(args: argparse.Namespace) -> int:
     from fedray.runtime.tx_bench import run as bench
 
-    bench(args.validators, args.accounts, args.txs, args.batch, args.seconds, args.workers)
+    bench(
+        args.validators,
+        args.accounts,
+        args.txs,
+        args.batch,
+        args.seconds,
+        args.workers,
+        args.ingress,
+    )
     return 0
 
 
@@ -210,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="signature-verification threads per validator and ingress (0: min(4, cores))",
+    )
+    tx.add_argument(
+        "--ingress",
+        choices=("validator", "actor"),
+        default="validator",
+        help="where each validator's ingress runs: in its process, or an actor of its own",
     )
     tx.set_defaults(func=cmd_bench_tx)
     rnd = bench_sub.add_parser(

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from fedray.config_extensions import validate_extensions
-from fedray.config_schema import MLFLOW_MISSING, RunConfig, with_model_defaults
+from fedray.config_schema import INGRESS_MODES, MLFLOW_MISSING, RunConfig, with_model_defaults
 from fedray.errors import ConfigError
 
 # (key, check, what it must be): ranges of plain values, checked in this order.
@@ -124,6 +124,7 @@ def validate(cfg: RunConfig) -> None:
         ("data.partition", cfg.data.partition, SCHEMES, None),
         ("model.name", cfg.model.name, MODELS, cfg.model.factory),
         ("runtime.keys", cfg.runtime.keys, ("simulation", "fresh"), None),
+        ("runtime.ingress", cfg.runtime.ingress, INGRESS_MODES, None),
         ("metrics.log_rounds", cfg.metrics.log_rounds, ("auto", "always", "never"), None),
     )
     for key, value, options in ((k, v, o) for k, v, o, path in named if not path):

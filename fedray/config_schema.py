@@ -134,6 +134,9 @@ class RuntimeConfig:
     pool_num_cpus: float = 0.3
     pool_num_gpus: float = 0.0  # GPUs (fractions allowed) per pool: its clients train on cuda
     validator_num_cpus: float = 0.2
+    # where each validator's ingress runs: validator (in its process) | actor (a process of its
+    # own in the validator's bundle, +0.05 CPU: a second core for signature checks and pinning)
+    ingress: str = "validator"
     aggregation_threads: int = 1
     progress: bool = True  # tqdm progress bar
     checkpoint_every: int = 1  # save the global model every k rounds under checkpoints/ (0: never)
@@ -157,6 +160,8 @@ class FaultsConfig:
     )  # the first client pool fails inside this round (its clients miss it)
     fail_pool_start: bool = False  # the first client pool's actor fails to build
 
+
+INGRESS_MODES = ("validator", "actor")  # runtime.ingress
 
 MLFLOW_MISSING = (
     "is set but mlflow is not installed: pip install 'fedray[mlflow]' (or mlflow-skinny), "

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from fedray.aggregation.fixedpoint import quantize
-from fedray.config import RunConfig, prepare_imports, with_model_defaults
+from fedray.config import RunConfig, RuntimeConfig, prepare_imports, with_model_defaults
 from fedray.core.contracts.rounds import genesis_rounds
 from fedray.core.crypto import PrivateKey, key_from_seed
 from fedray.core.state import Genesis, GenesisAccount, Params
@@ -80,7 +80,14 @@ def _partition(
     return partition(_split(*split_key), scheme).client_indices
 
 
-INGRESS_CPUS = 0.05  # each validator's ingress actor, in the validator's bundle
+INGRESS_CPUS = (
+    0.05  # an ingress actor of its own (runtime.ingress=actor), in its validator's bundle
+)
+
+
+def ingress_cpus(runtime: RuntimeConfig) -> float:
+    """The CPUs a validator's ingress adds to its bundle: none when the validator hosts it."""
+    return INGRESS_CPUS if runtime.ingress == "actor" else 0.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ class Federation:
     def cpus_needed(self) -> float:
         """Ray CPUs the run's actors reserve: each validator with its ingress, and each pool."""
         rt = self.cfg.runtime
-        validators = self.cfg.chain.validators * (rt.validator_num_cpus + INGRESS_CPUS)
+        validators = self.cfg.chain.validators * (rt.validator_num_cpus + ingress_cpus(rt))
         return validators + len(self.pools()) * rt.pool_num_cpus
 
     def gpus_needed(self) -> float:

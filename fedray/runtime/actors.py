@@ -1,5 +1,6 @@
-"""The actors of one run: validators (spread over nodes by a placement group, each with its ingress
-in the same bundle), client pools, and how the driver calls them. A driver that runs inside a
+"""The actors of one run: validators (spread over nodes by a placement group, each hosting its
+ingress, or with an ingress actor in the same bundle: `runtime.ingress`), client pools, and how the
+driver calls them. A driver that runs inside a
 placement group (a Ray Tune trial's) puts every actor in that group instead, each in its own bundle
 (`placement.RunLayout`).
 
@@ -10,9 +11,11 @@ validator `ValidatorHealth` allows; `new_pool` rebuilds a pool with the same cli
 fresh, so the driver hands it its saved attack state). Consensus starts only on `start_consensus`.
 
 Handles and capabilities (docs/security.md): the driver alone holds validator handles and each
-validator's operator capability (derived from the validator's key, `access.Capabilities`); each
-ingress gets its validator's handle and ingress capability; each pool gets ingress handles only and
-a random capability of its own, which the driver presents to make it train, skip or vote. Its
+validator's operator capability (derived from the validator's key, `access.Capabilities`); an
+ingress actor gets its validator's handle and ingress capability (a hosted ingress calls its
+validator directly); each pool gets ingress handles only (the validators' own when they host their
+ingresses: every method a pool can reach there checks a capability or a signature) and a random
+capability of its own, which the driver presents to make it train, skip or vote. Its
 clients' training samples are all it is handed of the data: the driver cuts them from the split
 it loaded (`Federation.pool_shards`), so pools load no data set (`data=synthetic_users` aside:
 each pool generates its own users).
@@ -33,7 +36,7 @@ from fedray.core.encoding import encode
 from fedray.core.state import Genesis
 from fedray.federation.driver import KillPool, KillValidator, RunError, ValidatorHealth
 from fedray.federation.keys import RunKeys, load_run_keys, make_run_keys, write_run_keys
-from fedray.federation.plan import INGRESS_CPUS, Federation
+from fedray.federation.plan import Federation, ingress_cpus
 from fedray.runtime.access import Capabilities
 from fedray.runtime.placement import RunLayout, check_bundles
 
@@ -79,20 +82,28 @@ class RunActors:
 
         rt, n = self.cfg.runtime, self.cfg.chain.validators
         genesis_bytes = encode(genesis.to_canonical())
+        layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in initial.items()}
+        hosted = rt.ingress == "validator"  # else an ingress actor per validator
         self._place()
         for i in range(n):
-            strategy = self._validator_bundle(i)
+            kwargs = self._validator_kwargs(i, genesis_bytes)
+            if hosted:
+                kwargs["ingress_layout"] = layout
             self.validators.append(
                 ValidatorActor.options(
-                    num_cpus=rt.validator_num_cpus, scheduling_strategy=strategy
-                ).remote(**self._validator_kwargs(i, genesis_bytes))
+                    num_cpus=rt.validator_num_cpus, scheduling_strategy=self._validator_bundle(i)
+                ).remote(**kwargs)
             )
         ray.get([v.put_blob.remote(c.operator, initial) for v, c in self._with_caps()])
-        layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in initial.items()}
         for i, v in enumerate(self.validators):
+            if hosted:  # pools call `submit` on the validator itself
+                self.ingresses.append(v)
+                continue
             strategy = self._validator_bundle(i)
             self.ingresses.append(
-                IngressActor.options(num_cpus=INGRESS_CPUS, scheduling_strategy=strategy).remote(
+                IngressActor.options(
+                    num_cpus=ingress_cpus(rt), scheduling_strategy=strategy
+                ).remote(
                     str(self.node_dir(i)),
                     genesis.chain_id,
                     genesis.params.max_tx_bytes,
@@ -105,7 +116,7 @@ class RunActors:
         # Everyone answers (an actor that fails to build raises here) before consensus starts.
         ray.get(
             [p.public_keys.remote() for p in self.pools]
-            + [g.stats.remote() for g in self.ingresses]
+            + [g.stats.remote() for g in self._ingress_actors()]
         )
         ray.get([v.connect.remote(c.operator, self.validators) for v, c in self._with_caps()])
 
@@ -123,7 +134,7 @@ class RunActors:
             return
         rt = self.cfg.runtime
         self.pg = placement_group(
-            [{"CPU": rt.validator_num_cpus + INGRESS_CPUS}] * self.cfg.chain.validators,
+            [{"CPU": rt.validator_num_cpus + ingress_cpus(rt)}] * self.cfg.chain.validators,
             strategy="SPREAD",
         )
         self.own_pg = True
@@ -139,6 +150,10 @@ class RunActors:
         import ray
 
         ray.get([v.start.remote(c.operator) for v, c in self._with_caps()])
+
+    def _ingress_actors(self) -> list[Any]:
+        """The ingresses that are actors of their own (none when validators host them)."""
+        return [g for g, v in zip(self.ingresses, self.validators, strict=True) if g is not v]
 
     def _with_caps(self) -> list[tuple[Any, Capabilities]]:
         return list(zip(self.validators, self.caps, strict=True))
@@ -261,7 +276,8 @@ class RunActors:
             ray.kill(self.pools[action.index], no_restart=True)
             return
         ray.kill(self.validators[action.index], no_restart=True)
-        ray.kill(self.ingresses[action.index], no_restart=True)
+        if self.ingresses[action.index] is not self.validators[action.index]:
+            ray.kill(self.ingresses[action.index], no_restart=True)
         self.health.died(action.index)
 
     def agreement(self) -> int:
@@ -289,7 +305,7 @@ class RunActors:
         live = [(self.validators[i], self.caps[i]) for i in self.health.live(time.time())]
         with contextlib.suppress(Exception):  # close stores cleanly where possible
             ray.get([v.shutdown.remote(c.operator) for v, c in live], timeout=30)
-        for actor in [*self.pools, *self.ingresses, *self.validators]:
+        for actor in [*self.pools, *self._ingress_actors(), *self.validators]:
             with contextlib.suppress(Exception):  # already dead is fine
                 ray.kill(actor, no_restart=True)
         if self.pg is not None and self.own_pg:  # a given group is its owner's to remove

@@ -1,4 +1,5 @@
-"""Building and checking proposals off a validator's event loop.
+"""Building and checking proposals off a validator's event loop, and the driver that lets the
+validator take those requests over (`ShellDriver`).
 
 `Execution` runs the application's `prepare_proposal` and `process_proposal` (where a block executes
 and a round-closing block aggregates) in one thread, and hands each answer back to the loop as the
@@ -20,7 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fedray.consensus.messages import Event, TimeoutFired
+from fedray.consensus.driver import Driver
+from fedray.consensus.messages import Event, OutboxItem, TimeoutFired
 from fedray.consensus.signer import STEP_PROPOSE
 
 
@@ -62,3 +64,15 @@ class Execution:
     def close(self) -> None:
         """Wait for the build or check in progress (the stores close next); drop queued ones."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ShellDriver(Driver):
+    """The reference driver, letting the node take over some outbox items (answered later)."""
+
+    def __init__(self, *args: Any, intercept: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.intercept = intercept
+
+    def _apply(self, item: OutboxItem, queue: Any) -> None:
+        if not self.intercept(item):
+            super()._apply(item, queue)

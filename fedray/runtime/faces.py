@@ -5,6 +5,8 @@ grouped by who may call them (docs/security.md lists each with its checks):
   committed blocks (`committed_range`, `block_hashes`), released blobs (`get_blob` without a
   request), and `submit_txs`, which verifies every signature itself;
 - peers: `get_blob` of an unreleased payload, with a request signed by a validator key;
+- client pools (anyone): `submit` and `ingress_stats` of the ingress this validator's process hosts
+  (`runtime.ingress=validator`), which checks every signature and payload itself;
 - the validator's own ingress, with the ingress capability: `admit_checked` (transactions whose
   signatures it verified and whose payloads it pinned) and `submit_evidence`;
 - the operator, with the operator capability: `put_blob`, `wait_for_height` (and the lifecycle
@@ -45,6 +47,7 @@ from fedray.node.views import (
     round_info,
 )
 from fedray.runtime.access import check_blob_request, released, require
+from fedray.runtime.ingress import IngressCore, IngressReport
 from fedray.runtime.node_settings import NodeSettings
 from fedray.runtime.transport import Outbox
 from fedray.storage.tensors import nbytes
@@ -60,6 +63,9 @@ VALIDATOR_METHODS = (
     # its own ingress (ingress capability)
     "admit_checked",
     "submit_evidence",
+    # anyone: the ingress this validator's process hosts (runtime.ingress=validator)
+    "submit",
+    "ingress_stats",
     # peers (signed messages, signed blob requests) and anyone
     "receive",
     "get_blob",
@@ -76,6 +82,14 @@ VALIDATOR_METHODS = (
     "governance_info",
 )
 MAX_RANGE = 64  # committed blocks per `committed_range` answer
+
+
+class NoIngressError(FedrayError):
+    """`submit` reached a validator whose ingress runs in an actor of its own."""
+
+    code = "no_ingress"
+
+
 MAX_KEYS = 4096  # accounts per query
 MAX_SUBMIT = 4096  # transactions per `submit_txs` / `admit_checked` call
 
@@ -133,6 +147,7 @@ class ValidatorFaces:
     watch: Any  # observers.CommitWatch
 
     verifier: BatchVerifier  # checks `submit_txs` batches
+    ingress: IngressCore | None  # hosted here (runtime.ingress=validator), else None
     admission: Executor  # one thread: admission in arrival order, off the event loop
 
     # methods of ValidatorNode the faces call
@@ -246,6 +261,24 @@ class ValidatorFaces:
         """Admit transactions into the mempool after checking every signature (in the batch
         verifier's threads, off the event loop); returns the rejected ones (with `index`)."""
         return await self._admit(_batch(batch), signatures_checked=False)
+
+    # --- anyone: the ingress hosted in this process ---------------------------------------------
+    async def submit(self, batch: list[Any]) -> IngressReport:
+        """What client pools call: check and pin a batch of (transaction, payload, delivery
+        signature) in the hosted ingress (`ingress.IngressCore.submit`: every signature and
+        payload checked there, then `admit_checked` with the ingress capability)."""
+        return await self._hosted_ingress().submit(batch)
+
+    async def ingress_stats(self) -> dict[str, int]:
+        return self._hosted_ingress().stats()
+
+    def _hosted_ingress(self) -> IngressCore:
+        if self.ingress is None:
+            raise NoIngressError(
+                "this validator hosts no ingress (runtime.ingress=actor): submit to its ingress "
+                "actor"
+            )
+        return self.ingress
 
     # --- the validator's own ingress -----------------------------------------------------------
     async def admit_checked(self, capability: bytes, batch: list[bytes]) -> list[dict[str, Any]]:

@@ -1,6 +1,11 @@
-"""The ingress actor: one per validator, placed on the validator's node (same placement-group
-bundle) because it pins payloads into that validator's blob store. It is the only face of the chain
-that client pools hold (docs/security.md).
+"""The ingress: one per validator, the only face of the chain that client pools hold
+(docs/security.md). It pins payloads into its validator's blob store, so it runs where the
+validator does: in the validator's own process by default (`runtime.ingress=validator`: a
+`ValidatorNode` hosts an `IngressCore`, and pools call `submit` on the validator's actor), or as an
+actor of its own in the validator's placement-group bundle (`runtime.ingress=actor`:
+`IngressActor`, which reaches its validator over Ray, `ingress_link`). The actor costs a process
+(about 150 MB) and a hop per batch; it buys a second core for signature checks and pinning where a
+validator has one to spare.
 
 It receives batches of (signed transaction, payload, delivery signature) from client pools, where
 the payload is an object reference to plain numpy arrays, a slot (reference, index) in one object
@@ -17,7 +22,6 @@ read-only views pools need, `round_info` and `account_nonces`, from its validato
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import Counter
@@ -36,6 +40,7 @@ from fedray.node.mempool import Rejection
 from fedray.node.verify import BatchVerifier
 from fedray.node.views import RoundInfo
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
+from fedray.runtime.ingress_link import LocalValidator, RemoteValidator, ValidatorLink
 from fedray.storage.blobs import BlobStore
 from fedray.storage.tensors import TensorSpec
 
@@ -80,27 +85,31 @@ def rejection_record(r: Rejection, source: str) -> dict[str, Any]:
     }
 
 
-class IngressNode:
+class IngressCore:
+    """The ingress's work, wherever it runs: `IngressNode` is the actor of its own, and a
+    `ValidatorNode` hosts one in its process (`runtime.ingress=validator`), sharing the validator's
+    blob store and signature verifier."""
+
     def __init__(
         self,
         node_dir: str,
         chain_id: str,
         max_tx_bytes: int,
         layout: dict[str, tuple[str, tuple[int, ...]]],
-        validator: Any,
-        capability: bytes,
-        verify_workers: int = 0,
+        validator: ValidatorLink,
+        blobs: BlobStore | None = None,
+        verifier: BatchVerifier | None = None,
     ) -> None:
-        if in_ray_actor():
-            guard_unpickling()
         self.dir = Path(node_dir)
         self.ingress = Ingress(
-            chain_id, max_tx_bytes, BlobStore(self.dir / "blobs"), TensorSpec(layout)
+            chain_id,
+            max_tx_bytes,
+            BlobStore(self.dir / "blobs") if blobs is None else blobs,
+            TensorSpec(layout),
         )
-        self.verifier = BatchVerifier(chain_id, verify_workers or None)
+        self.verifier = BatchVerifier(chain_id) if verifier is None else verifier
         self.judging = ThreadPoolExecutor(1, thread_name_prefix="fedray-ingress")  # in order
         self.validator = validator
-        self._capability = capability  # the validator's ingress capability: never returned
         self.log = open(self.dir / "ingress_rejections.jsonl", "a", buffering=1)  # noqa: SIM115
         self.admitted = 0
         self.rejected = 0
@@ -216,27 +225,21 @@ class IngressNode:
             if result.evidence is not None:
                 evidence.append(result.evidence)
         for proof in evidence:  # the validator signs and proposes the proof of misbehaviour
-            with contextlib.suppress(ray.exceptions.RayError):
-                await self.validator.submit_evidence.remote(self._capability, proof)
+            await self.validator.submit_evidence(proof)
         self.admitted += len(admitted)
         self.rejected += len(codes)
-        refused: list[dict[str, Any]] = []
-        if admitted:
-            try:
-                refused = await self.validator.admit_checked.remote(self._capability, admitted)
-            except ray.exceptions.RayError:
-                refused = [{"code": "validator_unavailable"}] * len(admitted)
-            codes.extend(r["code"] for r in refused)
+        refused = await self.validator.admit_checked(admitted) if admitted else []
+        codes.extend(r["code"] for r in refused)
         return IngressReport(len(admitted) - len(refused), tuple(codes))
 
     async def round_info(self, results_after: int = -1) -> RoundInfo:
-        return await self.validator.round_info.remote(results_after)
+        return await self.validator.round_info(results_after)
 
     async def account_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
-        return await self.validator.account_nonces.remote(keys)
+        return await self.validator.account_nonces(keys)
 
     async def next_nonces(self, keys: list[bytes]) -> dict[bytes, int]:
-        return await self.validator.next_nonces.remote(keys)
+        return await self.validator.next_nonces(keys)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -244,6 +247,37 @@ class IngressNode:
             "rejected": self.rejected,
             "pinned_bytes": self.ingress.pinned_bytes,
         }
+
+    def close(self) -> None:
+        """Let a batch being judged finish its pins, then close the rejection log."""
+        self.judging.shutdown(wait=True)
+        self.log.close()
+
+
+class IngressNode(IngressCore):
+    """An ingress in an actor of its own (`runtime.ingress=actor`), reaching its validator over Ray
+    with the validator's ingress capability."""
+
+    def __init__(
+        self,
+        node_dir: str,
+        chain_id: str,
+        max_tx_bytes: int,
+        layout: dict[str, tuple[str, tuple[int, ...]]],
+        validator: Any,
+        capability: bytes,
+        verify_workers: int = 0,
+    ) -> None:
+        if in_ray_actor():
+            guard_unpickling()
+        super().__init__(
+            node_dir,
+            chain_id,
+            max_tx_bytes,
+            layout,
+            RemoteValidator(validator, capability),
+            verifier=BatchVerifier(chain_id, verify_workers or None),
+        )
 
 
 def _form_error(item: object) -> FedrayError:
@@ -290,6 +324,20 @@ def _payload(payload: object, objects: Mapping[Any, Any]) -> Any:
     if not isinstance(shared, list) or not 0 <= index < len(shared):
         return SubmissionFormError(f"slot {index} is not in the batch's payload list")
     return shared[index]
+
+
+def hosted_ingress(node: Any, layout: dict[str, tuple[str, tuple[int, ...]]]) -> IngressCore:
+    """The ingress a `ValidatorNode`'s process hosts: the validator's blob store and signature
+    verifier shared, its gated methods called directly with its ingress capability."""
+    return IngressCore(
+        str(node.dir),
+        node.genesis.chain_id,
+        node.genesis.params.max_tx_bytes,
+        layout,
+        LocalValidator(node, node.caps.ingress),
+        blobs=node.app.blobs,
+        verifier=node.verifier,
+    )
 
 
 IngressService = facade("IngressService", IngressNode, INGRESS_METHODS)

@@ -26,7 +26,7 @@ from fedray.config import RunConfig, load_config
 from fedray.errors import ConfigError, FedrayError
 from fedray.federation.driver import RunError
 from fedray.federation.outputs import RunResult, make_run_dir
-from fedray.federation.plan import Federation
+from fedray.federation.plan import Federation, ingress_cpus
 from fedray.storage.dirlock import DirLock
 
 
@@ -34,9 +34,10 @@ def _check_cpus(fed: Federation, available: float, where: str) -> None:
     need = fed.cpus_needed()
     if need > available + 1e-9:
         rt = fed.cfg.runtime
+        ingress = f" + ingress {ingress_cpus(rt)}" if ingress_cpus(rt) else ""
         raise ConfigError(
             f"the run reserves {need:.2f} CPUs ({fed.cfg.chain.validators} validators x "
-            f"{rt.validator_num_cpus} + ingress, {len(fed.pools())} client pools x "
+            f"{rt.validator_num_cpus}{ingress}, {len(fed.pools())} client pools x "
             f"{rt.pool_num_cpus}) but {where} has {available:g}: lower chain.validators, "
             "runtime.client_pools or runtime.*_num_cpus"
         )

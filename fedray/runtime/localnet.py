@@ -1,7 +1,8 @@
 """A set of validator actors on the current Ray cluster, driven from the caller's process as their
 operator: create their directories, start, kill (as a crash: `ray.kill`), restart from the
-directory, and query all of them. With a model layout it also gives each validator an ingress
-actor, the face client pools hold. Integration tests, `fedray bench consensus` and
+directory, and query all of them. With a model layout it also gives each validator an ingress, the
+face client pools hold: hosted in the validator's process (`ingress="validator"`, the default;
+`ingresses[i]` is then the validator's own handle) or an actor of its own (`ingress="actor"`). Integration tests, `fedray bench consensus` and
 experiments/adversary.py use it; `fedray run` has its own driver.
 
 The net holds the validators' keys, so it derives their operator and ingress capabilities
@@ -51,6 +52,7 @@ class ValidatorNet:
         keys: Sequence[PrivateKey],
         actor_options: dict[str, Any] | None = None,
         ingress_layout: Layout | None = None,
+        ingress: str = "validator",
         **settings: Any,
     ) -> None:
         self.genesis = genesis
@@ -64,6 +66,7 @@ class ValidatorNet:
         self.settings = settings
         self.actor_options = {"num_cpus": 0, **(actor_options or {})}
         self.ingress_layout = ingress_layout
+        self.hosted = ingress == "validator"  # else an ingress actor per validator
         self.handles: list[Any | None] = [None] * len(self.dirs)
         self.ingresses: list[Any | None] = [None] * len(self.dirs)
 
@@ -77,9 +80,13 @@ class ValidatorNet:
         todo = range(len(self.dirs)) if indices is None else indices
         for i in todo:
             if self.handles[i] is None:
+                hosting = self.hosted and self.ingress_layout is not None
+                extra = {"ingress_layout": self.ingress_layout} if hosting else {}
                 self.handles[i] = ValidatorActor.options(**self.actor_options).remote(
-                    str(self.dirs[i]), self.raw_genesis, **self.settings
+                    str(self.dirs[i]), self.raw_genesis, **extra, **self.settings
                 )
+                if hosting:
+                    self.ingresses[i] = self.handles[i]
             if self.ingress_layout is not None and self.ingresses[i] is None:
                 self.ingresses[i] = IngressActor.options(num_cpus=0).remote(
                     str(self.dirs[i]),
@@ -100,9 +107,9 @@ class ValidatorNet:
         handle = self.handles[i]
         assert handle is not None
         ray.kill(handle, no_restart=True)
-        if self.ingresses[i] is not None:
+        if self.ingresses[i] is not None and self.ingresses[i] is not handle:
             ray.kill(self.ingresses[i], no_restart=True)
-            self.ingresses[i] = None
+        self.ingresses[i] = None
         self.handles[i] = None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -141,7 +148,8 @@ class ValidatorNet:
 
     def stop(self) -> None:
         """Close every live validator's stores, then end the actors."""
-        actors = [h for h in [*self.handles, *self.ingresses] if h is not None]
+        actors = [h for h in self.handles if h is not None]
+        actors += [g for g in self.ingresses if g is not None and g not in self.handles]
         try:
             self.operator_call("shutdown", timeout_s=30)
         finally:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fedray.errors import ConfigError
-from fedray.federation.plan import INGRESS_CPUS, Federation
+from fedray.federation.plan import Federation, ingress_cpus
 
 DRIVER_CPUS = 0.5
 """The trial driver's bundle by default: it evaluates each round's model and tallies the round."""
@@ -32,10 +32,11 @@ class RunLayout:
 
     validators: int
     pools: int
-    validator_cpus: float  # the validator actor's; its bundle adds the ingress's INGRESS_CPUS
+    validator_cpus: float  # the validator actor's; its bundle adds `ingress_cpus`
     pool_cpus: float
     driver_cpus: float = DRIVER_CPUS
     pool_gpus: float = 0.0
+    ingress_cpus: float = 0.0  # an ingress actor of its own (runtime.ingress=actor)
 
     @staticmethod
     def of(fed: Federation, driver_cpus: float = DRIVER_CPUS) -> RunLayout:
@@ -47,13 +48,14 @@ class RunLayout:
             rt.pool_num_cpus,
             driver_cpus,
             rt.pool_num_gpus,
+            ingress_cpus(rt),
         )
 
     def bundles(self) -> list[dict[str, float]]:
         """Bundle 0 the driver's, then the validators', then the pools'."""
         return (
             [{"CPU": self.driver_cpus}]
-            + [{"CPU": self.validator_cpus + INGRESS_CPUS}] * self.validators
+            + [{"CPU": self.validator_cpus + self.ingress_cpus}] * self.validators
             + [self._pool_bundle()] * self.pools
         )
 

@@ -1,7 +1,7 @@
 """`fedray run`'s driver on Ray: the actors of one run, and the policy's actions carried out.
 
 `Run.start()` creates the validators (spread over nodes by a placement group, each with its ingress
-in the same bundle) and the client pools; a resumed run reopens the validators' directories (keys,
+in its process or in the same bundle) and the client pools; a resumed run reopens the validators' directories (keys,
 block stores, signer state) and restores each pool's attack state. `execute()` then only *observes
 the chain*: when a block opens a round it puts the global model into the object store once and asks
 the pools to train; when a block closes a round it evaluates the new model and records the round

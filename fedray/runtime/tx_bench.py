@@ -10,7 +10,7 @@ of the last block holding load. The limit is `cores x single-core Ed25519 verify
 validators`: every validator must verify every signature once, and they share this machine's
 cores. The verify rate is PyNaCl's, timed in this process on the thread's CPU clock just before
 and just after the load (their mean is used). CPU per committed transaction (the validators', and
-the rest of the processes the run started: ingresses, Ray's own) is read from /proc over the
+the rest of the processes the run started: ingress actors with `--ingress actor`, Ray's own) is read from /proc over the
 window: on a shared machine it moves less than tx/s. Figures, not pass/fail: compare runs side by
 side.
 
@@ -233,6 +233,7 @@ def bench(
     seconds_cap: float,
     root: Path,
     workers: int = 0,
+    ingress: str = "validator",
 ) -> TxBenchResult:
     if min(validators, accounts, txs, batch) < 1:
         raise ConfigError("validators, accounts, txs and batch must be positive")
@@ -243,6 +244,7 @@ def bench(
         genesis,
         vkeys,
         ingress_layout=LAYOUT,
+        ingress=ingress,
         timeout_propose_s=3.0,
         timeout_vote_s=1.0,
         timeout_delta_s=0.5,
@@ -323,6 +325,7 @@ def run(
     batch: int = 500,
     seconds: float = 120.0,
     workers: int = 0,
+    ingress: str = "validator",
 ) -> TxBenchResult:
     """Start a local Ray instance if none is connected (token auth on, as `fedray run` does)."""
     import ray
@@ -332,7 +335,7 @@ def run(
     started = init_ray(num_cpus=2, object_store_mb=128)
     try:
         with tempfile.TemporaryDirectory(prefix="fedray-bench-tx-") as tmp:
-            result = bench(validators, accounts, txs, batch, seconds, Path(tmp), workers)
+            result = bench(validators, accounts, txs, batch, seconds, Path(tmp), workers, ingress)
     finally:
         if started:
             ray.shutdown()

@@ -38,7 +38,7 @@ from typing import Any
 import ray
 
 from fedray.config import register_strategies
-from fedray.consensus.driver import Driver, file_signer_store
+from fedray.consensus.driver import file_signer_store
 from fedray.consensus.messages import (
     BuildProposal,
     CheckProposal,
@@ -58,10 +58,11 @@ from fedray.node.app import LedgerApp
 from fedray.node.timeliness import Timeliness
 from fedray.runtime.access import Capabilities, require, sign_blob_request
 from fedray.runtime.chain_metrics import ValidatorGauges
-from fedray.runtime.execution import Execution
+from fedray.runtime.execution import Execution, ShellDriver
 from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
 from fedray.runtime.gather import Timers, awaiting_updates
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
+from fedray.runtime.ingress import hosted_ingress
 from fedray.runtime.node_settings import NodeSettings
 from fedray.runtime.observers import CommitWatch
 from fedray.runtime.recovery import catch_up, fetch_until_pinned, load_schedule, save_schedule
@@ -82,20 +83,14 @@ MAX_CONCURRENCY = 256  # concurrent calls into one validator (receive, long poll
 MAX_FETCH_RETRY_S = 5.0  # longest pause between tries to fetch a missing payload
 
 
-class _ShellDriver(Driver):
-    """The reference driver, letting the node take over some outbox items (answered later)."""
-
-    def __init__(self, *args: Any, intercept: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.intercept = intercept
-
-    def _apply(self, item: OutboxItem, queue: Any) -> None:
-        if not self.intercept(item):
-            super()._apply(item, queue)
-
-
 class ValidatorNode(ValidatorFaces):
-    def __init__(self, node_dir: str, genesis: bytes, **settings: Any) -> None:
+    def __init__(
+        self,
+        node_dir: str,
+        genesis: bytes,
+        ingress_layout: dict[str, tuple[str, tuple[int, ...]]] | None = None,
+        **settings: Any,
+    ) -> None:
         if in_ray_actor():
             guard_unpickling()  # from here on, callers' pickles cannot run code in this process
         self.settings = s = NodeSettings(**settings)
@@ -118,6 +113,8 @@ class ValidatorNode(ValidatorFaces):
             lock_wait_s=s.lock_wait_s,
         )
         self.verifier = self.app.verifier
+        # the ingress this process hosts (runtime.ingress=validator), sharing blobs and verifier
+        self.ingress = None if ingress_layout is None else hosted_ingress(self, ingress_layout)
         self.admission = ThreadPoolExecutor(1, thread_name_prefix="fedray-admission")
         self.execution = Execution(self._handle, self._fail_if_usable)
         self.timers = Timers(
@@ -126,7 +123,7 @@ class ValidatorNode(ValidatorFaces):
         self.signer_store = file_signer_store(self.dir / "signer.json")
         self.peers: Peers = LocalPeers({})
         self.outbox = Outbox(self.peers, s.call_timeout_s)
-        self.driver: _ShellDriver | None = None
+        self.driver: ShellDriver | None = None
         self.closed = False
         self.failed: str | None = None
         self.malformed = 0
@@ -169,7 +166,7 @@ class ValidatorNode(ValidatorFaces):
                 load_schedule(self.app),
                 self.signer_store.load(),
             )
-            self.driver = _ShellDriver(
+            self.driver = ShellDriver(
                 state,
                 self.app,
                 self.signer_store,
@@ -193,7 +190,9 @@ class ValidatorNode(ValidatorFaces):
         for task in list(self._tasks):
             task.cancel()
         self.watch.close()
-        # an admission or execution in progress finishes before the stores close
+        # an ingress batch, admission or execution in progress finishes before the stores close
+        if self.ingress is not None:
+            self.ingress.close()
         self.admission.shutdown(wait=True)
         self.execution.close()
         self.app.close()

@@ -4,7 +4,9 @@ transfer moves no money (finding 1); operator methods refuse a missing capabilit
 helpers are no remote methods, `__ray_call__` is sealed, pickles that would run code and foreign
 actor classes are refused on arrival, an open round's payload is not readable, and `put_blob` is
 bounded (finding 2); a batch mixing honest and malformed items admits the honest ones (finding 7).
-experiments/adversary.py runs the full catalogue (slow)."""
+Each runs against both places an ingress can run: in its validator's process (the validator's own
+handle is what pools hold) and as an actor of its own. experiments/adversary.py runs the full
+catalogue (slow)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ SETTINGS = SHARED_CPU_SETTINGS
 
 
 class Chain:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, ingress: str) -> None:
         self.cfg = load_config(
             ROOT / "fedray" / "conf" / "preset" / "minimal.yaml",
             ["chain.round_deadline_blocks=100000"],
@@ -46,10 +48,19 @@ class Chain:
         initial = self.fed.initial_model()
         self.layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in initial.items()}
         genesis = self.fed.genesis([k.public_key for k in keys], initial)
-        self.net = ValidatorNet(root, genesis, keys, ingress_layout=self.layout, **SETTINGS)
+        self.net = ValidatorNet(
+            root, genesis, keys, ingress_layout=self.layout, ingress=ingress, **SETTINGS
+        )
+        self.hosted = ingress == "validator"
         self.net.start()
         self.net.operator_call("put_blob", initial)
         self.until(lambda: self.net.call("round_info")[0].open)
+
+    def ingress_stats(self, i: int) -> dict[str, int]:
+        g = self.net.ingresses[i]
+        assert g is not None
+        stats: dict[str, int] = ray.get((g.ingress_stats if self.hosted else g.stats).remote())
+        return stats
 
     def client(self, i: int) -> PrivateKey:
         return self.fed.client_key(i)
@@ -77,9 +88,11 @@ class Chain:
         return make_tx(self.client(i), self.chain_id, 0, update).raw, payload
 
 
-@pytest.fixture(scope="module")
-def chain(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    c = Chain(tmp_path_factory.mktemp("surface"))
+@pytest.fixture(scope="module", params=["validator", "actor"])
+def chain(
+    ray_cluster: None, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Chain]:
+    c = Chain(tmp_path_factory.mktemp("surface"), request.param)
     yield c
     c.net.stop()
 
@@ -135,8 +148,8 @@ def test_operator_methods_helpers_and_ray_call_are_closed_to_clients(chain: Chai
     assert refused(lambda: v.put_blob.remote(chain.net.caps[1].operator, big))  # > the model
     chain.advance(2)  # every validator still answers (a call of a missing method killed actors)
     assert all(s.failed is None for s in chain.net.call("status"))
-    assert ray.get(g.stats.remote())["admitted"] >= 0
-    assert ray.get(g.stats.remote())["admitted"] >= 0
+    assert chain.ingress_stats(1)["admitted"] >= 0
+    assert chain.ingress_stats(1)["admitted"] >= 0
 
 
 class RunsCode:
@@ -212,3 +225,17 @@ def test_a_batch_shares_one_payload_object_and_bad_slots_cost_their_item_only(
     assert report.admitted == 2
     assert sorted(report.rejected) == ["payload_unavailable"] + ["submission_form"] * 4
     chain.until(lambda: chain.net.call("round_info")[0].updates >= 2)
+
+
+def test_submit_reaches_the_ingress_where_it_runs(chain: Chain) -> None:
+    v = chain.net.handles[0]
+    raw, payload = chain.update(0)
+    if chain.hosted:  # the pools' handle is the validator's own: its gated methods stay gated
+        assert chain.net.ingresses[0] is v
+        assert refused(lambda: v.submit_evidence.remote(os.urandom(32), None))
+        report = ray.get(v.submit.remote([(raw, ray.put(payload), b"")]))
+        assert (report.admitted, report.rejected) == (1, ())
+        assert chain.ingress_stats(0)["pinned_bytes"] >= nbytes(payload)
+    else:  # the validator hosts none, and says so
+        with pytest.raises(ray.exceptions.RayTaskError, match="hosts no ingress"):
+            ray.get(v.submit.remote([(raw, ray.put(payload), b"")]), timeout=60)

@@ -93,5 +93,10 @@ def test_what_the_data_cannot_take_fails_before_ray() -> None:
         Federation(load_config(None, ["clients=10000"])).preflight()
     with pytest.raises(ConfigError, match="PartitionError: dirichlet"):  # 1,000 x 10 > 1,437
         Federation(load_config(None, ["clients=1000", "data=dirichlet"])).preflight()
-    fed = Federation(load_config(MINIMAL, ["chain.validators=7", "runtime.client_pools=2"]))
-    assert fed.cpus_needed() == pytest.approx(7 * 0.25 + 2 * 0.3)
+    seven = ["chain.validators=7", "runtime.client_pools=2"]
+    fed = Federation(load_config(MINIMAL, seven))  # each validator hosts its ingress
+    assert fed.cpus_needed() == pytest.approx(7 * 0.2 + 2 * 0.3)
+    apart = Federation(load_config(MINIMAL, [*seven, "runtime.ingress=actor"]))
+    assert apart.cpus_needed() == pytest.approx(7 * 0.25 + 2 * 0.3)  # + an ingress actor each
+    with pytest.raises(ConfigError, match="runtime.ingress.*did you mean actor"):
+        load_config(MINIMAL, ["runtime.ingress=actors"])

@@ -17,8 +17,13 @@ from fedray.runtime import launch
 def test_more_validators_than_the_machine_hosts_fail_before_ray(tmp_path: Path) -> None:
     out = f"output_dir={tmp_path / 'runs'}"
     cfg = load_config(None, [out, "chain.validators=100", "runtime.num_cpus=2"])
-    with pytest.raises(ConfigError, match=r"reserves 25.60 CPUs .* this machine has 2: lower"):
+    with pytest.raises(ConfigError, match=r"reserves 20.60 CPUs .* this machine has 2: lower"):
         launch.run(cfg)
+    apart = load_config(
+        None, [out, "chain.validators=100", "runtime.num_cpus=2", "runtime.ingress=actor"]
+    )
+    with pytest.raises(ConfigError, match=r"reserves 25.60 CPUs .*x 0.2 \+ ingress 0.05, "):
+        launch.run(apart)
     assert not (tmp_path / "runs").exists()
 
 

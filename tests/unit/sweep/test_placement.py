@@ -18,22 +18,26 @@ def layout(*overrides: str, driver_cpus: float = 0.5) -> RunLayout:
     return RunLayout.of(Federation(load_config(None, list(overrides))), driver_cpus)
 
 
-def test_bundles_hold_the_driver_each_validator_with_its_ingress_and_each_pool() -> None:
+@pytest.mark.parametrize("ingress, ingress_cpus", [("validator", 0.0), ("actor", INGRESS_CPUS)])
+def test_bundles_hold_the_driver_each_validator_with_its_ingress_and_each_pool(
+    ingress: str, ingress_cpus: float
+) -> None:
     run = layout(
         "chain.validators=3",
         "runtime.client_pools=2",
         "runtime.validator_num_cpus=0.4",
         "runtime.pool_num_cpus=0.7",
+        f"runtime.ingress={ingress}",
         driver_cpus=0.25,
     )
     assert run.bundles() == [
         {"CPU": 0.25},
-        *[{"CPU": 0.4 + INGRESS_CPUS}] * 3,
+        *[{"CPU": 0.4 + ingress_cpus}] * 3,
         *[{"CPU": 0.7}] * 2,
     ]
     assert [run.validator_bundle(i) for i in range(3)] == [1, 2, 3]
     assert [run.pool_bundle(i) for i in range(2)] == [4, 5]
-    assert run.total_cpus() == pytest.approx(0.25 + 3 * 0.45 + 2 * 0.7)
+    assert run.total_cpus() == pytest.approx(0.25 + 3 * (0.4 + ingress_cpus) + 2 * 0.7)
 
 
 def test_attackers_get_a_pool_and_a_bundle_of_their_own() -> None:
@@ -78,7 +82,7 @@ def test_each_trial_is_sized_from_its_own_config() -> None:
         (p["chain.validators"], p["attack"]): TrialResources(spec).bundles(p)
         for p in spec.grid_points()
     }
-    validator = {"CPU": 0.2 + INGRESS_CPUS}
+    validator = {"CPU": 0.2}  # each validator hosts its ingress
     assert sizes[(1, "none")] == [{"CPU": 0.2}, validator, {"CPU": 0.3}]
     assert sizes[(4, "sign_flip")] == [{"CPU": 0.2}, *[validator] * 4, {"CPU": 0.3}, {"CPU": 0.3}]
 
