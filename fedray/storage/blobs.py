@@ -196,8 +196,9 @@ class BlobStore:
         with self._lock:
             if size < self._log_seen:  # the log was replaced: read it again from the start
                 self._log_seen = 0
-            names, self._log_seen = packs.read_names(self._packs, self._log_seen)
+            names, seen = packs.read_names(self._packs, self._log_seen)
             self._index(names)
+            self._log_seen = seen  # only now: a thread that finds the log read finds its packs
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
