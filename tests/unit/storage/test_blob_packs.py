@@ -191,3 +191,33 @@ def test_reads_stay_right_while_batches_commit(tmp_path: Path) -> None:
         t.join()
     assert failures == []
     assert other.digests() == sorted(d for _, d in committed) == writer.digests()
+
+
+def test_a_thread_that_finds_the_log_read_finds_its_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one thread indexes a newly announced pack, another that misses one of its blobs
+    waits for it rather than answering from the half-built index."""
+    writer = BlobStore(tmp_path)
+    reader = BlobStore(tmp_path, read_only=True)
+    digest = pinned(writer, 0, 1)[0]
+    entered, release = threading.Event(), threading.Event()
+    real = packs.read_index
+
+    def slow(path: str) -> packs.Index | None:
+        entered.set()
+        release.wait()
+        return real(path)
+
+    monkeypatch.setattr(packs, "read_index", slow)
+    answers: dict[str, bool] = {}
+    first = threading.Thread(target=lambda: answers.update(first=reader.has(digest)))
+    first.start()
+    entered.wait()
+    second = threading.Thread(target=lambda: answers.update(second=reader.has(digest)))
+    second.start()
+    second.join(0.5)  # with the mark advanced too early it answers now, and wrongly
+    release.set()
+    first.join()
+    second.join()
+    assert answers == {"first": True, "second": True}
