@@ -83,7 +83,6 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     fsync_path(os.path.dirname(path))
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Slot:
     """Where a packed blob lies."""
