@@ -128,13 +128,8 @@ class _Batch:
         folders |= {self.packs_folder} if pack is not None else set()
         for folder in folders:
             fsync_path(folder)
-        if pack is not None:
-            try:
-                packs.announce(self.packs_folder, pack.name)
-            except OSError:  # unannounced, other processes would not see it: take it back
-                with contextlib.suppress(OSError):
-                    os.unlink(pack.path)
-                raise
+        if pack is not None:  # on an error, `discard` takes the pack back, named or not
+            packs.announce(self.packs_folder, pack.name)
 
     def discard(self) -> None:
         for tmp in self.temps.values():

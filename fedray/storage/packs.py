@@ -72,9 +72,12 @@ class PackWriter:
         self._file.close()
 
     def discard(self) -> None:
+        """Remove the pack, under its temp name or its own (renamed, then a later step failed:
+        its name is random, so it is no other writer's)."""
         self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.temp)
+        for path in (self.temp, self.path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def sha256(data: bytes) -> bytes:

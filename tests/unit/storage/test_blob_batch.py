@@ -135,3 +135,23 @@ def test_nested_batches_make_one_pack(tmp_path: Path) -> None:
         assert pack_files(store) == []
     assert len(pack_files(store)) == 1
     assert store.digests() == sorted(tensors_digest(payload(i)) for i in range(2))
+
+
+def test_a_failed_folder_sync_takes_the_named_pack_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pack was renamed but its name is not durable: the batch fails and no store, opened
+    then or later, finds its blobs."""
+    store = BlobStore(tmp_path)
+    real = blobs_module.fsync_path
+
+    def broken_folder(path: str | Path) -> None:
+        if Path(path).is_dir():
+            raise OSError(os.strerror(5))
+        real(path)
+
+    monkeypatch.setattr(blobs_module, "fsync_path", broken_folder)
+    with pytest.raises(OSError), store.batch():
+        digest = store.put(payload(5))
+    assert not store.has(digest) and not BlobStore(tmp_path).has(digest)
+    assert files(store) == []
