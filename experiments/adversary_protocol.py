@@ -155,6 +155,7 @@ def malformed_batch(c: ChainLab) -> Outcome:
     """Finding 7: one batch from a pool that carries honest clients and the attacker."""
     import ray
 
+    from fedray.storage.blobs import BlobStore
     from fedray.storage.tensors import tensors_digest, to_safetensors
 
     honest_raw, honest_payload, honest_sig = c.update(2)
@@ -177,9 +178,8 @@ def malformed_batch(c: ChainLab) -> Outcome:
         report = _ask(c.attacker.submit.remote(batch))
     except Exception as exc:
         return Outcome("ACHIEVED", f"the batch failed as a whole: {type(exc).__name__}")
-    pinned = c.net.dirs[0] / "blobs"
-    low_digest = tensors_digest(low)
-    if any(p.name.startswith(low_digest.hex()) for p in pinned.glob("*/*")):
+    pinned = BlobStore(c.net.dirs[0] / "blobs", read_only=True)  # packed by the ingress
+    if pinned.has(tensors_digest(low)):
         return Outcome("ACHIEVED", "an INT32_MIN payload was pinned")
     if report.admitted != 2:
         return Outcome("ACHIEVED", f"honest items lost: {report}")
@@ -204,6 +204,7 @@ def _low_update(c: ChainLab, payload: dict[str, np.ndarray]) -> bytes:
 def oversized(c: ChainLab) -> Outcome:
     from fedray.core.contracts.accounts import Transfer
     from fedray.core.tx import make_tx
+    from fedray.storage.blobs import BlobStore
 
     raw, payload, sig = c.update(4)
     huge = {k: np.zeros(v.size * 2048, np.int32) for k, v in payload.items()}  # ~100x a model
@@ -211,10 +212,11 @@ def oversized(c: ChainLab) -> Outcome:
     header = (1 << 40).to_bytes(8, "little") + b"{}"
     memo = make_tx(c.keys.clients[4], c.chain_id, c.nonce(4), Transfer(c.client(0), 1)).raw
     big_tx = memo + b"\x00" * (c.net.genesis.params.max_tx_bytes + 1)
-    before = sum(1 for _ in (c.net.dirs[0] / "blobs").glob("*/*"))
+    store = BlobStore(c.net.dirs[0] / "blobs", read_only=True)
+    before = len(store.digests())
     items = [(raw, ref, sig), (raw, header, sig), (big_tx, None, b"")]
     report = _ask(c.attacker.submit.remote(items))
-    pinned = sum(1 for _ in (c.net.dirs[0] / "blobs").glob("*/*")) - before
+    pinned = len(store.digests()) - before
     if pinned or report.admitted:
         return Outcome("ACHIEVED", f"{report}; pinned {pinned} blobs")
     return Outcome("blocked", f"refused before fetching or parsing: {', '.join(report.rejected)}")
