@@ -44,7 +44,7 @@ def test_digest_is_container_independent() -> None:
 
 
 def test_blob_store_round_trip_and_corruption(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
+    store = BlobStore(tmp_path, recent_bytes=0)  # reads what it wrote from disk
     digest = store.put(TENSORS)
     assert store.has(digest) and store.put(TENSORS) == digest
     got = store.get(digest)
