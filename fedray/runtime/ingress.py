@@ -58,6 +58,12 @@ FETCH_TIMEOUT_S = 60.0  # per payload reference
 REF_OVERHEAD = 64 * 1024  # pickle framing of a payload in the object store, beyond its arrays
 
 
+class IngressClosedError(FedrayError):
+    """A batch reached an ingress whose validator has shut down."""
+
+    code = "ingress_closed"
+
+
 class PayloadUnavailableError(FedrayError):
     """A payload reference could not be fetched (lost, too large, or not numpy arrays)."""
 
@@ -113,6 +119,7 @@ class IngressCore:
         self.log = open(self.dir / "ingress_rejections.jsonl", "a", buffering=1)  # noqa: SIM115
         self.admitted = 0
         self.rejected = 0
+        self.closed = False
 
     @staticmethod
     async def _locate(refs: list[Any]) -> dict[Any, Any]:
@@ -190,6 +197,8 @@ class IngressCore:
     async def submit(self, batch: list[Any]) -> IngressReport:
         """Check and pin a batch of (transaction, payload ref or None, delivery signature), each
         item alone; returns counts and the rejection codes (ingress and mempool)."""
+        if self.closed:
+            raise IngressClosedError("this ingress's validator has shut down")
         if not isinstance(batch, list):
             return IngressReport(0, (SubmissionFormError.code,))
         items = batch[:MAX_BATCH]
@@ -249,7 +258,8 @@ class IngressCore:
         }
 
     def close(self) -> None:
-        """Let a batch being judged finish its pins, then close the rejection log."""
+        """Refuse new batches, let a batch being judged finish its pins, close the rejection log."""
+        self.closed = True
         self.judging.shutdown(wait=True)
         self.log.close()
 
