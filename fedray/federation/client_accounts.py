@@ -38,6 +38,11 @@ class ClientAccounts:
             self._known.update(self._fetch(chunk))
             self.queried += len(chunk)
 
+    def read_all(self) -> dict[bytes, AccountInfo]:
+        """Every client's account now, read in full (in chunks), e.g. for the run's summary."""
+        self._read(list(self.keys))
+        return self._known
+
     def after_round(
         self, result: RoundResultView, open_selected: Iterable[bytes], economy: EconomyInfo
     ) -> dict[bytes, AccountInfo]:

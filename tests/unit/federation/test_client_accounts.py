@@ -1,13 +1,17 @@
 """The driver's copy of the client accounts: read in full once, then only what a round could have
 changed (its selected clients, the open round's, penalized ones), in full every round when
-governance acts; the values are the chain's."""
+governance acts, and in chunks a validator takes when the run's summary wants every one; the values
+are the chain's."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from fedray.core.crypto import key_from_seed
 from fedray.core.state import Account, Genesis, GenesisAccount, State
+from fedray.federation import client_accounts
 from fedray.federation.client_accounts import ClientAccounts
 from fedray.node.views import EconomyInfo, PenaltyView, RoundResultView, accounts_info
 
@@ -73,3 +77,21 @@ def test_with_governance_every_round_reads_every_client() -> None:
     for _ in range(3):
         copy.after_round(_result(CLIENTS[:1]), (), EconomyInfo(0, 0, ()))
     assert asked == [len(CLIENTS)] * 3
+
+
+def test_reading_every_account_asks_in_chunks_the_validators_take(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client_accounts, "CHUNK", 5)
+    state = _state()
+    asked: list[int] = []
+
+    def fetch(keys: list[bytes]) -> dict[bytes, object]:
+        assert len(keys) <= 5, "more keys than one query takes"
+        asked.append(len(keys))
+        return accounts_info(state, keys)
+
+    copy = ClientAccounts(CLIENTS, fetch)  # type: ignore[arg-type]
+    everyone = copy.read_all()
+    assert asked == [5, 5, 2] and set(everyone) == set(CLIENTS)
+    assert everyone[CLIENTS[3]].balance == 100
