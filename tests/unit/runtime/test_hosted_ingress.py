@@ -10,13 +10,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from node_harness import FAST, PRESET, until
+from node_harness import FAST, open_round, until
 
-from fedray.config import load_config
-from fedray.core.crypto import key_from_seed
-from fedray.core.encoding import encode
 from fedray.federation.clients import ClientPool
-from fedray.federation.plan import Federation
 from fedray.runtime.faces import NoIngressError
 from fedray.runtime.ingress import IngressClosedError
 from fedray.runtime.node_settings import prepare_node_dir
@@ -25,24 +21,8 @@ from fedray.storage.tensors import tensors_digest
 
 
 async def _scenario(tmp: Path) -> None:
-    cfg = load_config(str(PRESET), ["rounds=2", "chain.round_deadline_blocks=1000"])
-    fed = Federation(cfg)
-    keys = [key_from_seed(f"hosted-ingress/{i}".encode()) for i in range(4)]
-    initial = fed.initial_model()
-    layout = {k: (a.dtype.str, tuple(a.shape)) for k, a in initial.items()}
-    raw_genesis = encode(fed.genesis([k.public_key for k in keys], initial).to_canonical())
-    dirs = [prepare_node_dir(tmp / f"v{i}", k) for i, k in enumerate(keys)]
-    nodes = [ValidatorNode(str(d), raw_genesis, ingress_layout=layout, **FAST) for d in dirs]
-    for n in nodes:
-        await n.put_blob(n.caps.operator, initial)
-        await n.connect(n.caps.operator, nodes)
-    for n in nodes:
-        await n.start(n.caps.operator)
-
-    async def round_open() -> bool:
-        return bool((await nodes[0].round_info()).open)
-
-    await until(round_open)
+    net = await open_round(tmp, "hosted-ingress", hosted=True)
+    cfg, initial, nodes = net.cfg, net.initial, net.nodes
     info = await nodes[0].round_info()
     subs = (
         ClientPool(cfg, list(range(cfg.clients)))
@@ -75,7 +55,8 @@ async def _scenario(tmp: Path) -> None:
     for n in nodes[:3]:
         await n.shutdown(n.caps.operator)
 
-    plain = ValidatorNode(str(prepare_node_dir(tmp / "plain", keys[0])), raw_genesis, **FAST)
+    plain_dir = prepare_node_dir(tmp / "plain", net.keys[0])
+    plain = ValidatorNode(str(plain_dir), net.raw_genesis, **FAST)
     with pytest.raises(NoIngressError, match="hosts no ingress"):
         await plain.submit(batch)
     plain.app.close()

@@ -8,36 +8,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from node_harness import FAST, PRESET, until
+from node_harness import FAST, open_round, until
 
-from fedray.config import load_config
-from fedray.core.crypto import key_from_seed
-from fedray.core.encoding import encode
 from fedray.federation.clients import ClientPool
-from fedray.federation.plan import Federation
-from fedray.runtime.node_settings import prepare_node_dir
 from fedray.runtime.validator import ValidatorNode
 from fedray.storage.tensors import tensors_digest
 
 
 async def _scenario(tmp: Path) -> None:
-    cfg = load_config(str(PRESET), ["rounds=2", "chain.round_deadline_blocks=1000"])
-    fed = Federation(cfg)
-    keys = [key_from_seed(f"payload-test/{i}".encode()) for i in range(4)]
-    initial = fed.initial_model()
-    raw_genesis = encode(fed.genesis([k.public_key for k in keys], initial).to_canonical())
-    dirs = [prepare_node_dir(tmp / f"v{i}", k) for i, k in enumerate(keys)]
-    nodes = [ValidatorNode(str(d), raw_genesis, **FAST) for d in dirs]
-    for n in nodes:
-        await n.put_blob(n.caps.operator, initial)
-        await n.connect(n.caps.operator, nodes)
-    for n in nodes:
-        await n.start(n.caps.operator)
-
-    async def round_open() -> bool:
-        return bool((await nodes[0].round_info()).open)
-
-    await until(round_open)
+    net = await open_round(tmp, "payload-test")
+    cfg, initial, nodes = net.cfg, net.initial, net.nodes
+    dirs, raw_genesis = net.dirs, net.raw_genesis
     await nodes[2].shutdown(nodes[2].caps.operator)  # misses the payloads and the round's close
     info = await nodes[0].round_info()
     subs = (
