@@ -82,16 +82,14 @@ VALIDATOR_METHODS = (
     "governance_info",
 )
 MAX_RANGE = 64  # committed blocks per `committed_range` answer
+MAX_KEYS = 4096  # accounts per query
+MAX_SUBMIT = 4096  # transactions per `submit_txs` / `admit_checked` call
 
 
 class NoIngressError(FedrayError):
     """`submit` reached a validator whose ingress runs in an actor of its own."""
 
     code = "no_ingress"
-
-
-MAX_KEYS = 4096  # accounts per query
-MAX_SUBMIT = 4096  # transactions per `submit_txs` / `admit_checked` call
 
 
 @dataclass(frozen=True)

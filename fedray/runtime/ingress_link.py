@@ -89,7 +89,8 @@ class LocalValidator:
         return refused
 
     async def submit_evidence(self, proof: PayloadEvidence) -> None:
-        await self.node.submit_evidence(self._capability, proof)
+        if not self.node.closed:  # as a remote ingress drops it when its validator is gone
+            await self.node.submit_evidence(self._capability, proof)
 
     async def round_info(self, results_after: int) -> RoundInfo:
         info: RoundInfo = await self.node.round_info(results_after)

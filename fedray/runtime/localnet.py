@@ -2,8 +2,9 @@
 operator: create their directories, start, kill (as a crash: `ray.kill`), restart from the
 directory, and query all of them. With a model layout it also gives each validator an ingress, the
 face client pools hold: hosted in the validator's process (`ingress="validator"`, the default;
-`ingresses[i]` is then the validator's own handle) or an actor of its own (`ingress="actor"`). Integration tests, `fedray bench consensus` and
-experiments/adversary.py use it; `fedray run` has its own driver.
+`ingresses[i]` is then the validator's own handle) or an actor of its own (`ingress="actor"`).
+Integration tests, `fedray bench consensus` and experiments/adversary.py use it; `fedray run` has
+its own driver.
 
 The net holds the validators' keys, so it derives their operator and ingress capabilities
 (`validator.Capabilities`): `operator_call` presents the operator's, `call` none.

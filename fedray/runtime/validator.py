@@ -1,6 +1,7 @@
 """The validator: the consensus engine, the ledger application and the node's stores behind one
 asyncio object. `ValidatorActor` is its Ray actor, a facade exposing `VALIDATOR_METHODS` only; tests
-may also drive `ValidatorNode` objects in one event loop (peers connected as objects).
+may also drive `ValidatorNode` objects in one event loop (peers connected as objects). Given the
+model's layout (`runtime.ingress=validator`) it hosts its ingress, which pools `submit` to.
 
 Everything that touches the engine runs on the event loop, one call at a time (the `Driver` is
 synchronous), so no lock guards it. Network messages arrive as canonical bytes in batches
