@@ -80,9 +80,8 @@ def _partition(
     return partition(_split(*split_key), scheme).client_indices
 
 
-INGRESS_CPUS = (
-    0.05  # an ingress actor of its own (runtime.ingress=actor), in its validator's bundle
-)
+# an ingress actor of its own (runtime.ingress=actor), in its validator's bundle
+INGRESS_CPUS = 0.05
 
 
 def ingress_cpus(runtime: RuntimeConfig) -> float:

@@ -1,8 +1,7 @@
 """The actors of one run: validators (spread over nodes by a placement group, each hosting its
 ingress, or with an ingress actor in the same bundle: `runtime.ingress`), client pools, and how the
-driver calls them. A driver that runs inside a
-placement group (a Ray Tune trial's) puts every actor in that group instead, each in its own bundle
-(`placement.RunLayout`).
+driver calls them. A driver that runs inside a placement group (a Ray Tune trial's) puts every actor
+in that group instead, each in its own bundle (`placement.RunLayout`).
 
 `RunActors.start` builds them all and waits until each answers, so an actor that fails to build
 fails the start (and `launch` then stops Ray and removes the empty run directory). A resumed run

@@ -1,13 +1,14 @@
 """`fedray run`'s driver on Ray: the actors of one run, and the policy's actions carried out.
 
 `Run.start()` creates the validators (spread over nodes by a placement group, each with its ingress
-in its process or in the same bundle) and the client pools; a resumed run reopens the validators' directories (keys,
-block stores, signer state) and restores each pool's attack state. `execute()` then only *observes
-the chain*: when a block opens a round it puts the global model into the object store once and asks
-the pools to train; when a block closes a round it evaluates the new model and records the round
-(`federation.record`: metrics row, checkpoint, progress) at once. The chain decides everything else
-(who trains, when a round closes, what the new model is); what the driver does next is the pure
-policy's decision (`federation.driver.RunPolicy`, and `ValidatorHealth` for which validator to ask).
+in its process or in the same bundle) and the client pools; a resumed run reopens the validators'
+directories (keys, block stores, signer state) and restores each pool's attack state. `execute()`
+then only *observes the chain*: when a block opens a round it puts the global model into the object
+store once and asks the pools to train; when a block closes a round it evaluates the new model and
+records the round (`federation.record`: metrics row, checkpoint, progress) at once. The chain
+decides everything else (who trains, when a round closes, what the new model is); what the driver
+does next is the pure policy's decision (`federation.driver.RunPolicy`, and `ValidatorHealth` for
+which validator to ask).
 
 The first observation happens before consensus starts, so a resumed run's open round is trained and
 its updates are in every mempool before the first block: a resumed round closes with the same

@@ -5,14 +5,14 @@ fresh validator network; committed tx/s, gas/s and commit latency next to the si
 Each account is served by one ingress (account i by validator i mod V), so its nonces reach one
 mempool in order; each ingress gets its batches one after another, the ingresses in parallel.
 Latency is, per transaction, the first commit of its block by any validator minus the moment its
-batch was sent (one machine, one clock). The window runs from the first submission to the commit
-of the last block holding load. The limit is `cores x single-core Ed25519 verify rate /
-validators`: every validator must verify every signature once, and they share this machine's
-cores. The verify rate is PyNaCl's, timed in this process on the thread's CPU clock just before
-and just after the load (their mean is used). CPU per committed transaction (the validators', and
-the rest of the processes the run started: ingress actors with `--ingress actor`, Ray's own) is read from /proc over the
-window: on a shared machine it moves less than tx/s. Figures, not pass/fail: compare runs side by
-side.
+batch was sent (one machine, one clock). The window runs from the first submission to the commit of
+the last block holding load. The limit is `cores x single-core Ed25519 verify rate / validators`:
+every validator must verify every signature once, and they share this machine's cores. The verify
+rate is PyNaCl's, timed in this process on the thread's CPU clock just before and just after the
+load (their mean is used). CPU per committed transaction (the validators', and the rest of the
+processes the run started: ingress actors with `--ingress actor`, Ray's own) is read from /proc over
+the window: on a shared machine it moves less than tx/s. Figures, not pass/fail: compare runs side
+by side.
 
 Deliberately ignored: other transaction kinds, faults, and gas prices (fees are the defaults).
 """
