@@ -113,8 +113,13 @@ class _Recent:
         self._bytes = 0
         self._lock = threading.Lock()
 
+    def keeps(self, size: int) -> bool:
+        """Whether a blob of `size` bytes would be kept: one model must not push out a round's
+        updates."""
+        return size <= self.limit // 4
+
     def add(self, digest: bytes, data: bytes) -> None:
-        if len(data) > self.limit // 4:  # one model must not push out a round's updates
+        if not self.keeps(len(data)):
             return
         with self._lock:
             if digest in self._blobs:
@@ -141,7 +146,7 @@ class _Batch:
         self.packs_folder = packs_folder
         self.pack: packs.PackWriter | None = None
         self.temps: dict[str, str] = {}
-        self.written: list[tuple[bytes, bytes]] = []  # (digest, bytes) of every blob put
+        self.written: list[tuple[bytes, bytes]] = []  # (digest, bytes) of the blobs to remember
 
     def holds(self, digest: bytes, file: str) -> bool:
         return (self.pack is not None and digest in self.pack.entries) or file in self.temps
@@ -303,8 +308,8 @@ class BlobStore:
             return digest
         data = to_safetensors(tensors)
         current: _Batch | None = getattr(self._batches, "current", None)
-        if current is not None:
-            current.written.append((digest, data))
+        if current is not None and self._recent.keeps(len(data)):
+            current.written.append((digest, data))  # held until the batch ends: small ones only
         if current is not None and len(data) <= PACK_MAX_BLOB:
             current.add_packed(digest, data)
             return digest
