@@ -115,7 +115,7 @@ class RunActors:
         # Everyone answers (an actor that fails to build raises here) before consensus starts.
         ray.get(
             [p.public_keys.remote() for p in self.pools]
-            + [g.stats.remote() for g in self._ingress_actors()]
+            + [g.stats.remote() for g in self.ingresses]
         )
         ray.get([v.connect.remote(c.operator, self.validators) for v, c in self._with_caps()])
 

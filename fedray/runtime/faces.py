@@ -5,7 +5,7 @@ grouped by who may call them (docs/security.md lists each with its checks):
   committed blocks (`committed_range`, `block_hashes`), released blobs (`get_blob` without a
   request), and `submit_txs`, which verifies every signature itself;
 - peers: `get_blob` of an unreleased payload, with a request signed by a validator key;
-- client pools (anyone): `submit` and `ingress_stats` of the ingress this validator's process hosts
+- client pools (anyone): `submit` and `stats` of the ingress this validator's process hosts
   (`runtime.ingress=validator`), which checks every signature and payload itself;
 - the validator's own ingress, with the ingress capability: `admit_checked` (transactions whose
   signatures it verified and whose payloads it pinned) and `submit_evidence`;
@@ -65,7 +65,7 @@ VALIDATOR_METHODS = (
     "submit_evidence",
     # anyone: the ingress this validator's process hosts (runtime.ingress=validator)
     "submit",
-    "ingress_stats",
+    "stats",
     # peers (signed messages, signed blob requests) and anyone
     "receive",
     "get_blob",
@@ -267,7 +267,8 @@ class ValidatorFaces:
         payload checked there, then `admit_checked` with the ingress capability)."""
         return await self._hosted_ingress().submit(batch)
 
-    async def ingress_stats(self) -> dict[str, int]:
+    async def stats(self) -> dict[str, int]:
+        """The hosted ingress's counters (the ingress actor's `stats`)."""
         return self._hosted_ingress().stats()
 
     def _hosted_ingress(self) -> IngressCore:

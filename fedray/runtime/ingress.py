@@ -54,6 +54,7 @@ INGRESS_METHODS = (
     "stats",
 )  # the remote surface
 MAX_BATCH = 1024  # items per `submit` call; the rest are refused one by one
+Layout = dict[str, tuple[str, tuple[int, ...]]]  # the model's tensors: name -> (dtype, shape)
 FETCH_TIMEOUT_S = 60.0  # per payload reference
 REF_OVERHEAD = 64 * 1024  # pickle framing of a payload in the object store, beyond its arrays
 
@@ -101,7 +102,7 @@ class IngressCore:
         node_dir: str,
         chain_id: str,
         max_tx_bytes: int,
-        layout: dict[str, tuple[str, tuple[int, ...]]],
+        layout: Layout,
         validator: ValidatorLink,
         blobs: BlobStore | None = None,
         verifier: BatchVerifier | None = None,
@@ -273,7 +274,7 @@ class IngressNode(IngressCore):
         node_dir: str,
         chain_id: str,
         max_tx_bytes: int,
-        layout: dict[str, tuple[str, tuple[int, ...]]],
+        layout: Layout,
         validator: Any,
         capability: bytes,
         verify_workers: int = 0,
@@ -336,7 +337,7 @@ def _payload(payload: object, objects: Mapping[Any, Any]) -> Any:
     return shared[index]
 
 
-def hosted_ingress(node: Any, layout: dict[str, tuple[str, tuple[int, ...]]]) -> IngressCore:
+def hosted_ingress(node: Any, layout: Layout) -> IngressCore:
     """The ingress a `ValidatorNode`'s process hosts: the validator's blob store and signature
     verifier shared, its gated methods called directly with its ingress capability."""
     return IngressCore(

@@ -26,13 +26,10 @@ from fedray.core.encoding import encode
 from fedray.core.state import Genesis
 from fedray.runtime.access import Capabilities
 from fedray.runtime.faces import NodeStatus
-from fedray.runtime.ingress import IngressActor
+from fedray.runtime.ingress import IngressActor, Layout
 from fedray.runtime.node_settings import prepare_node_dir
 from fedray.runtime.validator import ValidatorActor
 from fedray.storage.keystore import DEV_PASSPHRASE
-
-Layout = dict[str, tuple[str, tuple[int, ...]]]
-
 
 SHARED_CPU_SETTINGS = {
     # Timeouts and pacing for a small local network on a few shared cores (tests, experiments):

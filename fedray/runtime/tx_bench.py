@@ -37,13 +37,14 @@ from fedray.core.state import Genesis, GenesisAccount
 from fedray.core.tx import SignedTx, make_tx
 from fedray.errors import ConfigError
 from fedray.runtime.consensus_bench import percentile
+from fedray.runtime.ingress import Layout
 from fedray.runtime.localnet import ValidatorNet
 
 CHAIN_ID = "fedray-bench-tx"
 BALANCE = 10**12
 POLL_S = 0.25
 VERIFY_SAMPLE_S = 0.5
-LAYOUT: dict[str, tuple[str, tuple[int, ...]]] = {
+LAYOUT: Layout = {
     "w": ("float32", (1,))
 }  # the ingress wants a model layout; transfers carry no payload
 

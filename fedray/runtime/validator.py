@@ -63,7 +63,7 @@ from fedray.runtime.execution import Execution, ShellDriver
 from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
 from fedray.runtime.gather import Timers, awaiting_updates
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
-from fedray.runtime.ingress import hosted_ingress
+from fedray.runtime.ingress import Layout, hosted_ingress
 from fedray.runtime.node_settings import NodeSettings
 from fedray.runtime.observers import CommitWatch
 from fedray.runtime.recovery import catch_up, fetch_until_pinned, load_schedule, save_schedule
@@ -89,7 +89,7 @@ class ValidatorNode(ValidatorFaces):
         self,
         node_dir: str,
         genesis: bytes,
-        ingress_layout: dict[str, tuple[str, tuple[int, ...]]] | None = None,
+        ingress_layout: Layout | None = None,
         **settings: Any,
     ) -> None:
         if in_ray_actor():

@@ -59,7 +59,7 @@ class Chain:
     def ingress_stats(self, i: int) -> dict[str, int]:
         g = self.net.ingresses[i]
         assert g is not None
-        stats: dict[str, int] = ray.get((g.ingress_stats if self.hosted else g.stats).remote())
+        stats: dict[str, int] = ray.get(g.stats.remote())
         return stats
 
     def client(self, i: int) -> PrivateKey:

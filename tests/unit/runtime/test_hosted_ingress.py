@@ -37,7 +37,7 @@ async def _scenario(tmp: Path) -> None:
     assert all((r.admitted, r.rejected) == (len(subs), ("bad_signature",)) for r in reports)
     digests = [tensors_digest(s.payload) for s in subs]
     assert all(n.app.blobs.has(d) for n in nodes for d in digests)  # pinned in its own store
-    assert (await nodes[1].ingress_stats())["admitted"] == len(subs)
+    assert (await nodes[1].stats())["admitted"] == len(subs)
 
     async def round_closed() -> bool:
         infos = [await n.round_info() for n in nodes]
