@@ -1,9 +1,12 @@
 """What a run writes as it goes, so a run stopped at any moment (Ctrl-C, kill -9, a crash) keeps
 every result so far and `fedray run --resume` can continue it.
 
-As each round closes: its row is added to `metrics.parquet` (rewritten whole, to a temporary file
-renamed over the old one, so the file on disk is always a complete table of `METRICS_SCHEMA`), the
-global model is saved every `runtime.checkpoint_every` rounds as
+As each round closes: its row is added to `metrics.parquet`, a folder of Parquet parts of
+`PART_ROWS` rounds each (`part-00000.parquet`, ...; the layout Spark and pyarrow write, which
+`pyarrow.parquet.read_table`, pandas and DuckDB read as one table). Only the last part is rewritten,
+to a hidden temporary file renamed over it, so a round costs the same at round 5 and round 5,000 and
+every part on disk is always a complete table of `METRICS_SCHEMA` (rewriting one file of every row
+cost 27 ms a round at 400 rounds of 100 clients, growing with rounds x clients). The global model is saved every `runtime.checkpoint_every` rounds as
 `checkpoints/round-<r>.safetensors` (float32, the model's parameter names, its chain hash in the
 metadata), and `summary.json` says how far the run got (`"finished": false` until the end). After
 each round a pool trained, its attack state (`ClientPool.saved_state`, empty for stateless attacks)
@@ -17,12 +20,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fedray.errors import StorageError
@@ -32,6 +35,7 @@ from fedray.node.export import jsonable
 from fedray.storage.blobs import atomic_write
 
 METRICS = "metrics.parquet"
+PART_ROWS = 16  # rounds per part of metrics.parquet: what one round may rewrite
 SUMMARY = "summary.json"
 CHECKPOINTS = "checkpoints"
 POOL_STATE = "pool-state"
@@ -47,13 +51,15 @@ class RunRecord:
         self.run_id = run_dir.name
         self.columns = RunColumns.of(fed.cfg, self.run_id).as_dict()
         self.rows: list[dict[str, Any]] = []
-        self._table: pa.Table | None = None  # metrics_table(self.rows), kept between rounds
-        path = run_dir / METRICS
-        if path.exists():  # a resumed run: the rounds recorded before it stopped
+        self.metrics = run_dir / METRICS
+        self._finish_split()
+        if self.metrics.exists():  # a resumed run: the rounds recorded before it stopped
             try:
-                self.rows = pq.read_table(path).to_pylist()
+                self.rows = pq.read_table(self.metrics).to_pylist()
             except Exception as exc:  # pyarrow's own error types
-                raise StorageError(f"cannot read {path}: {exc}") from None
+                raise StorageError(f"cannot read {self.metrics}: {exc}") from None
+            if self.metrics.is_file():  # one file, as fedray wrote it before parts
+                self._split_into_parts()
 
     @property
     def last_round(self) -> int:
@@ -61,21 +67,41 @@ class RunRecord:
         return max((int(r["round"]) for r in self.rows), default=-1)
 
     def add_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """Record one closed round (run columns added) and rewrite metrics.parquet. The rows
-        recorded before are kept as an Arrow table, so a round converts only its own row: a row
-        lists every client's balance, and converting every row again each round grew with
-        clients x rounds."""
+        """Record one closed round (run columns added): rewrite the last part of metrics.parquet,
+        at most `PART_ROWS` rows."""
         full = {**self.columns, **row}
         self.rows.append(full)
-        if self._table is None or self._table.num_rows != len(self.rows) - 1:
-            self._table = metrics_table(self.rows)
-        else:
-            self._table = pa.concat_tables([self._table, metrics_table([full])])
-        table = self._table
-        tmp = self.run_dir / f".{METRICS}.tmp"
-        pq.write_table(table, tmp)
-        tmp.replace(self.run_dir / METRICS)
+        self.metrics.mkdir(exist_ok=True)
+        self._write_part((len(self.rows) - 1) // PART_ROWS, self.metrics)
         return full
+
+    def _write_part(self, part: int, folder: Path) -> None:
+        rows = self.rows[part * PART_ROWS : (part + 1) * PART_ROWS]
+        tmp = folder / f".part-{part:05d}.parquet.tmp"  # hidden: readers skip it
+        pq.write_table(metrics_table(rows), tmp)
+        tmp.replace(folder / f"part-{part:05d}.parquet")
+
+    def _split_into_parts(self) -> None:
+        """Turn the single-file metrics.parquet of an older run into parts. The parts are written
+        beside the file first and the file is moved aside before the folder takes its name, so
+        a crash at any moment leaves a readable copy that `_finish_split` brings back."""
+        staging = self.run_dir / f".{METRICS}.parts"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for part in range(-(-len(self.rows) // PART_ROWS)):
+            self._write_part(part, staging)
+        self.metrics.replace(self.run_dir / f".{METRICS}.old")
+        staging.replace(self.metrics)
+        self._finish_split()
+
+    def _finish_split(self) -> None:
+        """After a split that a crash interrupted: put the single file back if the parts never
+        took its name (the next start splits it again), drop it if they did."""
+        old = self.run_dir / f".{METRICS}.old"
+        if old.exists() and not self.metrics.exists():
+            old.replace(self.metrics)
+        elif old.exists():
+            old.unlink()
 
     def checkpoint(self, round_: int, fixed: Mapping[str, np.ndarray], model_hash: bytes) -> None:
         """Save the global model after `round_` when the round is due (every k rounds)."""

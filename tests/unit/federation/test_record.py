@@ -17,7 +17,7 @@ from fedray.config import load_config
 from fedray.errors import ConfigError
 from fedray.federation.metrics import METRICS_SCHEMA, RoundRow, round_notes
 from fedray.federation.plan import Federation
-from fedray.federation.record import RunRecord
+from fedray.federation.record import METRICS, PART_ROWS, RunRecord
 
 MINIMAL = Path(__file__).resolve().parents[3] / "fedray" / "conf" / "preset" / "minimal.yaml"
 
@@ -55,6 +55,60 @@ def test_rows_are_written_as_rounds_close_and_runs_concatenate(tmp_path: Path) -
     table = pq.read_table(tmp_path / "a" / "metrics.parquet")
     assert table.column("round").to_pylist() == [0, 1, 2, 3]
     assert table.column("missed_clients").to_pylist() == [[], [3], [], [1]]
+
+
+def test_a_round_rewrites_only_the_last_part_of_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = RunRecord(tmp_path / "a", Federation(load_config(MINIMAL)))
+    record.run_dir.mkdir()
+    written: list[int] = []  # rows written by each write of a round
+    write = pq.write_table
+
+    def counting(table: pa.Table, where: Path) -> None:
+        written.append(table.num_rows)
+        write(table, where)
+
+    monkeypatch.setattr(pq, "write_table", counting)
+    for r in range(2 * PART_ROWS + 3):
+        record.add_row(row(r))
+    assert written == [*range(1, PART_ROWS + 1), *range(1, PART_ROWS + 1), 1, 2, 3]
+    folder = tmp_path / "a" / METRICS
+    assert sorted(p.name for p in folder.iterdir()) == [f"part-{k:05d}.parquet" for k in range(3)]
+    table = pq.read_table(folder)  # the folder reads as one table, in round order
+    assert table.schema == METRICS_SCHEMA
+    assert table.column("round").to_pylist() == list(range(2 * PART_ROWS + 3))
+    assert [r["round"] for r in RunRecord(tmp_path / "a", record.fed).rows] == list(
+        range(2 * PART_ROWS + 3)
+    )
+
+
+def test_a_single_file_metrics_of_an_older_run_becomes_parts_on_resume(tmp_path: Path) -> None:
+    fed = Federation(load_config(MINIMAL))
+    (tmp_path / "a").mkdir()
+    old = RunRecord(tmp_path / "b", fed)
+    old.rows = [{**old.columns, **row(r)} for r in range(PART_ROWS + 2)]
+    pq.write_table(pa.Table.from_pylist(old.rows, schema=METRICS_SCHEMA), tmp_path / "a" / METRICS)
+    resumed = RunRecord(tmp_path / "a", fed)
+    assert (tmp_path / "a" / METRICS).is_dir()
+    resumed.add_row(row(PART_ROWS + 2))
+    table = pq.read_table(tmp_path / "a" / METRICS)
+    assert table.column("round").to_pylist() == list(range(PART_ROWS + 3))
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [METRICS]  # nothing left over
+
+
+def test_a_split_that_crashed_before_the_parts_took_the_name_starts_again(tmp_path: Path) -> None:
+    fed = Federation(load_config(MINIMAL))
+    (tmp_path / "a").mkdir()
+    old = RunRecord(tmp_path / "b", fed)
+    old.rows = [{**old.columns, **row(r)} for r in range(3)]
+    # the crash: the file moved aside, the parts still under their staging name
+    aside = tmp_path / "a" / f".{METRICS}.old"
+    pq.write_table(pa.Table.from_pylist(old.rows, schema=METRICS_SCHEMA), aside)
+    (tmp_path / "a" / f".{METRICS}.parts").mkdir()
+    resumed = RunRecord(tmp_path / "a", fed)
+    assert [r["round"] for r in resumed.rows] == [0, 1, 2]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [METRICS]
 
 
 def test_checkpoints_every_k_rounds_hold_the_float_model_and_its_hash(tmp_path: Path) -> None:
