@@ -64,6 +64,7 @@ from fedray.runtime.faces import VALIDATOR_METHODS, NodeStatus, ValidatorFaces
 from fedray.runtime.gather import Timers, awaiting_updates
 from fedray.runtime.hardening import HARDENED, facade, guard_unpickling, in_ray_actor, sealed
 from fedray.runtime.ingress import Layout, hosted_ingress
+from fedray.runtime.long_lived import FreezeCommitted
 from fedray.runtime.node_settings import NodeSettings
 from fedray.runtime.observers import CommitWatch
 from fedray.runtime.recovery import catch_up, fetch_until_pinned, load_schedule, save_schedule
@@ -95,9 +96,7 @@ class ValidatorNode(ValidatorFaces):
         if in_ray_actor():
             guard_unpickling()  # from here on, callers' pickles cannot run code in this process
         self.settings = s = NodeSettings(**settings)
-        register_strategies(
-            s.strategies, s.python_path
-        )  # before the ledger: a round may close with the rule
+        register_strategies(s.strategies, s.python_path)  # before the ledger: rounds close with it
         self.dir = Path(node_dir)
         self.genesis = Genesis.from_canonical(decode(genesis))
         self.key = KeyStore(self.dir / "keys", s.passphrase).load("validator")
@@ -128,11 +127,11 @@ class ValidatorNode(ValidatorFaces):
         self.closed = False
         self.failed: str | None = None
         self.malformed = 0
-        # (height, round, block ms, commit ms) of recent commits, for latency figures
-        self.commits: deque[tuple[int, int, int, int]] = deque(maxlen=100_000)
+        self.commits: deque[tuple[int, int, int, int]] = deque(maxlen=100_000)  # latency figures
         self._pending_build: BuildProposal | None = None
         self._build_timer: asyncio.TimerHandle | None = None
         self.watch = CommitWatch()
+        self.long_lived = FreezeCommitted(enabled=in_ray_actor())  # the history, off the collector
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ahead = False  # saw a message more than one height ahead
         self._delivering: set[bytes] = set()  # certified blocks waiting for their payloads
@@ -335,6 +334,7 @@ class ValidatorNode(ValidatorFaces):
         nxt = self.driver.state.schedule.next_height(self.app.validators(h + 1))
         save_schedule(self.app, h + 1, nxt)  # what the engine will use at h + 1, for restarts
         self.commits.append((h, cert.round, block.header.time, self.now_ms()))
+        self.long_lived.committed(h)
         if self.gauges is not None:
             self.gauges.committed(h, len(block.txs), len(self.app.mempool))
         self.watch.committed(
