@@ -3,7 +3,7 @@ round of each kind of process over an early and a late window of `fedray bench r
 through `fedray run`'s own path (no Flower needed).
 
     python experiments/round_growth.py 400            # rounds; windows 10-40 and (400-30)-(400-1)
-    python experiments/round_growth.py 400 10 40 300 330 runtime.ingress=actor   # windows, overrides
+    python experiments/round_growth.py 400 10 40 300 330 runtime.ingress=actor  # windows, overrides
 
 Prints one JSON line per window: its rounds, the seconds per round between their closes, the CPU
 seconds per round of each kind (driver, validators, pools, Ray; `scale_bench.sample_processes`)

@@ -3,10 +3,11 @@ every result so far and `fedray run --resume` can continue it.
 
 As each round closes: its row is added to `metrics.parquet`, a folder of Parquet parts of
 `PART_ROWS` rounds each (`part-00000.parquet`, ...; the layout Spark and pyarrow write, which
-`pyarrow.parquet.read_table`, pandas and DuckDB read as one table). Only the last part is rewritten,
-to a hidden temporary file renamed over it, so a round costs the same at round 5 and round 5,000 and
-every part on disk is always a complete table of `METRICS_SCHEMA` (rewriting one file of every row
-cost 27 ms a round at 400 rounds of 100 clients, growing with rounds x clients). The global model is saved every `runtime.checkpoint_every` rounds as
+`pyarrow.parquet.read_table`, pandas and DuckDB read as one table). Only the last part is
+rewritten, to a hidden temporary file renamed over it, so a round costs the same at round 5 and
+round 5,000 and every part on disk is always a complete table of `METRICS_SCHEMA` (rewriting one
+file of every row cost 27 ms a round at 400 rounds of 100 clients, growing with rounds x
+clients). The global model is saved every `runtime.checkpoint_every` rounds as
 `checkpoints/round-<r>.safetensors` (float32, the model's parameter names, its chain hash in the
 metadata), and `summary.json` says how far the run got (`"finished": false` until the end). After
 each round a pool trained, its attack state (`ClientPool.saved_state`, empty for stateless attacks)

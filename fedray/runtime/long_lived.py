@@ -12,8 +12,8 @@ by reference counting; only a reference cycle among frozen objects would outlive
 validator makes next to none (with the collector off for 400 rounds its memory grew by the same
 as with it on). Each collection walks only what was made since the last freeze.
 
-Only in a validator's own Ray process: in-process validators (tests, `fedray bench tx`'s local
-checks) share their process with a caller whose objects are not ours to freeze.
+Only in a validator's own Ray process: in-process validators (the tests' harnesses) share their
+process with a caller whose objects are not ours to freeze.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ FREEZE_EVERY = 64  # commits between freezes: a collection of what 64 blocks mad
 
 
 class FreezeCommitted:
+    """Collect, then freeze, after every `every`-th commit (when `enabled`)."""
+
     def __init__(self, enabled: bool, every: int = FREEZE_EVERY) -> None:
         if every < 1:
             raise ValueError(f"every must be at least 1, not {every}")
