@@ -37,6 +37,14 @@ class RunError(FedrayError):
     code = "run"
 
 
+class RunStopped(FedrayError):
+    """The run's caller asked it to stop (`launch.run`'s `should_stop`: a Ray Tune trial that its
+    scheduler stopped). The rounds recorded so far are kept; the actors are stopped as after a
+    finished run."""
+
+    code = "stopped"
+
+
 class Phase(enum.Enum):
     TRAINING = "training"  # rounds still to be recorded
     GOVERNANCE = "governance"  # rounds done; scripted proposals still running

@@ -63,10 +63,15 @@ RoundObserver = Callable[[Mapping[str, Any]], None]
 """Called with each round's metrics row as the round closes (live metrics, Ray Tune's report)."""
 
 
-def run(cfg: RunConfig, on_round: RoundObserver | None = None) -> RunResult:
+def run(
+    cfg: RunConfig,
+    on_round: RoundObserver | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
     """Run `cfg` end to end in a new run directory (see the module docstring); `on_round` sees
-    every round's row as it is recorded."""
-    return _launch(cfg, None, on_round)
+    every round's row as it is recorded. `should_stop`, asked every tick (at most 2 s apart),
+    ends the run early with `RunStopped` when it says so, its actors stopped and rounds kept."""
+    return _launch(cfg, None, on_round, should_stop)
 
 
 def resume(
@@ -93,7 +98,12 @@ def _ray_running() -> bool:
     return bool(ray.is_initialized())
 
 
-def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | None) -> RunResult:
+def _launch(
+    cfg: RunConfig,
+    resume_dir: Path | None,
+    on_round: RoundObserver | None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
     from fedray.runtime.cluster import cluster_address, init_ray, shutdown_ray
     from fedray.runtime.hardening import guarded
     from fedray.runtime.run import Run
@@ -134,7 +144,7 @@ def _launch(cfg: RunConfig, resume_dir: Path | None, on_round: RoundObserver | N
             made_parent = not Path(cfg.output_dir).exists()
             run_dir = make_run_dir(cfg)
             lock = DirLock(run_dir, wait_s=0)
-        handle = Run(cfg, run_dir, resume=resume_dir is not None, on_round=on_round)
+        handle = Run(cfg, run_dir, resume_dir is not None, on_round, should_stop)
         with guarded():  # pools and validators answer this process: unpickle only wire types
             try:
                 handle.start()

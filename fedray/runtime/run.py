@@ -42,6 +42,7 @@ from fedray.federation.driver import (
     RecordRound,
     RunError,
     RunPolicy,
+    RunStopped,
     Tick,
 )
 from fedray.federation.evaluate import Evaluator
@@ -82,9 +83,10 @@ class Run:
         run_dir: Path,
         resume: bool = False,
         on_round: Callable[[Mapping[str, Any]], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.cfg, self.run_dir, self.resume = cfg, run_dir, resume
-        self.on_round = on_round
+        self.on_round, self.should_stop = on_round, should_stop
         self.fed = Federation(cfg)
         self.record = RunRecord(run_dir, self.fed)
         self.timings: dict[int, RoundTiming] = {}
@@ -326,6 +328,8 @@ class Run:
         start_wall = time.time()
         first = True
         while self.policy.phase is not Phase.FINISHED:
+            if self.should_stop is not None and self.should_stop():  # checked every tick (<= 2 s)
+                raise RunStopped(f"stopped by its caller after {len(self.record.rows)} rounds")
             if not first:
                 self.actors.call(
                     "wait_for_height", self.policy.height + 1, 2.0, timeout=30.0, operator=True

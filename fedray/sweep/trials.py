@@ -8,9 +8,16 @@ and puts each actor in its bundle, so no actor of a trial can outlive the trial'
 
 The trial calls `launch.run` with an `on_round` (`RoundReporter`) that `tune.report`s each round's
 figures, so ASHA decides after every round (the last round's report waits for the run to return).
-A trial ASHA stops ends inside `tune.report` (Tune's session exits the trial's thread) and
-`launch`'s `finally` stops the run's actors; the trial's actor waits for that (`FedrayTrial`)
-before Tune removes its group.
+A trial Tune stops must end its run quickly: at the end of a sweep Tune gives a stopping trial
+about 10 s before it kills the trial's actor, which takes the run's pools (their owner) and its
+group (the validators) down without a clean shutdown. A trial ASHA stops is parked in
+`tune.report` (Tune has not asked for its next result) and ends there: Tune's session exits the
+trial's thread. A trial stopped mid-round (the sweep's time budget, the end of the experiment)
+would run on to its next report, up to a whole round; so the trial's actor
+(`FedrayTrial.cleanup`) also sets `STOP_REQUESTED`, which the run asks at every tick
+(`launch.run`'s `should_stop`, at most 2 s apart) and answers with `RunStopped`. Either way
+`launch`'s `finally` stops the run's actors, and the trial's actor waits for that before Tune
+removes its group.
 
 Ignored: checkpoints to Tune (a stopped trial is not resumed; its run directory keeps its chain
 and `fedray run --resume` can go on with it), trial restarts on failure, Tune's search algorithms
@@ -20,6 +27,7 @@ other than its grid and random sampling.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,10 +96,17 @@ def run_name(spec: SweepSpec, trial_id: str) -> str:
     return f"{spec.name}-{trial_id}"
 
 
+STOP_REQUESTED = threading.Event()
+"""Set in a trial's actor when Tune stops the trial; the trial's run ends at its next tick."""
+
+
 def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     """One trial: the run at `config` (config key -> value), reporting every round to Tune."""
     from ray import tune
 
+    from fedray.federation.driver import RunStopped
+
+    STOP_REQUESTED.clear()  # an actor Tune reuses runs its next trial afresh
     os.chdir(job.cwd)
     os.environ["FEDRAY_CONF_DIR"] = job.conf_dirs
     from fedray.runtime.launch import run
@@ -101,7 +116,10 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
         config, (f"output_dir={job.runs_dir}", f"name={name}", "runtime.progress=false")
     )
     reporter = RoundReporter(cfg.rounds, tune.report)
-    run(cfg, on_round=reporter)
+    try:
+        run(cfg, on_round=reporter, should_stop=STOP_REQUESTED.is_set)
+    except RunStopped:
+        return  # Tune stopped the trial: nothing more to report
     reporter.finish()
 
 
@@ -125,6 +143,11 @@ def trainable(job: TrialJob) -> Any:
             session = get_session()
             thread = getattr(session, "training_thread", None)
             if session is not None and session.training_started and thread.is_alive():
+                # the run ends at its next tick, not at its next report (looked up here: this
+                # class travels to Tune's workers by value, and an Event does not pickle)
+                from fedray.sweep.trials import STOP_REQUESTED
+
+                STOP_REQUESTED.set()
                 session.stop_event.set()  # what Tune's finish does, then wait for the thread
                 session.continue_lock.release()
                 thread.join(timeout=STOP_WAIT_S)

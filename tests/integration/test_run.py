@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from fedray.cli import main as cli_main
 from fedray.config import load_config
+from fedray.federation.driver import RunStopped
 from fedray.federation.outputs import RunResult
 from fedray.runtime.launch import run
 
@@ -97,6 +99,33 @@ def test_a_slow_client_pool_changes_no_global_model_hash(
     assert hashes(slow) == hashes(clean_run)
     assert all(r["closed_at"] - r["opened_at"] > 4 for r in slow.rows)  # it waited
     assert [r["close_reason"] for r in slow.rows] == ["quota", "quota"]
+
+
+def test_a_stop_request_ends_the_run_at_its_next_tick(ray_cluster: None, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    import ray
+    from ray._private import state
+
+    recorded: list[int] = []
+    start_ms = time.time() * 1000
+    cfg = load_config(MINIMAL, [f"output_dir={tmp_path}", "rounds=6"])
+    with pytest.raises(RunStopped, match="after 1 rounds"):
+        run(
+            cfg,
+            on_round=lambda row: recorded.append(row["round"]),
+            should_stop=lambda: bool(recorded),
+        )
+    assert recorded == [0]  # asked at the tick after the first round: no second round recorded
+    (run_dir,) = tmp_path.iterdir()
+    assert pq.read_table(run_dir / "metrics.parquet").column("round").to_pylist() == [0]
+    ours = [
+        a
+        for a in state.actors().values()
+        if a["ActorClassName"] in ("ValidatorService", "PoolService")
+        and float(a["StartTime"]) >= start_ms
+    ]
+    assert ours and {a["State"] for a in ours} == {"DEAD"}  # the run's own stop ended them
+    assert ray.is_initialized()  # the caller's Ray stays up
 
 
 @pytest.mark.slow  # a killed pool, a killed validator, a failing round: about a minute
