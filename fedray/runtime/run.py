@@ -1,24 +1,19 @@
 """`fedray run`'s driver on Ray: the actors of one run, and the policy's actions carried out.
 
-`Run.start()` creates the validators (spread over nodes by a placement group, each with its ingress
-in its process or in the same bundle) and the client pools; a resumed run reopens the validators'
-directories (keys, block stores, signer state) and restores each pool's attack state. `execute()`
-then only *observes the chain*: when a block opens a round it puts the global model into the object
-store once and asks the pools to train; when a block closes a round it evaluates the new model and
-records the round (`federation.record`: metrics row, checkpoint, progress) at once. The chain
-decides everything else (who trains, when a round closes, what the new model is); what the driver
-does next is the pure policy's decision (`federation.driver.RunPolicy`, and `ValidatorHealth` for
-which validator to ask).
+`Run.start()` creates the validators (spread over nodes by a placement group, each with its ingress)
+and the client pools; a resumed run reopens the validators' directories and restores each pool's
+attack state. `execute()` then only *observes the chain*: when a block opens a round it puts the
+global model into the object store once and asks the pools to train; when a block closes a round it
+evaluates the new model and records the round (`federation.record`) at once. The chain decides the
+rest (who trains, when a round closes, the new model); the driver's next step is the pure policy's
+(`federation.driver.RunPolicy`, and `ValidatorHealth` for which validator to ask).
 
-The first observation happens before consensus starts, so a resumed run's open round is trained and
-its updates are in every mempool before the first block: a resumed round closes with the same
-updates as an uninterrupted one. A pool that crashes is rebuilt and declares its clients' missed
-updates; errors in a round are printed and the run goes on. Ray's start and stop, and the run
-directory's life, are `runtime.launch`'s.
-
+The first observation precedes consensus, so a resumed run's open round is trained and its updates
+are in every mempool before the first block (it closes with the updates an uninterrupted one would).
+A crashed pool is rebuilt and declares its clients' missed updates; a round's errors are printed and
+the run goes on; `should_stop` ends it at the next tick. Ray and the run directory are `launch`'s.
 Handles (docs/security.md): only the driver holds validator handles and operator capabilities;
-pools get ingress handles and a capability of their own; pools and validators answer this process,
-so it unpickles only allowed types while the run lasts (`hardening.guarded`, in `launch`).
+pools get ingress handles and a capability of their own; this process unpickles only allowed types.
 """
 
 from __future__ import annotations
