@@ -105,8 +105,22 @@ def released(state: State, digest: bytes) -> bool:
     rs: RoundsState = state.section("rounds")
     if digest == rs.global_hash or digest in rs.used_payloads:
         return True
-    return any(
-        digest in (r.global_before, r.global_after)
-        or any(u.payload_hash == digest for u in r.updates)
-        for r in rs.results
-    )
+    return digest in released_history(rs)
+
+
+_RELEASED = "_fedray_released"
+
+
+def released_history(rs: RoundsState) -> frozenset[bytes]:
+    """What the closed rounds released beyond `used_payloads`: every global model a round started
+    from or made, and the all-zero update if a round used it. Computed once per (immutable) rounds
+    section and kept on it: anyone may ask `get_blob` for any digest, and a walk of every closed
+    round's updates per request (1.1 ms at 400 rounds of 100) let a caller buy a validator's CPU
+    cheaply; now a stream of such requests costs one walk per committed block."""
+    cached: frozenset[bytes] | None = rs.__dict__.get(_RELEASED)
+    if cached is None:
+        models = {d for r in rs.results for d in (r.global_before, r.global_after)}
+        zero = any(u.payload_hash == rs.zero_hash for r in rs.results for u in r.updates)
+        cached = frozenset(models | ({rs.zero_hash} if zero else set()))
+        object.__setattr__(rs, _RELEASED, cached)
+    return cached

@@ -161,5 +161,38 @@ def test_get_blob_serves_released_blobs_to_anyone_and_open_payloads_to_validator
     result = RoundResult(
         0, 1, 2, "quota", model_hash, model_hash, (), (UpdateRecord(b"c", digest, 1, 16, b"t"),), ()
     )
-    set_rounds(node, results=(result,))
+    set_rounds(node, results=(result,), used_payloads=frozenset({digest}))  # as a close sets them
     assert np.array_equal(asyncio.run(get(digest))["w"], payload["w"])  # its round closed
+
+
+class CountedResults(tuple):  # type: ignore[type-arg]
+    """Closed rounds that count how often they are walked."""
+
+    walks = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        CountedResults.walks += 1
+        return super().__iter__()
+
+
+def test_a_flood_of_requests_for_unreleased_blobs_walks_the_history_once(node) -> None:  # type: ignore[no-untyped-def]
+    zero = bytes([200]) * 32  # the all-zero update's digest (any digest no model has)
+
+    def closed(r: int, zero_used: bool = False) -> RoundResult:
+        updates = [UpdateRecord(bytes([c]), bytes([r, c]) * 16, 1, 16, b"t") for c in range(20)]
+        if zero_used:
+            updates[0] = UpdateRecord(b"z", zero, 1, 16, b"t")
+        before, after = bytes([r]) * 32, bytes([r + 1]) * 32
+        return RoundResult(r, r, r + 1, "quota", before, after, (), tuple(updates), ())
+
+    CountedResults.walks = 0
+    set_rounds(node, results=CountedResults(closed(r) for r in range(50)), zero_hash=zero)
+    state = node.app.state
+    assert all(released(state, bytes([r]) * 32) for r in (0, 3, 50))  # every model, first to last
+    assert not released(state, zero)  # the all-zero update: no closed round used it
+    for n in range(200):  # the attack: requests for digests nobody released
+        assert not released(state, n.to_bytes(32, "big") + b"x")
+    assert CountedResults.walks <= 2  # once to build the models, once for the zero update
+    with_zero = CountedResults([*(closed(r) for r in range(49)), closed(49, zero_used=True)])
+    set_rounds(node, results=with_zero)
+    assert released(node.app.state, zero)  # a new section: walked afresh
