@@ -22,6 +22,8 @@ import tempfile
 import time
 from typing import Any
 
+from round_path import cpu_split  # a sibling script: experiments/ is on sys.path
+
 from fedray.config import load_config
 from fedray.runtime import launch
 from fedray.runtime.round_bench import RoundTask
@@ -56,13 +58,11 @@ def main(argv: list[str]) -> int:
         launch.run(cfg, on_round=closed)
     for first, last in spans:
         (t0, s0), (t1, s1) = samples[first], samples[last]
-        n = last - first
-        cpu = {k: round((v - s0.cpu.get(k, 0.0)) / n, 4) for k, v in s1.cpu.items()}
         out = {
             "rounds": [first, last],
             "overrides": overrides,
-            "seconds_per_round": round((t1 - t0) / n, 4),
-            "cpu_per_round": {**cpu, "total": round(sum(cpu.values()), 4)},
+            "seconds_per_round": round((t1 - t0) / (last - first), 4),
+            "cpu_per_round": cpu_split([s0, s1], last - first),
             "rss_mib": {k: round(v / 2**20) for k, v in s1.rss.items()},
         }
         print(json.dumps(out))
